@@ -1,0 +1,1074 @@
+/* backup.c - the backup engine; see backup.h for the pipeline. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "backup.h"
+#include "blob.h"
+#include "err.h"
+#include "index.h"
+#include "workq.h"
+
+#define READ_BUF (16u << 20)
+#define CHUNK_QUEUE 16
+
+struct bdir {
+	struct bdir *parent;
+	size_t pidx;           /* our entry in the parent */
+	struct tent *ents;     /* type 0: skipped */
+	size_t *ccap;          /* chunk array capacity per entry */
+	size_t n;
+	int pending;           /* chunk jobs + open children + 1 while walked */
+	uint64_t files, bytes; /* regular files below, recursively */
+	struct mgroup *group;  /* roots: where the result goes */
+};
+
+struct hlink {
+	dev_t dev;
+	ino_t ino;
+	uint64_t id; /* 0: empty slot */
+};
+
+struct eng {
+	struct repo *r;
+	const struct backup_opts *o;
+	struct backup_result *res;
+	char series[SERIES_MAX];
+	struct workq *cq, *uq;
+
+	pthread_mutex_t lock; /* dirs, stats, error */
+	pthread_cond_t cv;
+	int roots_pending;
+	int err;
+	char errmsg[1024];
+
+	pthread_mutex_t plock; /* current pack, index, pack list */
+	struct index ix;
+	struct pack cur;
+	int cur_open;
+	uint8_t (*packs)[PACK_ID_LEN];
+	size_t npacks, packcap;
+
+	/* walker thread only */
+	struct hlink *hl;
+	size_t hlcap, nhl;
+	uint8_t *rbuf;
+};
+
+struct cjob {
+	struct eng *e;
+	struct bdir *d;
+	size_t ei, ci;
+	uint64_t off;
+	uint8_t *data;
+	size_t len;
+};
+
+static void fail(struct eng *e, int rc)
+{
+	pthread_mutex_lock(&e->lock);
+	if (!e->err) {
+		e->err = rc;
+		snprintf(e->errmsg, sizeof(e->errmsg), "%s", snap_errmsg());
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+static int failed(struct eng *e)
+{
+	return __atomic_load_n(&e->err, __ATOMIC_RELAXED);
+}
+
+static void warn(struct eng *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void warn(struct eng *e, const char *fmt, ...)
+{
+	char msg[1200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	__atomic_fetch_add(&e->res->warnings, 1, __ATOMIC_RELAXED);
+	if (e->o->warn)
+		e->o->warn(msg, e->o->warn_ctx);
+}
+
+static void add_stat(uint64_t *p, uint64_t v)
+{
+	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+static void upload_job(void *arg)
+{
+	struct pack *p = arg;
+	struct eng *e = (struct eng *)((void **)p)[-1];
+	char key[160];
+	int rc = 0;
+
+	if (!failed(e)) {
+		pack_key(e->series, p->id, key, sizeof(key));
+		rc = store_put(e->r->st, key, p->data.p, p->data.len, 0);
+		if (rc)
+			fail(e, rc);
+		else
+			add_stat(&e->res->bytes_new, p->data.len);
+	}
+	pack_free(p);
+	free((void **)p - 1);
+}
+
+/* Seals a detached pack and queues its upload.  The engine pointer rides in
+ * front of the pack so the upload job needs no wrapper allocation. */
+static int ship(struct eng *e, void **slot)
+{
+	struct pack *p = (struct pack *)(slot + 1);
+	int rc = pack_finish(p, &e->r->keys);
+
+	if (rc) {
+		pack_free(p);
+		free(slot);
+		return rc;
+	}
+	add_stat(&e->res->packs, 1);
+	return workq_submit(e->uq, upload_job, p);
+}
+
+/* Takes the current pack out of the engine for shipping and records its id
+ * for the manifest.  Caller holds plock. */
+static int detach(struct eng *e, void ***out)
+{
+	void **slot;
+
+	if (e->npacks == e->packcap) {
+		size_t cap = e->packcap ? 2 * e->packcap : 64;
+		void *q = realloc(e->packs, cap * PACK_ID_LEN);
+
+		if (!q)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		e->packs = q;
+		e->packcap = cap;
+	}
+	slot = malloc(sizeof(void *) + sizeof(struct pack));
+	if (!slot)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	slot[0] = e;
+	memcpy(slot + 1, &e->cur, sizeof(e->cur));
+	memcpy(e->packs[e->npacks++], e->cur.id, PACK_ID_LEN);
+	e->cur_open = 0;
+	*out = slot;
+	return 0;
+}
+
+/* Stores one blob unless the series has it; *r receives where it is. */
+static int store_blob(struct eng *e, enum blob_type type, const uint8_t *data,
+		      size_t len, struct ref *r, int *isnew)
+{
+	struct buf enc = BUF_INIT;
+	uint8_t id[ID_LEN];
+	void **full = NULL;
+	int rc = 0, hit;
+
+	*isnew = 0;
+	chunk_id(&e->r->keys, data, len, id);
+	pthread_mutex_lock(&e->plock);
+	hit = index_get(&e->ix, id, r);
+	pthread_mutex_unlock(&e->plock);
+	if (hit)
+		return 0;
+	rc = blob_encode(&e->r->keys, id, data, len, &enc);
+	if (rc)
+		goto out;
+	pthread_mutex_lock(&e->plock);
+	if (index_get(&e->ix, id, r))
+		goto unlock; /* another worker stored it meanwhile */
+	if (!e->cur_open) {
+		rc = pack_begin(&e->cur);
+		rc = rc ? rc
+			: buf_reserve(&e->cur.data,
+				      e->r->pack_size + CHUNK_MAX + 65536);
+		if (rc)
+			goto unlock;
+		e->cur_open = 1;
+	}
+	rc = pack_add(&e->cur, type, id, enc.p, enc.len, len, r);
+	rc = rc ? rc : index_put(&e->ix, r);
+	if (rc)
+		goto unlock;
+	*isnew = 1;
+	if (e->cur.data.len >= e->r->pack_size)
+		rc = detach(e, &full);
+unlock:
+	pthread_mutex_unlock(&e->plock);
+	if (rc == 0 && full)
+		rc = ship(e, full);
+out:
+	buf_free(&enc);
+	return rc;
+}
+
+static void bdir_free(struct bdir *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		struct tent *t = &d->ents[i];
+
+		free(t->name);
+		free(t->chunks);
+		free(t->target);
+		for (size_t x = 0; x < t->nxattrs; x++) {
+			free(t->xattrs[x].name);
+			free(t->xattrs[x].val);
+		}
+		free(t->xattrs);
+	}
+	free(d->ents);
+	free(d->ccap);
+	free(d);
+}
+
+/* Encodes a finished directory and hands its ref to the parent; finishes
+ * ancestors that were only waiting for it. */
+static void dir_done(struct eng *e, struct bdir *d)
+{
+	while (d) {
+		struct bdir *parent = d->parent;
+		struct buf raw = BUF_INIT;
+		struct ref ref;
+		size_t kept = 0;
+		int dec = -1, isnew, rc = 0;
+
+		memset(&ref, 0, sizeof(ref));
+		if (!failed(e)) {
+			/* Drop skipped entries; order stays sorted. */
+			for (size_t i = 0; i < d->n; i++) {
+				if (d->ents[i].type) {
+					struct tent tmp = d->ents[kept];
+
+					d->ents[kept++] = d->ents[i];
+					d->ents[i] = tmp;
+				}
+			}
+			rc = tree_encode(d->ents, kept, &raw);
+			rc = rc ? rc
+				: store_blob(e, BT_TREE, raw.p, raw.len, &ref,
+					     &isnew);
+			if (rc)
+				fail(e, rc);
+		}
+		buf_free(&raw);
+		pthread_mutex_lock(&e->lock);
+		if (parent) {
+			struct tent *pe = &parent->ents[d->pidx];
+
+			pe->sub = ref;
+			pe->sub_files = d->files;
+			pe->sub_bytes = d->bytes;
+			parent->files += d->files;
+			parent->bytes += d->bytes;
+			dec = --parent->pending;
+		} else {
+			d->group->root = ref;
+			d->group->files = d->files;
+			d->group->bytes = d->bytes;
+			e->roots_pending--;
+			pthread_cond_broadcast(&e->cv);
+		}
+		pthread_mutex_unlock(&e->lock);
+		bdir_free(d);
+		d = dec == 0 ? parent : NULL;
+	}
+}
+
+static void release(struct eng *e, struct bdir *d)
+{
+	int dec;
+
+	pthread_mutex_lock(&e->lock);
+	dec = --d->pending;
+	pthread_mutex_unlock(&e->lock);
+	if (dec == 0)
+		dir_done(e, d);
+}
+
+static void chunk_work(void *arg)
+{
+	struct cjob *j = arg;
+	struct eng *e = j->e;
+	struct ref ref;
+	int isnew = 0, rc = 0;
+
+	if (!failed(e)) {
+		rc = store_blob(e, BT_DATA, j->data, j->len, &ref, &isnew);
+		if (rc)
+			fail(e, rc);
+	}
+	free(j->data);
+	pthread_mutex_lock(&e->lock);
+	if (rc == 0 && !e->err) {
+		struct chunk *c = &j->d->ents[j->ei].chunks[j->ci];
+
+		c->off = j->off;
+		c->r = ref;
+		if (isnew)
+			e->res->chunks_new++;
+		else
+			e->res->chunks_dedup++;
+	}
+	pthread_mutex_unlock(&e->lock);
+	release(e, j->d);
+	free(j);
+}
+
+/* Queues one chunk of entry ei; takes ownership of data. */
+static int submit_chunk(struct eng *e, struct bdir *d, size_t ei,
+			uint64_t off, uint8_t *data, size_t len)
+{
+	struct tent *t = &d->ents[ei];
+	struct cjob *j = malloc(sizeof(*j));
+	int rc = 0;
+
+	if (!j) {
+		free(data);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	pthread_mutex_lock(&e->lock);
+	if (t->nchunks == d->ccap[ei]) {
+		size_t cap = d->ccap[ei] ? 2 * d->ccap[ei] : 4;
+		void *p = realloc(t->chunks, cap * sizeof(*t->chunks));
+
+		if (p) {
+			t->chunks = p;
+			d->ccap[ei] = cap;
+		} else {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		}
+	}
+	if (rc == 0) {
+		j->ci = t->nchunks++;
+		d->pending++;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (rc) {
+		free(j);
+		free(data);
+		return rc;
+	}
+	j->e = e;
+	j->d = d;
+	j->ei = ei;
+	j->off = off;
+	j->data = data;
+	j->len = len;
+	return workq_submit(e->cq, chunk_work, j);
+}
+
+/* Reads [start, end) of fd and queues its chunks.  *got receives the end of
+ * what could be read (less than end when the file shrank meanwhile). */
+static int chunk_range(struct eng *e, struct bdir *d, size_t ei, int fd,
+		       uint64_t start, uint64_t end, uint64_t *got)
+{
+	const struct chunker *ch = &e->r->chunker;
+	uint64_t foff = start;
+	size_t have = 0, at = 0;
+	int eof = 0;
+
+	for (;;) {
+		if (!eof && have - at < ch->max) {
+			memmove(e->rbuf, e->rbuf + at, have - at);
+			foff += at;
+			have -= at;
+			at = 0;
+			while (have < READ_BUF && !eof) {
+				uint64_t want = end - (foff + have);
+				ssize_t n;
+
+				if (want > READ_BUF - have)
+					want = READ_BUF - have;
+				if (want == 0) {
+					eof = 1;
+					break;
+				}
+				n = pread(fd, e->rbuf + have, want, foff + have);
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n < 0)
+					return snap_syserr(errno, "reading");
+				if (n == 0)
+					eof = 1;
+				have += n;
+			}
+		}
+		if (have == at)
+			break;
+		size_t cut = chunker_cut(ch, e->rbuf + at, have - at, eof);
+		uint8_t *data = malloc(cut);
+
+		if (!data)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		memcpy(data, e->rbuf + at, cut);
+		add_stat(&e->res->bytes_read, cut);
+		progress_add(e->o->progress, 0, cut);
+		SNAP_TRY(submit_chunk(e, d, ei, foff + at, data, cut));
+		at += cut;
+		if (failed(e))
+			return failed(e);
+	}
+	*got = foff + have;
+	return 0;
+}
+
+/* Chunks the data extents of a regular file; holes are skipped so that a
+ * 64 MiB preallocated log holding 4 KiB costs 4 KiB. */
+static int read_file(struct eng *e, struct bdir *d, size_t ei, int dfd,
+		     const char *path, const struct stat *st)
+{
+	struct tent *t = &d->ents[ei];
+	uint64_t off = 0, size = st->st_size, got = 0;
+	struct stat after;
+	int fd, rc = 0;
+
+	fd = openat(dfd, t->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dfd, t->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		warn(e, "skipping %s: %s", path, strerror(errno));
+		t->type = 0;
+		return 0;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	while (off < size && rc == 0) {
+		off_t data = lseek(fd, off, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break; /* only a hole remains */
+		if (data < 0) {
+			data = off; /* no SEEK_DATA here: all data */
+			hole = size;
+		} else {
+			hole = lseek(fd, data, SEEK_HOLE);
+			if (hole < 0 || (uint64_t)hole > size)
+				hole = size;
+		}
+		if ((uint64_t)data >= size)
+			break;
+		rc = chunk_range(e, d, ei, fd, data, hole, &got);
+		if (rc == 0 && got < (uint64_t)hole) {
+			/* Shrank under us: keep what was read. */
+			warn(e, "%s: file shrank while being read", path);
+			size = got;
+			pthread_mutex_lock(&e->lock);
+			t->size = got;
+			pthread_mutex_unlock(&e->lock);
+		}
+		off = hole;
+	}
+	if (rc == 0 && fstat(fd, &after) == 0 &&
+	    (after.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+	     after.st_mtim.tv_nsec != st->st_mtim.tv_nsec))
+		warn(e, "%s: file changed while being read", path);
+	close(fd);
+	if (rc && rc != SNAP_ENOMEM && !failed(e)) {
+		/* A read error loses this file, not the backup. */
+		warn(e, "skipping %s: %s", path, snap_errmsg());
+		pthread_mutex_lock(&e->lock);
+		t->type = 0;
+		pthread_mutex_unlock(&e->lock);
+		rc = 0;
+	}
+	return rc;
+}
+
+static int read_xattrs(struct eng *e, const char *path, struct tent *t)
+{
+	char names[65536];
+	ssize_t n = llistxattr(path, names, sizeof(names));
+
+	if (n <= 0)
+		return 0; /* none, or unsupported here */
+	for (char *nm = names; nm < names + n; nm += strlen(nm) + 1) {
+		ssize_t vl = lgetxattr(path, nm, NULL, 0);
+		struct xattr *x;
+		void *p;
+
+		if (vl < 0)
+			continue;
+		p = realloc(t->xattrs, (t->nxattrs + 1) * sizeof(*t->xattrs));
+		if (!p)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		t->xattrs = p;
+		x = &t->xattrs[t->nxattrs];
+		x->name = strdup(nm);
+		x->val = malloc(vl ? vl : 1);
+		if (!x->name || !x->val) {
+			free(x->name);
+			free(x->val);
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		}
+		vl = lgetxattr(path, nm, x->val, vl);
+		if (vl < 0) {
+			free(x->name);
+			free(x->val);
+			warn(e, "%s: xattr %s: %s", path, nm, strerror(errno));
+			continue;
+		}
+		x->len = vl;
+		t->nxattrs++;
+	}
+	return 0;
+}
+
+/* Group-wide hardlink ids for files with more than one link. */
+static int hardlink_id(struct eng *e, const struct stat *st, uint64_t *id)
+{
+	size_t i;
+
+	if (e->nhl * 2 >= e->hlcap) {
+		size_t cap = e->hlcap ? 2 * e->hlcap : 256;
+		struct hlink *n = calloc(cap, sizeof(*n));
+
+		if (!n)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		for (i = 0; i < e->hlcap; i++) {
+			if (!e->hl[i].id)
+				continue;
+			size_t s = (e->hl[i].ino * 31 + e->hl[i].dev) & (cap - 1);
+
+			while (n[s].id)
+				s = (s + 1) & (cap - 1);
+			n[s] = e->hl[i];
+		}
+		free(e->hl);
+		e->hl = n;
+		e->hlcap = cap;
+	}
+	i = (st->st_ino * 31 + st->st_dev) & (e->hlcap - 1);
+	while (e->hl[i].id) {
+		if (e->hl[i].ino == st->st_ino && e->hl[i].dev == st->st_dev) {
+			*id = e->hl[i].id;
+			return 0;
+		}
+		i = (i + 1) & (e->hlcap - 1);
+	}
+	e->hl[i] = (struct hlink){st->st_dev, st->st_ino, ++e->nhl};
+	*id = e->nhl;
+	return 0;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int read_names(int dfd, const char *path, char ***out, size_t *n)
+{
+	char **v = NULL;
+	size_t cap = 0;
+	struct dirent *de;
+	int fd = dup(dfd);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+
+	*n = 0;
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return snap_syserr(errno, "%s", path);
+	}
+	while ((errno = 0, de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 32;
+			void *p = realloc(v, cap * sizeof(*v));
+
+			if (!p)
+				goto nomem;
+			v = p;
+		}
+		v[*n] = strdup(de->d_name);
+		if (!v[*n])
+			goto nomem;
+		(*n)++;
+	}
+	closedir(dir);
+	qsort(v, *n, sizeof(*v), cmp_str);
+	*out = v;
+	return 0;
+nomem:
+	closedir(dir);
+	for (size_t i = 0; i < *n; i++)
+		free(v[i]);
+	free(v);
+	return snap_seterr(SNAP_ENOMEM, "out of memory");
+}
+
+static struct bdir *bdir_new(struct bdir *parent, size_t pidx)
+{
+	struct bdir *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		snap_seterr(SNAP_ENOMEM, "out of memory");
+		return NULL;
+	}
+	d->parent = parent;
+	d->pidx = pidx;
+	d->pending = 1;
+	return d;
+}
+
+static int walk(struct eng *e, struct bdir *d, int dfd, const char *path,
+		const struct tree *pt);
+
+static int walk_subdir(struct eng *e, struct bdir *d, size_t i, int dfd,
+		       const char *cpath, const struct tent *pent)
+{
+	struct tree ptree = {0}, *ptp = NULL;
+	struct bdir *child;
+	int fd, rc;
+
+	child = bdir_new(d, i);
+	if (!child)
+		return SNAP_ENOMEM;
+	pthread_mutex_lock(&e->lock);
+	d->pending++;
+	pthread_mutex_unlock(&e->lock);
+	if (pent && pent->type == ET_DIR) {
+		if (repo_read_tree(e->r, e->series, &pent->sub, &ptree) == 0)
+			ptp = &ptree;
+		else
+			warn(e, "%s: parent backup unreadable (%s); reading "
+				"everything", cpath, snap_errmsg());
+	}
+	fd = openat(dfd, d->ents[i].name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		warn(e, "%s: %s (stored as an empty directory)", cpath,
+		     strerror(errno));
+		release(e, child);
+		rc = 0;
+	} else {
+		rc = walk(e, child, fd, cpath, ptp);
+		close(fd);
+	}
+	tree_free(&ptree);
+	return rc;
+}
+
+/* Fills entry i from the source; returns 0 with t->type == 0 to skip. */
+static int walk_entry(struct eng *e, struct bdir *d, size_t i, int dfd,
+		      const char *cpath, const struct tree *pt,
+		      uint64_t *files, uint64_t *bytes)
+{
+	struct tent *t = &d->ents[i];
+	const struct tent *pent = pt ? tree_find(pt, t->name) : NULL;
+	struct stat st;
+	char target[4097];
+	ssize_t n;
+
+	if (fstatat(dfd, t->name, &st, AT_SYMLINK_NOFOLLOW)) {
+		warn(e, "skipping %s: %s", cpath, strerror(errno));
+		return 0;
+	}
+	t->mode = st.st_mode;
+	t->uid = st.st_uid;
+	t->gid = st.st_gid;
+	t->mtime_ns = ts_ns(&st.st_mtim);
+	t->ctime_ns = ts_ns(&st.st_ctim);
+	t->ino = st.st_ino;
+	switch (st.st_mode & S_IFMT) {
+	case S_IFREG:
+		t->type = ET_REG;
+		t->size = st.st_size;
+		if (st.st_nlink > 1)
+			SNAP_TRY(hardlink_id(e, &st, &t->hardlink));
+		SNAP_TRY(read_xattrs(e, cpath, t));
+		(*files)++;
+		*bytes += st.st_size;
+		add_stat(&e->res->files, 1);
+		add_stat(&e->res->bytes, st.st_size);
+		if (pent && pent->type == ET_REG && pent->size == t->size &&
+		    pent->mtime_ns == t->mtime_ns &&
+		    pent->ctime_ns == t->ctime_ns && pent->ino == t->ino) {
+			t->chunks = malloc(pent->nchunks * sizeof(*t->chunks) + 1);
+			if (!t->chunks)
+				return snap_seterr(SNAP_ENOMEM, "out of memory");
+			memcpy(t->chunks, pent->chunks,
+			       pent->nchunks * sizeof(*t->chunks));
+			t->nchunks = d->ccap[i] = pent->nchunks;
+			add_stat(&e->res->files_reused, 1);
+			progress_add(e->o->progress, 1, t->size);
+			return 0;
+		}
+		add_stat(&e->res->files_new, 1);
+		SNAP_TRY(read_file(e, d, i, dfd, cpath, &st));
+		progress_add(e->o->progress, 1, 0);
+		return 0;
+	case S_IFDIR:
+		t->type = ET_DIR;
+		SNAP_TRY(read_xattrs(e, cpath, t));
+		add_stat(&e->res->dirs, 1);
+		return walk_subdir(e, d, i, dfd, cpath, pent);
+	case S_IFLNK:
+		n = readlinkat(dfd, t->name, target, sizeof(target) - 1);
+		if (n <= 0) {
+			warn(e, "skipping %s: %s", cpath,
+			     n < 0 ? strerror(errno) : "empty link");
+			return 0;
+		}
+		target[n] = 0;
+		t->type = ET_LNK;
+		t->size = n;
+		t->target = strdup(target);
+		if (!t->target)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		return read_xattrs(e, cpath, t);
+	default:
+		warn(e, "skipping %s: %s are not backed up", cpath,
+		     S_ISSOCK(st.st_mode)  ? "sockets"
+		     : S_ISFIFO(st.st_mode) ? "FIFOs"
+					    : "device files");
+		return 0;
+	}
+}
+
+static int walk(struct eng *e, struct bdir *d, int dfd, const char *path,
+		const struct tree *pt)
+{
+	char **names = NULL, *cpath = NULL;
+	size_t n = 0, plen = strlen(path);
+	uint64_t files = 0, bytes = 0;
+	int rc;
+
+	rc = read_names(dfd, path, &names, &n);
+	if (rc) {
+		warn(e, "%s (stored as an empty directory)", snap_errmsg());
+		rc = 0;
+		goto out;
+	}
+	d->ents = calloc(n ? n : 1, sizeof(*d->ents));
+	d->ccap = calloc(n ? n : 1, sizeof(*d->ccap));
+	if (!d->ents || !d->ccap) {
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		goto out;
+	}
+	d->n = n;
+	for (size_t i = 0; i < n; i++) {
+		d->ents[i].name = names[i];
+		names[i] = NULL;
+	}
+	for (size_t i = 0; i < n && rc == 0 && !failed(e); i++) {
+		size_t len = plen + strlen(d->ents[i].name) + 2;
+		char *p = realloc(cpath, len);
+
+		if (!p) {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+			break;
+		}
+		cpath = p;
+		snprintf(cpath, len, "%s/%s", path, d->ents[i].name);
+		rc = walk_entry(e, d, i, dfd, cpath, pt, &files, &bytes);
+	}
+out:
+	if (rc)
+		fail(e, rc);
+	for (size_t i = 0; i < n; i++)
+		free(names ? names[i] : NULL);
+	free(names);
+	free(cpath);
+	pthread_mutex_lock(&e->lock);
+	d->files += files;
+	d->bytes += bytes;
+	pthread_mutex_unlock(&e->lock);
+	release(e, d);
+	return rc;
+}
+
+/* The scanner sums what the backup will read so progress can show an ETA;
+ * it runs beside the backup and never delays it. */
+static __thread struct progress *scan_prog;
+static __thread uint64_t scan_files, scan_bytes;
+
+static int scan_one(const char *p, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)p;
+	(void)ftw;
+	if (flag == FTW_F && S_ISREG(st->st_mode)) {
+		scan_files++;
+		scan_bytes += st->st_size;
+		if (scan_files % 1024 == 0)
+			progress_totals(scan_prog, scan_files, scan_bytes, 0);
+	}
+	return 0;
+}
+
+struct scanner {
+	const struct backup_opts *o;
+	pthread_t th;
+};
+
+static void *scan_main(void *arg)
+{
+	struct scanner *s = arg;
+
+	scan_prog = s->o->progress;
+	for (size_t g = 0; g < s->o->ngroups; g++)
+		nftw(s->o->groups[g].path, scan_one, 64, FTW_PHYS);
+	progress_totals(scan_prog, scan_files, scan_bytes, 1);
+	return NULL;
+}
+
+static int backup_group(struct eng *e, const struct backup_group *g,
+			struct mgroup *mg, const struct manifest *parent)
+{
+	struct tree ptree = {0}, *ptp = NULL;
+	struct stat st;
+	struct bdir *root;
+	int fd, rc;
+
+	fd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return snap_syserr(errno, "group %s: %s", g->name, g->path);
+	if (fstat(fd, &st)) {
+		rc = snap_syserr(errno, "%s", g->path);
+		close(fd);
+		return rc;
+	}
+	mg->mode = st.st_mode;
+	mg->uid = st.st_uid;
+	mg->gid = st.st_gid;
+	mg->mtime_ns = ts_ns(&st.st_mtim);
+	for (size_t i = 0; parent && i < parent->ngroups; i++) {
+		if (strcmp(parent->groups[i].name, g->name))
+			continue;
+		rc = repo_read_tree(e->r, e->series, &parent->groups[i].root,
+				    &ptree);
+		if (rc)
+			warn(e, "group %s: parent backup unreadable (%s); "
+				"reading everything", g->name, snap_errmsg());
+		else
+			ptp = &ptree;
+	}
+	root = bdir_new(NULL, 0);
+	if (!root) {
+		close(fd);
+		tree_free(&ptree);
+		return SNAP_ENOMEM;
+	}
+	root->group = mg;
+	pthread_mutex_lock(&e->lock);
+	e->roots_pending++;
+	pthread_mutex_unlock(&e->lock);
+	rc = walk(e, root, fd, g->path, ptp);
+	close(fd);
+	tree_free(&ptree);
+	return rc;
+}
+
+/* Decides series and number: the next backup of the label's newest series,
+ * or backupNum 1 of a new series. */
+static int choose_series(struct eng *e, struct manifest *parent,
+			 int *have_parent)
+{
+	char uuid[37];
+	uint32_t last;
+	int rc;
+
+	*have_parent = 0;
+	if (!e->o->full) {
+		rc = repo_newest_series(e->r, e->o->label, e->series);
+		if (rc == 0) {
+			SNAP_TRY(repo_latest_num(e->r, e->series, &last));
+			SNAP_TRY(repo_load_manifest(e->r, e->series, last,
+						    parent));
+			*have_parent = 1;
+			e->res->num = last + 1;
+			e->res->full = 0;
+			return 0;
+		}
+		if (rc != SNAP_ENOENT)
+			return rc;
+	}
+	SNAP_TRY(uuid_v4(uuid));
+	snprintf(e->series, sizeof(e->series), "%s-%s", e->o->label, uuid);
+	e->res->num = 1;
+	e->res->full = 1;
+	return 0;
+}
+
+static int check_groups(const struct backup_opts *o)
+{
+	if (o->ngroups == 0)
+		return snap_seterr(SNAP_EINVAL, "nothing to back up: give at "
+						"least one directory");
+	for (size_t i = 0; i < o->ngroups; i++) {
+		SNAP_TRY(group_check(o->groups[i].name));
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(o->groups[i].name, o->groups[j].name) == 0)
+				return snap_seterr(
+					SNAP_EINVAL,
+					"group '%s' given twice: name them "
+					"with NAME=PATH",
+					o->groups[i].name);
+	}
+	return 0;
+}
+
+static int write_manifest(struct eng *e, struct manifest *m,
+			  const struct manifest *parent, int have_parent)
+{
+	struct buf text = BUF_INIT;
+	char key[160];
+	int rc;
+
+	snprintf(m->series, sizeof(m->series), "%s", e->series);
+	snprintf(m->label, sizeof(m->label), "%s", e->o->label);
+	m->num = e->res->num;
+	m->full = e->res->full;
+	m->parent = have_parent ? parent->num : 0;
+	m->since = have_parent ? parent->created : 0;
+	m->created = now_ns();
+	m->encrypted = e->r->keys.encrypted;
+	snprintf(m->status, sizeof(m->status), "%s", STATUS_READY);
+	m->packs = e->packs;
+	m->npacks = e->npacks;
+	m->bytes_new = e->res->bytes_new;
+	m->bytes_reused = e->res->bytes - e->res->bytes_read;
+	m->files_new = e->res->files_new;
+	m->files_reused = e->res->files_reused;
+	m->elapsed = e->res->elapsed;
+	rc = manifest_encode(m, &e->r->keys, &text);
+	m->packs = NULL;
+	m->npacks = 0;
+	if (rc)
+		goto out;
+	manifest_key(e->series, m->num, key, sizeof(key));
+	rc = store_put(e->r->st, key, text.p, text.len, STORE_CREATE_ONLY);
+	if (rc == SNAP_EEXIST)
+		rc = snap_seterr(rc,
+				 "backup %s/%u was written by another backup "
+				 "running at the same time; run this one again",
+				 e->series, m->num);
+out:
+	buf_free(&text);
+	return rc;
+}
+
+int backup_run(struct repo *r, const struct backup_opts *o,
+	       struct backup_result *res)
+{
+	struct eng e = {.r = r, .o = o, .res = res};
+	struct manifest parent, m;
+	struct scanner scan = {.o = o};
+	int have_parent = 0, scanning = 0, rc, threads, uploads;
+	size_t npacks = 0, bad = 0;
+	double t0 = mono_sec();
+
+	memset(res, 0, sizeof(*res));
+	memset(&m, 0, sizeof(m));
+	memset(&parent, 0, sizeof(parent));
+	SNAP_TRY(label_check(o->label));
+	SNAP_TRY(check_groups(o));
+	pthread_mutex_init(&e.lock, NULL);
+	pthread_mutex_init(&e.plock, NULL);
+	pthread_cond_init(&e.cv, NULL);
+	index_init(&e.ix);
+	threads = o->threads > 0 ? o->threads : cpu_count();
+	uploads = o->uploads > 0 ? o->uploads : 2;
+
+	rc = choose_series(&e, &parent, &have_parent);
+	if (rc)
+		goto out;
+	snprintf(res->series, sizeof(res->series), "%s", e.series);
+	if (have_parent) {
+		rc = index_load_series(&e.ix, r, e.series, 4 * threads,
+				       &npacks, &bad);
+		if (rc)
+			goto out;
+		if (bad)
+			warn(&e, "%zu pack(s) of series %s fail authentication; "
+				 "their chunks are stored again (run "
+				 "'snapctl check')",
+			     bad, e.series);
+	}
+	m.ngroups = o->ngroups;
+	m.groups = calloc(o->ngroups, sizeof(*m.groups));
+	e.rbuf = malloc(READ_BUF);
+	if (!m.groups || !e.rbuf) {
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = workq_create(&e.cq, threads, CHUNK_QUEUE);
+	rc = rc ? rc : workq_create(&e.uq, uploads, 1);
+	if (rc)
+		goto out;
+	if (o->progress && o->progress->enabled)
+		scanning = pthread_create(&scan.th, NULL, scan_main, &scan) == 0;
+	for (size_t g = 0; g < o->ngroups && !failed(&e); g++) {
+		m.groups[g].name = (char *)o->groups[g].name;
+		rc = backup_group(&e, &o->groups[g], &m.groups[g],
+				  have_parent ? &parent : NULL);
+		if (rc) {
+			fail(&e, rc);
+			break;
+		}
+	}
+	/* Wait for every chunk and directory object, then the last pack. */
+	workq_wait(e.cq);
+	pthread_mutex_lock(&e.lock);
+	while (e.roots_pending)
+		pthread_cond_wait(&e.cv, &e.lock);
+	pthread_mutex_unlock(&e.lock);
+	if (!failed(&e) && e.cur_open && e.cur.count) {
+		void **slot;
+
+		rc = detach(&e, &slot);
+		rc = rc ? rc : ship(&e, slot);
+		if (rc)
+			fail(&e, rc);
+	}
+	workq_wait(e.uq);
+	if (failed(&e)) {
+		rc = e.err;
+		snap_errset_msg(e.errmsg);
+		goto out;
+	}
+	res->elapsed = mono_sec() - t0;
+	rc = write_manifest(&e, &m, &parent, have_parent);
+	res->elapsed = mono_sec() - t0;
+out:
+	if (scanning)
+		pthread_join(scan.th, NULL);
+	workq_destroy(e.cq);
+	workq_destroy(e.uq);
+	if (e.cur_open)
+		pack_free(&e.cur);
+	for (size_t g = 0; m.groups && g < m.ngroups; g++)
+		m.groups[g].name = NULL;
+	manifest_free(&m);
+	manifest_free(&parent);
+	index_free(&e.ix);
+	free(e.packs);
+	free(e.hl);
+	free(e.rbuf);
+	pthread_mutex_destroy(&e.lock);
+	pthread_mutex_destroy(&e.plock);
+	pthread_cond_destroy(&e.cv);
+	return rc;
+}

@@ -1,0 +1,92 @@
+/* blob.c - compress, seal, open and verify one stored blob; see blob.h. */
+#include "config.h"
+
+#include <string.h>
+
+#include <lz4.h>
+
+#include "blob.h"
+#include "err.h"
+
+int blob_encode(const struct keys *k, const uint8_t id[ID_LEN],
+		const void *raw, size_t n, struct buf *out)
+{
+	struct buf tmp = BUF_INIT, *body = k->encrypted ? &tmp : out;
+	size_t start = body->len;
+	int bound, clen, rc;
+
+	if (n > LZ4_MAX_INPUT_SIZE)
+		return snap_seterr(SNAP_EINVAL, "blob too large (%zu bytes)",
+				   n);
+	bound = LZ4_compressBound((int)n);
+	rc = buf_reserve(body, 1 + (size_t)bound);
+	if (rc)
+		goto out;
+	clen = LZ4_compress_default(raw, (char *)body->p + start + 1, (int)n,
+				    bound);
+	if (clen > 0 && (size_t)clen < n) {
+		body->p[start] = BLOB_LZ4;
+		body->len = start + 1 + clen;
+	} else {
+		body->p[start] = BLOB_RAW;
+		memcpy(body->p + start + 1, raw, n);
+		body->len = start + 1 + n;
+	}
+	if (!k->encrypted)
+		return 0;
+	rc = buf_reserve(out, tmp.len + SEAL_OVERHEAD);
+	if (rc)
+		goto out;
+	rc = gcm_seal(k->enc, k->enc_len, id, ID_LEN, tmp.p, tmp.len,
+		      out->p + out->len);
+	if (rc == 0)
+		out->len += tmp.len + SEAL_OVERHEAD;
+out:
+	buf_free(&tmp);
+	return rc;
+}
+
+int blob_decode(const struct keys *k, const uint8_t id[ID_LEN],
+		const void *enc, size_t n, uint8_t *out, size_t raw_len,
+		struct buf *scratch)
+{
+	const uint8_t *body = enc;
+	size_t blen = n;
+	uint8_t check[ID_LEN];
+
+	if (k->encrypted) {
+		if (n < SEAL_OVERHEAD + 1)
+			return SNAP_ECORRUPT;
+		scratch->len = 0;
+		SNAP_TRY(buf_reserve(scratch, n));
+		if (gcm_open(k->enc, k->enc_len, id, ID_LEN, enc, n,
+			     scratch->p))
+			return SNAP_ECORRUPT;
+		body = scratch->p;
+		blen = n - SEAL_OVERHEAD;
+	}
+	if (blen < 1 || raw_len > INT32_MAX)
+		return SNAP_ECORRUPT;
+	switch (body[0]) {
+	case BLOB_RAW:
+		if (blen - 1 != raw_len)
+			return SNAP_ECORRUPT;
+		memmove(out, body + 1, raw_len);
+		break;
+	case BLOB_LZ4:
+		if (blen - 1 > INT32_MAX ||
+		    LZ4_decompress_safe((const char *)body + 1, (char *)out,
+					(int)(blen - 1),
+					(int)raw_len) != (int)raw_len)
+			return SNAP_ECORRUPT;
+		break;
+	default:
+		return SNAP_ECORRUPT;
+	}
+	if (!k->encrypted) {
+		sha256(out, raw_len, check);
+		if (memcmp(check, id, ID_LEN) != 0)
+			return SNAP_ECORRUPT;
+	}
+	return 0;
+}

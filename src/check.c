@@ -1,0 +1,301 @@
+/* check.c - repository verification; see check.h. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "err.h"
+#include "index.h"
+
+struct packinfo {
+	uint8_t id[PACK_ID_LEN];
+	int state; /* 0 unknown, 1 good, -1 bad / missing */
+	int listed; /* named by a manifest */
+	struct pack_entry *ents;
+	size_t n;
+};
+
+struct cctx {
+	struct repo *r;
+	const struct check_opts *o;
+	struct check_result *res;
+	const char *series;
+	struct packinfo *packs;
+	size_t npacks, packcap;
+	struct index seen; /* directory objects already walked */
+};
+
+static void report(struct cctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void report(struct cctx *c, const char *fmt, ...)
+{
+	char msg[1400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->res->errors++;
+	if (c->o->report)
+		c->o->report(msg, c->o->report_ctx);
+}
+
+static struct packinfo *pack_get(struct cctx *c, const uint8_t *id, int add)
+{
+	for (size_t i = 0; i < c->npacks; i++)
+		if (!memcmp(c->packs[i].id, id, PACK_ID_LEN))
+			return &c->packs[i];
+	if (!add)
+		return NULL;
+	if (c->npacks == c->packcap) {
+		size_t cap = c->packcap ? 2 * c->packcap : 64;
+		void *p = realloc(c->packs, cap * sizeof(*c->packs));
+
+		if (!p)
+			return NULL;
+		c->packs = p;
+		c->packcap = cap;
+	}
+	memset(&c->packs[c->npacks], 0, sizeof(*c->packs));
+	memcpy(c->packs[c->npacks].id, id, PACK_ID_LEN);
+	return &c->packs[c->npacks++];
+}
+
+static int on_pack(const char *key, uint64_t size, void *ctx)
+{
+	struct cctx *c = ctx;
+	const char *slash = strrchr(key, '/');
+	uint8_t id[PACK_ID_LEN];
+
+	(void)size;
+	if (!slash || hex_decode(slash + 1, id, PACK_ID_LEN))
+		return 0;
+	return pack_get(c, id, 1) ? 0
+				  : snap_seterr(SNAP_ENOMEM, "out of memory");
+}
+
+/* Loads (once) and returns a pack's trailer, reporting failures once. */
+static struct packinfo *pack_load(struct cctx *c, const uint8_t *id)
+{
+	struct packinfo *p = pack_get(c, id, 1);
+	char key[160];
+	uint64_t size;
+
+	if (!p)
+		return NULL;
+	if (p->state == 0) {
+		pack_key(c->series, id, key, sizeof(key));
+		if (pack_read_index(c->r->st, &c->r->keys, key, &p->ents, &p->n,
+				    &size) == 0) {
+			p->state = 1;
+			c->res->packs++;
+		} else {
+			p->state = -1;
+			report(c, "%s", snap_errmsg());
+		}
+	}
+	return p->state == 1 ? p : NULL;
+}
+
+static void check_ref(struct cctx *c, const struct ref *r, uint8_t type,
+		      const char *where)
+{
+	struct packinfo *p = pack_load(c, r->pack);
+	char key[160], id[2 * ID_LEN + 1];
+
+	if (!p)
+		return; /* already reported */
+	for (size_t i = 0; i < p->n; i++) {
+		const struct pack_entry *e = &p->ents[i];
+
+		if (e->off == r->off && !memcmp(e->id, r->id, ID_LEN)) {
+			if (e->len == r->len && e->raw == r->raw &&
+			    e->type == type)
+				return;
+			break;
+		}
+	}
+	pack_key(c->series, r->pack, key, sizeof(key));
+	hex_encode(r->id, ID_LEN, id);
+	report(c, "%s: blob %.16s at offset %u (used by %s) is not in the "
+		  "pack's index",
+	       key, id, r->off, where);
+}
+
+static int walk_tree(struct cctx *c, const struct ref *ref, const char *path)
+{
+	struct tree t;
+	char *sub = NULL;
+	int rc;
+
+	if (index_get(&c->seen, ref->id, NULL))
+		return 0; /* shared with a backup already checked */
+	check_ref(c, ref, BT_TREE, path);
+	rc = repo_read_tree(c->r, c->series, ref, &t);
+	if (rc == SNAP_ENOMEM)
+		return rc;
+	if (rc) {
+		report(c, "%s: %s", path, snap_errmsg());
+		return 0;
+	}
+	SNAP_TRY(index_put(&c->seen, ref));
+	c->res->trees++;
+	for (size_t i = 0; i < t.n && rc == 0; i++) {
+		const struct tent *e = &t.ents[i];
+		size_t len = strlen(path) + strlen(e->name) + 2;
+		char *p = realloc(sub, len);
+
+		if (!p) {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+			break;
+		}
+		sub = p;
+		snprintf(sub, len, "%s/%s", path, e->name);
+		if (e->type == ET_REG)
+			for (size_t k = 0; k < e->nchunks; k++)
+				check_ref(c, &e->chunks[k].r, BT_DATA, sub);
+		else if (e->type == ET_DIR)
+			rc = walk_tree(c, &e->sub, sub);
+	}
+	free(sub);
+	tree_free(&t);
+	return rc;
+}
+
+/* Reads a whole pack and authenticates every blob its trailer lists. */
+static int read_pack(struct cctx *c, struct packinfo *p)
+{
+	struct buf data = BUF_INIT, raw = BUF_INIT, scratch = BUF_INIT;
+	char key[160];
+	int rc = 0;
+
+	pack_key(c->series, p->id, key, sizeof(key));
+	if (store_get(c->r->st, key, 0, -1, &data)) {
+		report(c, "%s", snap_errmsg());
+		goto out;
+	}
+	c->res->bytes_read += data.len;
+	progress_add(c->o->progress, 0, data.len);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct pack_entry *e = &p->ents[i];
+		struct ref r;
+
+		memcpy(r.id, e->id, ID_LEN);
+		memcpy(r.pack, p->id, PACK_ID_LEN);
+		r.off = e->off;
+		r.len = e->len;
+		r.raw = e->raw;
+		raw.len = 0;
+		rc = buf_reserve(&raw, e->raw);
+		if (rc)
+			break;
+		if ((uint64_t)e->off + e->len > data.len)
+			report(c, "%s: truncated at blob %zu", key, i);
+		else if (repo_decode_blob(c->r, c->series, &r, data.p + e->off,
+					  raw.p, &scratch))
+			report(c, "%s", snap_errmsg());
+		else
+			c->res->blobs++;
+	}
+out:
+	buf_free(&data);
+	buf_free(&raw);
+	buf_free(&scratch);
+	return rc;
+}
+
+static int check_series(struct cctx *c, const struct backup_id *b, size_t n)
+{
+	char prefix[SERIES_MAX + 8];
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "data/%s/", c->series);
+	rc = store_list(c->r->st, prefix, on_pack, c);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct manifest m;
+		char where[SERIES_MAX + 300];
+
+		if (repo_load_manifest(c->r, b[i].series, b[i].num, &m)) {
+			report(c, "%s", snap_errmsg());
+			continue;
+		}
+		c->res->backups++;
+		for (size_t k = 0; k < m.npacks; k++) {
+			struct packinfo *p = pack_get(c, m.packs[k], 0);
+			char key[160];
+
+			if (!p || p->state == -1) {
+				pack_key(c->series, m.packs[k], key,
+					 sizeof(key));
+				if (!p)
+					report(c, "%s: missing (listed by "
+						  "backup %u)",
+					       key, m.num);
+				continue;
+			}
+			p->listed = 1;
+		}
+		for (size_t g = 0; g < m.ngroups && rc == 0; g++) {
+			snprintf(where, sizeof(where), "%s/%u/%s", c->series,
+				 m.num, m.groups[g].name);
+			rc = walk_tree(c, &m.groups[g].root, where);
+		}
+		manifest_free(&m);
+	}
+	for (size_t i = 0; i < c->npacks && rc == 0; i++) {
+		struct packinfo *p = &c->packs[i];
+
+		if (!p->listed && p->state == 0)
+			c->res->unreferenced_packs++;
+		if (c->o->read_data && pack_load(c, p->id))
+			rc = read_pack(c, p);
+	}
+	return rc;
+}
+
+static void reset_series(struct cctx *c)
+{
+	for (size_t i = 0; i < c->npacks; i++)
+		free(c->packs[i].ents);
+	c->npacks = 0;
+	index_free(&c->seen);
+}
+
+int check_run(struct repo *r, const struct check_opts *o,
+	      struct check_result *res)
+{
+	struct cctx c = {.r = r, .o = o, .res = res};
+	struct backup_id *b = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	index_init(&c.seen);
+	rc = repo_list(r, &b, &n);
+	for (size_t i = 0; i < n && rc == 0;) {
+		size_t j = i;
+
+		while (j < n && !strcmp(b[j].series, b[i].series))
+			j++;
+		if (!o->series || !strcmp(o->series, b[i].series)) {
+			c.series = b[i].series;
+			res->series++;
+			rc = check_series(&c, b + i, j - i);
+			reset_series(&c);
+		}
+		i = j;
+	}
+	free(b);
+	free(c.packs);
+	index_free(&c.seen);
+	if (rc == 0 && res->errors)
+		rc = snap_seterr(SNAP_ECORRUPT, "check found %llu problem(s)",
+				 (unsigned long long)res->errors);
+	return rc;
+}

@@ -1,0 +1,131 @@
+/* err.c - per-thread error messages; see err.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+
+#define MSG_MAX 1024
+
+static _Thread_local char errmsg[MSG_MAX];
+
+static void vset(const char *fmt, va_list ap)
+{
+	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+}
+
+int snap_seterr(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vset(fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static int code_of_errno(int e)
+{
+	switch (e) {
+	case ENOSPC:
+	case EDQUOT:
+		return SNAP_ENOSPC;
+	case ENOENT:
+		return SNAP_ENOENT;
+	case EEXIST:
+	case ENOTEMPTY:
+		return SNAP_EEXIST;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		return SNAP_EACCES;
+	case ENOMEM:
+		return SNAP_ENOMEM;
+	case ELOOP:
+		return SNAP_EUNSAFE;
+	case EINVAL:
+		return SNAP_EINVAL;
+	default:
+		return SNAP_EIO;
+	}
+}
+
+int snap_syserr(int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vset(fmt, ap);
+	va_end(ap);
+	n = strlen(errmsg);
+	snprintf(errmsg + n, sizeof(errmsg) - n, ": %s", strerror(errnum));
+	return code_of_errno(errnum);
+}
+
+int snap_preerr(int code, const char *fmt, ...)
+{
+	char old[MSG_MAX];
+	va_list ap;
+	size_t n;
+
+	memcpy(old, errmsg, sizeof(old));
+	va_start(ap, fmt);
+	vset(fmt, ap);
+	va_end(ap);
+	n = strlen(errmsg);
+	snprintf(errmsg + n, sizeof(errmsg) - n, ": %s", old);
+	return code;
+}
+
+const char *snap_errmsg(void)
+{
+	return errmsg;
+}
+
+void snap_errset_msg(const char *msg)
+{
+	if (msg != errmsg)
+		snprintf(errmsg, sizeof(errmsg), "%s", msg);
+}
+
+const char *snap_strerror(int code)
+{
+	switch (code) {
+	case SNAP_OK: return "success";
+	case SNAP_EIO: return "I/O error";
+	case SNAP_ENOMEM: return "out of memory";
+	case SNAP_EINVAL: return "invalid argument";
+	case SNAP_ENOENT: return "not found";
+	case SNAP_EEXIST: return "already exists";
+	case SNAP_ECORRUPT: return "corrupt object";
+	case SNAP_EKEY: return "wrong or missing key";
+	case SNAP_ENOSPC: return "no space left";
+	case SNAP_EACCES: return "permission denied";
+	case SNAP_ENOTREPO: return "not a snapfs repository";
+	case SNAP_EUNSAFE: return "unsafe path";
+	case SNAP_ECANCELED: return "canceled";
+	case SNAP_EUNSUPP: return "not supported";
+	}
+	return "unknown error";
+}
+
+int snap_errno(int code)
+{
+	switch (code) {
+	case SNAP_OK: return 0;
+	case SNAP_ENOMEM: return ENOMEM;
+	case SNAP_EINVAL: return EINVAL;
+	case SNAP_ENOENT: return ENOENT;
+	case SNAP_EEXIST: return EEXIST;
+	case SNAP_ENOSPC: return ENOSPC;
+	case SNAP_EACCES: return EACCES;
+	case SNAP_EKEY: return EACCES;
+	case SNAP_EUNSUPP: return EOPNOTSUPP;
+	case SNAP_ECANCELED: return ECANCELED;
+	default: return EIO;
+	}
+}

@@ -1,0 +1,389 @@
+/* manifest.c - manifest JSON, MAC and validation; see manifest.h. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "manifest.h"
+#include "tree.h"
+
+#define LABEL_RULE                                                             \
+	"a label is 3-25 characters of [A-Za-z0-9_.-] and does not start "    \
+	"with '..'"
+
+int label_check(const char *label)
+{
+	size_t n = label ? strlen(label) : 0;
+
+	if (n < LABEL_MIN || n > LABEL_MAX || strncmp(label, "..", 2) == 0)
+		goto bad;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = label[i];
+
+		if (!isascii(c) || !(isalnum(c) || c == '_' || c == '.' ||
+				     c == '-'))
+			goto bad;
+	}
+	return 0;
+bad:
+	return snap_seterr(SNAP_EINVAL, "invalid label '%s': %s",
+			   label ? label : "", LABEL_RULE);
+}
+
+int group_check(const char *name)
+{
+	if (!name_ok(name, strlen(name)) || strlen(name) > 255 ||
+	    name[0] == '.')
+		return snap_seterr(SNAP_EINVAL,
+				   "invalid group name '%s': a group is one "
+				   "path component, not starting with '.'",
+				   name);
+	return 0;
+}
+
+static int uuid_ok(const char *u)
+{
+	if (strlen(u) != 36)
+		return 0;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (u[i] != '-')
+				return 0;
+		} else if (!isxdigit((unsigned char)u[i]) ||
+			   isupper((unsigned char)u[i])) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int series_check(const char *series)
+{
+	size_t n = strlen(series);
+	char label[LABEL_MAX + 1];
+
+	if (n < LABEL_MIN + 37 || n > LABEL_MAX + 37 || series[n - 37] != '-' ||
+	    !uuid_ok(series + n - 36))
+		return snap_seterr(SNAP_EINVAL, "invalid series id '%s'",
+				   series);
+	series_label(series, label);
+	return label_check(label);
+}
+
+void series_label(const char *series, char out[LABEL_MAX + 1])
+{
+	size_t n = strlen(series);
+	size_t l = n > 37 ? n - 37 : 0;
+
+	if (l > LABEL_MAX)
+		l = LABEL_MAX;
+	memcpy(out, series, l);
+	out[l] = 0;
+}
+
+void manifest_key(const char *series, uint32_t num, char *out, size_t n)
+{
+	snprintf(out, n, "manifests/%s/%u.json", series, num);
+}
+
+static json_t *hexstr(const uint8_t *p, size_t n)
+{
+	char h[2 * 64 + 1];
+
+	hex_encode(p, n, h);
+	return json_string(h);
+}
+
+static json_t *ref_json(const struct ref *r)
+{
+	return json_pack("{s:o,s:o,s:I,s:I,s:I}", "id", hexstr(r->id, ID_LEN),
+			 "pack", hexstr(r->pack, PACK_ID_LEN), "offset",
+			 (json_int_t)r->off, "length", (json_int_t)r->len,
+			 "raw_length", (json_int_t)r->raw);
+}
+
+static int mac_of(json_t *root, const struct keys *k, uint8_t mac[32])
+{
+	char *s = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (!s)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	hmac_sha256(k->mac, sizeof(k->mac), s, strlen(s), mac);
+	free(s);
+	return 0;
+}
+
+int manifest_encode(const struct manifest *m, const struct keys *k,
+		    struct buf *out)
+{
+	json_t *root, *groups, *packs, *stats;
+	char created[40], since[40];
+	uint8_t mac[32];
+	char *s = NULL;
+	int rc = SNAP_ENOMEM;
+
+	format_time(m->created, created);
+	format_time(m->since, since);
+	groups = json_array();
+	packs = json_array();
+	for (size_t i = 0; i < m->ngroups; i++)
+		json_array_append_new(
+			groups,
+			json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I}",
+				  "group_id", m->groups[i].name, "root",
+				  ref_json(&m->groups[i].root), "files",
+				  (json_int_t)m->groups[i].files, "bytes",
+				  (json_int_t)m->groups[i].bytes, "mode",
+				  (json_int_t)m->groups[i].mode, "uid",
+				  (json_int_t)m->groups[i].uid, "gid",
+				  (json_int_t)m->groups[i].gid, "mtime_ns",
+				  (json_int_t)m->groups[i].mtime_ns));
+	for (size_t i = 0; i < m->npacks; i++)
+		json_array_append_new(packs, hexstr(m->packs[i], PACK_ID_LEN));
+	stats = json_pack("{s:I,s:I,s:I,s:I,s:i}", "bytes_new",
+			  (json_int_t)m->bytes_new, "bytes_reused",
+			  (json_int_t)m->bytes_reused, "files_new",
+			  (json_int_t)m->files_new, "files_reused",
+			  (json_int_t)m->files_reused, "elapsed_ms",
+			  (int)(m->elapsed * 1000));
+	root = json_pack(
+		"{s:i,s:s,s:I,s:s,s:s,s:I,s:s,s:I,s:s,s:b,s:o,s:o,s:I,s:s,s:s,"
+		"s:o}",
+		"format_version", FORMAT_VERSION, "backup_id", m->series,
+		"backup_num", (json_int_t)m->num, "type",
+		m->full ? "full" : "incremental", "label", m->label,
+		"created_ns", (json_int_t)m->created, "created", created,
+		"since_ns", (json_int_t)m->since, "since",
+		m->since ? since : "", "encrypted", m->encrypted, "groups",
+		groups, "packs", packs, "parent", (json_int_t)m->parent,
+		"status", m->status, "snapfs_version", PACKAGE_VERSION,
+		"stats", stats);
+	if (!root)
+		goto out;
+	if (k->encrypted) {
+		rc = mac_of(root, k, mac);
+		if (rc)
+			goto out;
+		json_object_set_new(root, "mac", hexstr(mac, sizeof(mac)));
+	}
+	s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	rc = s ? buf_addstr(out, s) : SNAP_ENOMEM;
+	rc = rc ? rc : buf_addc(out, '\n');
+out:
+	if (rc == SNAP_ENOMEM)
+		snap_seterr(rc, "out of memory encoding manifest");
+	free(s);
+	json_decref(root);
+	return rc;
+}
+
+static int hex_field(json_t *o, const char *name, uint8_t *out, size_t n)
+{
+	const char *s = json_string_value(json_object_get(o, name));
+
+	return s && strlen(s) == 2 * n && hex_decode(s, out, n) == 0 ? 0 : -1;
+}
+
+static int u32_field(json_t *o, const char *name, uint32_t *out)
+{
+	json_t *v = json_object_get(o, name);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > UINT32_MAX)
+		return -1;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int u64_field(json_t *o, const char *name, uint64_t *out)
+{
+	json_t *v = json_object_get(o, name);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -1;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int parse_ref(json_t *o, struct ref *r)
+{
+	if (!json_is_object(o) || hex_field(o, "id", r->id, ID_LEN) ||
+	    hex_field(o, "pack", r->pack, PACK_ID_LEN) ||
+	    u32_field(o, "offset", &r->off) ||
+	    u32_field(o, "length", &r->len) ||
+	    u32_field(o, "raw_length", &r->raw))
+		return -1;
+	return 0;
+}
+
+#define BAD(...)                                                               \
+	do {                                                                   \
+		rc = snap_seterr(SNAP_ECORRUPT, __VA_ARGS__);                  \
+		goto out;                                                      \
+	} while (0)
+
+int manifest_parse(const char *text, size_t n, const struct keys *k,
+		   const char *series, uint32_t num, struct manifest *m)
+{
+	json_t *root, *v, *groups, *packs, *stats;
+	json_error_t jerr;
+	char key[160];
+	const char *s;
+	uint8_t mac[32], want[32];
+	char lbl[LABEL_MAX + 1];
+	int rc = 0;
+
+	memset(m, 0, sizeof(*m));
+	manifest_key(series, num, key, sizeof(key));
+	root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return snap_seterr(SNAP_ECORRUPT, "%s: not valid JSON: %s", key,
+				   jerr.text);
+	if (!json_is_object(root))
+		BAD("%s: not a JSON object", key);
+	v = json_object_get(root, "format_version");
+	if (!json_is_integer(v))
+		BAD("%s: no format_version", key);
+	if (json_integer_value(v) != FORMAT_VERSION) {
+		rc = snap_seterr(SNAP_EUNSUPP,
+				 "%s: format version %lld is not supported by "
+				 "this snapfs (%d)",
+				 key, (long long)json_integer_value(v),
+				 FORMAT_VERSION);
+		goto out;
+	}
+	if (k->encrypted) {
+		/* Authenticate before trusting any field. */
+		if (hex_field(root, "mac", mac, sizeof(mac)))
+			BAD("%s: no MAC in an encrypted repository", key);
+		json_object_del(root, "mac");
+		rc = mac_of(root, k, want);
+		if (rc)
+			goto out;
+		if (!ct_equal(mac, want, sizeof(mac)))
+			BAD("%s: MAC mismatch (tampered manifest or wrong key)",
+			    key);
+	}
+	s = json_string_value(json_object_get(root, "backup_id"));
+	if (!s || strlen(s) >= SERIES_MAX || series_check(s))
+		BAD("%s: bad backup_id", key);
+	snprintf(m->series, sizeof(m->series), "%s", s);
+	if (strcmp(m->series, series) != 0)
+		BAD("%s: backup_id '%s' does not match its location", key, s);
+	if (u32_field(root, "backup_num", &m->num) || m->num == 0 ||
+	    (num && m->num != num))
+		BAD("%s: bad backup_num", key);
+	s = json_string_value(json_object_get(root, "type"));
+	if (!s || (strcmp(s, "full") && strcmp(s, "incremental")))
+		BAD("%s: bad type", key);
+	m->full = strcmp(s, "full") == 0;
+	if (m->full != (m->num == 1))
+		BAD("%s: type '%s' does not fit backup_num %u", key, s, m->num);
+	s = json_string_value(json_object_get(root, "label"));
+	if (!s || label_check(s))
+		BAD("%s: bad label", key);
+	snprintf(m->label, sizeof(m->label), "%s", s);
+	series_label(m->series, lbl);
+	if (strcmp(m->label, lbl) != 0)
+		BAD("%s: label does not match backup_id", key);
+	v = json_object_get(root, "created_ns");
+	if (!json_is_integer(v))
+		BAD("%s: bad created_ns", key);
+	m->created = json_integer_value(v);
+	v = json_object_get(root, "since_ns");
+	if (!json_is_integer(v))
+		BAD("%s: bad since_ns", key);
+	m->since = json_integer_value(v);
+	v = json_object_get(root, "encrypted");
+	if (!json_is_boolean(v))
+		BAD("%s: bad encrypted flag", key);
+	m->encrypted = json_is_true(v);
+	if (m->encrypted != k->encrypted)
+		BAD("%s: an %s backup in an %s repository", key,
+		    m->encrypted ? "encrypted" : "unencrypted",
+		    k->encrypted ? "encrypted" : "unencrypted");
+	if (u32_field(root, "parent", &m->parent) ||
+	    (m->full ? m->parent != 0 : (m->parent == 0 || m->parent >= m->num)))
+		BAD("%s: bad parent", key);
+	s = json_string_value(json_object_get(root, "status"));
+	if (!s || strlen(s) >= sizeof(m->status))
+		BAD("%s: bad status", key);
+	snprintf(m->status, sizeof(m->status), "%s", s);
+	s = json_string_value(json_object_get(root, "snapfs_version"));
+	snprintf(m->version, sizeof(m->version), "%s", s ? s : "");
+
+	groups = json_object_get(root, "groups");
+	if (!json_is_array(groups))
+		BAD("%s: bad groups", key);
+	m->ngroups = json_array_size(groups);
+	m->groups = calloc(m->ngroups ? m->ngroups : 1, sizeof(*m->groups));
+	if (!m->groups)
+		BAD("%s: out of memory", key);
+	for (size_t i = 0; i < m->ngroups; i++) {
+		json_t *g = json_array_get(groups, i);
+		struct mgroup *mg = &m->groups[i];
+
+		s = json_string_value(json_object_get(g, "group_id"));
+		if (!s || group_check(s))
+			BAD("%s: bad group_id", key);
+		mg->name = strdup(s);
+		if (!mg->name)
+			BAD("%s: out of memory", key);
+		if (parse_ref(json_object_get(g, "root"), &mg->root) ||
+		    u64_field(g, "files", &mg->files) ||
+		    u64_field(g, "bytes", &mg->bytes) ||
+		    u32_field(g, "mode", &mg->mode) ||
+		    u32_field(g, "uid", &mg->uid) ||
+		    u32_field(g, "gid", &mg->gid) ||
+		    !json_is_integer(json_object_get(g, "mtime_ns")))
+			BAD("%s: bad group '%s'", key, s);
+		mg->mtime_ns = json_integer_value(json_object_get(g, "mtime_ns"));
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->groups[j].name, mg->name) == 0)
+				BAD("%s: duplicate group '%s'", key, s);
+	}
+	packs = json_object_get(root, "packs");
+	if (!json_is_array(packs))
+		BAD("%s: bad packs", key);
+	m->npacks = json_array_size(packs);
+	m->packs = calloc(m->npacks ? m->npacks : 1, PACK_ID_LEN);
+	if (!m->packs)
+		BAD("%s: out of memory", key);
+	for (size_t i = 0; i < m->npacks; i++) {
+		s = json_string_value(json_array_get(packs, i));
+		if (!s || strlen(s) != 2 * PACK_ID_LEN ||
+		    hex_decode(s, m->packs[i], PACK_ID_LEN))
+			BAD("%s: bad pack id", key);
+	}
+	stats = json_object_get(root, "stats");
+	if (json_is_object(stats)) {
+		u64_field(stats, "bytes_new", &m->bytes_new);
+		u64_field(stats, "bytes_reused", &m->bytes_reused);
+		u64_field(stats, "files_new", &m->files_new);
+		u64_field(stats, "files_reused", &m->files_reused);
+		v = json_object_get(stats, "elapsed_ms");
+		if (json_is_integer(v))
+			m->elapsed = json_integer_value(v) / 1000.0;
+	}
+out:
+	json_decref(root);
+	if (rc)
+		manifest_free(m);
+	return rc;
+}
+
+void manifest_free(struct manifest *m)
+{
+	for (size_t i = 0; m->groups && i < m->ngroups; i++)
+		free(m->groups[i].name);
+	free(m->groups);
+	free(m->packs);
+	m->groups = NULL;
+	m->packs = NULL;
+	m->ngroups = m->npacks = 0;
+}

@@ -1,0 +1,684 @@
+/* repo.c - repository config, keys, listing and reads; see repo.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "blob.h"
+#include "err.h"
+#include "repo.h"
+
+#define SCRYPT_N 32768
+#define SCRYPT_R 8
+#define SCRYPT_P 1
+#define KEY_CHECK_MSG "snapfs key check"
+
+static int read_small_file(const char *path, const char *what, uint8_t *buf,
+			   size_t cap, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return snap_syserr(errno, "%s %s", what, path);
+	n = read(fd, buf, cap);
+	close(fd);
+	if (n < 0)
+		return snap_syserr(errno, "%s %s", what, path);
+	*len = n;
+	return 0;
+}
+
+int read_key_file(const char *path, uint8_t key[32], size_t *len)
+{
+	uint8_t buf[64];
+	size_t n;
+
+	SNAP_TRY(read_small_file(path, "key file", buf, sizeof(buf), &n));
+	/* Tolerate the newline an editor or echo adds to a raw key. */
+	if ((n == 17 || n == 25 || n == 33) && buf[n - 1] == '\n')
+		n--;
+	if (n != 16 && n != 24 && n != 32) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return snap_seterr(SNAP_EKEY,
+				   "key file %s: must hold 16, 24 or 32 bytes "
+				   "(AES-128/192/256), it has %zu%s",
+				   path, n, n >= 64 ? " or more" : "");
+	}
+	memcpy(key, buf, n);
+	*len = n;
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 0;
+}
+
+int read_password_file(const char *path, char **pass)
+{
+	uint8_t buf[1024];
+	size_t n;
+	char *nl;
+
+	SNAP_TRY(read_small_file(path, "password file", buf, sizeof(buf) - 1,
+				 &n));
+	buf[n] = 0;
+	nl = memchr(buf, '\n', n);
+	if (nl)
+		*nl = 0;
+	if (!buf[0]) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return snap_seterr(SNAP_EKEY, "password file %s is empty", path);
+	}
+	*pass = strdup((char *)buf);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return *pass ? 0 : snap_seterr(SNAP_ENOMEM, "out of memory");
+}
+
+static json_t *hexj(const uint8_t *p, size_t n)
+{
+	char h[2 * 64 + 1];
+
+	hex_encode(p, n, h);
+	return json_string(h);
+}
+
+static int hexget(json_t *o, const char *name, uint8_t *out, size_t n)
+{
+	const char *s = json_string_value(json_object_get(o, name));
+
+	return s && strlen(s) == 2 * n && hex_decode(s, out, n) == 0 ? 0 : -1;
+}
+
+static const char *cipher_name(size_t keylen)
+{
+	return keylen == 16 ? "aes-128-gcm"
+	       : keylen == 24 ? "aes-192-gcm"
+			      : "aes-256-gcm";
+}
+
+static int wrap_aad(const char *repo_id, char *aad, size_t n)
+{
+	return snprintf(aad, n, "snapfs master key %s", repo_id);
+}
+
+int repo_init(const char *location, const struct key_opts *ko)
+{
+	struct store *st = NULL;
+	struct keys k;
+	json_t *cfg = NULL, *enc = json_null(), *chunker;
+	uint8_t master[32], seed[32], kc[32];
+	size_t mlen = 0;
+	char id[37], *pass = NULL, *text = NULL, aad[80];
+	uint64_t size;
+	int rc;
+
+	keys_plain(&k);
+	rc = store_open(location, &st);
+	if (rc)
+		goto out;
+	rc = store_head(st, CONFIG_KEY, &size);
+	if (rc == 0) {
+		rc = snap_seterr(SNAP_EEXIST,
+				 "%s already holds a snapfs repository",
+				 st->url);
+		goto out;
+	}
+	if (rc != SNAP_ENOENT)
+		goto out;
+	rc = uuid_v4(id);
+	if (rc)
+		goto out;
+	if (!ko->no_encryption) {
+		struct scrypt_params sp = {SCRYPT_N, SCRYPT_R, SCRYPT_P, {0}};
+		uint8_t kek[32], wrapped[32 + SEAL_OVERHEAD];
+
+		if (ko->key_file) {
+			rc = read_key_file(ko->key_file, master, &mlen);
+			if (rc)
+				goto out;
+			enc = json_pack("{s:s,s:s}", "cipher",
+					cipher_name(mlen), "key", "keyfile");
+		} else if (ko->password_file) {
+			rc = read_password_file(ko->password_file, &pass);
+			if (rc)
+				goto out;
+			mlen = 32;
+			rc = random_bytes(master, 32);
+			rc = rc ? rc : random_bytes(sp.salt, sizeof(sp.salt));
+			rc = rc ? rc : kdf_scrypt(pass, strlen(pass), &sp, kek);
+			wrap_aad(id, aad, sizeof(aad));
+			rc = rc ? rc
+				: gcm_seal(kek, 32, aad, strlen(aad), master,
+					   32, wrapped);
+			OPENSSL_cleanse(kek, sizeof(kek));
+			if (rc)
+				goto out;
+			enc = json_pack(
+				"{s:s,s:s,s:{s:s,s:I,s:i,s:i,s:o},s:o}",
+				"cipher", cipher_name(32), "key", "passphrase",
+				"kdf", "name", "scrypt", "N",
+				(json_int_t)sp.N, "r", (int)sp.r, "p",
+				(int)sp.p, "salt", hexj(sp.salt, 16),
+				"wrapped_key", hexj(wrapped, sizeof(wrapped)));
+		} else {
+			rc = snap_seterr(SNAP_EKEY,
+					 "init: an encrypted repository needs "
+					 "--encryption-key-file or "
+					 "--password-file (or --no-encryption)");
+			goto out;
+		}
+		rc = keys_derive(&k, master, mlen, id);
+		if (rc)
+			goto out;
+		hmac_sha256(k.mac, 32, KEY_CHECK_MSG, strlen(KEY_CHECK_MSG),
+			    kc);
+		json_object_set_new(enc, "key_check", hexj(kc, 32));
+	}
+	chunker = json_pack("{s:s,s:i,s:i,s:i}", "algorithm", "fastcdc",
+			    "min_size", CHUNK_MIN, "avg_size", CHUNK_AVG,
+			    "max_size", CHUNK_MAX);
+	if (ko->no_encryption) {
+		rc = random_bytes(seed, sizeof(seed));
+		if (rc)
+			goto out;
+		json_object_set_new(chunker, "gear_seed", hexj(seed, 32));
+	}
+	{
+		char created[40];
+
+		format_time(now_ns(), created);
+		cfg = json_pack("{s:s,s:i,s:s,s:s,s:o,s:i,s:o}", "format",
+				"snapfs", "version", FORMAT_VERSION, "id", id,
+				"created", created, "chunker", chunker,
+				"pack_size", PACK_TARGET, "encryption", enc);
+	}
+	enc = NULL;
+	text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	if (!text) {
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = store_put(st, CONFIG_KEY, text, strlen(text), STORE_CREATE_ONLY);
+	if (rc == SNAP_EEXIST)
+		snap_seterr(rc, "%s already holds a snapfs repository",
+			    st->url);
+out:
+	OPENSSL_cleanse(master, sizeof(master));
+	keys_wipe(&k);
+	if (pass) {
+		OPENSSL_cleanse(pass, strlen(pass));
+		free(pass);
+	}
+	free(text);
+	json_decref(cfg);
+	json_decref(enc);
+	store_close(st);
+	return rc;
+}
+
+static int unlock(struct repo *r, json_t *enc, const struct key_opts *ko)
+{
+	const char *kind = json_string_value(json_object_get(enc, "key"));
+	uint8_t master[32], kc[32], want[32];
+	size_t mlen = 0;
+	char *pass = NULL;
+	int rc;
+
+	if (hexget(enc, "key_check", want, 32) || !kind)
+		return snap_seterr(SNAP_ECORRUPT,
+				   "snapfs.json: bad encryption section");
+	if (strcmp(kind, "passphrase") == 0) {
+		json_t *kdf = json_object_get(enc, "kdf");
+		struct scrypt_params sp;
+		uint8_t kek[32], wrapped[32 + SEAL_OVERHEAD];
+		char aad[80];
+
+		if (!ko->password_file)
+			return snap_seterr(
+				SNAP_EKEY,
+				"repository is encrypted with a passphrase: "
+				"give --password-file or SNAPFS_PASSWORD_FILE");
+		if (!json_is_integer(json_object_get(kdf, "N")) ||
+		    !json_is_integer(json_object_get(kdf, "r")) ||
+		    !json_is_integer(json_object_get(kdf, "p")) ||
+		    hexget(kdf, "salt", sp.salt, 16) ||
+		    hexget(enc, "wrapped_key", wrapped, sizeof(wrapped)))
+			return snap_seterr(SNAP_ECORRUPT,
+					   "snapfs.json: bad kdf parameters");
+		sp.N = json_integer_value(json_object_get(kdf, "N"));
+		sp.r = json_integer_value(json_object_get(kdf, "r"));
+		sp.p = json_integer_value(json_object_get(kdf, "p"));
+		SNAP_TRY(read_password_file(ko->password_file, &pass));
+		rc = kdf_scrypt(pass, strlen(pass), &sp, kek);
+		OPENSSL_cleanse(pass, strlen(pass));
+		free(pass);
+		if (rc)
+			return rc;
+		wrap_aad(r->id, aad, sizeof(aad));
+		rc = gcm_open(kek, 32, aad, strlen(aad), wrapped,
+			      sizeof(wrapped), master);
+		OPENSSL_cleanse(kek, sizeof(kek));
+		if (rc)
+			return snap_seterr(SNAP_EKEY,
+					   "wrong passphrase for repository %s",
+					   r->st->url);
+		mlen = 32;
+	} else if (strcmp(kind, "keyfile") == 0) {
+		if (!ko->key_file)
+			return snap_seterr(
+				SNAP_EKEY,
+				"repository is encrypted with a key file: give "
+				"--encryption-key-file or SNAPFS_KEY_FILE");
+		SNAP_TRY(read_key_file(ko->key_file, master, &mlen));
+	} else {
+		return snap_seterr(SNAP_EUNSUPP,
+				   "snapfs.json: unknown key kind '%s'", kind);
+	}
+	rc = keys_derive(&r->keys, master, mlen, r->id);
+	OPENSSL_cleanse(master, sizeof(master));
+	if (rc)
+		return rc;
+	hmac_sha256(r->keys.mac, 32, KEY_CHECK_MSG, strlen(KEY_CHECK_MSG), kc);
+	if (!ct_equal(kc, want, 32))
+		return snap_seterr(SNAP_EKEY,
+				   "wrong encryption key for repository %s",
+				   r->st->url);
+	return 0;
+}
+
+int repo_open(const char *location, const struct key_opts *ko,
+	      struct repo **out)
+{
+	struct repo *r;
+	struct buf text = BUF_INIT;
+	json_t *cfg = NULL, *ch, *enc, *v;
+	json_error_t jerr;
+	uint8_t seed[32];
+	const char *s;
+	int rc;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	rc = store_open(location, &r->st);
+	if (rc)
+		goto out;
+	rc = store_get(r->st, CONFIG_KEY, 0, -1, &text);
+	if (rc == SNAP_ENOENT) {
+		rc = snap_seterr(SNAP_ENOTREPO,
+				 "%s is not a snapfs repository (no %s; create "
+				 "one with 'snapctl init')",
+				 r->st->url, CONFIG_KEY);
+		goto out;
+	}
+	if (rc)
+		goto out;
+	cfg = json_loadb((char *)text.p, text.len, 0, &jerr);
+	if (!cfg || !json_is_object(cfg) ||
+	    !json_is_string(json_object_get(cfg, "format")) ||
+	    strcmp(json_string_value(json_object_get(cfg, "format")),
+		   "snapfs")) {
+		rc = snap_seterr(SNAP_ENOTREPO,
+				 "%s: %s is not a snapfs repository config",
+				 r->st->url, CONFIG_KEY);
+		goto out;
+	}
+	v = json_object_get(cfg, "version");
+	if (!json_is_integer(v) || json_integer_value(v) != FORMAT_VERSION) {
+		rc = snap_seterr(SNAP_EUNSUPP,
+				 "%s: repository format version %lld is not "
+				 "supported (this snapfs reads %d)",
+				 r->st->url,
+				 (long long)json_integer_value(v),
+				 FORMAT_VERSION);
+		goto out;
+	}
+	s = json_string_value(json_object_get(cfg, "id"));
+	if (!s || strlen(s) != 36) {
+		rc = snap_seterr(SNAP_ECORRUPT, "%s: bad repository id",
+				 CONFIG_KEY);
+		goto out;
+	}
+	memcpy(r->id, s, 37);
+	v = json_object_get(cfg, "pack_size");
+	r->pack_size = json_is_integer(v) ? json_integer_value(v) : PACK_TARGET;
+	if (r->pack_size < (1u << 20) || r->pack_size > (256u << 20))
+		r->pack_size = PACK_TARGET;
+	enc = json_object_get(cfg, "encryption");
+	if (json_is_object(enc)) {
+		rc = unlock(r, enc, ko);
+		if (rc)
+			goto out;
+		memcpy(seed, r->keys.gear, 32);
+	} else {
+		keys_plain(&r->keys);
+	}
+	ch = json_object_get(cfg, "chunker");
+	if (!json_is_object(ch) ||
+	    (!r->keys.encrypted && hexget(ch, "gear_seed", seed, 32))) {
+		rc = snap_seterr(SNAP_ECORRUPT, "%s: bad chunker section",
+				 CONFIG_KEY);
+		goto out;
+	}
+	rc = chunker_init(
+		&r->chunker, seed,
+		json_integer_value(json_object_get(ch, "min_size")),
+		json_integer_value(json_object_get(ch, "avg_size")),
+		json_integer_value(json_object_get(ch, "max_size")));
+	if (rc == 0 && r->chunker.max > (16u << 20))
+		rc = snap_seterr(SNAP_EUNSUPP, "chunk size limit too large");
+	if (rc)
+		snap_preerr(rc, "%s", CONFIG_KEY);
+out:
+	OPENSSL_cleanse(seed, sizeof(seed));
+	json_decref(cfg);
+	buf_free(&text);
+	if (rc)
+		repo_close(r);
+	else
+		*out = r;
+	return rc;
+}
+
+void repo_close(struct repo *r)
+{
+	if (!r)
+		return;
+	keys_wipe(&r->keys);
+	store_close(r->st);
+	free(r);
+}
+
+struct listctx {
+	struct backup_id *v;
+	size_t n, cap;
+};
+
+static int list_cb(const char *key, uint64_t size, void *ctx)
+{
+	struct listctx *lc = ctx;
+	const char *p = key + strlen("manifests/"), *slash = strchr(p, '/');
+	char *end;
+	unsigned long num;
+
+	(void)size;
+	if (!slash || (size_t)(slash - p) >= SERIES_MAX)
+		return 0;
+	errno = 0;
+	num = strtoul(slash + 1, &end, 10);
+	if (errno || num == 0 || num > UINT32_MAX || strcmp(end, ".json"))
+		return 0;
+	if (lc->n == lc->cap) {
+		size_t cap = lc->cap ? 2 * lc->cap : 32;
+		void *q = realloc(lc->v, cap * sizeof(*lc->v));
+
+		if (!q)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		lc->v = q;
+		lc->cap = cap;
+	}
+	snprintf(lc->v[lc->n].series, SERIES_MAX, "%.*s", (int)(slash - p), p);
+	if (series_check(lc->v[lc->n].series))
+		return 0; /* not ours; ignore */
+	lc->v[lc->n].num = num;
+	lc->n++;
+	return 0;
+}
+
+static int cmp_bid(const void *a, const void *b)
+{
+	const struct backup_id *x = a, *y = b;
+	int c = strcmp(x->series, y->series);
+
+	if (c)
+		return c;
+	return x->num < y->num ? -1 : x->num > y->num;
+}
+
+static int list_prefix(struct repo *r, const char *prefix,
+		       struct backup_id **out, size_t *n)
+{
+	struct listctx lc = {0};
+	int rc = store_list(r->st, prefix, list_cb, &lc);
+
+	if (rc) {
+		free(lc.v);
+		return rc;
+	}
+	if (lc.n)
+		qsort(lc.v, lc.n, sizeof(*lc.v), cmp_bid);
+	*out = lc.v;
+	*n = lc.n;
+	return 0;
+}
+
+int repo_list(struct repo *r, struct backup_id **out, size_t *n)
+{
+	return list_prefix(r, "manifests/", out, n);
+}
+
+int repo_latest_num(struct repo *r, const char *series, uint32_t *num)
+{
+	char prefix[SERIES_MAX + 16];
+	struct backup_id *v;
+	size_t n;
+
+	*num = 0;
+	snprintf(prefix, sizeof(prefix), "manifests/%s/", series);
+	SNAP_TRY(list_prefix(r, prefix, &v, &n));
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].series, series) == 0 && v[i].num > *num)
+			*num = v[i].num;
+	free(v);
+	if (*num == 0)
+		return snap_seterr(SNAP_ENOENT, "series %s has no backups",
+				   series);
+	return 0;
+}
+
+int repo_newest_series(struct repo *r, const char *label,
+		       char series[SERIES_MAX])
+{
+	char prefix[LABEL_MAX + 16], lbl[LABEL_MAX + 1];
+	struct backup_id *v;
+	size_t n;
+	int64_t best = INT64_MIN;
+	int rc = 0;
+
+	series[0] = 0;
+	snprintf(prefix, sizeof(prefix), "manifests/%s-", label);
+	SNAP_TRY(list_prefix(r, prefix, &v, &n));
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct manifest m;
+
+		/* The first listed number of each series is its oldest. */
+		if (i && strcmp(v[i].series, v[i - 1].series) == 0)
+			continue;
+		series_label(v[i].series, lbl);
+		if (strcmp(lbl, label) != 0)
+			continue;
+		rc = repo_load_manifest(r, v[i].series, v[i].num, &m);
+		if (rc)
+			break;
+		if (m.created > best) {
+			best = m.created;
+			memcpy(series, v[i].series, SERIES_MAX);
+		}
+		manifest_free(&m);
+	}
+	free(v);
+	if (rc == 0 && !series[0])
+		rc = snap_seterr(SNAP_ENOENT, "no backups with label '%s'",
+				 label);
+	return rc;
+}
+
+int repo_resolve(struct repo *r, const char *spec, char series[SERIES_MAX],
+		 uint32_t *num)
+{
+	char name[256], *slash, *end;
+	struct backup_id *v = NULL;
+	size_t n, matches = 0;
+	int rc;
+
+	*num = 0;
+	if (strlen(spec) >= sizeof(name) || !*spec)
+		return snap_seterr(SNAP_EINVAL, "bad backup '%s'", spec);
+	strcpy(name, spec);
+	slash = strchr(name, '/');
+	if (slash) {
+		unsigned long x;
+
+		*slash = 0;
+		errno = 0;
+		x = strtoul(slash + 1, &end, 10);
+		if (errno || *end || x == 0 || x > UINT32_MAX ||
+		    slash[1] == '-' || slash[1] == '+')
+			return snap_seterr(SNAP_EINVAL,
+					   "bad backup number in '%s': "
+					   "expected SERIES/N with N >= 1",
+					   spec);
+		*num = x;
+	}
+	if (series_check(name) == 0) {
+		memcpy(series, name, strlen(name) + 1);
+		return 0;
+	}
+	if (label_check(name) == 0) {
+		rc = repo_newest_series(r, name, series);
+		if (rc != SNAP_ENOENT)
+			return rc;
+	}
+	rc = repo_list(r, &v, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (i && strcmp(v[i].series, v[i - 1].series) == 0)
+			continue;
+		if (strncmp(v[i].series, name, strlen(name)) == 0) {
+			if (matches++ == 0)
+				memcpy(series, v[i].series, SERIES_MAX);
+		}
+	}
+	free(v);
+	if (matches == 1)
+		return 0;
+	if (matches > 1)
+		return snap_seterr(SNAP_EINVAL,
+				   "'%s' matches %zu series: give more of the "
+				   "id",
+				   name, matches);
+	return snap_seterr(SNAP_ENOENT,
+			   "no series, label or series prefix matches '%s'",
+			   name);
+}
+
+int repo_resolve_backup(struct repo *r, const char *spec,
+			char series[SERIES_MAX], uint32_t *num)
+{
+	char key[160];
+	uint64_t size;
+	int rc;
+
+	SNAP_TRY(repo_resolve(r, spec, series, num));
+	if (*num == 0)
+		return repo_latest_num(r, series, num);
+	manifest_key(series, *num, key, sizeof(key));
+	rc = store_head(r->st, key, &size);
+	if (rc == SNAP_ENOENT)
+		return snap_seterr(rc, "backup %s/%u does not exist", series,
+				   *num);
+	return rc;
+}
+
+int repo_load_manifest(struct repo *r, const char *series, uint32_t num,
+		       struct manifest *m)
+{
+	struct buf text = BUF_INIT;
+	char key[160];
+	int rc;
+
+	manifest_key(series, num, key, sizeof(key));
+	rc = store_get(r->st, key, 0, -1, &text);
+	if (rc == SNAP_ENOENT)
+		rc = snap_seterr(rc, "backup %s/%u: manifest %s is missing",
+				 series, num, key);
+	if (rc == 0 && text.len > (64u << 20))
+		rc = snap_seterr(SNAP_ECORRUPT, "%s: implausibly large", key);
+	if (rc == 0)
+		rc = manifest_parse((char *)text.p, text.len, &r->keys, series,
+				    num, m);
+	buf_free(&text);
+	return rc;
+}
+
+int repo_decode_blob(struct repo *r, const char *series,
+		     const struct ref *ref, const uint8_t *enc, uint8_t *out,
+		     struct buf *scratch)
+{
+	char key[160], id[2 * ID_LEN + 1];
+	int rc = blob_decode(&r->keys, ref->id, enc, ref->len, out, ref->raw,
+			     scratch);
+
+	if (rc == SNAP_ECORRUPT) {
+		pack_key(series, ref->pack, key, sizeof(key));
+		hex_encode(ref->id, ID_LEN, id);
+		snap_seterr(rc,
+			    "%s at offset %u: blob %.16s fails authentication "
+			    "(corrupt or tampered object)",
+			    key, ref->off, id);
+	}
+	return rc;
+}
+
+int repo_read_blob(struct repo *r, const char *series, const struct ref *ref,
+		   struct buf *out, struct buf *scratch)
+{
+	struct buf enc = BUF_INIT;
+	char key[160];
+	int rc;
+
+	pack_key(series, ref->pack, key, sizeof(key));
+	rc = store_read_exact(r->st, key, ref->off, ref->len, &enc);
+	if (rc)
+		goto out;
+	out->len = 0;
+	rc = buf_reserve(out, ref->raw);
+	if (rc)
+		goto out;
+	rc = repo_decode_blob(r, series, ref, enc.p, out->p, scratch);
+	if (rc == 0)
+		out->len = ref->raw;
+out:
+	buf_free(&enc);
+	return rc;
+}
+
+int repo_read_tree(struct repo *r, const char *series, const struct ref *ref,
+		   struct tree *t)
+{
+	struct buf raw = BUF_INIT, scratch = BUF_INIT;
+	char key[160], id[2 * ID_LEN + 1];
+	int rc = repo_read_blob(r, series, ref, &raw, &scratch);
+
+	if (rc == 0) {
+		rc = tree_decode(raw.p, raw.len, t);
+		if (rc == SNAP_ECORRUPT) {
+			pack_key(series, ref->pack, key, sizeof(key));
+			hex_encode(ref->id, ID_LEN, id);
+			snap_seterr(rc,
+				    "%s: directory object %.16s is malformed "
+				    "(bad or hostile entry)",
+				    key, id);
+		}
+	}
+	buf_free(&raw);
+	buf_free(&scratch);
+	return rc;
+}

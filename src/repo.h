@@ -1,0 +1,102 @@
+/*
+ * repo.h - a repository: a store plus its config and keys.
+ *
+ * repo_open() reads PREFIX/snapfs.json, checks the format version, and
+ * unlocks the keys: a key file's bytes are the master key (checked against
+ * the config's key check); a passphrase runs scrypt to unwrap the random
+ * master key stored in the config.  Wrong or missing keys fail here with
+ * SNAP_EKEY and a message saying what to supply, before any data is read.
+ *
+ * The rest are the read primitives the engines and the mount share:
+ * listing backups, resolving "SERIES[/N]" specs, loading manifests, and
+ * fetching one blob by ref (a ranged read of its pack, authenticated).
+ * All are thread-safe once the repo is open.
+ */
+#ifndef SNAPFS_REPO_H
+#define SNAPFS_REPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunker.h"
+#include "crypto.h"
+#include "manifest.h"
+#include "store.h"
+#include "tree.h"
+
+#define CONFIG_KEY "snapfs.json"
+
+struct key_opts {
+	const char *key_file;      /* raw 16/24/32-byte key */
+	const char *password_file; /* first line is the passphrase */
+	int no_encryption;         /* init only */
+};
+
+struct repo {
+	struct store *st;
+	struct keys keys;
+	struct chunker chunker;
+	char id[37];
+	uint32_t pack_size;
+};
+
+struct backup_id {
+	char series[SERIES_MAX];
+	uint32_t num;
+};
+
+/* Creates a repository at location.  Encrypted unless ko->no_encryption;
+ * then a key file or password file is required.  A location that already
+ * holds a repository is SNAP_EEXIST. */
+int repo_init(const char *location, const struct key_opts *ko);
+
+int repo_open(const char *location, const struct key_opts *ko,
+	      struct repo **out);
+void repo_close(struct repo *r);
+
+/* Every backup in the repository, sorted by series id then number.
+ * *out is malloc'd. */
+int repo_list(struct repo *r, struct backup_id **out, size_t *n);
+
+/* Resolves a spec: a series id, a label (its newest series) or a unique
+ * prefix of a series id, optionally followed by "/N".  *num is 0 when no
+ * number was given.  SNAP_ENOENT / SNAP_EINVAL (ambiguous) with a message. */
+int repo_resolve(struct repo *r, const char *spec, char series[SERIES_MAX],
+		 uint32_t *num);
+
+/* Like repo_resolve() but fills in the latest number when none is given
+ * and checks that the backup exists. */
+int repo_resolve_backup(struct repo *r, const char *spec,
+			char series[SERIES_MAX], uint32_t *num);
+
+/* Newest series of a label (by creation of its first backup); SNAP_ENOENT
+ * when the label has none. */
+int repo_newest_series(struct repo *r, const char *label,
+		       char series[SERIES_MAX]);
+
+/* Highest backup number of a series (0 and SNAP_ENOENT when none). */
+int repo_latest_num(struct repo *r, const char *series, uint32_t *num);
+
+int repo_load_manifest(struct repo *r, const char *series, uint32_t num,
+		       struct manifest *m);
+
+/* Fetches and authenticates one blob; out is resized to ref->raw bytes.
+ * scratch is reused across calls by the same thread. */
+int repo_read_blob(struct repo *r, const char *series, const struct ref *ref,
+		   struct buf *out, struct buf *scratch);
+
+/* Decodes already-fetched pack bytes holding the blob (for callers that
+ * read several blobs with one ranged request). */
+int repo_decode_blob(struct repo *r, const char *series,
+		     const struct ref *ref, const uint8_t *enc, uint8_t *out,
+		     struct buf *scratch);
+
+/* Fetches and decodes a directory object. */
+int repo_read_tree(struct repo *r, const char *series, const struct ref *ref,
+		   struct tree *t);
+
+/* Reads the first line of a password file / a key file (for the CLI). */
+int read_key_file(const char *path, uint8_t key[32], size_t *len);
+int read_password_file(const char *path, char **pass);
+
+#endif

@@ -1,0 +1,782 @@
+/* restore.c - the restore engine; see restore.h. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "restore.h"
+#include "workq.h"
+
+#define SEG_CHUNKS 16       /* chunks per job: ~16 MiB */
+#define MAX_READ (16u << 20) /* one ranged read covers at most this */
+
+struct meta {
+	char *rel; /* path below the target */
+	uint32_t mode, uid, gid;
+	int64_t mtime_ns;
+	struct xattr *xattrs;
+	size_t nxattrs;
+};
+
+struct bufset {
+	struct bufset *next;
+	struct buf enc, raw, scratch;
+};
+
+struct reng {
+	struct repo *r;
+	const struct restore_opts *o;
+	struct restore_result *res;
+	const char *series;
+	int rootfd, is_root;
+	struct workq *q;
+
+	pthread_mutex_t lock;
+	int err;
+	char errmsg[1024];
+	struct bufset *free_bufs;
+
+	/* walker thread only */
+	struct meta *dirs;
+	size_t ndirs, dircap;
+	struct {
+		uint64_t id;
+		char *rel;
+	} *links;
+	size_t nlinks, linkcap;
+};
+
+struct rfile {
+	struct reng *e;
+	int fd, refs, failed;
+	struct meta m;
+};
+
+struct rseg {
+	struct rfile *f;
+	struct chunk *c;
+	size_t n;
+};
+
+int open_beneath(int root, const char *rel, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS,
+	};
+
+	return (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how,
+			    sizeof(how));
+}
+
+static void fail(struct reng *e, int rc)
+{
+	pthread_mutex_lock(&e->lock);
+	if (!e->err) {
+		e->err = rc;
+		snprintf(e->errmsg, sizeof(e->errmsg), "%s", snap_errmsg());
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+static int failed(struct reng *e)
+{
+	return __atomic_load_n(&e->err, __ATOMIC_RELAXED);
+}
+
+static void warn(struct reng *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void warn(struct reng *e, const char *fmt, ...)
+{
+	char msg[1200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	__atomic_fetch_add(&e->res->warnings, 1, __ATOMIC_RELAXED);
+	if (e->o->warn)
+		e->o->warn(msg, e->o->warn_ctx);
+}
+
+static void meta_free(struct meta *m)
+{
+	free(m->rel);
+	for (size_t i = 0; i < m->nxattrs; i++) {
+		free(m->xattrs[i].name);
+		free(m->xattrs[i].val);
+	}
+	free(m->xattrs);
+	memset(m, 0, sizeof(*m));
+}
+
+static int meta_copy(struct meta *m, const char *rel, uint32_t mode,
+		     uint32_t uid, uint32_t gid, int64_t mtime,
+		     const struct xattr *x, size_t nx)
+{
+	memset(m, 0, sizeof(*m));
+	m->rel = strdup(rel);
+	m->mode = mode;
+	m->uid = uid;
+	m->gid = gid;
+	m->mtime_ns = mtime;
+	if (nx)
+		m->xattrs = calloc(nx, sizeof(*x));
+	if (!m->rel || (nx && !m->xattrs))
+		goto nomem;
+	for (size_t i = 0; i < nx; i++) {
+		m->xattrs[i].name = strdup(x[i].name);
+		m->xattrs[i].val = malloc(x[i].len ? x[i].len : 1);
+		m->nxattrs++;
+		if (!m->xattrs[i].name || !m->xattrs[i].val)
+			goto nomem;
+		memcpy(m->xattrs[i].val, x[i].val, x[i].len);
+		m->xattrs[i].len = x[i].len;
+	}
+	return 0;
+nomem:
+	meta_free(m);
+	return snap_seterr(SNAP_ENOMEM, "out of memory");
+}
+
+/* Owner first (chown clears set-id bits and capabilities), then xattrs,
+ * mode, and times last (everything else would bump them). */
+static int apply_meta(struct reng *e, int fd, const struct meta *m)
+{
+	struct timespec ts[2];
+
+	if (e->is_root && fchown(fd, m->uid, m->gid))
+		return snap_syserr(errno, "%s: chown", m->rel);
+	for (size_t i = 0; i < m->nxattrs; i++) {
+		if (fsetxattr(fd, m->xattrs[i].name, m->xattrs[i].val,
+			      m->xattrs[i].len, 0) == 0)
+			continue;
+		/* A target filesystem without xattrs, or a namespace we
+		 * may not write, loses the attribute, not the restore. */
+		if (errno != ENOTSUP && errno != EPERM)
+			return snap_syserr(errno, "%s: xattr %s", m->rel,
+					   m->xattrs[i].name);
+		warn(e, "%s: xattr %s not restored: %s", m->rel,
+		     m->xattrs[i].name, strerror(errno));
+	}
+	if (fchmod(fd, m->mode & 07777))
+		return snap_syserr(errno, "%s: chmod", m->rel);
+	ts[0].tv_sec = ts[1].tv_sec = m->mtime_ns / 1000000000;
+	ts[0].tv_nsec = ts[1].tv_nsec = m->mtime_ns % 1000000000;
+	if (m->mtime_ns < 0 && ts[0].tv_nsec) {
+		ts[0].tv_sec = ts[1].tv_sec -= 1;
+		ts[0].tv_nsec = ts[1].tv_nsec += 1000000000;
+	}
+	if (futimens(fd, ts))
+		return snap_syserr(errno, "%s: setting times", m->rel);
+	return 0;
+}
+
+/* Removes a file the restore could not finish. */
+static void remove_partial(struct reng *e, const char *rel)
+{
+	const char *slash = strrchr(rel, '/');
+	char *dir = strndup(rel, slash ? (size_t)(slash - rel) : 0);
+	int dfd = dir ? open_beneath(e->rootfd, dir, O_RDONLY | O_DIRECTORY)
+		      : -1;
+
+	if (dfd >= 0) {
+		unlinkat(dfd, slash ? slash + 1 : rel, 0);
+		close(dfd);
+	}
+	free(dir);
+}
+
+static void file_put(struct rfile *f)
+{
+	struct reng *e = f->e;
+	int last, rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	last = --f->refs == 0;
+	pthread_mutex_unlock(&e->lock);
+	if (!last)
+		return;
+	if (!f->failed && !failed(e)) {
+		rc = apply_meta(e, f->fd, &f->m);
+		if (rc) {
+			fail(e, rc);
+			f->failed = 1;
+		}
+	}
+	if (close(f->fd) && !f->failed) {
+		fail(e, snap_syserr(errno, "%s: close", f->m.rel));
+		f->failed = 1;
+	}
+	if (f->failed || failed(e))
+		remove_partial(e, f->m.rel);
+	else
+		progress_add(e->o->progress, 1, 0);
+	meta_free(&f->m);
+	free(f);
+}
+
+static struct bufset *bufs_get(struct reng *e)
+{
+	struct bufset *b;
+
+	pthread_mutex_lock(&e->lock);
+	b = e->free_bufs;
+	if (b)
+		e->free_bufs = b->next;
+	pthread_mutex_unlock(&e->lock);
+	return b ? b : calloc(1, sizeof(*b));
+}
+
+static void bufs_put(struct reng *e, struct bufset *b)
+{
+	pthread_mutex_lock(&e->lock);
+	b->next = e->free_bufs;
+	e->free_bufs = b;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= w;
+		off += w;
+	}
+	return 0;
+}
+
+/* Fetches chunks c[0..n) with as few ranged reads as their layout allows
+ * and writes them into the file. */
+static int fetch_write(struct reng *e, struct rfile *f, const struct chunk *c,
+		       size_t n, struct bufset *b)
+{
+	char key[160];
+	size_t i = 0;
+
+	while (i < n && !failed(e)) {
+		size_t j = i + 1;
+		uint64_t start = c[i].r.off, end = start + c[i].r.len;
+
+		/* Extend over chunks stored back to back in the same pack. */
+		while (j < n && !memcmp(c[j].r.pack, c[i].r.pack, PACK_ID_LEN) &&
+		       c[j].r.off == end && end + c[j].r.len - start <= MAX_READ) {
+			end += c[j].r.len;
+			j++;
+		}
+		pack_key(e->series, c[i].r.pack, key, sizeof(key));
+		SNAP_TRY(store_read_exact(e->r->st, key, start, end - start,
+					  &b->enc));
+		for (; i < j; i++) {
+			int rc;
+
+			b->raw.len = 0;
+			SNAP_TRY(buf_reserve(&b->raw, c[i].r.raw));
+			SNAP_TRY(repo_decode_blob(e->r, e->series, &c[i].r,
+						  b->enc.p + (c[i].r.off - start),
+						  b->raw.p, &b->scratch));
+			rc = pwrite_all(f->fd, b->raw.p, c[i].r.raw, c[i].off);
+			if (rc)
+				return snap_syserr(-rc, "writing %s", f->m.rel);
+			progress_add(e->o->progress, 0, c[i].r.raw);
+			__atomic_fetch_add(&e->res->bytes, c[i].r.raw,
+					   __ATOMIC_RELAXED);
+		}
+	}
+	return 0;
+}
+
+static void seg_work(void *arg)
+{
+	struct rseg *s = arg;
+	struct reng *e = s->f->e;
+	struct bufset *b;
+	int rc = 0;
+
+	if (!failed(e)) {
+		b = bufs_get(e);
+		rc = b ? fetch_write(e, s->f, s->c, s->n, b)
+		       : snap_seterr(SNAP_ENOMEM, "out of memory");
+		if (b)
+			bufs_put(e, b);
+		if (rc) {
+			fail(e, rc);
+			s->f->failed = 1;
+		}
+	}
+	file_put(s->f);
+	free(s->c);
+	free(s);
+}
+
+static int add_dir_meta(struct reng *e, const char *rel, uint32_t mode,
+			uint32_t uid, uint32_t gid, int64_t mtime,
+			const struct xattr *x, size_t nx)
+{
+	if (e->ndirs == e->dircap) {
+		size_t cap = e->dircap ? 2 * e->dircap : 64;
+		void *p = realloc(e->dirs, cap * sizeof(*e->dirs));
+
+		if (!p)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		e->dirs = p;
+		e->dircap = cap;
+	}
+	SNAP_TRY(meta_copy(&e->dirs[e->ndirs], rel, mode, uid, gid, mtime, x,
+			   nx));
+	e->ndirs++;
+	return 0;
+}
+
+static const char *link_find(struct reng *e, uint64_t id)
+{
+	for (size_t i = e->nlinks; i-- > 0;)
+		if (e->links[i].id == id)
+			return e->links[i].rel;
+	return NULL;
+}
+
+static int link_add(struct reng *e, uint64_t id, const char *rel)
+{
+	if (e->nlinks == e->linkcap) {
+		size_t cap = e->linkcap ? 2 * e->linkcap : 64;
+		void *p = realloc(e->links, cap * sizeof(*e->links));
+
+		if (!p)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		e->links = p;
+		e->linkcap = cap;
+	}
+	e->links[e->nlinks].id = id;
+	e->links[e->nlinks].rel = strdup(rel);
+	if (!e->links[e->nlinks].rel)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	e->nlinks++;
+	return 0;
+}
+
+static void links_reset(struct reng *e)
+{
+	for (size_t i = 0; i < e->nlinks; i++)
+		free(e->links[i].rel);
+	e->nlinks = 0;
+}
+
+/* Creates name in dfd with create(); with overwrite, a non-directory in
+ * the way is removed first. */
+static int make_entry(struct reng *e, int dfd, const char *name,
+		      const char *rel, int is_dir)
+{
+	struct stat st;
+
+	if (!e->o->overwrite ||
+	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return 0;
+	if (S_ISDIR(st.st_mode)) {
+		if (is_dir)
+			return 0;
+		return snap_seterr(SNAP_EEXIST,
+				   "%s: a directory is in the way", rel);
+	}
+	if (unlinkat(dfd, name, 0))
+		return snap_syserr(errno, "%s: removing old entry", rel);
+	return 0;
+}
+
+static int restore_file(struct reng *e, int dfd, const char *rel,
+			const struct tent *t)
+{
+	const char *first = t->hardlink ? link_find(e, t->hardlink) : NULL;
+	struct rfile *f;
+	int fd, rc;
+
+	SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
+	if (first) {
+		if (linkat(e->rootfd, first, dfd, t->name, 0))
+			return snap_syserr(errno, "%s: link to %s", rel, first);
+		e->res->links++;
+		return 0;
+	}
+	fd = openat(dfd, t->name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return snap_syserr(errno, "%s", rel);
+	/* Setting the size first leaves the holes of sparse files as
+	 * holes: only chunk ranges are ever written. */
+	if (ftruncate(fd, (off_t)t->size)) {
+		rc = snap_syserr(errno, "%s: setting size", rel);
+		close(fd);
+		unlinkat(dfd, t->name, 0);
+		return rc;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f || meta_copy(&f->m, rel, t->mode, t->uid, t->gid, t->mtime_ns,
+			    t->xattrs, t->nxattrs)) {
+		free(f);
+		close(fd);
+		unlinkat(dfd, t->name, 0);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	f->e = e;
+	f->fd = fd;
+	f->refs = 1; /* ours, until every segment is queued */
+	e->res->files++;
+	if (t->hardlink)
+		SNAP_TRY(link_add(e, t->hardlink, rel));
+	for (size_t i = 0; i < t->nchunks && !failed(e); i += SEG_CHUNKS) {
+		size_t n = t->nchunks - i < SEG_CHUNKS ? t->nchunks - i
+						       : SEG_CHUNKS;
+		struct rseg *s = malloc(sizeof(*s));
+
+		if (s)
+			s->c = malloc(n * sizeof(*s->c));
+		if (!s || !s->c) {
+			free(s);
+			f->failed = 1;
+			file_put(f);
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		}
+		memcpy(s->c, t->chunks + i, n * sizeof(*s->c));
+		s->n = n;
+		s->f = f;
+		pthread_mutex_lock(&e->lock);
+		f->refs++;
+		pthread_mutex_unlock(&e->lock);
+		workq_submit(e->q, seg_work, s);
+	}
+	file_put(f);
+	return 0;
+}
+
+static int restore_link(struct reng *e, int dfd, const char *rel,
+			const struct tent *t)
+{
+	struct timespec ts[2];
+
+	SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
+	if (symlinkat(t->target, dfd, t->name))
+		return snap_syserr(errno, "%s: symlink", rel);
+	if (e->is_root &&
+	    fchownat(dfd, t->name, t->uid, t->gid, AT_SYMLINK_NOFOLLOW))
+		return snap_syserr(errno, "%s: chown", rel);
+	ts[0].tv_sec = ts[1].tv_sec = t->mtime_ns / 1000000000;
+	ts[0].tv_nsec = ts[1].tv_nsec = t->mtime_ns % 1000000000;
+	if (ts[0].tv_nsec < 0) {
+		ts[0].tv_sec = ts[1].tv_sec -= 1;
+		ts[0].tv_nsec = ts[1].tv_nsec += 1000000000;
+	}
+	if (utimensat(dfd, t->name, ts, AT_SYMLINK_NOFOLLOW))
+		return snap_syserr(errno, "%s: setting times", rel);
+	e->res->links++;
+	progress_add(e->o->progress, 1, 0);
+	return 0;
+}
+
+static int restore_tree(struct reng *e, int dfd, const char *rel,
+			const struct tree *t);
+
+/* Creates directory name (recorded for its metadata at the end) and
+ * returns an fd for it that cannot be a symlink. */
+static int make_dir(struct reng *e, int dfd, const char *name, const char *rel,
+		    uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime,
+		    const struct xattr *x, size_t nx, int *out)
+{
+	int fd;
+
+	SNAP_TRY(make_entry(e, dfd, name, rel, 1));
+	if (mkdirat(dfd, name, 0700) && !(errno == EEXIST && e->o->overwrite))
+		return snap_syserr(errno, "%s: mkdir", rel);
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			return snap_seterr(SNAP_EUNSAFE,
+					   "%s: refusing to restore through a "
+					   "symlink or non-directory",
+					   rel);
+		return snap_syserr(errno, "%s", rel);
+	}
+	e->res->dirs++;
+	*out = fd;
+	return add_dir_meta(e, rel, mode, uid, gid, mtime, x, nx);
+}
+
+static int restore_entry(struct reng *e, int dfd, const char *rel,
+			 const struct tent *t)
+{
+	struct tree sub;
+	int fd, rc;
+
+	switch (t->type) {
+	case ET_REG:
+		return restore_file(e, dfd, rel, t);
+	case ET_LNK:
+		return restore_link(e, dfd, rel, t);
+	case ET_DIR:
+		SNAP_TRY(make_dir(e, dfd, t->name, rel, t->mode, t->uid, t->gid,
+				  t->mtime_ns, t->xattrs, t->nxattrs, &fd));
+		rc = repo_read_tree(e->r, e->series, &t->sub, &sub);
+		if (rc == 0) {
+			rc = restore_tree(e, fd, rel, &sub);
+			tree_free(&sub);
+		}
+		close(fd);
+		return rc;
+	}
+	return snap_seterr(SNAP_ECORRUPT, "%s: unknown entry type", rel);
+}
+
+static int restore_tree(struct reng *e, int dfd, const char *rel,
+			const struct tree *t)
+{
+	size_t rl = strlen(rel);
+	char *crel = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < t->n && rc == 0; i++) {
+		size_t len = rl + strlen(t->ents[i].name) + 2;
+		char *p = realloc(crel, len);
+
+		if (!p) {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+			break;
+		}
+		crel = p;
+		snprintf(crel, len, "%s/%s", rel, t->ents[i].name);
+		rc = restore_entry(e, dfd, crel, &t->ents[i]);
+		if (rc == 0 && failed(e))
+			rc = failed(e);
+	}
+	free(crel);
+	return rc;
+}
+
+/* Restores opts->path (or everything) of one group into TARGET/<group>. */
+static int restore_group(struct reng *e, const struct mgroup *g)
+{
+	struct tree t, next;
+	char *path = NULL, *comp, *save = NULL, *rel = NULL;
+	const struct tent *ent = NULL;
+	int gfd, dfd, rc;
+
+	links_reset(e);
+	SNAP_TRY(make_dir(e, e->rootfd, g->name, g->name, g->mode, g->uid,
+			  g->gid, g->mtime_ns, NULL, 0, &gfd));
+	rc = repo_read_tree(e->r, e->series, &g->root, &t);
+	if (rc) {
+		close(gfd);
+		return rc;
+	}
+	if (!e->o->path || !*e->o->path || !strcmp(e->o->path, "/")) {
+		rc = restore_tree(e, gfd, g->name, &t);
+		goto out;
+	}
+	/* Walk down to the requested path, creating its parents. */
+	path = strdup(e->o->path);
+	rel = strdup(g->name);
+	if (!path || !rel) {
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		goto out;
+	}
+	dfd = gfd;
+	for (comp = strtok_r(path, "/", &save); comp;) {
+		char *nextc = strtok_r(NULL, "/", &save);
+		char *nrel;
+
+		ent = tree_find(&t, comp);
+		if (!ent) {
+			rc = snap_seterr(SNAP_ENOENT,
+					 "%s/%s: no such file or directory in "
+					 "the backup",
+					 rel, comp);
+			break;
+		}
+		nrel = malloc(strlen(rel) + strlen(comp) + 2);
+		if (!nrel) {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+			break;
+		}
+		sprintf(nrel, "%s/%s", rel, comp);
+		free(rel);
+		rel = nrel;
+		if (!nextc) {
+			rc = restore_entry(e, dfd, rel, ent);
+			break;
+		}
+		if (ent->type != ET_DIR) {
+			rc = snap_seterr(SNAP_ENOENT, "%s: not a directory",
+					 rel);
+			break;
+		}
+		int fd;
+
+		rc = make_dir(e, dfd, ent->name, rel, ent->mode, ent->uid,
+			      ent->gid, ent->mtime_ns, ent->xattrs,
+			      ent->nxattrs, &fd);
+		rc = rc ? rc : repo_read_tree(e->r, e->series, &ent->sub, &next);
+		if (dfd != gfd)
+			close(dfd);
+		dfd = fd;
+		if (rc)
+			break;
+		tree_free(&t);
+		t = next;
+		comp = nextc;
+	}
+	if (dfd != gfd && dfd >= 0)
+		close(dfd);
+out:
+	tree_free(&t);
+	close(gfd);
+	free(path);
+	free(rel);
+	return rc;
+}
+
+/* Applies directory metadata deepest first, now that nothing more will be
+ * written into them. */
+static int finish_dirs(struct reng *e)
+{
+	int rc = 0;
+
+	for (size_t i = e->ndirs; i-- > 0 && rc == 0;) {
+		int fd = open_beneath(e->rootfd, e->dirs[i].rel,
+				      O_RDONLY | O_DIRECTORY);
+
+		if (fd < 0)
+			return snap_syserr(errno, "%s", e->dirs[i].rel);
+		rc = apply_meta(e, fd, &e->dirs[i]);
+		close(fd);
+	}
+	return rc;
+}
+
+static int open_target(struct reng *e)
+{
+	const char *t = e->o->target;
+	struct dirent *de;
+	DIR *d;
+	int fd, dup_fd, nonempty = 0;
+
+	if (!t || !*t)
+		return snap_seterr(SNAP_EINVAL, "no --target given");
+	if (mkdir(t, 0700) && errno != EEXIST)
+		return snap_syserr(errno, "target %s", t);
+	fd = open(t, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return snap_syserr(errno, "target %s", t);
+	dup_fd = dup(fd);
+	d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	while (d && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			nonempty = 1;
+	if (d)
+		closedir(d);
+	if (nonempty && !e->o->overwrite) {
+		close(fd);
+		return snap_seterr(SNAP_EEXIST,
+				   "target %s is not empty (use --overwrite "
+				   "to restore into it)",
+				   t);
+	}
+	e->rootfd = fd;
+	return 0;
+}
+
+int restore_run(struct repo *r, const char *series, uint32_t num,
+		const struct restore_opts *o, struct restore_result *res)
+{
+	struct reng e = {.r = r, .o = o, .res = res, .series = series,
+			 .rootfd = -1};
+	struct manifest m;
+	uint64_t tf = 0, tb = 0;
+	size_t matched = 0;
+	double t0 = mono_sec();
+	int rc, threads;
+
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_init(&e.lock, NULL);
+	rc = repo_load_manifest(r, series, num, &m);
+	if (rc)
+		goto out_nom;
+	for (size_t g = 0; g < m.ngroups; g++) {
+		if (o->group && strcmp(o->group, m.groups[g].name))
+			continue;
+		matched++;
+		tf += m.groups[g].files;
+		tb += m.groups[g].bytes;
+	}
+	if (!matched) {
+		rc = snap_seterr(SNAP_ENOENT, "backup %s/%u has no group '%s'",
+				 series, num, o->group ? o->group : "");
+		goto out;
+	}
+	if (!o->path)
+		progress_totals(o->progress, tf, tb, 1);
+	rc = open_target(&e);
+	if (rc)
+		goto out;
+	e.is_root = geteuid() == 0;
+	threads = o->threads > 0 ? o->threads : 2 * cpu_count();
+	rc = workq_create(&e.q, threads, 2 * threads);
+	if (rc)
+		goto out;
+	for (size_t g = 0; g < m.ngroups && rc == 0; g++) {
+		if (o->group && strcmp(o->group, m.groups[g].name))
+			continue;
+		rc = restore_group(&e, &m.groups[g]);
+	}
+	if (rc)
+		fail(&e, rc);
+	workq_wait(e.q);
+	if (!failed(&e)) {
+		rc = finish_dirs(&e);
+		if (rc)
+			fail(&e, rc);
+	}
+	rc = e.err;
+	if (rc)
+		snap_errset_msg(e.errmsg);
+	res->elapsed = mono_sec() - t0;
+out:
+	workq_destroy(e.q);
+	manifest_free(&m);
+out_nom:
+	while (e.free_bufs) {
+		struct bufset *b = e.free_bufs;
+
+		e.free_bufs = b->next;
+		buf_free(&b->enc);
+		buf_free(&b->raw);
+		buf_free(&b->scratch);
+		free(b);
+	}
+	for (size_t i = 0; i < e.ndirs; i++)
+		meta_free(&e.dirs[i]);
+	free(e.dirs);
+	links_reset(&e);
+	free(e.links);
+	if (e.rootfd >= 0)
+		close(e.rootfd);
+	pthread_mutex_destroy(&e.lock);
+	return rc;
+}

@@ -1,0 +1,1153 @@
+/*
+ * snapctl - the snapfs command line: init, backup, list, show, ls, cat,
+ * restore, delete, check.  A thin layer over libsnapfs: it parses options,
+ * calls one engine, prints the result (or JSON with --json) and maps the
+ * core's error code to an exit status (see snapctl(1), EXIT STATUS).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "backup.h"
+#include "check.h"
+#include "err.h"
+#include "repo.h"
+#include "restore.h"
+#include "workq.h"
+
+enum exit_code {
+	EX_OK = 0,
+	EX_FAIL = 1,
+	EX_USAGE = 2,
+	EX_PARTIAL = 3,
+	EX_NOREPO = 4,
+	EX_KEY = 5,
+	EX_CORRUPT = 6,
+	EX_NOTFOUND = 7,
+	EX_EXISTS = 8,
+	EX_NOSPACE = 9,
+	EX_UNSAFE = 10,
+};
+
+struct globals {
+	const char *repo;
+	struct key_opts ko;
+	int json, quiet, threads;
+	int key_option; /* a key came from argv, not the environment */
+};
+
+static struct globals G;
+
+static const char *usage_text =
+	"usage: snapctl [-r REPO] [options] COMMAND [ARGS]\n"
+	"\n"
+	"Commands:\n"
+	"  init [--no-encryption]            create a repository\n"
+	"  backup --label L [--full] [NAME=]DIR...\n"
+	"                                    back up directories as groups\n"
+	"  list [LABEL]                      list backups\n"
+	"  show SERIES[/N]                   show one backup\n"
+	"  ls SERIES[/N[/GROUP[/PATH]]]      list a directory of a backup\n"
+	"  cat SERIES/N/GROUP/PATH           write a file of a backup to stdout\n"
+	"  restore SERIES[/N] --target DIR [--group G] [--path P] [--overwrite]\n"
+	"                                    restore a backup to local disk\n"
+	"  delete SERIES                     delete a whole series\n"
+	"  check [--read-data] [SERIES]      verify the repository\n"
+	"\n"
+	"Options (before or after COMMAND):\n"
+	"  -r, --repo LOCATION          repository (or SNAPFS_REPOSITORY): a path or\n"
+	"                               file:///path\n"
+	"      --encryption-key-file F  raw 16/24/32-byte key (or SNAPFS_KEY_FILE)\n"
+	"      --password-file F        passphrase file (or SNAPFS_PASSWORD_FILE)\n"
+	"      --json                   machine-readable output\n"
+	"  -q, --quiet                  no progress, no summary\n"
+	"      --threads N              worker threads (default: per CPU)\n"
+	"  -h, --help                   this text; 'snapctl COMMAND --help' for more\n"
+	"  -V, --version                print the version\n"
+	"\n"
+	"SERIES is a series id, a label (its newest series) or a unique prefix\n"
+	"of a series id; /N picks backup N (default: the latest).\n"
+	"See snapctl(1) for exit statuses and examples.\n";
+
+static int exit_of(int rc)
+{
+	switch (rc) {
+	case SNAP_OK: return EX_OK;
+	case SNAP_EINVAL: return EX_USAGE;
+	case SNAP_ENOTREPO: return EX_NOREPO;
+	case SNAP_EKEY: return EX_KEY;
+	case SNAP_ECORRUPT: return EX_CORRUPT;
+	case SNAP_ENOENT: return EX_NOTFOUND;
+	case SNAP_EEXIST: return EX_EXISTS;
+	case SNAP_ENOSPC: return EX_NOSPACE;
+	case SNAP_EUNSAFE: return EX_UNSAFE;
+	default: return EX_FAIL;
+	}
+}
+
+static int die(int rc, const char *cmd)
+{
+	fprintf(stderr, "snapctl %s: %s\n", cmd, snap_errmsg());
+	return exit_of(rc);
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "snapctl %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(see 'snapctl %s --help')\n", cmd);
+	return EX_USAGE;
+}
+
+static void warn_cb(const char *msg, void *ctx)
+{
+	(void)ctx;
+	/* Even with --quiet: a skipped file is news the operator needs. */
+	fprintf(stderr, "\r\033[Ksnapctl: warning: %s\n", msg);
+}
+
+/* Common options accepted by every command. */
+enum {
+	OPT_KEY = 256,
+	OPT_PASS,
+	OPT_JSON,
+	OPT_THREADS,
+	OPT_NOENC,
+	OPT_FULL,
+	OPT_LABEL,
+	OPT_TARGET,
+	OPT_GROUP,
+	OPT_PATH,
+	OPT_OVERWRITE,
+	OPT_READ_DATA,
+};
+
+#define COMMON_OPTS                                                            \
+	{"repo", required_argument, NULL, 'r'},                                \
+	{"encryption-key-file", required_argument, NULL, OPT_KEY},             \
+	{"password-file", required_argument, NULL, OPT_PASS},                  \
+	{"json", no_argument, NULL, OPT_JSON},                                 \
+	{"quiet", no_argument, NULL, 'q'},                                     \
+	{"threads", required_argument, NULL, OPT_THREADS},                     \
+	{"help", no_argument, NULL, 'h'}
+
+/* Handles a common option; returns 1 if it was one, -1 on a bad value. */
+static int common_opt(int c, const char *cmd)
+{
+	char *end;
+
+	switch (c) {
+	case 'r': G.repo = optarg; return 1;
+	case OPT_KEY: G.ko.key_file = optarg; G.key_option = 1; return 1;
+	case OPT_PASS: G.ko.password_file = optarg; G.key_option = 1; return 1;
+	case OPT_JSON: G.json = 1; return 1;
+	case 'q': G.quiet = 1; return 1;
+	case OPT_THREADS:
+		G.threads = (int)strtol(optarg, &end, 10);
+		if (*end || G.threads < 1 || G.threads > 256) {
+			usage_error(cmd, "--threads wants 1..256");
+			return -1;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static int open_repo(const char *cmd, struct repo **r)
+{
+	int rc;
+
+	if (!G.repo)
+		G.repo = getenv("SNAPFS_REPOSITORY");
+	if (!G.ko.key_file)
+		G.ko.key_file = getenv("SNAPFS_KEY_FILE");
+	if (!G.ko.password_file)
+		G.ko.password_file = getenv("SNAPFS_PASSWORD_FILE");
+	if (!G.repo) {
+		fprintf(stderr, "snapctl %s: no repository: use -r LOCATION or "
+				"set SNAPFS_REPOSITORY\n",
+			cmd);
+		return EX_USAGE;
+	}
+	if (!cmd[0])
+		return 0;
+	rc = repo_open(G.repo, &G.ko, r);
+	return rc ? die(rc, cmd) : 0;
+}
+
+static int show_progress(void)
+{
+	return !G.quiet && !G.json && isatty(STDERR_FILENO);
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+	if (s)
+		puts(s);
+	free(s);
+	json_decref(j);
+}
+
+/* --- init ---------------------------------------------------------------*/
+
+static const char *init_help =
+	"usage: snapctl -r REPO init [--no-encryption]\n"
+	"              [--encryption-key-file F | --password-file F]\n"
+	"\n"
+	"Creates a repository.  Encrypted by default: a key file of 16, 24 or 32\n"
+	"raw bytes selects AES-128/192/256-GCM; a password file (first line)\n"
+	"wraps a random AES-256 key with scrypt.  --no-encryption stores chunks\n"
+	"compressed but in the clear.  Refuses a location that holds one.\n";
+
+static int cmd_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTS, {"no-encryption", no_argument, NULL, OPT_NOENC},
+		{NULL, 0, NULL, 0}};
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "init")))
+			if (rc < 0)
+				return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == OPT_NOENC)
+			G.ko.no_encryption = 1;
+		else if (c == 'h')
+			return fputs(init_help, stdout), EX_OK;
+		else
+			return usage_error("init", "unknown option");
+	}
+	if (optind < argc)
+		return usage_error("init", "unexpected argument '%s'",
+				   argv[optind]);
+	if ((rc = open_repo("", NULL)))
+		return rc;
+	if (G.ko.no_encryption && G.key_option)
+		return usage_error("init", "--no-encryption and a key option "
+					   "do not go together");
+	if (G.ko.key_file && G.ko.password_file && !G.ko.no_encryption)
+		return usage_error("init", "give a key file or a password "
+					   "file, not both");
+	rc = repo_init(G.repo, &G.ko);
+	if (rc)
+		return die(rc, "init");
+	if (!G.quiet)
+		printf("created %s snapfs repository at %s\n",
+		       G.ko.no_encryption ? "an unencrypted" : "an encrypted",
+		       G.repo);
+	return EX_OK;
+}
+
+/* --- backup -------------------------------------------------------------*/
+
+static const char *backup_help =
+	"usage: snapctl -r REPO backup --label LABEL [--full] [NAME=]DIR...\n"
+	"\n"
+	"Backs up each DIR as a group (named after its last path component, or\n"
+	"NAME).  The backup continues the newest series of LABEL, storing only\n"
+	"what changed; --full (or a label without backups) starts a new series.\n"
+	"LABEL: 3-25 characters of [A-Za-z0-9_.-], not starting with '..'.\n"
+	"Sockets and device files are skipped with a warning; unreadable files\n"
+	"are skipped with a warning and exit status 3.\n";
+
+static int cmd_backup(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTS, {"label", required_argument, NULL, OPT_LABEL},
+		{"full", no_argument, NULL, OPT_FULL}, {NULL, 0, NULL, 0}};
+	const char *label = NULL;
+	struct backup_group *groups = NULL;
+	struct backup_opts bo = {0};
+	struct backup_result res;
+	struct progress prog;
+	struct repo *r = NULL;
+	char **names = NULL;
+	size_t ng = 0;
+	int c, rc, full = 0, ex;
+
+	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "backup")) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == OPT_LABEL)
+			label = optarg;
+		else if (c == OPT_FULL)
+			full = 1;
+		else if (c == 'h')
+			return fputs(backup_help, stdout), EX_OK;
+		else
+			return usage_error("backup", "unknown option");
+	}
+	if (!label)
+		return usage_error("backup", "--label is required");
+	if (label_check(label))
+		return die(SNAP_EINVAL, "backup");
+	if (optind >= argc)
+		return usage_error("backup", "give at least one directory");
+	ng = argc - optind;
+	groups = calloc(ng, sizeof(*groups));
+	names = calloc(ng, sizeof(*names));
+	if (!groups || !names) {
+		free(groups);
+		free(names);
+		return die(snap_seterr(SNAP_ENOMEM, "out of memory"), "backup");
+	}
+	for (size_t i = 0; i < ng; i++) {
+		char *arg = argv[optind + i], *eq = strchr(arg, '=');
+		struct stat st;
+
+		if (eq && eq != arg && stat(arg, &st) != 0) {
+			names[i] = strndup(arg, eq - arg);
+			groups[i].path = eq + 1;
+		} else {
+			char *copy = strdup(arg), *base;
+			size_t n = strlen(copy);
+
+			while (n > 1 && copy[n - 1] == '/')
+				copy[--n] = 0;
+			base = strrchr(copy, '/');
+			names[i] = strdup(base ? base + 1 : copy);
+			free(copy);
+			groups[i].path = arg;
+		}
+		groups[i].name = names[i];
+	}
+	if ((ex = open_repo("backup", &r)))
+		goto out;
+	bo.label = label;
+	bo.full = full;
+	bo.groups = groups;
+	bo.ngroups = ng;
+	bo.threads = G.threads;
+	bo.warn = warn_cb;
+	progress_start(&prog, "backup", show_progress());
+	bo.progress = &prog;
+	rc = backup_run(r, &bo, &res);
+	progress_stop(&prog);
+	if (rc) {
+		ex = die(rc, "backup");
+		goto out;
+	}
+	ex = res.warnings ? EX_PARTIAL : EX_OK;
+	if (G.json) {
+		print_json(json_pack(
+			"{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+			"s:f}",
+			"series", res.series, "backup_num", (json_int_t)res.num,
+			"type", res.full ? "full" : "incremental", "files",
+			(json_int_t)res.files, "dirs", (json_int_t)res.dirs,
+			"bytes", (json_int_t)res.bytes, "files_new",
+			(json_int_t)res.files_new, "files_reused",
+			(json_int_t)res.files_reused, "bytes_read",
+			(json_int_t)res.bytes_read, "bytes_added",
+			(json_int_t)res.bytes_new, "chunks_new",
+			(json_int_t)res.chunks_new, "packs",
+			(json_int_t)res.packs, "warnings",
+			(json_int_t)res.warnings, "elapsed", res.elapsed));
+	} else if (!G.quiet) {
+		char total[32], added[32], rate[32];
+
+		human_bytes(res.bytes, total);
+		human_bytes(res.bytes_new, added);
+		human_bytes(res.elapsed > 0 ? res.bytes_read / res.elapsed : 0,
+			    rate);
+		printf("backup %s/%u (%s): %" PRIu64 " files (%" PRIu64
+		       " read, %" PRIu64 " unchanged), %" PRIu64
+		       " dirs, %s; added %s in %" PRIu64 " packs; %.1f s, %s/s\n",
+		       res.series, res.num, res.full ? "full" : "incremental",
+		       res.files, res.files_new, res.files_reused, res.dirs,
+		       total, added, res.packs, res.elapsed, rate);
+		if (res.warnings)
+			printf("%" PRIu64 " warning(s): some entries were "
+			       "skipped\n",
+			       res.warnings);
+	}
+out:
+	for (size_t i = 0; i < ng; i++)
+		free(names[i]);
+	free(names);
+	free(groups);
+	repo_close(r);
+	return ex;
+}
+
+/* --- list / show --------------------------------------------------------*/
+
+static json_t *manifest_summary(const struct manifest *m)
+{
+	char created[40];
+	uint64_t files = 0, bytes = 0;
+	json_t *groups = json_array();
+
+	format_time(m->created, created);
+	for (size_t g = 0; g < m->ngroups; g++) {
+		files += m->groups[g].files;
+		bytes += m->groups[g].bytes;
+		json_array_append_new(
+			groups, json_pack("{s:s,s:I,s:I}", "group_id",
+					  m->groups[g].name, "files",
+					  (json_int_t)m->groups[g].files,
+					  "bytes",
+					  (json_int_t)m->groups[g].bytes));
+	}
+	return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:o}",
+			 "series", m->series, "backup_num", (json_int_t)m->num,
+			 "label", m->label, "type",
+			 m->full ? "full" : "incremental", "created", created,
+			 "status", m->status, "parent", (json_int_t)m->parent,
+			 "files", (json_int_t)files, "bytes",
+			 (json_int_t)bytes, "bytes_added",
+			 (json_int_t)m->bytes_new, "encrypted", m->encrypted,
+			 "groups", groups);
+}
+
+static const char *list_help =
+	"usage: snapctl -r REPO list [LABEL] [--json]\n"
+	"\n"
+	"Lists every backup (or those of LABEL), oldest series first.\n";
+
+static int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
+	struct backup_id *b = NULL;
+	struct repo *r = NULL;
+	const char *label = NULL;
+	json_t *arr = NULL;
+	size_t n = 0, shown = 0;
+	int c, rc, ex = EX_OK;
+
+	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "list")) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == 'h')
+			return fputs(list_help, stdout), EX_OK;
+		return usage_error("list", "unknown option");
+	}
+	if (optind < argc)
+		label = argv[optind++];
+	if (optind < argc)
+		return usage_error("list", "unexpected argument '%s'",
+				   argv[optind]);
+	if (label && label_check(label))
+		return die(SNAP_EINVAL, "list");
+	if ((ex = open_repo("list", &r)))
+		return ex;
+	rc = repo_list(r, &b, &n);
+	if (rc) {
+		ex = die(rc, "list");
+		goto out;
+	}
+	if (G.json)
+		arr = json_array();
+	else
+		printf("%-62s %5s %-11s %-24s %9s %10s %10s\n", "SERIES", "N",
+		       "TYPE", "CREATED", "FILES", "SIZE", "ADDED");
+	for (size_t i = 0; i < n; i++) {
+		struct manifest m;
+		char lbl[LABEL_MAX + 1];
+
+		series_label(b[i].series, lbl);
+		if (label && strcmp(lbl, label))
+			continue;
+		rc = repo_load_manifest(r, b[i].series, b[i].num, &m);
+		if (rc) {
+			fprintf(stderr, "snapctl list: %s\n", snap_errmsg());
+			ex = exit_of(rc);
+			continue;
+		}
+		shown++;
+		if (G.json) {
+			json_array_append_new(arr, manifest_summary(&m));
+		} else {
+			char created[40], size[32], added[32];
+			uint64_t files = 0, bytes = 0;
+
+			for (size_t g = 0; g < m.ngroups; g++) {
+				files += m.groups[g].files;
+				bytes += m.groups[g].bytes;
+			}
+			format_time(m.created, created);
+			human_bytes(bytes, size);
+			human_bytes(m.bytes_new, added);
+			printf("%-62s %5u %-11s %-24s %9" PRIu64 " %10s %10s\n",
+			       m.series, m.num,
+			       m.full ? "full" : "incremental", created, files,
+			       size, added);
+		}
+		manifest_free(&m);
+	}
+	if (G.json)
+		print_json(arr);
+	else if (!shown && !G.quiet)
+		printf("(no backups%s%s)\n", label ? " with label " : "",
+		       label ? label : "");
+out:
+	free(b);
+	repo_close(r);
+	return ex;
+}
+
+static const char *show_help =
+	"usage: snapctl -r REPO show SERIES[/N] [--json]\n"
+	"\n"
+	"Shows one backup: state, type, parent, sizes, groups.  --json prints\n"
+	"the manifest as stored (after verifying it).\n";
+
+static int cmd_show(int argc, char **argv)
+{
+	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
+	char series[SERIES_MAX], key[160];
+	struct repo *r = NULL;
+	struct manifest m;
+	struct buf text = BUF_INIT;
+	uint32_t num;
+	int c, rc, ex;
+
+	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "show")) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == 'h')
+			return fputs(show_help, stdout), EX_OK;
+		return usage_error("show", "unknown option");
+	}
+	if (optind + 1 != argc)
+		return usage_error("show", "give exactly one SERIES[/N]");
+	if ((ex = open_repo("show", &r)))
+		return ex;
+	rc = repo_resolve_backup(r, argv[optind], series, &num);
+	rc = rc ? rc : repo_load_manifest(r, series, num, &m);
+	if (rc) {
+		ex = die(rc, "show");
+		goto out;
+	}
+	if (G.json) {
+		manifest_key(series, num, key, sizeof(key));
+		rc = store_get(r->st, key, 0, -1, &text);
+		if (rc == 0)
+			fwrite(text.p, 1, text.len, stdout);
+		else
+			ex = die(rc, "show");
+	} else {
+		char created[40], since[40], b1[32], b2[32];
+
+		format_time(m.created, created);
+		format_time(m.since, since);
+		printf("series:    %s\nbackup:    %u\nlabel:     %s\n"
+		       "type:      %s\nstate:     %s\ncreated:   %s\n",
+		       m.series, m.num, m.label,
+		       m.full ? "full" : "incremental", m.status, created);
+		if (!m.full)
+			printf("parent:    %u (since %s)\n", m.parent, since);
+		human_bytes(m.bytes_new, b1);
+		printf("encrypted: %s\nadded:     %s in %zu packs "
+		       "(%" PRIu64 " files read, %" PRIu64 " unchanged)\n",
+		       m.encrypted ? "yes" : "no", b1, m.npacks, m.files_new,
+		       m.files_reused);
+		printf("groups:\n");
+		for (size_t g = 0; g < m.ngroups; g++) {
+			human_bytes(m.groups[g].bytes, b2);
+			printf("  %-20s %9" PRIu64 " files %12s\n",
+			       m.groups[g].name, m.groups[g].files, b2);
+		}
+	}
+	manifest_free(&m);
+out:
+	buf_free(&text);
+	repo_close(r);
+	return ex;
+}
+
+/* --- ls / cat -----------------------------------------------------------*/
+
+/* Resolves "SERIES/N/GROUP/PATH..." down to a tree entry.  On success
+ * either *is_root (the group itself, tree in *t) or *ent points into *t. */
+struct located {
+	char series[SERIES_MAX];
+	uint32_t num;
+	struct manifest m;
+	int have_m;
+	const struct mgroup *group;
+	struct tree t;
+	const struct tent *ent; /* NULL: the group root */
+};
+
+static int locate(struct repo *r, const char *spec, struct located *L)
+{
+	char *copy = strdup(spec), *s, *save = NULL, *num, *grp, *comp;
+	char head[300];
+	int rc;
+
+	memset(L, 0, sizeof(*L));
+	if (!copy)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	s = strtok_r(copy, "/", &save);
+	num = strtok_r(NULL, "/", &save);
+	grp = strtok_r(NULL, "/", &save);
+	if (num && strcmp(num, "latest"))
+		snprintf(head, sizeof(head), "%s/%s", s ? s : "", num);
+	else
+		snprintf(head, sizeof(head), "%s", s ? s : "");
+	rc = repo_resolve_backup(r, head, L->series, &L->num);
+	rc = rc ? rc : repo_load_manifest(r, L->series, L->num, &L->m);
+	if (rc)
+		goto out;
+	L->have_m = 1;
+	if (!grp)
+		goto out;
+	for (size_t g = 0; g < L->m.ngroups; g++)
+		if (!strcmp(L->m.groups[g].name, grp))
+			L->group = &L->m.groups[g];
+	if (!L->group) {
+		rc = snap_seterr(SNAP_ENOENT, "backup %s/%u has no group '%s'",
+				 L->series, L->num, grp);
+		goto out;
+	}
+	rc = repo_read_tree(r, L->series, &L->group->root, &L->t);
+	for (comp = strtok_r(NULL, "/", &save); rc == 0 && comp;
+	     comp = strtok_r(NULL, "/", &save)) {
+		struct tree sub;
+
+		if (L->ent && L->ent->type != ET_DIR) {
+			rc = snap_seterr(SNAP_ENOENT, "%s: not a directory",
+					 spec);
+			break;
+		}
+		if (L->ent) {
+			rc = repo_read_tree(r, L->series, &L->ent->sub, &sub);
+			if (rc)
+				break;
+			tree_free(&L->t);
+			L->t = sub;
+		}
+		L->ent = tree_find(&L->t, comp);
+		if (!L->ent)
+			rc = snap_seterr(SNAP_ENOENT, "%s: no such file or "
+						      "directory in the backup",
+					 spec);
+	}
+out:
+	free(copy);
+	return rc;
+}
+
+static void located_free(struct located *L)
+{
+	tree_free(&L->t);
+	if (L->have_m)
+		manifest_free(&L->m);
+}
+
+static void mode_string(uint32_t mode, uint8_t type, char out[11])
+{
+	static const char rwx[] = "rwxrwxrwx";
+
+	out[0] = type == ET_DIR ? 'd' : type == ET_LNK ? 'l' : '-';
+	for (int i = 0; i < 9; i++)
+		out[i + 1] = mode & (1 << (8 - i)) ? rwx[i] : '-';
+	if (mode & S_ISUID)
+		out[3] = mode & S_IXUSR ? 's' : 'S';
+	if (mode & S_ISGID)
+		out[6] = mode & S_IXGRP ? 's' : 'S';
+	if (mode & S_ISVTX)
+		out[9] = mode & S_IXOTH ? 't' : 'T';
+	out[10] = 0;
+}
+
+static void print_entry(const struct tent *e)
+{
+	char mode[11], when[40];
+
+	if (G.json) {
+		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name",
+				      e->name, "type",
+				      e->type == ET_DIR   ? "dir"
+				      : e->type == ET_LNK ? "symlink"
+							  : "file",
+				      "mode", (json_int_t)(e->mode & 07777),
+				      "uid", (json_int_t)e->uid, "gid",
+				      (json_int_t)e->gid, "size",
+				      (json_int_t)e->size, "mtime_ns",
+				      (json_int_t)e->mtime_ns);
+		if (e->type == ET_LNK)
+			json_object_set_new(j, "target",
+					    json_string(e->target));
+		char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+
+		if (s)
+			puts(s);
+		free(s);
+		json_decref(j);
+		return;
+	}
+	mode_string(e->mode, e->type, mode);
+	format_time(e->mtime_ns, when);
+	printf("%s %6u %6u %12" PRIu64 " %.19s %s%s%s\n", mode, e->uid,
+	       e->gid, e->type == ET_DIR ? e->sub_bytes : e->size, when,
+	       e->name, e->type == ET_LNK ? " -> " : "",
+	       e->type == ET_LNK ? e->target : "");
+}
+
+static const char *ls_help =
+	"usage: snapctl -r REPO ls SERIES[/N[/GROUP[/PATH]]] [--json]\n"
+	"\n"
+	"Lists the groups of a backup, or a directory (or file) inside one.\n"
+	"N may be 'latest'.  --json prints one JSON object per entry.\n";
+
+static int cmd_ls(int argc, char **argv)
+{
+	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
+	struct located L;
+	struct repo *r = NULL;
+	int c, rc, ex;
+
+	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "ls")) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == 'h')
+			return fputs(ls_help, stdout), EX_OK;
+		return usage_error("ls", "unknown option");
+	}
+	if (optind + 1 != argc)
+		return usage_error("ls", "give exactly one path");
+	if ((ex = open_repo("ls", &r)))
+		return ex;
+	rc = locate(r, argv[optind], &L);
+	if (rc == 0 && !L.group) {
+		for (size_t g = 0; g < L.m.ngroups; g++) {
+			const struct mgroup *mg = &L.m.groups[g];
+			struct tent e = {.name = mg->name, .type = ET_DIR,
+					 .mode = mg->mode, .uid = mg->uid,
+					 .gid = mg->gid,
+					 .mtime_ns = mg->mtime_ns,
+					 .sub_bytes = mg->bytes};
+
+			print_entry(&e);
+		}
+	} else if (rc == 0 && L.ent && L.ent->type != ET_DIR) {
+		print_entry(L.ent);
+	} else if (rc == 0) {
+		struct tree sub;
+
+		if (L.ent) {
+			rc = repo_read_tree(r, L.series, &L.ent->sub, &sub);
+			if (rc == 0) {
+				tree_free(&L.t);
+				L.t = sub;
+			}
+		}
+		for (size_t i = 0; rc == 0 && i < L.t.n; i++)
+			print_entry(&L.t.ents[i]);
+	}
+	if (rc)
+		ex = die(rc, "ls");
+	located_free(&L);
+	repo_close(r);
+	return ex;
+}
+
+static const char *cat_help =
+	"usage: snapctl -r REPO cat SERIES/N/GROUP/PATH > FILE\n"
+	"\n"
+	"Writes one file of a backup to standard output (holes as zeros).\n"
+	"N may be 'latest'.\n";
+
+static int write_out(const void *p, size_t n)
+{
+	if (fwrite(p, 1, n, stdout) != n)
+		return snap_syserr(errno, "writing standard output");
+	return 0;
+}
+
+static int cat_file(struct repo *r, const char *series, const struct tent *e)
+{
+	static const uint8_t zeros[65536];
+	struct buf raw = BUF_INIT, scratch = BUF_INIT;
+	uint64_t pos = 0;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i <= e->nchunks; i++) {
+		uint64_t next = i < e->nchunks ? e->chunks[i].off : e->size;
+
+		while (rc == 0 && pos < next) {
+			size_t n = next - pos < sizeof(zeros) ? next - pos
+							      : sizeof(zeros);
+
+			rc = write_out(zeros, n);
+			pos += n;
+		}
+		if (rc || i == e->nchunks)
+			break;
+		rc = repo_read_blob(r, series, &e->chunks[i].r, &raw, &scratch);
+		rc = rc ? rc : write_out(raw.p, raw.len);
+		pos += raw.len;
+	}
+	if (rc == 0 && fflush(stdout))
+		rc = snap_syserr(errno, "writing standard output");
+	buf_free(&raw);
+	buf_free(&scratch);
+	return rc;
+}
+
+static int cmd_cat(int argc, char **argv)
+{
+	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
+	struct located L;
+	struct repo *r = NULL;
+	int c, rc, ex;
+
+	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "cat")) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == 'h')
+			return fputs(cat_help, stdout), EX_OK;
+		return usage_error("cat", "unknown option");
+	}
+	if (optind + 1 != argc)
+		return usage_error("cat", "give exactly one SERIES/N/GROUP/PATH");
+	if ((ex = open_repo("cat", &r)))
+		return ex;
+	rc = locate(r, argv[optind], &L);
+	if (rc == 0 && (!L.ent || L.ent->type != ET_REG))
+		rc = snap_seterr(SNAP_EINVAL, "%s: not a regular file",
+				 argv[optind]);
+	if (rc == 0)
+		rc = cat_file(r, L.series, L.ent);
+	if (rc)
+		ex = die(rc, "cat");
+	located_free(&L);
+	repo_close(r);
+	return ex;
+}
+
+/* --- restore ------------------------------------------------------------*/
+
+static const char *restore_help =
+	"usage: snapctl -r REPO restore SERIES[/N] --target DIR [--group G]\n"
+	"                               [--path P] [--overwrite]\n"
+	"\n"
+	"Restores backup N (default: the latest of the series) into DIR, one\n"
+	"subdirectory per group: DIR/<group>/...  --group restores one group,\n"
+	"--path one file or directory inside it (kept at its path).  DIR must\n"
+	"be empty or missing unless --overwrite.  Contents, modes, owners (as\n"
+	"root), times, xattrs, links and holes are restored; entries that would\n"
+	"leave DIR are refused.\n";
+
+static int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTS,
+		{"target", required_argument, NULL, OPT_TARGET},
+		{"group", required_argument, NULL, OPT_GROUP},
+		{"path", required_argument, NULL, OPT_PATH},
+		{"overwrite", no_argument, NULL, OPT_OVERWRITE},
+		{NULL, 0, NULL, 0}};
+	struct restore_opts ro = {0};
+	struct restore_result res;
+	struct progress prog;
+	char series[SERIES_MAX];
+	struct repo *r = NULL;
+	uint32_t num;
+	int c, rc, ex;
+
+	while ((c = getopt_long(argc, argv, "r:qht:", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "restore")) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		switch (c) {
+		case 't':
+		case OPT_TARGET: ro.target = optarg; break;
+		case OPT_GROUP: ro.group = optarg; break;
+		case OPT_PATH: ro.path = optarg; break;
+		case OPT_OVERWRITE: ro.overwrite = 1; break;
+		case 'h': return fputs(restore_help, stdout), EX_OK;
+		default: return usage_error("restore", "unknown option");
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("restore", "give exactly one SERIES[/N]");
+	if (!ro.target)
+		return usage_error("restore", "--target DIR is required");
+	if ((ex = open_repo("restore", &r)))
+		return ex;
+	rc = repo_resolve_backup(r, argv[optind], series, &num);
+	if (rc) {
+		ex = die(rc, "restore");
+		goto out;
+	}
+	ro.threads = G.threads;
+	ro.warn = warn_cb;
+	progress_start(&prog, "restore", show_progress());
+	ro.progress = &prog;
+	rc = restore_run(r, series, num, &ro, &res);
+	progress_stop(&prog);
+	if (rc) {
+		ex = die(rc, "restore");
+		goto out;
+	}
+	if (G.json) {
+		print_json(json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:f}",
+				     "series", series, "backup_num",
+				     (json_int_t)num, "target", ro.target,
+				     "files", (json_int_t)res.files, "dirs",
+				     (json_int_t)res.dirs, "links",
+				     (json_int_t)res.links, "bytes",
+				     (json_int_t)res.bytes, "elapsed",
+				     res.elapsed));
+	} else if (!G.quiet) {
+		char b[32], rate[32];
+
+		human_bytes(res.bytes, b);
+		human_bytes(res.elapsed > 0 ? res.bytes / res.elapsed : 0, rate);
+		printf("restored %s/%u to %s: %" PRIu64 " files, %" PRIu64
+		       " dirs, %" PRIu64 " links, %s in %.1f s (%s/s)\n",
+		       series, num, ro.target, res.files, res.dirs, res.links,
+		       b, res.elapsed, rate);
+	}
+	ex = res.warnings ? EX_PARTIAL : EX_OK;
+out:
+	repo_close(r);
+	return ex;
+}
+
+/* --- delete -------------------------------------------------------------*/
+
+static const char *delete_help =
+	"usage: snapctl -r REPO delete SERIES\n"
+	"\n"
+	"Deletes a whole series: its manifests (newest first, so it vanishes\n"
+	"from listings at once), then its packs.  Nothing outside the series'\n"
+	"own prefixes is touched; other series never share its data.\n";
+
+static int cmd_delete(int argc, char **argv)
+{
+	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
+	char series[SERIES_MAX], prefix[SERIES_MAX + 16];
+	struct repo *r = NULL;
+	uint32_t num;
+	uint64_t np = 0;
+	int c, rc, ex;
+
+	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "delete")) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == 'h')
+			return fputs(delete_help, stdout), EX_OK;
+		return usage_error("delete", "unknown option");
+	}
+	if (optind + 1 != argc)
+		return usage_error("delete", "give exactly one SERIES");
+	if (strchr(argv[optind], '/'))
+		return usage_error("delete", "delete removes whole series; "
+					     "give SERIES without /N");
+	if ((ex = open_repo("delete", &r)))
+		return ex;
+	rc = repo_resolve(r, argv[optind], series, &num);
+	if (rc == 0) {
+		/* Newest manifest first: a partly deleted series still
+		 * restores its remaining (older) backups only if their
+		 * packs remain, so data goes last. */
+		rc = repo_latest_num(r, series, &num);
+		for (; rc == 0 && num > 0; num--) {
+			char key[160];
+
+			manifest_key(series, num, key, sizeof(key));
+			rc = store_del(r->st, key);
+		}
+	}
+	if (rc == 0) {
+		snprintf(prefix, sizeof(prefix), "manifests/%s/", series);
+		rc = store_delete_prefix(r->st, prefix, &np);
+		snprintf(prefix, sizeof(prefix), "data/%s/", series);
+		rc = rc ? rc : store_delete_prefix(r->st, prefix, &np);
+	}
+	if (rc)
+		ex = die(rc, "delete");
+	else if (G.json)
+		print_json(json_pack("{s:s,s:I}", "deleted", series, "packs",
+				     (json_int_t)np));
+	else if (!G.quiet)
+		printf("deleted series %s (%" PRIu64 " packs)\n", series, np);
+	repo_close(r);
+	return ex;
+}
+
+/* --- check --------------------------------------------------------------*/
+
+static const char *check_help =
+	"usage: snapctl -r REPO check [--read-data] [SERIES]\n"
+	"\n"
+	"Verifies manifests, pack indexes and every directory object, and that\n"
+	"every reference points at a listed blob.  --read-data also reads and\n"
+	"authenticates every blob.  Each problem is one line naming the object;\n"
+	"exit status 6 when any is found.\n";
+
+static void report_cb(const char *msg, void *ctx)
+{
+	(void)ctx;
+	fprintf(stderr, "\r\033[Kerror: %s\n", msg);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTS, {"read-data", no_argument, NULL, OPT_READ_DATA},
+		{NULL, 0, NULL, 0}};
+	struct check_opts co = {0};
+	struct check_result res;
+	struct progress prog;
+	char series[SERIES_MAX];
+	struct repo *r = NULL;
+	uint32_t num;
+	int c, rc, ex;
+
+	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "check")) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == OPT_READ_DATA)
+			co.read_data = 1;
+		else if (c == 'h')
+			return fputs(check_help, stdout), EX_OK;
+		else
+			return usage_error("check", "unknown option");
+	}
+	if (optind + 1 < argc)
+		return usage_error("check", "give at most one SERIES");
+	if ((ex = open_repo("check", &r)))
+		return ex;
+	if (optind < argc) {
+		rc = repo_resolve(r, argv[optind], series, &num);
+		if (rc) {
+			ex = die(rc, "check");
+			goto out;
+		}
+		co.series = series;
+	}
+	co.report = report_cb;
+	progress_start(&prog, "check", show_progress());
+	co.progress = &prog;
+	rc = check_run(r, &co, &res);
+	progress_stop(&prog);
+	if (G.json) {
+		print_json(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+				     "series", (json_int_t)res.series,
+				     "backups", (json_int_t)res.backups,
+				     "trees", (json_int_t)res.trees, "packs",
+				     (json_int_t)res.packs, "blobs",
+				     (json_int_t)res.blobs, "bytes_read",
+				     (json_int_t)res.bytes_read, "errors",
+				     (json_int_t)res.errors,
+				     "unreferenced_packs",
+				     (json_int_t)res.unreferenced_packs));
+	} else if (!G.quiet) {
+		printf("checked %" PRIu64 " series, %" PRIu64
+		       " backups, %" PRIu64 " directories, %" PRIu64 " packs",
+		       res.series, res.backups, res.trees, res.packs);
+		if (co.read_data)
+			printf(", %" PRIu64 " blobs read", res.blobs);
+		printf(": %s\n", res.errors ? "PROBLEMS FOUND" : "no problems");
+		if (res.unreferenced_packs)
+			printf("%" PRIu64 " pack(s) not listed by any backup "
+			       "(left by an interrupted backup; reused by "
+			       "the next one)\n",
+			       res.unreferenced_packs);
+	}
+	if (rc)
+		ex = die(rc, "check");
+out:
+	repo_close(r);
+	return ex;
+}
+
+/* --- main ---------------------------------------------------------------*/
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+} commands[] = {
+	{"init", cmd_init},       {"backup", cmd_backup},
+	{"list", cmd_list},       {"show", cmd_show},
+	{"ls", cmd_ls},           {"cat", cmd_cat},
+	{"restore", cmd_restore}, {"delete", cmd_delete},
+	{"check", cmd_check},
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTS, {"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}};
+	int c, rc;
+
+	/* Global options before the command; stop at the command name. */
+	while ((c = getopt_long(argc, argv, "+r:qhV", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, "")) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == 'h')
+			return fputs(usage_text, stdout), EX_OK;
+		if (c == 'V')
+			return printf("snapctl (snapfs) %s\n", PACKAGE_VERSION),
+			       EX_OK;
+		fputs(usage_text, stderr);
+		return EX_USAGE;
+	}
+	if (optind >= argc) {
+		fputs(usage_text, stderr);
+		return EX_USAGE;
+	}
+	if (!strcmp(argv[optind], "help")) {
+		fputs(usage_text, stdout);
+		return EX_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name))
+			continue;
+		argv += optind;
+		argc -= optind;
+		optind = 0; /* GNU getopt: full reinitialisation */
+		return commands[i].fn(argc, argv);
+	}
+	fprintf(stderr, "snapctl: unknown command '%s'\n\n%s", argv[optind],
+		usage_text);
+	return EX_USAGE;
+}

@@ -1,0 +1,98 @@
+/*
+ * store.h - the object store every byte of a repository goes through.
+ *
+ * A store is a flat namespace of immutable-ish objects named by '/'-separated
+ * keys relative to the repository location.  Backends (file now; S3 and
+ * Azure behind the same vtable) implement six operations; the engine never
+ * touches a backend directly.  All operations are safe to call from several
+ * threads at once on the same store.
+ *
+ * Failure contract: every operation returns 0 or a negative snap_err with a
+ * message that names the object ("data/x/abc: ...").  SNAP_ENOENT means the
+ * object is not there; SNAP_EEXIST is only returned by a create-only put that
+ * found the key taken.  No partial object is ever visible under a key: a put
+ * either replaces the whole object or leaves the old state.
+ */
+#ifndef SNAPFS_STORE_H
+#define SNAPFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define STORE_CREATE_ONLY 1 /* fail with SNAP_EEXIST if the key exists */
+
+struct store;
+
+/* Called once per listed object; key is relative to the store root.
+ * Return non-zero to stop the listing (that value is returned by list). */
+typedef int (*store_list_cb)(const char *key, uint64_t size, void *ctx);
+
+struct store_ops {
+	const char *scheme;
+	int (*put)(struct store *s, const char *key, const void *p, size_t n,
+		   int flags);
+	/* Appends the bytes [off, off+len) to out.  len < 0: to the end.
+	 * off < 0: the last -off bytes (a suffix range).  Reading past the
+	 * end returns what exists; the caller checks the length it needs. */
+	int (*get)(struct store *s, const char *key, int64_t off, int64_t len,
+		   struct buf *out);
+	int (*head)(struct store *s, const char *key, uint64_t *size);
+	/* Every object whose key starts with prefix, in no promised order. */
+	int (*list)(struct store *s, const char *prefix, store_list_cb cb,
+		    void *ctx);
+	/* Deleting a missing key is not an error. */
+	int (*del)(struct store *s, const char *key);
+	void (*close)(struct store *s);
+};
+
+struct store {
+	const struct store_ops *ops;
+	char *url; /* for messages; never holds a secret */
+};
+
+/* Opens the store named by a location: a plain path, file:///path.
+ * Unknown schemes and malformed locations are SNAP_EINVAL with a message
+ * that says which forms are accepted.  The store does not have to hold a
+ * repository yet (init creates one). */
+int store_open(const char *location, struct store **out);
+void store_close(struct store *s);
+
+static inline int store_put(struct store *s, const char *key, const void *p,
+			    size_t n, int flags)
+{
+	return s->ops->put(s, key, p, n, flags);
+}
+static inline int store_get(struct store *s, const char *key, int64_t off,
+			    int64_t len, struct buf *out)
+{
+	return s->ops->get(s, key, off, len, out);
+}
+static inline int store_head(struct store *s, const char *key,
+			     uint64_t *size)
+{
+	return s->ops->head(s, key, size);
+}
+static inline int store_list(struct store *s, const char *prefix,
+			     store_list_cb cb, void *ctx)
+{
+	return s->ops->list(s, prefix, cb, ctx);
+}
+static inline int store_del(struct store *s, const char *key)
+{
+	return s->ops->del(s, key);
+}
+
+/* Reads exactly len bytes at off; a shorter object is SNAP_ECORRUPT
+ * ("truncated").  out is cleared first. */
+int store_read_exact(struct store *s, const char *key, uint64_t off,
+		     size_t len, struct buf *out);
+
+/* Deletes every object under prefix; returns the count in *n. */
+int store_delete_prefix(struct store *s, const char *prefix, uint64_t *n);
+
+/* Backend constructors (store_open dispatches). */
+int store_file_open(const char *path, struct store **out);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * tree.h - directory objects: one per directory, stored as a blob.
+ *
+ * A tree lists a directory's entries sorted by name (bytewise), each with
+ * everything a restore or a mount needs: type, mode, owner, mtime in ns,
+ * size, symlink target, xattrs, hardlink id, and for a regular file its
+ * chunk list with each chunk's pack and offset (so reading a file needs no
+ * global index), or for a directory the ref of its own tree.  ctime and
+ * inode are kept only so the next backup can tell an unchanged file without
+ * reading it.
+ *
+ * Encoding (all integers LEB128 varints unless noted, see snapfs(5)):
+ *   "SNTR" u8(version=1) npacks {pack id(16)} nentries {entry}
+ *   entry: name(bytes) u8(type) mode uid gid mtime_s(zigzag) mtime_ns
+ *          ctime_ns(zigzag) ino size hardlink nxattrs {name value}
+ *          REG: nchunks {gap id(32) pack_idx off len raw}
+ *          DIR: id(32) pack_idx off len raw files bytes
+ *          LNK: target(bytes)
+ * A chunk's file offset is the end of the previous chunk plus its gap:
+ * gaps are the holes of sparse files.
+ *
+ * Decoding validates everything a hostile object could use against a
+ * restore: names are non-empty, contain no '/' or NUL, are not "." or "..",
+ * and are strictly sorted (so unique); chunks lie inside the file size.
+ * Such objects are SNAP_ECORRUPT (the caller names the object).
+ *
+ * Memory: a decoded tree owns all its strings and arrays in one arena;
+ * tree_free() releases everything.
+ */
+#ifndef SNAPFS_TREE_H
+#define SNAPFS_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pack.h"
+#include "util.h"
+
+enum ent_type { ET_REG = 1, ET_DIR = 2, ET_LNK = 3 };
+
+struct xattr {
+	char *name;
+	uint8_t *val;
+	size_t len;
+};
+
+struct chunk {
+	uint64_t off; /* offset in the file */
+	struct ref r;
+};
+
+struct tent {
+	char *name;
+	uint8_t type;
+	uint32_t mode, uid, gid; /* mode includes the S_IFMT bits */
+	int64_t mtime_ns, ctime_ns;
+	uint64_t ino, size, hardlink;
+	struct xattr *xattrs;
+	size_t nxattrs;
+	/* ET_REG */
+	struct chunk *chunks;
+	size_t nchunks;
+	/* ET_DIR: the subtree and what it holds (recursively) */
+	struct ref sub;
+	uint64_t sub_files, sub_bytes;
+	/* ET_LNK */
+	char *target;
+};
+
+struct arena_blk;
+
+struct tree {
+	struct tent *ents;
+	size_t n;
+	struct arena_blk *arena;
+};
+
+/* Serialises entries (which the caller has sorted by name) into out. */
+int tree_encode(const struct tent *ents, size_t n, struct buf *out);
+
+/* Parses and validates an encoded tree.  On failure *t is empty. */
+int tree_decode(const uint8_t *p, size_t n, struct tree *t);
+
+void tree_free(struct tree *t);
+
+/* Binary search by name; NULL when absent. */
+const struct tent *tree_find(const struct tree *t, const char *name);
+
+/* Non-zero when name is acceptable as one path component. */
+int name_ok(const char *name, size_t len);
+
+/* Allocation from the tree's arena (for builders that assemble trees). */
+void *tree_alloc(struct tree *t, size_t n);
+char *tree_strdup(struct tree *t, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,292 @@
+/* util.c - buffers, varints, hex, randomness, time; see util.h. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "err.h"
+#include "util.h"
+
+int buf_reserve(struct buf *b, size_t extra)
+{
+	size_t need, cap;
+	uint8_t *p;
+
+	if (extra > SIZE_MAX - b->len)
+		return snap_seterr(SNAP_ENOMEM, "buffer too large");
+	need = b->len + extra;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return snap_seterr(SNAP_ENOMEM, "out of memory (%zu bytes)", cap);
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+int buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	SNAP_TRY(buf_reserve(b, n));
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+int buf_addc(struct buf *b, uint8_t c)
+{
+	return buf_add(b, &c, 1);
+}
+
+int buf_addstr(struct buf *b, const char *s)
+{
+	return buf_add(b, s, strlen(s));
+}
+
+int buf_add_varint(struct buf *b, uint64_t v)
+{
+	uint8_t tmp[10];
+	size_t n = 0;
+
+	do {
+		tmp[n] = v & 0x7f;
+		v >>= 7;
+		if (v)
+			tmp[n] |= 0x80;
+		n++;
+	} while (v);
+	return buf_add(b, tmp, n);
+}
+
+int buf_add_bytes(struct buf *b, const void *p, size_t n)
+{
+	SNAP_TRY(buf_add_varint(b, n));
+	return buf_add(b, p, n);
+}
+
+int buf_add_u32le(struct buf *b, uint32_t v)
+{
+	uint8_t t[4];
+
+	put_u32le(t, v);
+	return buf_add(b, t, 4);
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+void rd_init(struct rd *r, const void *p, size_t n)
+{
+	r->p = p;
+	r->end = r->p + n;
+	r->err = 0;
+}
+
+uint64_t rd_varint(struct rd *r)
+{
+	uint64_t v = 0;
+	unsigned shift = 0;
+
+	while (!r->err) {
+		if (r->p >= r->end || shift > 63) {
+			r->err = 1;
+			break;
+		}
+		uint8_t c = *r->p++;
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return v;
+		shift += 7;
+	}
+	return 0;
+}
+
+uint8_t rd_u8(struct rd *r)
+{
+	const uint8_t *p = rd_take(r, 1);
+
+	return p ? *p : 0;
+}
+
+const uint8_t *rd_take(struct rd *r, size_t n)
+{
+	const uint8_t *p;
+
+	if (r->err || (size_t)(r->end - r->p) < n) {
+		r->err = 1;
+		return NULL;
+	}
+	p = r->p;
+	r->p += n;
+	return p;
+}
+
+const uint8_t *rd_bytes(struct rd *r, size_t *n)
+{
+	uint64_t len = rd_varint(r);
+
+	if (r->err || len > (uint64_t)(r->end - r->p)) {
+		r->err = 1;
+		*n = 0;
+		return NULL;
+	}
+	*n = len;
+	return rd_take(r, len);
+}
+
+uint32_t get_u32le(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+void put_u32le(uint8_t *p, uint32_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}
+
+void hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int hex_decode(const char *in, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(in[2 * i]), lo;
+
+		if (hi < 0)
+			return SNAP_EINVAL;
+		lo = hexval(in[2 * i + 1]);
+		if (lo < 0)
+			return SNAP_EINVAL;
+		out[i] = hi << 4 | lo;
+	}
+	return in[2 * n] == 0 ? 0 : SNAP_EINVAL;
+}
+
+int random_bytes(void *p, size_t n)
+{
+	if (RAND_bytes(p, (int)n) != 1)
+		return snap_seterr(SNAP_EIO, "random number generator failed");
+	return 0;
+}
+
+int uuid_v4(char out[37])
+{
+	uint8_t u[16];
+
+	SNAP_TRY(random_bytes(u, sizeof(u)));
+	u[6] = (u[6] & 0x0f) | 0x40;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+		 u[10], u[11], u[12], u[13], u[14], u[15]);
+	return 0;
+}
+
+int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+double mono_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void format_time(int64_t ns, char out[40])
+{
+	time_t s = ns / 1000000000;
+	struct tm tm;
+
+	size_t n;
+
+	gmtime_r(&s, &tm);
+	n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 40 - n, ".%03dZ", (int)(ns % 1000000000 / 1000000));
+}
+
+void human_bytes(uint64_t n, char out[32])
+{
+	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = n;
+	int u = 0;
+
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, 32, "%llu B", (unsigned long long)n);
+	else
+		snprintf(out, 32, "%.1f %s", v, units[u]);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		snap_seterr(SNAP_ENOMEM, "out of memory (%zu bytes)", n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+
+	if (!p)
+		snap_seterr(SNAP_ENOMEM, "out of memory");
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		snap_seterr(SNAP_ENOMEM, "out of memory");
+	return p;
+}

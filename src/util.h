@@ -1,0 +1,75 @@
+/*
+ * util.h - small building blocks shared by every module: a growable byte
+ * buffer, LEB128 varints for the binary formats, hex, random bytes, time.
+ *
+ * struct buf owns its memory; buf_free() releases it and leaves an empty
+ * buffer.  Growth failures return SNAP_ENOMEM and leave the buffer as it was.
+ * Decoders read through a struct rd cursor that never reads past its end:
+ * any attempt sets rd.err and returns zeros, so a parser checks once at the
+ * end instead of after every field.
+ */
+#ifndef SNAPFS_UTIL_H
+#define SNAPFS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+#define BUF_INIT {NULL, 0, 0}
+
+int buf_reserve(struct buf *b, size_t extra);
+int buf_add(struct buf *b, const void *p, size_t n);
+int buf_addc(struct buf *b, uint8_t c);
+int buf_addstr(struct buf *b, const char *s);
+int buf_add_varint(struct buf *b, uint64_t v);
+/* varint length followed by the bytes */
+int buf_add_bytes(struct buf *b, const void *p, size_t n);
+int buf_add_u32le(struct buf *b, uint32_t v);
+void buf_free(struct buf *b);
+
+struct rd {
+	const uint8_t *p, *end;
+	int err;
+};
+
+void rd_init(struct rd *r, const void *p, size_t n);
+uint64_t rd_varint(struct rd *r);
+uint8_t rd_u8(struct rd *r);
+/* Returns a pointer into the input (not copied) or NULL on overrun. */
+const uint8_t *rd_take(struct rd *r, size_t n);
+/* Reads a varint length and that many bytes; *n receives the length. */
+const uint8_t *rd_bytes(struct rd *r, size_t *n);
+
+uint32_t get_u32le(const uint8_t *p);
+void put_u32le(uint8_t *p, uint32_t v);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+/* Decodes exactly 2n hex digits; returns 0 or SNAP_EINVAL. */
+int hex_decode(const char *in, uint8_t *out, size_t n);
+
+/* Cryptographically strong random bytes; SNAP_EIO if the RNG fails. */
+int random_bytes(void *p, size_t n);
+/* Random RFC 4122 version 4 UUID in canonical form (37 bytes). */
+int uuid_v4(char out[37]);
+
+/* Wall clock in nanoseconds, monotonic clock in seconds. */
+int64_t now_ns(void);
+double mono_sec(void);
+/* RFC 3339 UTC timestamp of ns since the epoch, e.g. 2026-11-21T17:00:00.123Z */
+void format_time(int64_t ns, char out[40]);
+
+/* Formats a byte count as "12.3 MiB". */
+void human_bytes(uint64_t n, char out[32]);
+
+/* malloc that reports failure via snap_seterr and never returns NULL
+ * silently: callers still check NULL, but the message is set. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+char *xstrdup(const char *s);
+
+#endif
