@@ -11,8 +11,8 @@ BUILD="build-essential autoconf automake libtool pkg-config
  libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libarchive-dev
  liblz4-dev libjansson-dev libcmocka-dev clang"
 TEST="rsync attr xz-utils zstd valgrind python3 util-linux e2fsprogs
- ca-certificates curl"
-BENCH="restic time"
+ ca-certificates curl time"
+BENCH="restic"
 
 want="$BUILD $TEST"
 case "${1:-}" in

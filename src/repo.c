@@ -26,12 +26,17 @@ static int read_small_file(const char *path, const char *what, uint8_t *buf,
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
-	if (fd < 0)
-		return snap_syserr(errno, "%s %s", what, path);
+	/* Any failure to read key material is a key problem to the user. */
+	if (fd < 0) {
+		snap_syserr(errno, "%s %s", what, path);
+		return SNAP_EKEY;
+	}
 	n = read(fd, buf, cap);
 	close(fd);
-	if (n < 0)
-		return snap_syserr(errno, "%s %s", what, path);
+	if (n < 0) {
+		snap_syserr(errno, "%s %s", what, path);
+		return SNAP_EKEY;
+	}
 	*len = n;
 	return 0;
 }
@@ -167,7 +172,7 @@ int repo_init(const char *location, const struct key_opts *ko)
 				"wrapped_key", hexj(wrapped, sizeof(wrapped)));
 		} else {
 			rc = snap_seterr(SNAP_EKEY,
-					 "init: an encrypted repository needs "
+					 "an encrypted repository needs "
 					 "--encryption-key-file or "
 					 "--password-file (or --no-encryption)");
 			goto out;
@@ -637,15 +642,28 @@ int repo_decode_blob(struct repo *r, const char *series,
 	return rc;
 }
 
+int repo_read_pack(struct repo *r, const char *series,
+		   const uint8_t pack[PACK_ID_LEN], uint64_t off, size_t len,
+		   struct buf *out)
+{
+	char key[160];
+	int rc;
+
+	pack_key(series, pack, key, sizeof(key));
+	rc = store_read_exact(r->st, key, off, len, out);
+	/* A backup that names a pack that is gone is damaged, not absent. */
+	if (rc == SNAP_ENOENT)
+		rc = snap_seterr(SNAP_ECORRUPT, "%s: pack is missing", key);
+	return rc;
+}
+
 int repo_read_blob(struct repo *r, const char *series, const struct ref *ref,
 		   struct buf *out, struct buf *scratch)
 {
 	struct buf enc = BUF_INIT;
-	char key[160];
 	int rc;
 
-	pack_key(series, ref->pack, key, sizeof(key));
-	rc = store_read_exact(r->st, key, ref->off, ref->len, &enc);
+	rc = repo_read_pack(r, series, ref->pack, ref->off, ref->len, &enc);
 	if (rc)
 		goto out;
 	out->len = 0;

@@ -80,6 +80,12 @@ int repo_latest_num(struct repo *r, const char *series, uint32_t *num);
 int repo_load_manifest(struct repo *r, const char *series, uint32_t num,
 		       struct manifest *m);
 
+/* Reads [off, off+len) of a pack of the series.  A missing or short pack
+ * is SNAP_ECORRUPT naming it. */
+int repo_read_pack(struct repo *r, const char *series,
+		   const uint8_t pack[PACK_ID_LEN], uint64_t off, size_t len,
+		   struct buf *out);
+
 /* Fetches and authenticates one blob; out is resized to ref->raw bytes.
  * scratch is reused across calls by the same thread. */
 int repo_read_blob(struct repo *r, const char *series, const struct ref *ref,

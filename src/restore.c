@@ -271,7 +271,6 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 static int fetch_write(struct reng *e, struct rfile *f, const struct chunk *c,
 		       size_t n, struct bufset *b)
 {
-	char key[160];
 	size_t i = 0;
 
 	while (i < n && !failed(e)) {
@@ -284,9 +283,8 @@ static int fetch_write(struct reng *e, struct rfile *f, const struct chunk *c,
 			end += c[j].r.len;
 			j++;
 		}
-		pack_key(e->series, c[i].r.pack, key, sizeof(key));
-		SNAP_TRY(store_read_exact(e->r->st, key, start, end - start,
-					  &b->enc));
+		SNAP_TRY(repo_read_pack(e->r, e->series, c[i].r.pack, start,
+					end - start, &b->enc));
 		for (; i < j; i++) {
 			int rc;
 

@@ -120,11 +120,17 @@ static int usage_error(const char *cmd, const char *fmt, ...)
 	return EX_USAGE;
 }
 
+/* Clears the progress line (only a terminal has one). */
+static const char *clear_line(void)
+{
+	return isatty(STDERR_FILENO) ? "\r\033[K" : "";
+}
+
 static void warn_cb(const char *msg, void *ctx)
 {
 	(void)ctx;
 	/* Even with --quiet: a skipped file is news the operator needs. */
-	fprintf(stderr, "\r\033[Ksnapctl: warning: %s\n", msg);
+	fprintf(stderr, "%ssnapctl: warning: %s\n", clear_line(), msg);
 }
 
 /* Common options accepted by every command. */
@@ -1021,7 +1027,7 @@ static const char *check_help =
 static void report_cb(const char *msg, void *ctx)
 {
 	(void)ctx;
-	fprintf(stderr, "\r\033[Kerror: %s\n", msg);
+	fprintf(stderr, "%serror: %s\n", clear_line(), msg);
 }
 
 static int cmd_check(int argc, char **argv)

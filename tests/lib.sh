@@ -1,0 +1,73 @@
+# Shared helpers for the end-to-end tests (sourced, POSIX sh + bash-isms
+# avoided).  Every test gets a private scratch directory that is removed on
+# exit, whatever happened; tests register extra cleanup with on_exit.
+set -eu
+
+: "${SNAPCTL:?run through make check}"
+TESTS_DIR=${TOP_SRCDIR:-.}/tests
+T=$(mktemp -d "${TMPDIR:-/tmp}/snapfs-test.XXXXXX")
+CLEANUP=""
+
+on_exit() { CLEANUP="$1; $CLEANUP"; }
+
+cleanup() {
+	rc=$?
+	set +e
+	eval "$CLEANUP"
+	chmod -R u+rwX "$T" 2>/dev/null
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT INT TERM
+
+say() { printf '== %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+# snapctl, under valgrind when SNAPFS_VALGRIND=1 (make check-valgrind).
+snapctl() {
+	if [ "${SNAPFS_VALGRIND:-0}" = 1 ]; then
+		valgrind -q --error-exitcode=99 --leak-check=full \
+			--errors-for-leak-kinds=definite "$SNAPCTL" "$@"
+	else
+		"$SNAPCTL" "$@"
+	fi
+}
+
+# expect_fail CODE PATTERN CMD...: CMD must exit with CODE and print a
+# one-line error matching PATTERN (grep -E) on stderr.
+expect_fail() {
+	want=$1 pat=$2
+	shift 2
+	set +e
+	"$@" >"$T/out" 2>"$T/err"
+	got=$?
+	set -e
+	if [ "$got" != "$want" ]; then
+		cat "$T/err" >&2
+		fail "'$*' exited $got, wanted $want"
+	fi
+	grep -Eq "$pat" "$T/err" || {
+		cat "$T/err" >&2
+		fail "'$*': stderr does not match /$pat/"
+	}
+	if grep -Eq 'Sanitizer|runtime error|definitely lost' "$T/err"; then
+		cat "$T/err" >&2
+		fail "'$*': sanitizer or valgrind report"
+	fi
+	printf '   ok (exit %s): %s\n' "$got" "$(head -n 1 "$T/err")"
+}
+
+# same_tree A B: content and every kept piece of metadata are identical.
+same_tree() {
+	python3 "$TESTS_DIR/treesum.py" "$1" >"$T/sum.a"
+	python3 "$TESTS_DIR/treesum.py" "$2" >"$T/sum.b"
+	if ! cmp -s "$T/sum.a" "$T/sum.b"; then
+		diff "$T/sum.a" "$T/sum.b" | head -n 20 >&2
+		fail "trees differ: $1 vs $2"
+	fi
+}
+
+# Bytes stored in a local repository (apparent sizes of every object).
+repo_bytes() { du -sb --apparent-size "$1" | cut -f1; }
+
+json_get() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
