@@ -11,7 +11,7 @@
  *
  * Encoding (all integers LEB128 varints unless noted, see snapfs(5)):
  *   "SNTR" u8(version=1) npacks {pack id(16)} nentries {entry}
- *   entry: name(bytes) u8(type) mode uid gid mtime_s(zigzag) mtime_ns
+ *   entry: name(bytes) u8(type) mode uid gid mtime_ns(zigzag)
  *          ctime_ns(zigzag) ino size hardlink nxattrs {name value}
  *          REG: nchunks {gap id(32) pack_idx off len raw}
  *          DIR: id(32) pack_idx off len raw files bytes

@@ -1,0 +1,75 @@
+#!/bin/sh
+# The whole test suite, as CI runs it: installs dependencies, builds with
+# gcc and clang at -Wall -Wextra -Werror, runs `make check` (unit tests and
+# end-to-end tests), the same suite under AddressSanitizer and
+# UndefinedBehaviorSanitizer, the unit tests under valgrind, and
+# `make distcheck`.  Ends with one "N passed, N failed" line.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+"$top/contrib/install-deps.sh"
+jobs=$(nproc)
+
+passed=0 failed=0 skipped=0
+tally() { # tally LOGDIR: add automake's counts from test-suite.log
+	log="$1/test-suite.log"
+	[ -f "$log" ] || return 0
+	p=$(sed -n 's/^# PASS: *//p' "$log")
+	f=$(sed -n 's/^# FAIL: *//p' "$log")
+	e=$(sed -n 's/^# ERROR: *//p' "$log")
+	s=$(sed -n 's/^# SKIP: *//p' "$log")
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0} + ${e:-0}))
+	skipped=$((skipped + ${s:-0}))
+}
+status=0
+step() { printf '\n=== %s\n' "$*"; }
+
+step "autoreconf"
+autoreconf -fi >/dev/null 2>&1
+
+step "clang build, warnings are errors"
+rm -rf _build/clang && mkdir -p _build/clang
+(cd _build/clang && "$top/configure" -q CC=clang CFLAGS="-O2 -g -Werror" &&
+	make -s -j"$jobs" all tests/unit tests/mkhostile) || status=1
+
+step "gcc build and make check"
+rm -rf _build/gcc && mkdir -p _build/gcc
+if (cd _build/gcc && "$top/configure" -q CFLAGS="-O2 -g -Werror" &&
+	make -s -j"$jobs" && make -s check); then :; else status=1; fi
+tally _build/gcc
+[ -f _build/gcc/test-suite.log ] && grep -E '^(FAIL|ERROR):' _build/gcc/test-suite.log || true
+
+step "AddressSanitizer + UndefinedBehaviorSanitizer"
+rm -rf _build/asan && mkdir -p _build/asan
+if (cd _build/asan && "$top/configure" -q --enable-sanitizers CC=gcc CFLAGS="-O1 -g" &&
+	make -s -j"$jobs" &&
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		SNAPFS_LARGE_MIB=64 make -s check); then :; else status=1; fi
+tally _build/asan
+
+step "valgrind on the unit tests and a backup/restore round trip"
+if (cd _build/gcc && valgrind -q --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite ./tests/unit >/dev/null &&
+	SNAPFS_VALGRIND=1 SNAPCTL="$PWD/snapctl" MKHOSTILE="$PWD/tests/mkhostile" \
+		TESTLIB="$top/tests/lib.sh" TOP_SRCDIR="$top" \
+		sh "$top/tests/e2e-errors.sh" >valgrind-e2e.log 2>&1); then
+	passed=$((passed + 2))
+else
+	failed=$((failed + 1))
+	status=1
+	tail -n 30 _build/gcc/valgrind-e2e.log 2>/dev/null || true
+fi
+
+step "make distcheck"
+if (cd _build/gcc && make -s distcheck >distcheck.log 2>&1); then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+	status=1
+	tail -n 30 _build/gcc/distcheck.log
+fi
+
+printf '\n%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
+[ "$failed" = 0 ] || status=1
+exit $status

@@ -1,0 +1,528 @@
+/*
+ * unit.c - cmocka unit tests for the format pieces of libsnapfs: chunker,
+ * blob codec, crypto, pack trailer, tree codec, manifest validation,
+ * labels, chunk index.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "blob.h"
+#include "chunker.h"
+#include "crypto.h"
+#include "err.h"
+#include "index.h"
+#include "manifest.h"
+#include "pack.h"
+#include "tree.h"
+#include "util.h"
+
+static uint8_t *rand_data(size_t n, uint32_t seed)
+{
+	uint8_t *p = malloc(n);
+	uint64_t x = seed * 2654435761u + 1;
+
+	assert_non_null(p);
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = x >> 24;
+	}
+	return p;
+}
+
+/* Cuts a whole buffer into chunks and returns their ids. */
+static size_t chunk_all(const struct chunker *c, const uint8_t *p, size_t n,
+			uint8_t (*ids)[32], size_t max, size_t *sizes)
+{
+	size_t k = 0;
+	struct keys plain;
+
+	keys_plain(&plain);
+	while (n && k < max) {
+		size_t cut = chunker_cut(c, p, n, 1);
+
+		assert_true(cut > 0 && cut <= n);
+		chunk_id(&plain, p, cut, ids[k]);
+		if (sizes)
+			sizes[k] = cut;
+		k++;
+		p += cut;
+		n -= cut;
+	}
+	return k;
+}
+
+static void test_chunker_sizes(void **state)
+{
+	struct chunker c;
+	uint8_t seed[32] = {1};
+	size_t n = 64u << 20, sizes[256], k;
+	uint8_t (*ids)[32] = malloc(256 * 32);
+	uint8_t *data = rand_data(n, 7);
+	uint64_t total = 0;
+
+	(void)state;
+	assert_int_equal(chunker_init(&c, seed, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX), 0);
+	k = chunk_all(&c, data, n, ids, 256, sizes);
+	for (size_t i = 0; i < k; i++) {
+		if (i + 1 < k)
+			assert_true(sizes[i] >= CHUNK_MIN);
+		assert_true(sizes[i] <= CHUNK_MAX);
+		total += sizes[i];
+	}
+	assert_int_equal(total, n);
+	/* Normalised chunking keeps the mean near the target (1 MiB). */
+	assert_true(n / k > 700u << 10 && n / k < 1600u << 10);
+	free(ids);
+	free(data);
+}
+
+static void test_chunker_insertion(void **state)
+{
+	struct chunker c;
+	uint8_t seed[32] = {9};
+	size_t n = 32u << 20, ka, kb, shared = 0;
+	uint8_t (*a)[32] = malloc(128 * 32), (*b)[32] = malloc(128 * 32);
+	uint8_t *data = rand_data(n, 3), *edited = malloc(n + 10);
+
+	(void)state;
+	assert_int_equal(chunker_init(&c, seed, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX), 0);
+	/* Ten bytes inserted 100 KiB into the file. */
+	memcpy(edited, data, 100 << 10);
+	memset(edited + (100 << 10), 'X', 10);
+	memcpy(edited + (100 << 10) + 10, data + (100 << 10), n - (100 << 10));
+	ka = chunk_all(&c, data, n, a, 128, NULL);
+	kb = chunk_all(&c, edited, n + 10, b, 128, NULL);
+	for (size_t i = 0; i < kb; i++)
+		for (size_t j = 0; j < ka; j++)
+			if (!memcmp(b[i], a[j], 32)) {
+				shared++;
+				break;
+			}
+	/* All but the chunk or two around the edit survive. */
+	assert_true(shared + 2 >= ka);
+	free(a);
+	free(b);
+	free(data);
+	free(edited);
+}
+
+static void test_chunker_seed_matters(void **state)
+{
+	struct chunker c1, c2;
+	uint8_t s1[32] = {1}, s2[32] = {2};
+	uint8_t *data = rand_data(8u << 20, 5);
+
+	(void)state;
+	chunker_init(&c1, s1, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
+	chunker_init(&c2, s2, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX);
+	assert_int_not_equal(chunker_cut(&c1, data, 8u << 20, 1),
+			     chunker_cut(&c2, data, 8u << 20, 1));
+	assert_int_equal(chunker_init(&c1, s1, 100, 1000, 5000), SNAP_EINVAL);
+	free(data);
+}
+
+static void keys_for(struct keys *k, size_t len)
+{
+	uint8_t master[32];
+
+	memset(master, 0x5a, sizeof(master));
+	assert_int_equal(keys_derive(k, master, len, "repo-id"), 0);
+}
+
+static void roundtrip(const struct keys *k, const uint8_t *data, size_t n)
+{
+	struct buf enc = BUF_INIT, scratch = BUF_INIT;
+	uint8_t id[ID_LEN], *out = malloc(n + 1);
+
+	chunk_id(k, data, n, id);
+	assert_int_equal(blob_encode(k, id, data, n, &enc), 0);
+	assert_int_equal(blob_decode(k, id, enc.p, enc.len, out, n, &scratch), 0);
+	assert_memory_equal(out, data, n);
+	/* Every single flipped byte is caught. */
+	for (size_t i = 0; i < enc.len; i += enc.len / 7 + 1) {
+		enc.p[i] ^= 0x10;
+		assert_int_equal(blob_decode(k, id, enc.p, enc.len, out, n, &scratch),
+				 SNAP_ECORRUPT);
+		enc.p[i] ^= 0x10;
+	}
+	/* The blob is bound to its id. */
+	id[0] ^= 1;
+	assert_int_equal(blob_decode(k, id, enc.p, enc.len, out, n, &scratch),
+			 SNAP_ECORRUPT);
+	buf_free(&enc);
+	buf_free(&scratch);
+	free(out);
+}
+
+static void test_blob_codecs(void **state)
+{
+	struct keys plain, k128, k192, k256;
+	uint8_t *rnd = rand_data(100000, 1);
+	uint8_t text[100000];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = "abcabcabd"[i % 9];
+	keys_plain(&plain);
+	keys_for(&k128, 16);
+	keys_for(&k192, 24);
+	keys_for(&k256, 32);
+	const struct keys *all[] = {&plain, &k128, &k192, &k256};
+	for (int i = 0; i < 4; i++) {
+		roundtrip(all[i], rnd, 100000);
+		roundtrip(all[i], text, sizeof(text));
+		roundtrip(all[i], text, 1);
+	}
+	/* Compressible plaintext shrinks; random data costs one byte more. */
+	struct buf enc = BUF_INIT;
+	uint8_t id[ID_LEN];
+	chunk_id(&plain, text, sizeof(text), id);
+	blob_encode(&plain, id, text, sizeof(text), &enc);
+	assert_true(enc.len < sizeof(text) / 10);
+	enc.len = 0;
+	chunk_id(&plain, rnd, 100000, id);
+	blob_encode(&plain, id, rnd, 100000, &enc);
+	assert_int_equal(enc.len, 100001);
+	buf_free(&enc);
+	free(rnd);
+}
+
+static void test_crypto_keys(void **state)
+{
+	struct keys a, b;
+	uint8_t master[32] = {0}, bad[20] = {0};
+	uint8_t ida[ID_LEN], idb[ID_LEN], plain_id[ID_LEN];
+	struct keys plain;
+
+	(void)state;
+	assert_int_equal(keys_derive(&a, master, 32, "repo1"), 0);
+	assert_int_equal(keys_derive(&b, master, 32, "repo2"), 0);
+	/* Subkeys are independent and salted by repository. */
+	assert_memory_not_equal(a.enc, a.id, 32);
+	assert_memory_not_equal(a.id, a.mac, 32);
+	assert_memory_not_equal(a.enc, b.enc, 32);
+	chunk_id(&a, "x", 1, ida);
+	chunk_id(&b, "x", 1, idb);
+	keys_plain(&plain);
+	chunk_id(&plain, "x", 1, plain_id);
+	assert_memory_not_equal(ida, idb, ID_LEN);
+	assert_memory_not_equal(ida, plain_id, ID_LEN);
+	assert_int_equal(keys_derive(&a, bad, sizeof(bad), "r"), SNAP_EKEY);
+
+	/* scrypt is deterministic for the same salt, different otherwise. */
+	struct scrypt_params sp = {1024, 8, 1, {1}};
+	uint8_t k1[32], k2[32], k3[32];
+	assert_int_equal(kdf_scrypt("pw", 2, &sp, k1), 0);
+	assert_int_equal(kdf_scrypt("pw", 2, &sp, k2), 0);
+	assert_memory_equal(k1, k2, 32);
+	sp.salt[0] = 2;
+	assert_int_equal(kdf_scrypt("pw", 2, &sp, k3), 0);
+	assert_memory_not_equal(k1, k3, 32);
+	sp.N = 1000; /* not a power of two */
+	assert_int_equal(kdf_scrypt("pw", 2, &sp, k3), SNAP_ECORRUPT);
+	sp.N = 1u << 30; /* would need 1 TiB */
+	assert_int_equal(kdf_scrypt("pw", 2, &sp, k3), SNAP_ECORRUPT);
+
+	/* SHA-256 of "abc" (FIPS 180-2 test vector). */
+	uint8_t d[32];
+	char hex[65];
+	sha256("abc", 3, d);
+	hex_encode(d, 32, hex);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	/* HMAC-SHA-256, RFC 4231 test case 2. */
+	hmac_sha256((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, d);
+	hex_encode(d, 32, hex);
+	assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+static void test_labels(void **state)
+{
+	(void)state;
+	assert_int_equal(label_check("abc"), 0);
+	assert_int_equal(label_check("zk-prod_1.2"), 0);
+	assert_int_equal(label_check(".ab"), 0);
+	assert_int_equal(label_check("abcdefghijklmnopqrstuvwxy"), 0);
+	const char *bad[] = {"ab", "..a", "...", "a b", "a/b", "abcdefghijklmnopqrstuvwxyz",
+			     "ünï", "", "a\nb", NULL};
+	for (int i = 0; bad[i]; i++) {
+		assert_int_equal(label_check(bad[i]), SNAP_EINVAL);
+		assert_non_null(strstr(snap_errmsg(), "3-25 characters"));
+	}
+	assert_int_equal(series_check("zk1-0f8e1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b"), 0);
+	assert_int_equal(series_check("zk1-0F8E1A2B-3C4D-4E5F-8A6B-7C8D9E0F1A2B"), SNAP_EINVAL);
+	assert_int_equal(series_check("zk1"), SNAP_EINVAL);
+	assert_int_equal(series_check("z-0f8e1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b"), SNAP_EINVAL);
+	char lbl[LABEL_MAX + 1];
+	series_label("a-b-c-0f8e1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b", lbl);
+	assert_string_equal(lbl, "a-b-c");
+}
+
+static struct tent mkfile(const char *name, struct chunk *c, size_t n,
+			  uint64_t size)
+{
+	struct tent t = {0};
+
+	t.name = (char *)name;
+	t.type = ET_REG;
+	t.mode = 0100644;
+	t.uid = 1000;
+	t.gid = 100;
+	t.mtime_ns = -5; /* before the epoch: zigzag must carry it */
+	t.size = size;
+	t.chunks = c;
+	t.nchunks = n;
+	return t;
+}
+
+static void test_tree_roundtrip(void **state)
+{
+	struct chunk c[2];
+	struct xattr x = {"user.k", (uint8_t *)"\0v", 2};
+	struct tent ents[3];
+	struct buf b = BUF_INIT;
+	struct tree t;
+
+	(void)state;
+	memset(c, 0, sizeof(c));
+	c[0].off = 4096; /* a hole before the first chunk */
+	c[0].r.raw = 100;
+	c[0].r.pack[0] = 7;
+	c[1].off = 8192;
+	c[1].r.raw = 50;
+	c[1].r.pack[0] = 8;
+	c[1].r.off = 12345;
+	ents[0] = mkfile("a file", c, 2, 1 << 20);
+	ents[0].xattrs = &x;
+	ents[0].nxattrs = 1;
+	ents[0].hardlink = 3;
+	memset(&ents[1], 0, sizeof(ents[1]));
+	ents[1].name = "dir";
+	ents[1].type = ET_DIR;
+	ents[1].mode = 040755;
+	ents[1].sub.pack[0] = 7;
+	ents[1].sub_files = 10;
+	ents[1].sub_bytes = 99;
+	memset(&ents[2], 0, sizeof(ents[2]));
+	ents[2].name = "link";
+	ents[2].type = ET_LNK;
+	ents[2].mode = 0120777;
+	ents[2].target = "../x";
+	assert_int_equal(tree_encode(ents, 3, &b), 0);
+	assert_int_equal(tree_decode(b.p, b.len, &t), 0);
+	assert_int_equal(t.n, 3);
+	assert_string_equal(t.ents[0].name, "a file");
+	assert_int_equal(t.ents[0].mtime_ns, -5);
+	assert_int_equal(t.ents[0].nchunks, 2);
+	assert_int_equal(t.ents[0].chunks[0].off, 4096);
+	assert_int_equal(t.ents[0].chunks[1].off, 8192);
+	assert_int_equal(t.ents[0].chunks[1].r.off, 12345);
+	assert_int_equal(t.ents[0].chunks[1].r.pack[0], 8);
+	assert_int_equal(t.ents[0].hardlink, 3);
+	assert_memory_equal(t.ents[0].xattrs[0].val, "\0v", 2);
+	assert_int_equal(t.ents[1].sub_files, 10);
+	assert_string_equal(t.ents[2].target, "../x");
+	assert_non_null(tree_find(&t, "dir"));
+	assert_null(tree_find(&t, "nope"));
+	/* Every truncation fails cleanly. */
+	for (size_t n = 0; n < b.len; n++) {
+		struct tree u;
+		assert_int_equal(tree_decode(b.p, n, &u), SNAP_ECORRUPT);
+	}
+	tree_free(&t);
+	buf_free(&b);
+}
+
+static void expect_hostile(struct tent *ents, size_t n)
+{
+	struct buf b = BUF_INIT;
+	struct tree t;
+
+	assert_int_equal(tree_encode(ents, n, &b), 0);
+	assert_int_equal(tree_decode(b.p, b.len, &t), SNAP_ECORRUPT);
+	buf_free(&b);
+}
+
+static void test_tree_hostile(void **state)
+{
+	struct chunk c = {0};
+	struct tent e[2];
+
+	(void)state;
+	c.r.raw = 10;
+	const char *names[] = {"..", ".", "a/b", "/etc", "", NULL};
+	for (int i = 0; names[i]; i++) {
+		e[0] = mkfile(names[i], &c, 1, 10);
+		expect_hostile(e, 1);
+	}
+	/* Duplicates and unsorted names. */
+	e[0] = mkfile("b", &c, 1, 10);
+	e[1] = mkfile("b", &c, 1, 10);
+	expect_hostile(e, 2);
+	e[1] = mkfile("a", &c, 1, 10);
+	expect_hostile(e, 2);
+	/* A chunk past the end of the file. */
+	c.off = 5;
+	e[0] = mkfile("f", &c, 1, 10);
+	expect_hostile(e, 1);
+}
+
+static void test_manifest(void **state)
+{
+	struct keys k, other;
+	struct manifest m = {0}, p;
+	struct mgroup g = {0};
+	struct buf b = BUF_INIT;
+	const char *series = "zk1-0f8e1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
+
+	(void)state;
+	keys_for(&k, 32);
+	keys_for(&other, 16);
+	snprintf(m.series, sizeof(m.series), "%s", series);
+	snprintf(m.label, sizeof(m.label), "zk1");
+	snprintf(m.status, sizeof(m.status), STATUS_READY);
+	m.num = 2;
+	m.parent = 1;
+	m.encrypted = 1;
+	m.created = 1700000000000000000;
+	g.name = "zk";
+	g.files = 3;
+	g.mode = 040700;
+	m.groups = &g;
+	m.ngroups = 1;
+	assert_int_equal(manifest_encode(&m, &k, &b), 0);
+	buf_addc(&b, 0);
+	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &k, series, 2, &p), 0);
+	assert_int_equal(p.num, 2);
+	assert_int_equal(p.full, 0);
+	assert_string_equal(p.groups[0].name, "zk");
+	assert_int_equal(p.groups[0].files, 3);
+	manifest_free(&p);
+	/* Wrong key, wrong place, tampering. */
+	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &other, series, 2, &p),
+			 SNAP_ECORRUPT);
+	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &k, series, 3, &p),
+			 SNAP_ECORRUPT);
+	char *files = strstr((char *)b.p, "\"files\": 3");
+	assert_non_null(files);
+	files[9] = '4';
+	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &k, series, 2, &p),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "MAC mismatch"));
+	buf_free(&b);
+
+	/* Plain manifests: shape rules still apply. */
+	struct keys plain;
+	keys_plain(&plain);
+	m.encrypted = 0;
+	m.num = 1; /* but parent 1 and type incremental: invalid */
+	assert_int_equal(manifest_encode(&m, &plain, &b), 0);
+	assert_int_equal(manifest_parse((char *)b.p, b.len, &plain, series, 1, &p),
+			 SNAP_ECORRUPT);
+	buf_free(&b);
+	const char *bad[] = {
+		"[]", "{", "{\"format_version\": 99}",
+		"{\"format_version\": 1, \"backup_id\": \"x\"}", NULL};
+	for (int i = 0; bad[i]; i++)
+		assert_int_not_equal(manifest_parse(bad[i], strlen(bad[i]), &plain,
+						    series, 1, &p), 0);
+}
+
+static void test_pack_trailer(void **state)
+{
+	struct keys k;
+	struct pack p;
+	struct buf enc = BUF_INIT;
+	uint8_t id[ID_LEN];
+	struct ref r;
+
+	(void)state;
+	keys_for(&k, 24);
+	assert_int_equal(pack_begin(&p), 0);
+	for (int i = 0; i < 100; i++) {
+		uint8_t data[64];
+		memset(data, i, sizeof(data));
+		chunk_id(&k, data, sizeof(data), id);
+		enc.len = 0;
+		blob_encode(&k, id, data, sizeof(data), &enc);
+		assert_int_equal(pack_add(&p, BT_DATA, id, enc.p, enc.len, 64, &r), 0);
+	}
+	assert_int_equal(p.count, 100);
+	assert_int_equal(pack_finish(&p, &k), 0);
+	assert_memory_equal(p.data.p + p.data.len - 4, "SNP1", 4);
+	pack_free(&p);
+	buf_free(&enc);
+}
+
+static void test_index(void **state)
+{
+	struct index ix;
+	struct ref r, got;
+
+	(void)state;
+	index_init(&ix);
+	memset(&r, 0, sizeof(r));
+	for (uint32_t i = 0; i < 10000; i++) {
+		sha256(&i, sizeof(i), r.id);
+		r.off = i;
+		assert_int_equal(index_put(&ix, &r), 0);
+	}
+	assert_int_equal(ix.n, 10000);
+	for (uint32_t i = 0; i < 10000; i++) {
+		sha256(&i, sizeof(i), r.id);
+		assert_true(index_get(&ix, r.id, &got));
+		assert_int_equal(got.off, i);
+	}
+	uint32_t missing = 10001;
+	sha256(&missing, sizeof(missing), r.id);
+	assert_false(index_get(&ix, r.id, NULL));
+	index_free(&ix);
+}
+
+static void test_varint(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct rd r;
+	uint64_t vals[] = {0, 1, 127, 128, 300, UINT32_MAX, UINT64_MAX};
+
+	(void)state;
+	for (size_t i = 0; i < 7; i++)
+		buf_add_varint(&b, vals[i]);
+	rd_init(&r, b.p, b.len);
+	for (size_t i = 0; i < 7; i++)
+		assert_true(rd_varint(&r) == vals[i]);
+	assert_false(r.err);
+	rd_varint(&r);
+	assert_true(r.err);
+	buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_chunker_sizes),
+		cmocka_unit_test(test_chunker_insertion),
+		cmocka_unit_test(test_chunker_seed_matters),
+		cmocka_unit_test(test_blob_codecs),
+		cmocka_unit_test(test_crypto_keys),
+		cmocka_unit_test(test_labels),
+		cmocka_unit_test(test_tree_roundtrip),
+		cmocka_unit_test(test_tree_hostile),
+		cmocka_unit_test(test_manifest),
+		cmocka_unit_test(test_pack_trailer),
+		cmocka_unit_test(test_index),
+		cmocka_unit_test(test_varint),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
