@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +46,10 @@ struct eng {
 	char series[SERIES_MAX];
 	struct workq *cq, *uq;
 
-	pthread_mutex_t lock; /* dirs, stats, error */
+	struct errstate es;
+	pthread_mutex_t lock; /* dirs, stats */
 	pthread_cond_t cv;
 	int roots_pending;
-	int err;
-	char errmsg[1024];
 
 	pthread_mutex_t plock; /* current pack, index, pack list */
 	struct index ix;
@@ -75,36 +73,9 @@ struct cjob {
 	size_t len;
 };
 
-static void fail(struct eng *e, int rc)
-{
-	pthread_mutex_lock(&e->lock);
-	if (!e->err) {
-		e->err = rc;
-		snprintf(e->errmsg, sizeof(e->errmsg), "%s", snap_errmsg());
-	}
-	pthread_mutex_unlock(&e->lock);
-}
-
-static int failed(struct eng *e)
-{
-	return __atomic_load_n(&e->err, __ATOMIC_RELAXED);
-}
-
-static void warn(struct eng *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void warn(struct eng *e, const char *fmt, ...)
-{
-	char msg[1200];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	__atomic_fetch_add(&e->res->warnings, 1, __ATOMIC_RELAXED);
-	if (e->o->warn)
-		e->o->warn(msg, e->o->warn_ctx);
-}
+#define fail(e, rc) errstate_fail(&(e)->es, (rc))
+#define failed(e) errstate_failed(&(e)->es)
+#define warn(e, ...) errstate_warn(&(e)->es, __VA_ARGS__)
 
 static void add_stat(uint64_t *p, uint64_t v)
 {
@@ -316,7 +287,7 @@ static void chunk_work(void *arg)
 	}
 	free(j->data);
 	pthread_mutex_lock(&e->lock);
-	if (rc == 0 && !e->err) {
+	if (rc == 0 && !failed(e)) {
 		struct chunk *c = &j->d->ents[j->ei].chunks[j->ci];
 
 		c->off = j->off;
@@ -985,6 +956,7 @@ int backup_run(struct repo *r, const struct backup_opts *o,
 	memset(&parent, 0, sizeof(parent));
 	SNAP_TRY(label_check(o->label));
 	SNAP_TRY(check_groups(o));
+	errstate_init(&e.es, o->warn, o->warn_ctx);
 	pthread_mutex_init(&e.lock, NULL);
 	pthread_mutex_init(&e.plock, NULL);
 	pthread_cond_init(&e.cv, NULL);
@@ -1044,11 +1016,9 @@ int backup_run(struct repo *r, const struct backup_opts *o,
 			fail(&e, rc);
 	}
 	workq_wait(e.uq);
-	if (failed(&e)) {
-		rc = e.err;
-		snap_errset_msg(e.errmsg);
+	rc = errstate_result(&e.es);
+	if (rc)
 		goto out;
-	}
 	res->elapsed = mono_sec() - t0;
 	rc = write_manifest(&e, &m, &parent, have_parent);
 	res->elapsed = mono_sec() - t0;
@@ -1070,5 +1040,7 @@ out:
 	pthread_mutex_destroy(&e.lock);
 	pthread_mutex_destroy(&e.plock);
 	pthread_cond_destroy(&e.cv);
+	res->warnings = e.es.warnings;
+	errstate_destroy(&e.es);
 	return rc;
 }

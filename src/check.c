@@ -1,7 +1,6 @@
 /* check.c - repository verification; see check.h. */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,23 +25,12 @@ struct cctx {
 	struct packinfo *packs;
 	size_t npacks, packcap;
 	struct index seen; /* directory objects already walked */
+	struct errstate es;
 };
 
-static void report(struct cctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void report(struct cctx *c, const char *fmt, ...)
-{
-	char msg[1400];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	c->res->errors++;
-	if (c->o->report)
-		c->o->report(msg, c->o->report_ctx);
-}
+/* Problems go through the errstate's warning channel: counted, reported
+ * one line each, and the walk goes on. */
+#define report(c, ...) errstate_warn(&(c)->es, __VA_ARGS__)
 
 static struct packinfo *pack_get(struct cctx *c, const uint8_t *id, int add)
 {
@@ -277,6 +265,7 @@ int check_run(struct repo *r, const struct check_opts *o,
 
 	memset(res, 0, sizeof(*res));
 	index_init(&c.seen);
+	errstate_init(&c.es, o->report, o->report_ctx);
 	rc = repo_list(r, &b, &n);
 	for (size_t i = 0; i < n && rc == 0;) {
 		size_t j = i;
@@ -294,6 +283,8 @@ int check_run(struct repo *r, const struct check_opts *o,
 	free(b);
 	free(c.packs);
 	index_free(&c.seen);
+	res->errors = c.es.warnings;
+	errstate_destroy(&c.es);
 	if (rc == 0 && res->errors)
 		rc = snap_seterr(SNAP_ECORRUPT, "check found %llu problem(s)",
 				 (unsigned long long)res->errors);

@@ -129,3 +129,52 @@ int snap_errno(int code)
 	default: return EIO;
 	}
 }
+
+void errstate_init(struct errstate *es,
+		   void (*warn)(const char *msg, void *ctx), void *ctx)
+{
+	memset(es, 0, sizeof(*es));
+	pthread_mutex_init(&es->lock, NULL);
+	es->warn = warn;
+	es->warn_ctx = ctx;
+}
+
+void errstate_destroy(struct errstate *es)
+{
+	pthread_mutex_destroy(&es->lock);
+}
+
+void errstate_fail(struct errstate *es, int rc)
+{
+	pthread_mutex_lock(&es->lock);
+	if (!es->err) {
+		es->err = rc;
+		snprintf(es->msg, sizeof(es->msg), "%s", errmsg);
+	}
+	pthread_mutex_unlock(&es->lock);
+}
+
+int errstate_failed(struct errstate *es)
+{
+	return __atomic_load_n(&es->err, __ATOMIC_RELAXED);
+}
+
+int errstate_result(struct errstate *es)
+{
+	if (es->err)
+		snap_errset_msg(es->msg);
+	return es->err;
+}
+
+void errstate_warn(struct errstate *es, const char *fmt, ...)
+{
+	char msg[1200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	__atomic_fetch_add(&es->warnings, 1, __ATOMIC_RELAXED);
+	if (es->warn)
+		es->warn(msg, es->warn_ctx);
+}

@@ -15,7 +15,9 @@
 #ifndef SNAPFS_ERR_H
 #define SNAPFS_ERR_H
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum snap_err {
 	SNAP_OK = 0,
@@ -59,6 +61,34 @@ const char *snap_strerror(int code);
 
 /* Maps a code to the errno a POSIX frontend should return. */
 int snap_errno(int code);
+
+/*
+ * The shared failure state of an engine whose work runs on several
+ * threads: the first error wins (code and message), later ones are
+ * dropped, and every thread can poll errstate_failed() to stop early.
+ * Warnings (entries skipped, attributes not restored) are counted and
+ * passed to an optional callback, which must be thread-safe.
+ */
+struct errstate {
+	pthread_mutex_t lock;
+	int err;
+	char msg[1024];
+	uint64_t warnings;
+	void (*warn)(const char *msg, void *ctx);
+	void *warn_ctx;
+};
+
+void errstate_init(struct errstate *es,
+		   void (*warn)(const char *msg, void *ctx), void *ctx);
+void errstate_destroy(struct errstate *es);
+/* Records rc (with this thread's message) unless an error is recorded. */
+void errstate_fail(struct errstate *es, int rc);
+/* The recorded code, or 0. */
+int errstate_failed(struct errstate *es);
+/* Puts the recorded message into this thread's slot; returns the code. */
+int errstate_result(struct errstate *es);
+void errstate_warn(struct errstate *es, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #define SNAP_TRY(expr)                                                         \
 	do {                                                                   \

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +42,8 @@ struct reng {
 	int rootfd, is_root;
 	struct workq *q;
 
-	pthread_mutex_t lock;
-	int err;
-	char errmsg[1024];
+	struct errstate es;
+	pthread_mutex_t lock; /* file refcounts, buffer pool */
 	struct bufset *free_bufs;
 
 	/* walker thread only */
@@ -82,36 +80,9 @@ int open_beneath(int root, const char *rel, int flags)
 			    sizeof(how));
 }
 
-static void fail(struct reng *e, int rc)
-{
-	pthread_mutex_lock(&e->lock);
-	if (!e->err) {
-		e->err = rc;
-		snprintf(e->errmsg, sizeof(e->errmsg), "%s", snap_errmsg());
-	}
-	pthread_mutex_unlock(&e->lock);
-}
-
-static int failed(struct reng *e)
-{
-	return __atomic_load_n(&e->err, __ATOMIC_RELAXED);
-}
-
-static void warn(struct reng *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void warn(struct reng *e, const char *fmt, ...)
-{
-	char msg[1200];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	__atomic_fetch_add(&e->res->warnings, 1, __ATOMIC_RELAXED);
-	if (e->o->warn)
-		e->o->warn(msg, e->o->warn_ctx);
-}
+#define fail(e, rc) errstate_fail(&(e)->es, (rc))
+#define failed(e) errstate_failed(&(e)->es)
+#define warn(e, ...) errstate_warn(&(e)->es, __VA_ARGS__)
 
 static void meta_free(struct meta *m)
 {
@@ -712,6 +683,7 @@ int restore_run(struct repo *r, const char *series, uint32_t num,
 	int rc, threads;
 
 	memset(res, 0, sizeof(*res));
+	errstate_init(&e.es, o->warn, o->warn_ctx);
 	pthread_mutex_init(&e.lock, NULL);
 	rc = repo_load_manifest(r, series, num, &m);
 	if (rc)
@@ -751,9 +723,7 @@ int restore_run(struct repo *r, const char *series, uint32_t num,
 		if (rc)
 			fail(&e, rc);
 	}
-	rc = e.err;
-	if (rc)
-		snap_errset_msg(e.errmsg);
+	rc = errstate_result(&e.es);
 	res->elapsed = mono_sec() - t0;
 out:
 	workq_destroy(e.q);
@@ -776,5 +746,7 @@ out_nom:
 	if (e.rootfd >= 0)
 		close(e.rootfd);
 	pthread_mutex_destroy(&e.lock);
+	res->warnings = e.es.warnings;
+	errstate_destroy(&e.es);
 	return rc;
 }

@@ -180,6 +180,39 @@ static int common_opt(int c, const char *cmd)
 	return 0;
 }
 
+/* Parses the options of a command: the common ones plus extra, which go
+ * to fn (returning 0 when it took the option).  Returns -1 to go on, or the
+ * exit status to return at once (after --help, or on a usage error). */
+static int parse_args(int argc, char **argv, const char *cmd, const char *help,
+		      const struct option *extra, int (*fn)(int c, void *ctx),
+		      void *ctx)
+{
+	static const struct option common[] = {COMMON_OPTS};
+	struct option opts[32];
+	size_t n = 0;
+	int c, rc;
+
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		opts[n++] = common[i];
+	for (; extra && extra->name && n < 31; extra++)
+		opts[n++] = *extra;
+	memset(&opts[n], 0, sizeof(opts[n]));
+	while ((c = getopt_long(argc, argv, "r:qht:", opts, NULL)) != -1) {
+		if ((rc = common_opt(c, cmd)) < 0)
+			return EX_USAGE;
+		if (rc)
+			continue;
+		if (c == 'h') {
+			fputs(help, stdout);
+			return EX_OK;
+		}
+		if (fn && fn(c, ctx) == 0)
+			continue;
+		return usage_error(cmd, "unknown option");
+	}
+	return -1;
+}
+
 static int open_repo(const char *cmd, struct repo **r)
 {
 	int rc;
@@ -228,26 +261,25 @@ static const char *init_help =
 	"wraps a random AES-256 key with scrypt.  --no-encryption stores chunks\n"
 	"compressed but in the clear.  Refuses a location that holds one.\n";
 
+static int init_opt(int c, void *ctx)
+{
+	(void)ctx;
+	if (c != OPT_NOENC)
+		return -1;
+	G.ko.no_encryption = 1;
+	return 0;
+}
+
 static int cmd_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTS, {"no-encryption", no_argument, NULL, OPT_NOENC},
+		{"no-encryption", no_argument, NULL, OPT_NOENC},
 		{NULL, 0, NULL, 0}};
-	int c, rc;
+	int rc;
 
-	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
-		if ((rc = common_opt(c, "init")))
-			if (rc < 0)
-				return EX_USAGE;
-		if (rc)
-			continue;
-		if (c == OPT_NOENC)
-			G.ko.no_encryption = 1;
-		else if (c == 'h')
-			return fputs(init_help, stdout), EX_OK;
-		else
-			return usage_error("init", "unknown option");
-	}
+	if ((rc = parse_args(argc, argv, "init", init_help, opts, init_opt,
+			     NULL)) >= 0)
+		return rc;
 	if (optind < argc)
 		return usage_error("init", "unexpected argument '%s'",
 				   argv[optind]);
@@ -281,35 +313,44 @@ static const char *backup_help =
 	"Sockets and device files are skipped with a warning; unreadable files\n"
 	"are skipped with a warning and exit status 3.\n";
 
+struct backup_args {
+	const char *label;
+	int full;
+};
+
+static int backup_opt(int c, void *ctx)
+{
+	struct backup_args *a = ctx;
+
+	if (c == OPT_LABEL)
+		a->label = optarg;
+	else if (c == OPT_FULL)
+		a->full = 1;
+	else
+		return -1;
+	return 0;
+}
+
 static int cmd_backup(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTS, {"label", required_argument, NULL, OPT_LABEL},
+		{"label", required_argument, NULL, OPT_LABEL},
 		{"full", no_argument, NULL, OPT_FULL}, {NULL, 0, NULL, 0}};
-	const char *label = NULL;
+	struct backup_args a = {0};
 	struct backup_group *groups = NULL;
 	struct backup_opts bo = {0};
 	struct backup_result res;
 	struct progress prog;
 	struct repo *r = NULL;
 	char **names = NULL;
+	const char *label;
 	size_t ng = 0;
-	int c, rc, full = 0, ex;
+	int rc, ex;
 
-	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
-		if ((rc = common_opt(c, "backup")) < 0)
-			return EX_USAGE;
-		if (rc)
-			continue;
-		if (c == OPT_LABEL)
-			label = optarg;
-		else if (c == OPT_FULL)
-			full = 1;
-		else if (c == 'h')
-			return fputs(backup_help, stdout), EX_OK;
-		else
-			return usage_error("backup", "unknown option");
-	}
+	if ((ex = parse_args(argc, argv, "backup", backup_help, opts,
+			     backup_opt, &a)) >= 0)
+		return ex;
+	label = a.label;
 	if (!label)
 		return usage_error("backup", "--label is required");
 	if (label_check(label))
@@ -347,7 +388,7 @@ static int cmd_backup(int argc, char **argv)
 	if ((ex = open_repo("backup", &r)))
 		goto out;
 	bo.label = label;
-	bo.full = full;
+	bo.full = a.full;
 	bo.groups = groups;
 	bo.ngroups = ng;
 	bo.threads = G.threads;
@@ -440,23 +481,15 @@ static const char *list_help =
 
 static int cmd_list(int argc, char **argv)
 {
-	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
 	struct backup_id *b = NULL;
 	struct repo *r = NULL;
 	const char *label = NULL;
 	json_t *arr = NULL;
 	size_t n = 0, shown = 0;
-	int c, rc, ex = EX_OK;
+	int rc, ex = EX_OK;
 
-	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
-		if ((rc = common_opt(c, "list")) < 0)
-			return EX_USAGE;
-		if (rc)
-			continue;
-		if (c == 'h')
-			return fputs(list_help, stdout), EX_OK;
-		return usage_error("list", "unknown option");
-	}
+	if ((ex = parse_args(argc, argv, "list", list_help, NULL, NULL, NULL)) >= 0)
+		return ex;
 	if (optind < argc)
 		label = argv[optind++];
 	if (optind < argc)
@@ -529,23 +562,15 @@ static const char *show_help =
 
 static int cmd_show(int argc, char **argv)
 {
-	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
 	char series[SERIES_MAX], key[160];
 	struct repo *r = NULL;
 	struct manifest m;
 	struct buf text = BUF_INIT;
 	uint32_t num;
-	int c, rc, ex;
+	int rc, ex;
 
-	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
-		if ((rc = common_opt(c, "show")) < 0)
-			return EX_USAGE;
-		if (rc)
-			continue;
-		if (c == 'h')
-			return fputs(show_help, stdout), EX_OK;
-		return usage_error("show", "unknown option");
-	}
+	if ((ex = parse_args(argc, argv, "show", show_help, NULL, NULL, NULL)) >= 0)
+		return ex;
 	if (optind + 1 != argc)
 		return usage_error("show", "give exactly one SERIES[/N]");
 	if ((ex = open_repo("show", &r)))
@@ -731,20 +756,12 @@ static const char *ls_help =
 
 static int cmd_ls(int argc, char **argv)
 {
-	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
 	struct located L;
 	struct repo *r = NULL;
-	int c, rc, ex;
+	int rc, ex;
 
-	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
-		if ((rc = common_opt(c, "ls")) < 0)
-			return EX_USAGE;
-		if (rc)
-			continue;
-		if (c == 'h')
-			return fputs(ls_help, stdout), EX_OK;
-		return usage_error("ls", "unknown option");
-	}
+	if ((ex = parse_args(argc, argv, "ls", ls_help, NULL, NULL, NULL)) >= 0)
+		return ex;
 	if (optind + 1 != argc)
 		return usage_error("ls", "give exactly one path");
 	if ((ex = open_repo("ls", &r)))
@@ -828,20 +845,12 @@ static int cat_file(struct repo *r, const char *series, const struct tent *e)
 
 static int cmd_cat(int argc, char **argv)
 {
-	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
 	struct located L;
 	struct repo *r = NULL;
-	int c, rc, ex;
+	int rc, ex;
 
-	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
-		if ((rc = common_opt(c, "cat")) < 0)
-			return EX_USAGE;
-		if (rc)
-			continue;
-		if (c == 'h')
-			return fputs(cat_help, stdout), EX_OK;
-		return usage_error("cat", "unknown option");
-	}
+	if ((ex = parse_args(argc, argv, "cat", cat_help, NULL, NULL, NULL)) >= 0)
+		return ex;
 	if (optind + 1 != argc)
 		return usage_error("cat", "give exactly one SERIES/N/GROUP/PATH");
 	if ((ex = open_repo("cat", &r)))
@@ -872,10 +881,23 @@ static const char *restore_help =
 	"root), times, xattrs, links and holes are restored; entries that would\n"
 	"leave DIR are refused.\n";
 
+static int restore_opt(int c, void *ctx)
+{
+	struct restore_opts *ro = ctx;
+
+	switch (c) {
+	case 't':
+	case OPT_TARGET: ro->target = optarg; return 0;
+	case OPT_GROUP: ro->group = optarg; return 0;
+	case OPT_PATH: ro->path = optarg; return 0;
+	case OPT_OVERWRITE: ro->overwrite = 1; return 0;
+	}
+	return -1;
+}
+
 static int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTS,
 		{"target", required_argument, NULL, OPT_TARGET},
 		{"group", required_argument, NULL, OPT_GROUP},
 		{"path", required_argument, NULL, OPT_PATH},
@@ -887,23 +909,11 @@ static int cmd_restore(int argc, char **argv)
 	char series[SERIES_MAX];
 	struct repo *r = NULL;
 	uint32_t num;
-	int c, rc, ex;
+	int rc, ex;
 
-	while ((c = getopt_long(argc, argv, "r:qht:", opts, NULL)) != -1) {
-		if ((rc = common_opt(c, "restore")) < 0)
-			return EX_USAGE;
-		if (rc)
-			continue;
-		switch (c) {
-		case 't':
-		case OPT_TARGET: ro.target = optarg; break;
-		case OPT_GROUP: ro.group = optarg; break;
-		case OPT_PATH: ro.path = optarg; break;
-		case OPT_OVERWRITE: ro.overwrite = 1; break;
-		case 'h': return fputs(restore_help, stdout), EX_OK;
-		default: return usage_error("restore", "unknown option");
-		}
-	}
+	if ((ex = parse_args(argc, argv, "restore", restore_help, opts,
+			     restore_opt, &ro)) >= 0)
+		return ex;
 	if (optind + 1 != argc)
 		return usage_error("restore", "give exactly one SERIES[/N]");
 	if (!ro.target)
@@ -961,22 +971,14 @@ static const char *delete_help =
 
 static int cmd_delete(int argc, char **argv)
 {
-	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
 	char series[SERIES_MAX], prefix[SERIES_MAX + 16];
 	struct repo *r = NULL;
 	uint32_t num;
 	uint64_t np = 0;
-	int c, rc, ex;
+	int rc, ex;
 
-	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
-		if ((rc = common_opt(c, "delete")) < 0)
-			return EX_USAGE;
-		if (rc)
-			continue;
-		if (c == 'h')
-			return fputs(delete_help, stdout), EX_OK;
-		return usage_error("delete", "unknown option");
-	}
+	if ((ex = parse_args(argc, argv, "delete", delete_help, NULL, NULL, NULL)) >= 0)
+		return ex;
 	if (optind + 1 != argc)
 		return usage_error("delete", "give exactly one SERIES");
 	if (strchr(argv[optind], '/'))
@@ -1030,10 +1032,20 @@ static void report_cb(const char *msg, void *ctx)
 	fprintf(stderr, "%serror: %s\n", clear_line(), msg);
 }
 
+static int check_opt(int c, void *ctx)
+{
+	struct check_opts *co = ctx;
+
+	if (c != OPT_READ_DATA)
+		return -1;
+	co->read_data = 1;
+	return 0;
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTS, {"read-data", no_argument, NULL, OPT_READ_DATA},
+		{"read-data", no_argument, NULL, OPT_READ_DATA},
 		{NULL, 0, NULL, 0}};
 	struct check_opts co = {0};
 	struct check_result res;
@@ -1041,20 +1053,11 @@ static int cmd_check(int argc, char **argv)
 	char series[SERIES_MAX];
 	struct repo *r = NULL;
 	uint32_t num;
-	int c, rc, ex;
+	int rc, ex;
 
-	while ((c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1) {
-		if ((rc = common_opt(c, "check")) < 0)
-			return EX_USAGE;
-		if (rc)
-			continue;
-		if (c == OPT_READ_DATA)
-			co.read_data = 1;
-		else if (c == 'h')
-			return fputs(check_help, stdout), EX_OK;
-		else
-			return usage_error("check", "unknown option");
-	}
+	if ((ex = parse_args(argc, argv, "check", check_help, opts, check_opt,
+			     &co)) >= 0)
+		return ex;
 	if (optind + 1 < argc)
 		return usage_error("check", "give at most one SERIES");
 	if ((ex = open_repo("check", &r)))
