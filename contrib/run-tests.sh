@@ -45,7 +45,7 @@ rm -rf _build/asan && mkdir -p _build/asan
 if (cd _build/asan && "$top/configure" -q --enable-sanitizers CC=gcc CFLAGS="-O1 -g" &&
 	make -s -j"$jobs" &&
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		SNAPFS_LARGE_MIB=64 make -s check); then :; else status=1; fi
+		SNAPFS_SANITIZED=1 SNAPFS_LARGE_MIB=64 make -s check); then :; else status=1; fi
 tally _build/asan
 
 step "valgrind on the unit tests and a backup/restore round trip"

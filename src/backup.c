@@ -578,7 +578,8 @@ static int read_names(int dfd, const char *path, char ***out, size_t *n)
 		(*n)++;
 	}
 	closedir(dir);
-	qsort(v, *n, sizeof(*v), cmp_str);
+	if (*n)
+		qsort(v, *n, sizeof(*v), cmp_str);
 	*out = v;
 	return 0;
 nomem:
@@ -679,8 +680,9 @@ static int walk_entry(struct eng *e, struct bdir *d, size_t i, int dfd,
 			t->chunks = malloc(pent->nchunks * sizeof(*t->chunks) + 1);
 			if (!t->chunks)
 				return snap_seterr(SNAP_ENOMEM, "out of memory");
-			memcpy(t->chunks, pent->chunks,
-			       pent->nchunks * sizeof(*t->chunks));
+			if (pent->nchunks)
+				memcpy(t->chunks, pent->chunks,
+				       pent->nchunks * sizeof(*t->chunks));
 			t->nchunks = d->ccap[i] = pent->nchunks;
 			add_stat(&e->res->files_reused, 1);
 			progress_add(e->o->progress, 1, t->size);

@@ -75,9 +75,40 @@ int open_beneath(int root, const char *rel, int flags)
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
 			   RESOLVE_NO_MAGICLINKS,
 	};
+	char *copy, *comp, *save = NULL;
+	int fd, dfd, e;
 
-	return (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how,
-			    sizeof(how));
+	fd = (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how,
+			  sizeof(how));
+	if (fd >= 0 || errno != ENOSYS)
+		return fd;
+	/* No openat2 (kernel < 5.6, valgrind): walk one component at a
+	 * time, refusing symlinks and "..", which is what RESOLVE_BENEATH |
+	 * RESOLVE_NO_SYMLINKS guarantee. */
+	copy = strdup(rel);
+	if (!copy)
+		return -1;
+	dfd = dup(root);
+	for (comp = strtok_r(copy, "/", &save); comp && dfd >= 0;) {
+		char *next = strtok_r(NULL, "/", &save);
+
+		if (!strcmp(comp, "..")) {
+			close(dfd);
+			dfd = -1;
+			errno = EXDEV;
+			break;
+		}
+		fd = openat(dfd, comp,
+			    (next ? O_RDONLY | O_DIRECTORY : flags) |
+				    O_NOFOLLOW | O_CLOEXEC);
+		e = errno;
+		close(dfd);
+		dfd = fd;
+		errno = e;
+		comp = next;
+	}
+	free(copy);
+	return dfd;
 }
 
 #define fail(e, rc) errstate_fail(&(e)->es, (rc))

@@ -15,7 +15,9 @@ say "backup of $((2 * mib)) MiB in large files"
 /usr/bin/time -f "%M" -o "$T/rss" "$SNAPCTL" -r "$r" backup --label large "$T/src/big"
 rss=$(cat "$T/rss")
 echo "   peak RSS ${rss} KiB"
-[ "$rss" -lt 262144 ] || fail "backup peak RSS ${rss} KiB exceeds 256 MiB"
+# Sanitizer shadow memory inflates RSS: the bound holds for real builds.
+[ -n "${SNAPFS_SANITIZED:-}" ] || [ "$rss" -lt 262144 ] ||
+	fail "backup peak RSS ${rss} KiB exceeds 256 MiB"
 
 say "restore and compare"
 /usr/bin/time -f "%M" -o "$T/rss" "$SNAPCTL" -r "$r" restore large --target "$T/out"
