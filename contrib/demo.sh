@@ -5,7 +5,7 @@
 # backed up.  Prints each step.  Uses ./snapctl from the build tree.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-snapctl="$top/snapctl"
+snapctl=${SNAPCTL:-$top/snapctl}
 work=${SNAPFS_DEMO_DIR:-$(mktemp -d /tmp/snapfs-demo.XXXXXX)}
 mkdir -p "$work"
 run() { printf '\n$ %s\n' "$*"; "$@"; }

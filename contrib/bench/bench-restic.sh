@@ -11,7 +11,7 @@
 # time, size, RSS: lower is better).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-snapctl="$top/snapctl"
+snapctl=${SNAPCTL:-$top/snapctl}
 command -v restic >/dev/null || { echo "bench: needs restic (contrib/install-deps.sh --bench)"; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench: needs /usr/bin/time"; exit 1; }
 W=${1:-$(mktemp -d /tmp/snapfs-bench.XXXXXX)}
