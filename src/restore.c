@@ -18,8 +18,9 @@
 #include "restore.h"
 #include "workq.h"
 
-#define SEG_CHUNKS 16       /* chunks per job: ~16 MiB */
-#define MAX_READ (16u << 20) /* one ranged read covers at most this */
+#define JOB_ITEMS 256         /* chunks per job */
+#define JOB_BYTES (16u << 20) /* plaintext per job */
+#define MAX_READ (16u << 20)  /* one ranged read covers at most this */
 
 struct meta {
 	char *rel; /* path below the target */
@@ -47,6 +48,7 @@ struct reng {
 	struct bufset *free_bufs;
 
 	/* walker thread only */
+	struct rjob *job; /* being filled */
 	struct meta *dirs;
 	size_t ndirs, dircap;
 	struct {
@@ -62,10 +64,16 @@ struct rfile {
 	struct meta m;
 };
 
-struct rseg {
-	struct rfile *f;
-	struct chunk *c;
+/* A job: chunks in the order the walk met them, of one big file or of many
+ * small ones.  Small files written one after another sit side by side in
+ * a pack, so one ranged read serves many files. */
+struct rjob {
 	size_t n;
+	uint64_t bytes;
+	struct {
+		struct rfile *f;
+		struct chunk c;
+	} it[JOB_ITEMS];
 };
 
 int open_beneath(int root, const char *rel, int flags)
@@ -206,12 +214,9 @@ static void remove_partial(struct reng *e, const char *rel)
 static void file_put(struct rfile *f)
 {
 	struct reng *e = f->e;
-	int last, rc = 0;
+	int rc = 0;
 
-	pthread_mutex_lock(&e->lock);
-	last = --f->refs == 0;
-	pthread_mutex_unlock(&e->lock);
-	if (!last)
+	if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	if (!f->failed && !failed(e)) {
 		rc = apply_meta(e, f->fd, &f->m);
@@ -268,65 +273,101 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 	return 0;
 }
 
-/* Fetches chunks c[0..n) with as few ranged reads as their layout allows
- * and writes them into the file. */
-static int fetch_write(struct reng *e, struct rfile *f, const struct chunk *c,
-		       size_t n, struct bufset *b)
+/* Fetches a job's chunks with as few ranged reads as their layout allows
+ * and writes each into its file. */
+static int fetch_write(struct reng *e, struct rjob *j, struct bufset *b)
 {
 	size_t i = 0;
 
-	while (i < n && !failed(e)) {
-		size_t j = i + 1;
-		uint64_t start = c[i].r.off, end = start + c[i].r.len;
+	while (i < j->n && !failed(e)) {
+		const struct ref *first = &j->it[i].c.r;
+		uint64_t start = first->off, end = start + first->len;
+		size_t k = i + 1;
 
 		/* Extend over chunks stored back to back in the same pack. */
-		while (j < n && !memcmp(c[j].r.pack, c[i].r.pack, PACK_ID_LEN) &&
-		       c[j].r.off == end && end + c[j].r.len - start <= MAX_READ) {
-			end += c[j].r.len;
-			j++;
+		while (k < j->n &&
+		       !memcmp(j->it[k].c.r.pack, first->pack, PACK_ID_LEN) &&
+		       j->it[k].c.r.off == end &&
+		       end + j->it[k].c.r.len - start <= MAX_READ) {
+			end += j->it[k].c.r.len;
+			k++;
 		}
-		SNAP_TRY(repo_read_pack(e->r, e->series, c[i].r.pack, start,
+		SNAP_TRY(repo_read_pack(e->r, e->series, first->pack, start,
 					end - start, &b->enc));
-		for (; i < j; i++) {
+		for (; i < k; i++) {
+			const struct chunk *c = &j->it[i].c;
+			struct rfile *f = j->it[i].f;
 			int rc;
 
 			b->raw.len = 0;
-			SNAP_TRY(buf_reserve(&b->raw, c[i].r.raw));
-			SNAP_TRY(repo_decode_blob(e->r, e->series, &c[i].r,
-						  b->enc.p + (c[i].r.off - start),
-						  b->raw.p, &b->scratch));
-			rc = pwrite_all(f->fd, b->raw.p, c[i].r.raw, c[i].off);
+			SNAP_TRY(buf_reserve(&b->raw, c->r.raw));
+			rc = repo_decode_blob(e->r, e->series, &c->r,
+					      b->enc.p + (c->r.off - start),
+					      b->raw.p, &b->scratch);
+			if (rc)
+				return rc;
+			rc = pwrite_all(f->fd, b->raw.p, c->r.raw, c->off);
 			if (rc)
 				return snap_syserr(-rc, "writing %s", f->m.rel);
-			progress_add(e->o->progress, 0, c[i].r.raw);
-			__atomic_fetch_add(&e->res->bytes, c[i].r.raw,
+			progress_add(e->o->progress, 0, c->r.raw);
+			__atomic_fetch_add(&e->res->bytes, c->r.raw,
 					   __ATOMIC_RELAXED);
 		}
 	}
 	return 0;
 }
 
-static void seg_work(void *arg)
+static void job_work(void *arg)
 {
-	struct rseg *s = arg;
-	struct reng *e = s->f->e;
+	struct rjob *j = arg;
+	struct reng *e = j->it[0].f->e;
 	struct bufset *b;
 	int rc = 0;
 
 	if (!failed(e)) {
 		b = bufs_get(e);
-		rc = b ? fetch_write(e, s->f, s->c, s->n, b)
+		rc = b ? fetch_write(e, j, b)
 		       : snap_seterr(SNAP_ENOMEM, "out of memory");
 		if (b)
 			bufs_put(e, b);
-		if (rc) {
+		if (rc)
 			fail(e, rc);
-			s->f->failed = 1;
-		}
 	}
-	file_put(s->f);
-	free(s->c);
-	free(s);
+	for (size_t i = 0; i < j->n; i++) {
+		if (rc)
+			j->it[i].f->failed = 1;
+		file_put(j->it[i].f);
+	}
+	free(j);
+}
+
+static void job_flush(struct reng *e)
+{
+	if (e->job && e->job->n)
+		workq_submit(e->q, job_work, e->job);
+	else
+		free(e->job);
+	e->job = NULL;
+}
+
+/* Queues one chunk of f; the job holds a reference to f until written. */
+static int job_add(struct reng *e, struct rfile *f, const struct chunk *c)
+{
+	if (!e->job) {
+		e->job = malloc(sizeof(*e->job));
+		if (!e->job)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		e->job->n = 0;
+		e->job->bytes = 0;
+	}
+	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	e->job->it[e->job->n].f = f;
+	e->job->it[e->job->n].c = *c;
+	e->job->n++;
+	e->job->bytes += c->r.raw;
+	if (e->job->n == JOB_ITEMS || e->job->bytes >= JOB_BYTES)
+		job_flush(e);
+	return 0;
 }
 
 static int add_dir_meta(struct reng *e, const char *rel, uint32_t mode,
@@ -443,26 +484,13 @@ static int restore_file(struct reng *e, int dfd, const char *rel,
 	e->res->files++;
 	if (t->hardlink)
 		SNAP_TRY(link_add(e, t->hardlink, rel));
-	for (size_t i = 0; i < t->nchunks && !failed(e); i += SEG_CHUNKS) {
-		size_t n = t->nchunks - i < SEG_CHUNKS ? t->nchunks - i
-						       : SEG_CHUNKS;
-		struct rseg *s = malloc(sizeof(*s));
-
-		if (s)
-			s->c = malloc(n * sizeof(*s->c));
-		if (!s || !s->c) {
-			free(s);
+	for (size_t i = 0; i < t->nchunks && !failed(e); i++) {
+		rc = job_add(e, f, &t->chunks[i]);
+		if (rc) {
 			f->failed = 1;
 			file_put(f);
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
+			return rc;
 		}
-		memcpy(s->c, t->chunks + i, n * sizeof(*s->c));
-		s->n = n;
-		s->f = f;
-		pthread_mutex_lock(&e->lock);
-		f->refs++;
-		pthread_mutex_unlock(&e->lock);
-		workq_submit(e->q, seg_work, s);
 	}
 	file_put(f);
 	return 0;
@@ -748,6 +776,7 @@ int restore_run(struct repo *r, const char *series, uint32_t num,
 	}
 	if (rc)
 		fail(&e, rc);
+	job_flush(&e);
 	workq_wait(e.q);
 	if (!failed(&e)) {
 		rc = finish_dirs(&e);
