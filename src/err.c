@@ -109,6 +109,7 @@ const char *snap_strerror(int code)
 	case SNAP_EUNSAFE: return "unsafe path";
 	case SNAP_ECANCELED: return "canceled";
 	case SNAP_EUNSUPP: return "not supported";
+	case SNAP_ENET: return "store unreachable";
 	}
 	return "unknown error";
 }
@@ -126,6 +127,7 @@ int snap_errno(int code)
 	case SNAP_EKEY: return EACCES;
 	case SNAP_EUNSUPP: return EOPNOTSUPP;
 	case SNAP_ECANCELED: return ECANCELED;
+	case SNAP_ENET: return EHOSTUNREACH;
 	default: return EIO;
 	}
 }

@@ -34,6 +34,7 @@ enum snap_err {
 	SNAP_EUNSAFE = -11,   /* entry would escape the restore target */
 	SNAP_ECANCELED = -12, /* another worker failed first */
 	SNAP_EUNSUPP = -13,   /* feature or format version not supported */
+	SNAP_ENET = -14,      /* store unreachable (DNS, connect, TLS, timeouts) */
 };
 
 /* Records a formatted message for this thread and returns code. */

@@ -111,7 +111,7 @@ static int wrap_aad(const char *repo_id, char *aad, size_t n)
 	return snprintf(aad, n, "snapfs master key %s", repo_id);
 }
 
-int repo_init(const char *location, const struct key_opts *ko)
+int repo_init(const char *location, const struct open_opts *ko)
 {
 	struct store *st = NULL;
 	struct keys k;
@@ -123,9 +123,14 @@ int repo_init(const char *location, const struct key_opts *ko)
 	int rc;
 
 	keys_plain(&k);
-	rc = store_open(location, &st);
+	rc = store_open(location, &ko->store, &st);
 	if (rc)
 		goto out;
+	if (ko->create_bucket && st->ops->create) {
+		rc = st->ops->create(st);
+		if (rc)
+			goto out;
+	}
 	rc = store_head(st, CONFIG_KEY, &size);
 	if (rc == 0) {
 		rc = snap_seterr(SNAP_EEXIST,
@@ -226,7 +231,7 @@ out:
 	return rc;
 }
 
-static int unlock(struct repo *r, json_t *enc, const struct key_opts *ko)
+static int unlock(struct repo *r, json_t *enc, const struct open_opts *ko)
 {
 	const char *kind = json_string_value(json_object_get(enc, "key"));
 	uint8_t master[32], kc[32], want[32];
@@ -296,7 +301,7 @@ static int unlock(struct repo *r, json_t *enc, const struct key_opts *ko)
 	return 0;
 }
 
-int repo_open(const char *location, const struct key_opts *ko,
+int repo_open(const char *location, const struct open_opts *ko,
 	      struct repo **out)
 {
 	struct repo *r;
@@ -311,7 +316,7 @@ int repo_open(const char *location, const struct key_opts *ko,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	rc = store_open(location, &r->st);
+	rc = store_open(location, &ko->store, &r->st);
 	if (rc)
 		goto out;
 	rc = store_get(r->st, CONFIG_KEY, 0, -1, &text);

@@ -26,10 +26,13 @@
 
 #define CONFIG_KEY "snapfs.json"
 
-struct key_opts {
+/* How to open (or create) a repository. */
+struct open_opts {
 	const char *key_file;      /* raw 16/24/32-byte key */
 	const char *password_file; /* first line is the passphrase */
 	int no_encryption;         /* init only */
+	int create_bucket;         /* init only: create bucket / container */
+	struct store_opts store;   /* parallelism, rate caps, anonymous */
 };
 
 struct repo {
@@ -48,9 +51,9 @@ struct backup_id {
 /* Creates a repository at location.  Encrypted unless ko->no_encryption;
  * then a key file or password file is required.  A location that already
  * holds a repository is SNAP_EEXIST. */
-int repo_init(const char *location, const struct key_opts *ko);
+int repo_init(const char *location, const struct open_opts *ko);
 
-int repo_open(const char *location, const struct key_opts *ko,
+int repo_open(const char *location, const struct open_opts *ko,
 	      struct repo **out);
 void repo_close(struct repo *r);
 

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,11 +42,13 @@ enum exit_code {
 	EX_EXISTS = 8,
 	EX_NOSPACE = 9,
 	EX_UNSAFE = 10,
+	EX_ACCESS = 11,
+	EX_NET = 12,
 };
 
 struct globals {
 	const char *repo;
-	struct key_opts ko;
+	struct open_opts ko;
 	int json, quiet, threads;
 	int key_option; /* a key came from argv, not the environment */
 };
@@ -56,7 +59,8 @@ static const char *usage_text =
 	"usage: snapctl [-r REPO] [options] COMMAND [ARGS]\n"
 	"\n"
 	"Commands:\n"
-	"  init [--no-encryption]            create a repository\n"
+	"  init [--no-encryption] [--create-bucket]\n"
+	"                                    create a repository\n"
 	"  backup --label L [--full] [NAME=]DIR...\n"
 	"                                    back up directories as groups\n"
 	"  list [LABEL]                      list backups\n"
@@ -69,13 +73,20 @@ static const char *usage_text =
 	"  check [--read-data] [SERIES]      verify the repository\n"
 	"\n"
 	"Options (before or after COMMAND):\n"
-	"  -r, --repo LOCATION          repository (or SNAPFS_REPOSITORY): a path or\n"
-	"                               file:///path\n"
+	"  -r, --repo LOCATION          repository (or SNAPFS_REPOSITORY): a path,\n"
+	"                               file:///path, s3://HOST[:PORT]/BUCKET[/PREFIX],\n"
+	"                               minio://HOST:PORT/BUCKET[/PREFIX] or\n"
+	"                               azure://ACCOUNT/CONTAINER[/PREFIX]\n"
 	"      --encryption-key-file F  raw 16/24/32-byte key (or SNAPFS_KEY_FILE)\n"
 	"      --password-file F        passphrase file (or SNAPFS_PASSWORD_FILE)\n"
 	"      --json                   machine-readable output\n"
 	"  -q, --quiet                  no progress, no summary\n"
 	"      --threads N              worker threads (default: per CPU)\n"
+	"      --parallel N             concurrent store requests (default 8 for\n"
+	"                               s3/minio/azure; 1 is the serial strategy)\n"
+	"      --limit-upload RATE      cap uploads, bytes/s (e.g. 20M)\n"
+	"      --limit-download RATE    cap downloads, bytes/s\n"
+	"      --anonymous              unsigned requests (public buckets)\n"
 	"  -h, --help                   this text; 'snapctl COMMAND --help' for more\n"
 	"  -V, --version                print the version\n"
 	"\n"
@@ -95,6 +106,8 @@ static int exit_of(int rc)
 	case SNAP_EEXIST: return EX_EXISTS;
 	case SNAP_ENOSPC: return EX_NOSPACE;
 	case SNAP_EUNSAFE: return EX_UNSAFE;
+	case SNAP_EACCES: return EX_ACCESS;
+	case SNAP_ENET: return EX_NET;
 	default: return EX_FAIL;
 	}
 }
@@ -147,6 +160,11 @@ enum {
 	OPT_PATH,
 	OPT_OVERWRITE,
 	OPT_READ_DATA,
+	OPT_PARALLEL,
+	OPT_LIMIT_UP,
+	OPT_LIMIT_DOWN,
+	OPT_ANON,
+	OPT_CREATE_BUCKET,
 };
 
 #define COMMON_OPTS                                                            \
@@ -156,7 +174,29 @@ enum {
 	{"json", no_argument, NULL, OPT_JSON},                                 \
 	{"quiet", no_argument, NULL, 'q'},                                     \
 	{"threads", required_argument, NULL, OPT_THREADS},                     \
+	{"parallel", required_argument, NULL, OPT_PARALLEL},                   \
+	{"limit-upload", required_argument, NULL, OPT_LIMIT_UP},               \
+	{"limit-download", required_argument, NULL, OPT_LIMIT_DOWN},           \
+	{"anonymous", no_argument, NULL, OPT_ANON},                            \
 	{"help", no_argument, NULL, 'h'}
+
+/* "10M", "500k", "1G" (bytes per second, binary units). */
+static int parse_rate(const char *s, uint64_t *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	uint64_t mul = 1;
+
+	switch (*end) {
+	case 'k': case 'K': mul = 1 << 10; end++; break;
+	case 'm': case 'M': mul = 1 << 20; end++; break;
+	case 'g': case 'G': mul = 1 << 30; end++; break;
+	}
+	if (end == s || *end || v <= 0)
+		return -1;
+	*out = (uint64_t)(v * mul);
+	return *out ? 0 : -1;
+}
 
 /* Handles a common option; returns 1 if it was one, -1 on a bad value. */
 static int common_opt(int c, const char *cmd)
@@ -164,6 +204,23 @@ static int common_opt(int c, const char *cmd)
 	char *end;
 
 	switch (c) {
+	case OPT_PARALLEL:
+		G.ko.store.parallel = (int)strtol(optarg, &end, 10);
+		if (*end || G.ko.store.parallel < 1 || G.ko.store.parallel > 256) {
+			usage_error(cmd, "--parallel wants 1..256");
+			return -1;
+		}
+		return 1;
+	case OPT_LIMIT_UP:
+	case OPT_LIMIT_DOWN:
+		if (parse_rate(optarg, c == OPT_LIMIT_UP ? &G.ko.store.limit_up
+							 : &G.ko.store.limit_down)) {
+			usage_error(cmd, "bad rate '%s' (bytes/s, e.g. 20M)",
+				    optarg);
+			return -1;
+		}
+		return 1;
+	case OPT_ANON: G.ko.store.anonymous = 1; return 1;
 	case 'r': G.repo = optarg; return 1;
 	case OPT_KEY: G.ko.key_file = optarg; G.key_option = 1; return 1;
 	case OPT_PASS: G.ko.password_file = optarg; G.key_option = 1; return 1;
@@ -253,20 +310,24 @@ static void print_json(json_t *j)
 /* --- init ---------------------------------------------------------------*/
 
 static const char *init_help =
-	"usage: snapctl -r REPO init [--no-encryption]\n"
+	"usage: snapctl -r REPO init [--no-encryption] [--create-bucket]\n"
 	"              [--encryption-key-file F | --password-file F]\n"
 	"\n"
 	"Creates a repository.  Encrypted by default: a key file of 16, 24 or 32\n"
 	"raw bytes selects AES-128/192/256-GCM; a password file (first line)\n"
 	"wraps a random AES-256 key with scrypt.  --no-encryption stores chunks\n"
-	"compressed but in the clear.  Refuses a location that holds one.\n";
+	"compressed but in the clear.  Refuses a location that holds one.\n"
+	"--create-bucket creates the S3 bucket or Azure container first.\n";
 
 static int init_opt(int c, void *ctx)
 {
 	(void)ctx;
-	if (c != OPT_NOENC)
+	if (c == OPT_NOENC)
+		G.ko.no_encryption = 1;
+	else if (c == OPT_CREATE_BUCKET)
+		G.ko.create_bucket = 1;
+	else
 		return -1;
-	G.ko.no_encryption = 1;
 	return 0;
 }
 
@@ -274,6 +335,7 @@ static int cmd_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"no-encryption", no_argument, NULL, OPT_NOENC},
+		{"create-bucket", no_argument, NULL, OPT_CREATE_BUCKET},
 		{NULL, 0, NULL, 0}};
 	int rc;
 
@@ -392,6 +454,9 @@ static int cmd_backup(int argc, char **argv)
 	bo.groups = groups;
 	bo.ngroups = ng;
 	bo.threads = G.threads;
+	/* Uploads: --parallel, else 8 connections to a server, 2 to a disk. */
+	bo.uploads = G.ko.store.parallel ? G.ko.store.parallel
+		     : store_is_remote(r->st) ? 8 : 2;
 	bo.warn = warn_cb;
 	progress_start(&prog, "backup", show_progress());
 	bo.progress = &prog;
@@ -926,6 +991,10 @@ static int cmd_restore(int argc, char **argv)
 		goto out;
 	}
 	ro.threads = G.threads;
+	if (!ro.threads && G.ko.store.parallel)
+		ro.threads = G.ko.store.parallel;
+	else if (!ro.threads && store_is_remote(r->st))
+		ro.threads = 8;
 	ro.warn = warn_cb;
 	progress_start(&prog, "restore", show_progress());
 	ro.progress = &prog;
@@ -1125,6 +1194,10 @@ int main(int argc, char **argv)
 		COMMON_OPTS, {"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
 	int c, rc;
+
+	/* Keys and store credentials live in this process: no core dump of
+	 * ours may carry them. */
+	prctl(PR_SET_DUMPABLE, 0);
 
 	/* Global options before the command; stop at the command name. */
 	while ((c = getopt_long(argc, argv, "+r:qhV", opts, NULL)) != -1) {

@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "err.h"
+#include "http.h"
 #include "store.h"
 
-int store_open(const char *location, struct store **out)
+int store_open(const char *location, const struct store_opts *so,
+	       struct store **out)
 {
 	const char *sep;
 
@@ -27,10 +29,36 @@ int store_open(const char *location, struct store **out)
 					   location);
 		return store_file_open(location + 7, out);
 	}
+	if (!strncmp(location, "s3://", 5) || !strncmp(location, "minio://", 8))
+		return store_s3_open(location, so, out);
+	if (!strncmp(location, "azure://", 8))
+		return store_azure_open(location, so, out);
 	return snap_seterr(SNAP_EINVAL,
-			   "unsupported location '%.*s://...': use a path or "
-			   "file:///path",
+			   "unsupported location '%.*s://...': use a path, "
+			   "file:///path, s3://, minio:// or azure://",
 			   (int)(sep - location), location);
+}
+
+int store_is_remote(const struct store *s)
+{
+	return strcmp(s->ops->scheme, "file") != 0;
+}
+
+void store_http_cfg(const struct store_opts *so, struct http_cfg *hc)
+{
+	const char *env = getenv("SNAPFS_HTTP_STALL_TIMEOUT");
+	int par = so && so->parallel > 0 ? so->parallel : 8;
+
+	/* The caps are totals; curl applies them per connection. */
+	if (so && so->limit_up)
+		hc->limit_up = so->limit_up / par ? so->limit_up / par : 1;
+	if (so && so->limit_down)
+		hc->limit_down = so->limit_down / par ? so->limit_down / par : 1;
+	if (env)
+		hc->stall_timeout = strtol(env, NULL, 10);
+	env = getenv("SNAPFS_HTTP_RETRIES");
+	if (env)
+		hc->retries = strtol(env, NULL, 10);
 }
 
 void store_close(struct store *s)
@@ -87,7 +115,12 @@ int store_delete_prefix(struct store *s, const char *prefix, uint64_t *n)
 	/* Collect first: deleting while a backend pages through a listing
 	 * can make it skip keys. */
 	rc = store_list(s, prefix, collect, &kl);
-	for (size_t i = 0; rc == 0 && i < kl.n; i++) {
+	if (rc == 0 && s->ops->del_many) {
+		rc = s->ops->del_many(s, kl.keys, kl.n);
+		if (rc == 0)
+			*n = kl.n;
+	}
+	for (size_t i = 0; rc == 0 && !s->ops->del_many && i < kl.n; i++) {
 		rc = store_del(s, kl.keys[i]);
 		if (rc == 0)
 			(*n)++;

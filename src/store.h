@@ -44,7 +44,19 @@ struct store_ops {
 		    void *ctx);
 	/* Deleting a missing key is not an error. */
 	int (*del)(struct store *s, const char *key);
+	/* Optional: delete many keys in few requests (NULL: one by one). */
+	int (*del_many)(struct store *s, char **keys, size_t n);
+	/* Optional: create the bucket / container (NULL: nothing to do). */
+	int (*create)(struct store *s);
 	void (*close)(struct store *s);
+};
+
+/* How to reach a store; zero means the default for each field. */
+struct store_opts {
+	int parallel;        /* concurrent requests an engine may issue */
+	uint64_t limit_up;   /* total upload cap, bytes/s */
+	uint64_t limit_down; /* total download cap, bytes/s */
+	int anonymous;       /* unsigned requests (public buckets) */
 };
 
 struct store {
@@ -52,11 +64,17 @@ struct store {
 	char *url; /* for messages; never holds a secret */
 };
 
-/* Opens the store named by a location: a plain path, file:///path.
- * Unknown schemes and malformed locations are SNAP_EINVAL with a message
- * that says which forms are accepted.  The store does not have to hold a
- * repository yet (init creates one). */
-int store_open(const char *location, struct store **out);
+/* Opens the store named by a location (see location.h): a path,
+ * file:///path, s3://, minio:// or azure://.  Unknown schemes and
+ * malformed locations are SNAP_EINVAL with a message that says which forms
+ * are accepted; missing credentials are SNAP_EACCES.  Nothing is contacted
+ * yet, and the store does not have to hold a repository (init creates
+ * one).  so may be NULL. */
+int store_open(const char *location, const struct store_opts *so,
+	       struct store **out);
+
+/* True for backends that talk to a server (parallelism pays off). */
+int store_is_remote(const struct store *s);
 void store_close(struct store *s);
 
 static inline int store_put(struct store *s, const char *key, const void *p,
@@ -94,5 +112,13 @@ int store_delete_prefix(struct store *s, const char *prefix, uint64_t *n);
 
 /* Backend constructors (store_open dispatches). */
 int store_file_open(const char *path, struct store **out);
+int store_s3_open(const char *url, const struct store_opts *so,
+		  struct store **out);
+int store_azure_open(const char *url, const struct store_opts *so,
+		     struct store **out);
+
+struct http_cfg;
+/* Fills the transfer settings a remote backend derives from so. */
+void store_http_cfg(const struct store_opts *so, struct http_cfg *hc);
 
 #endif

@@ -38,7 +38,7 @@ static int put_blob(struct repo *r, struct pack *p, enum blob_type t,
 int main(int argc, char **argv)
 {
 	static const char payload[] = "escaped!\n";
-	struct key_opts ko = {0};
+	struct open_opts ko = {0};
 	struct repo *r;
 	struct pack p;
 	struct tent ents[2];

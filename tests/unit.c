@@ -22,6 +22,7 @@
 #include "index.h"
 #include "manifest.h"
 #include "pack.h"
+#include "sigv4.h"
 #include "tree.h"
 #include "util.h"
 
@@ -507,6 +508,82 @@ static void test_varint(void **state)
 	buf_free(&b);
 }
 
+
+/* AWS Signature Version 4 test suite (2015-08-30 vectors, service
+ * "service"): request, then the Authorization header AWS computed. */
+static void test_sigv4_vectors(void **state)
+{
+	static const char *sts_token =
+		"AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4F"
+		"ZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qk"
+		"PpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7W"
+		"Z0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7Z"
+		"D0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3"
+		"iSIlTJabIQwj2ICCR/oLxBA==";
+	static const char *unres =
+		"-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	static const char *unres_path =
+		"/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	struct sigv4_key key = {"AKIDEXAMPLE",
+				"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+				"us-east-1", "service"};
+	const struct kv base[] = {{"Host", "example.amazonaws.com"},
+				  {"X-Amz-Date", "20150830T123600Z"}};
+	const struct kv order_q[] = {{"Param2", "value2"}, {"Param1", "value1"}};
+	const struct kv unres_q[] = {{unres, unres}};
+	const struct kv form_h[] = {{"Content-Type", "application/x-www-form-urlencoded"},
+				    {"Host", "example.amazonaws.com"},
+				    {"X-Amz-Date", "20150830T123600Z"}};
+	const struct kv sts_h[] = {{"Host", "example.amazonaws.com"},
+				   {"X-Amz-Date", "20150830T123600Z"},
+				   {"X-Amz-Security-Token", sts_token}};
+	const struct kv trim_h[] = {{"Host", "example.amazonaws.com"},
+				    {"My-Header1", " value1"},
+				    {"My-Header2", " \"a   b   c\""},
+				    {"X-Amz-Date", "20150830T123600Z"}};
+	char empty_hash[65], form_hash[65];
+	uint8_t d[32];
+	sha256("", 0, d);
+	hex_encode(d, 32, empty_hash);
+	sha256("Param1=value1", 13, d);
+	hex_encode(d, 32, form_hash);
+	struct {
+		struct sigv4_req r;
+		const char *sig;
+	} v[] = {
+		{{"GET", "/", order_q, 2, base, 2, empty_hash},
+		 "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
+		{{"GET", unres_path, NULL, 0, base, 2, empty_hash},
+		 "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"},
+		{{"GET", "/", unres_q, 1, base, 2, empty_hash},
+		 "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197"},
+		{{"GET", "/\xe1\x88\xb4", NULL, 0, base, 2, empty_hash},
+		 "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"},
+		{{"GET", "/", NULL, 0, trim_h, 4, empty_hash},
+		 "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"},
+		{{"POST", "/", NULL, 0, base, 2, empty_hash},
+		 "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
+		{{"POST", "/", NULL, 0, form_h, 3, form_hash},
+		 "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"},
+		{{"POST", "/", NULL, 0, sts_h, 3, empty_hash},
+		 "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead"},
+	};
+	char authz[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		assert_int_equal(sigv4_authorization(&v[i].r, &key,
+						     "20150830T123600Z", authz,
+						     sizeof(authz)), 0);
+		assert_non_null(strstr(authz, "Credential=AKIDEXAMPLE/20150830/"
+					      "us-east-1/service/aws4_request"));
+		const char *sig = strstr(authz, "Signature=");
+		assert_non_null(sig);
+		assert_string_equal(sig + 10, v[i].sig);
+	}
+	assert_non_null(strstr(authz, "SignedHeaders=host;x-amz-date;x-amz-security-token"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -522,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_pack_trailer),
 		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_varint),
+		cmocka_unit_test(test_sigv4_vectors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
