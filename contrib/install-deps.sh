@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs everything snapfs needs to build and to run its test suite on
-# Debian 12.  Idempotent: packages already present are left alone, so CI can
-# call it on every run at the cost of one dpkg query.
+# Debian 12: compilers and libraries, the real servers the tests start
+# (Ceph RADOS Gateway for S3, Azurite for Azure Blob), and the tools the
+# tests drive.  Idempotent: what is present is left alone, so CI can call
+# it on every run at the cost of a few queries.
 #
 #   contrib/install-deps.sh          build + test dependencies
 #   contrib/install-deps.sh --bench  also the peers the benchmarks compare with
@@ -11,8 +13,10 @@ BUILD="build-essential autoconf automake libtool pkg-config
  libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libarchive-dev
  liblz4-dev libjansson-dev libexpat1-dev libcmocka-dev clang"
 TEST="rsync attr xz-utils zstd valgrind python3 util-linux e2fsprogs
- ca-certificates curl time"
+ ca-certificates curl time radosgw ceph-mon ceph-osd nodejs"
 BENCH="restic"
+AZURITE_DIR=/opt/snapfs-test
+AZURITE_VERSION=3.35.0
 
 want="$BUILD $TEST"
 case "${1:-}" in
@@ -28,6 +32,8 @@ for p in $want; do
 		missing="$missing $p"
 	fi
 done
+# Debian's nodejs comes without npm; nodesource's includes it.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" -ne 0 ]; then
@@ -39,5 +45,15 @@ if [ -n "$missing" ]; then
 	apt-get update -qq
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# Azurite, pinned (3.36+ needs Node 21+), from the npm registry.
+have=$(cat "$AZURITE_DIR/node_modules/azurite/package.json" 2>/dev/null |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])' 2>/dev/null || true)
+if [ "$have" != "$AZURITE_VERSION" ]; then
+	echo "install-deps: installing azurite@$AZURITE_VERSION into $AZURITE_DIR"
+	mkdir -p "$AZURITE_DIR"
+	npm install --silent --no-audit --no-fund --prefix "$AZURITE_DIR" \
+		"azurite@$AZURITE_VERSION" >/dev/null
 fi
 echo "install-deps: all dependencies present"

@@ -13,6 +13,9 @@
 static _Thread_local char errmsg[MSG_MAX];
 
 static void vset(const char *fmt, va_list ap)
+	__attribute__((format(printf, 1, 0)));
+
+static void vset(const char *fmt, va_list ap)
 {
 	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
 }

@@ -71,6 +71,7 @@ static const char *usage_text =
 	"                                    restore a backup to local disk\n"
 	"  delete SERIES                     delete a whole series\n"
 	"  check [--read-data] [SERIES]      verify the repository\n"
+	"  stats                             objects and bytes the repository holds\n"
 	"\n"
 	"Options (before or after COMMAND):\n"
 	"  -r, --repo LOCATION          repository (or SNAPFS_REPOSITORY): a path,\n"
@@ -1175,6 +1176,67 @@ out:
 	return ex;
 }
 
+/* --- stats --------------------------------------------------------------*/
+
+static const char *stats_help =
+	"usage: snapctl -r REPO stats [--json]\n"
+	"\n"
+	"Counts the objects and bytes the repository holds: manifests, packs,\n"
+	"and the series they belong to.\n";
+
+struct usage {
+	uint64_t objects, bytes, manifests, packs, pack_bytes;
+};
+
+static int count_object(const char *key, uint64_t size, void *ctx)
+{
+	struct usage *u = ctx;
+
+	u->objects++;
+	u->bytes += size;
+	if (!strncmp(key, "manifests/", 10))
+		u->manifests++;
+	else if (!strncmp(key, "data/", 5)) {
+		u->packs++;
+		u->pack_bytes += size;
+	}
+	return 0;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	struct usage u = {0};
+	struct repo *r = NULL;
+	int rc, ex;
+
+	if ((ex = parse_args(argc, argv, "stats", stats_help, NULL, NULL,
+			     NULL)) >= 0)
+		return ex;
+	if ((ex = open_repo("stats", &r)))
+		return ex;
+	rc = store_list(r->st, "", count_object, &u);
+	if (rc) {
+		ex = die(rc, "stats");
+	} else if (G.json) {
+		print_json(json_pack("{s:I,s:I,s:I,s:I,s:I}", "objects",
+				     (json_int_t)u.objects, "bytes",
+				     (json_int_t)u.bytes, "manifests",
+				     (json_int_t)u.manifests, "packs",
+				     (json_int_t)u.packs, "pack_bytes",
+				     (json_int_t)u.pack_bytes));
+	} else {
+		char b[32], pb[32];
+
+		human_bytes(u.bytes, b);
+		human_bytes(u.pack_bytes, pb);
+		printf("%" PRIu64 " objects, %s: %" PRIu64 " manifests, %" PRIu64
+		       " packs (%s)\n",
+		       u.objects, b, u.manifests, u.packs, pb);
+	}
+	repo_close(r);
+	return ex;
+}
+
 /* --- main ---------------------------------------------------------------*/
 
 static const struct {
@@ -1185,7 +1247,7 @@ static const struct {
 	{"list", cmd_list},       {"show", cmd_show},
 	{"ls", cmd_ls},           {"cat", cmd_cat},
 	{"restore", cmd_restore}, {"delete", cmd_delete},
-	{"check", cmd_check},
+	{"check", cmd_check},     {"stats", cmd_stats},
 };
 
 int main(int argc, char **argv)

@@ -13,8 +13,9 @@ run() {
 	name=$1
 	shift
 	say "$name: init, backup, restore, compare"
-	repo="$T/repo-$name"
-	snapctl -r "$repo" init "$@" >/dev/null
+	repo=$(repo_url "repo-$name")
+	eval "repo_$name='$repo'"
+	repo_init "$repo" "$@"
 	[ "$1" = --no-encryption ] && shift
 	snapctl -r "$repo" "$@" backup --label corpus "$T/src/data" 2>"$T/warn" ||
 		[ $? = 3 ] || fail "backup failed"
@@ -37,13 +38,15 @@ run aes256 --encryption-key-file "$T/key32"
 run aes128 --encryption-key-file "$T/key16"
 run passphrase --password-file "$T/pass"
 
-say "encrypted repository reveals no plaintext"
-if grep -rq "has xattrs" "$T/repo-aes256"; then fail "plaintext in packs"; fi
-grep -q '"encrypted": true' "$T/repo-aes256"/manifests/*/1.json
+if [ "$STORE" = file ]; then
+	say "encrypted repository reveals no plaintext"
+	if grep -rq "has xattrs" "$T/repo-aes256"; then fail "plaintext in packs"; fi
+fi
 
 say "ls, cat, show, list"
 export SNAPFS_KEY_FILE="$T/key32"
-r="$T/repo-aes256"
+r=$repo_aes256
+snapctl -r "$r" show corpus --json | grep -q '"encrypted": true' 
 snapctl -r "$r" ls corpus/1/data/links | grep -q 'rel -> target'
 snapctl -r "$r" cat corpus/1/data/links/target | grep -q 'target data'
 snapctl -r "$r" cat corpus/latest/data/islands.sparse | cmp - "$T/src/data/islands.sparse"
@@ -68,10 +71,10 @@ snapctl -r "$r" restore multi --group names --target "$T/grp" -q
 same_tree "$T/src/data/names" "$T/grp/names"
 
 say "delete removes the series and nothing else"
-before=$(find "$r/data" -type f | wc -l)
+before=$(snapctl -r "$r" stats --json | json_get packs)
 snapctl -r "$r" delete multi -q
 snapctl -r "$r" list | grep -q multi && fail "series still listed"
-after=$(find "$r/data" -type f | wc -l)
+after=$(snapctl -r "$r" stats --json | json_get packs)
 [ "$after" -lt "$before" ] || fail "no packs deleted"
 snapctl -r "$r" check --read-data -q
 echo "e2e-basic: all good"

@@ -8,8 +8,8 @@ python3 "$TESTS_DIR/mkcorpus.py" "$T/src/d" --small 2000 >/dev/null
 head -c $((24 << 20)) /dev/urandom >"$T/src/d/big.bin"
 head -c 32 /dev/urandom >"$T/key"
 export SNAPFS_KEY_FILE="$T/key"
-r="$T/repo"
-snapctl -r "$r" init >/dev/null
+r=$(repo_url repo)
+repo_init "$r"
 
 backup() {
 	snapctl -r "$r" backup --label inc --json "$@" "$T/src/d" >"$T/res.json" ||
@@ -18,7 +18,6 @@ backup() {
 }
 
 say "backup 1 (full)"
-b0=$(repo_bytes "$r")
 backup >/dev/null
 cp -a "$T/src/d" "$T/state1"
 b1=$(repo_bytes "$r")

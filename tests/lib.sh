@@ -67,7 +67,31 @@ same_tree() {
 	fi
 }
 
-# Bytes stored in a local repository (apparent sizes of every object).
-repo_bytes() { du -sb --apparent-size "$1" | cut -f1; }
+# The store under test: file (default), s3 or azure.  The remote drivers
+# (e2e-s3.sh, e2e-azure.sh) start the servers and export what these need.
+STORE=${SNAPFS_TEST_STORE:-file}
+
+# repo_url NAME: a fresh repository location on the store under test.
+repo_url() {
+	case "$STORE" in
+	file) echo "$T/$1" ;;
+	s3) echo "s3://127.0.0.1:$S3_PORT/$S3_BUCKET/$(basename "$T")-$1?secure=false" ;;
+	azure) echo "azure://devstoreaccount1/$AZ_CONTAINER/$(basename "$T")-$1?endpoint=http://127.0.0.1:$AZ_PORT/devstoreaccount1" ;;
+	esac
+}
+
+# repo_init URL [init options]: init, creating the bucket when remote.
+repo_init() {
+	url=$1
+	shift
+	if [ "$STORE" = file ]; then
+		snapctl -r "$url" init "$@" >/dev/null
+	else
+		snapctl -r "$url" init --create-bucket "$@" >/dev/null
+	fi
+}
+
+# Bytes stored in a repository, whatever the store (all objects).
+repo_bytes() { snapctl -r "$1" stats --json | json_get bytes; }
 
 json_get() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }

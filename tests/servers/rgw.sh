@@ -83,7 +83,7 @@ osd_data = $D/osd
 osd_objectstore = memstore
 memstore_device_bytes = 4294967296
 [client.rgw.test]
-rgw_frontends = beast endpoint=127.0.0.1:$rgwport
+rgw_frontends = beast endpoint=127.0.0.1:$rgwport tcp_nodelay=1
 rgw_data = $D/rgw
 ms_mon_client_mode = crc
 CONF

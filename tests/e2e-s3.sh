@@ -1,0 +1,84 @@
+#!/bin/sh
+# snapfs on a real S3 server (Ceph RADOS Gateway, started and stopped
+# here): the engine suite, 10 % injected faults, multipart uploads, the
+# serial strategy and rate caps, and every credential/location error.
+. "$TESTLIB"
+. "$TESTS_DIR/remote.sh"
+
+start_rgw
+export SNAPFS_TEST_STORE=s3 S3_BUCKET=snapfs-test
+run_engine_suite
+
+u() { echo "s3://127.0.0.1:$1/snapfs-test/$2?secure=false"; }
+good=$(u "$S3_PORT" errs)
+snapctl -r "$good" init --no-encryption -q
+mkdir -p "$T/small"
+echo data >"$T/small/f"
+snapctl -r "$good" backup --label errs -q "$T/small"
+n0=$(objects "$good")
+
+say "wrong secret, unknown bucket, unreachable port, no TLS, bad location"
+expect_fail 11 'access denied to snapfs-test/errs/.*: check credentials \(SignatureDoesNotMatch' \
+	env AWS_SECRET_ACCESS_KEY=wrong-secret "$SNAPCTL" -r "$good" backup --label errs "$T/small"
+no_secret_in "$T/err"
+expect_fail 11 'access denied' env AWS_ACCESS_KEY_ID=nobody "$SNAPCTL" -r "$good" list
+expect_fail 4 'bucket no-such-bucket does not exist .*--create-bucket' \
+	snapctl -r "s3://127.0.0.1:$S3_PORT/no-such-bucket/x?secure=false" list
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+expect_fail 12 "cannot connect" snapctl -r "$(u "$port" errs)" list
+expect_fail 12 "TLS verification failed" snapctl -r "s3://127.0.0.1:$S3_PORT/snapfs-test/errs" list
+expect_fail 2 "expected s3://HOST\[:PORT\]/BUCKET" snapctl -r "s3://127.0.0.1:$S3_PORT" list
+expect_fail 2 "unknown option 'bogus'" snapctl -r "$good&bogus=1" list
+expect_fail 11 "no credentials for" env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
+	HOME="$T" "$SNAPCTL" -r "$good" list
+[ "$(objects "$good")" = "$n0" ] || fail "a failed command wrote to the repository"
+
+say "expired session token (answered as AWS does, via the proxy)"
+pp=$(start_proxy "$S3_PORT" --rate 0 --expired-token)
+expect_fail 11 "session token expired: refresh AWS_SESSION_TOKEN" \
+	env AWS_SESSION_TOKEN=expired-token "$SNAPCTL" -r "$(u "$pp" errs)" backup --label errs "$T/small"
+stop_proxy
+[ "$(objects "$good")" = "$n0" ] || fail "a failed command wrote to the repository"
+
+say "credentials from ~/.aws/credentials (AWS_PROFILE)"
+mkdir -p "$T/home/.aws"
+printf '[other]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+	"$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$T/home/.aws/credentials"
+env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$T/home" AWS_PROFILE=other \
+	"$SNAPCTL" -r "$good" list -q >/dev/null || fail "profile credentials not used"
+
+say "10 % of requests fail (500/503, dropped bodies, stalls, resets)"
+pp=$(start_proxy "$S3_PORT" --rate 0.1 --stall 3 --seed 7)
+faulty=$(u "$pp" faults)
+snapctl -r "$(u "$S3_PORT" faults)" init --no-encryption -q
+fault_round_trip "$faulty"
+stop_proxy
+cat "$T/proxy.stats"
+[ "$(awk '$1 != "ok" && $1 != "expired" {n += $2} END {print n}' "$T/proxy.stats")" -gt 10 ] ||
+	fail "too few faults were injected to mean anything"
+
+say "multipart uploads (threshold lowered to 5 MiB; packs are 16 MiB)"
+m=$(u "$S3_PORT" multipart)
+head -c 32 /dev/urandom >"$T/key"
+snapctl -r "$m" --encryption-key-file "$T/key" init -q
+mkdir -p "$T/mp"
+head -c $((40 << 20)) /dev/urandom >"$T/mp/big"
+SNAPFS_S3_MULTIPART_THRESHOLD=5242880 snapctl -r "$m" --encryption-key-file "$T/key" \
+	backup --label multipart -q "$T/mp"
+snapctl -r "$m" --encryption-key-file "$T/key" restore multipart -q --target "$T/mpout"
+cmp "$T/mp/big" "$T/mpout/mp/big"
+snapctl -r "$m" --encryption-key-file "$T/key" check --read-data -q
+
+say "serial strategy and an upload cap"
+s=$(u "$S3_PORT" serial)
+snapctl -r "$s" init --no-encryption -q
+mkdir -p "$T/rate"
+head -c $((12 << 20)) /dev/urandom >"$T/rate/f"
+start=$(date +%s.%N)
+snapctl -r "$s" backup --label rate -q --parallel 1 --limit-upload 4M "$T/rate"
+took=$(python3 -c "import time; print(time.time() - $start)")
+echo "   12 MiB at 4 MiB/s took ${took}s"
+python3 -c "import sys; sys.exit(0 if $took >= 2.0 else 1)" || fail "upload cap not applied"
+snapctl -r "$s" restore rate -q --parallel 1 --target "$T/rateout"
+cmp "$T/rate/f" "$T/rateout/rate/f"
+echo "e2e-s3: all good"

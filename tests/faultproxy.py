@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""A test-only HTTP proxy that breaks a share of the requests it forwards.
+
+usage: faultproxy.py --upstream HOST:PORT [--rate 0.1] [--stall 5]
+                     [--kinds error,drop,stall,reset] [--expired-token]
+                     [--seed N] [--stats FILE]
+
+Listens on 127.0.0.1 on a free port and prints the port.  For each request
+it picks, with probability --rate, one fault:
+  error  answer 500 or 503 SlowDown itself, without forwarding
+  drop   forward, then cut the connection halfway through the response body
+  stall  forward, send the response headers, then go silent for --stall s
+  reset  close the connection without answering
+Everything else is forwarded unchanged (Host included, so SigV4 still
+verifies) with "Connection: close" towards the server.
+--expired-token answers every request that carries x-amz-security-token
+with AWS's 400 ExpiredToken error: Ceph's gateway has no STS to expire a
+token, so this stands in for AWS there.
+Fault counts go to --stats at exit (SIGTERM).
+"""
+import argparse, random, signal, socket, socketserver, sys, threading, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--upstream", required=True)
+ap.add_argument("--rate", type=float, default=0.1)
+ap.add_argument("--stall", type=float, default=5)
+ap.add_argument("--kinds", default="error,drop,stall,reset")
+ap.add_argument("--expired-token", action="store_true")
+ap.add_argument("--seed", type=int, default=None)
+ap.add_argument("--stats")
+a = ap.parse_args()
+uhost, uport = a.upstream.rsplit(":", 1)
+kinds = a.kinds.split(",")
+rng = random.Random(a.seed)
+lock = threading.Lock()
+counts = {k: 0 for k in kinds + ["ok", "expired"]}
+
+def bump(k):
+    with lock:
+        counts[k] = counts.get(k, 0) + 1
+
+def pick():
+    with lock:
+        if rng.random() < a.rate:
+            return rng.choice(kinds)
+    return None
+
+def reply(conn, status, reason, body):
+    conn.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\n"
+                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                 % (status, reason, len(body), body))
+
+class Handler(socketserver.BaseRequestHandler):
+    def handle(self):
+        conn = self.request
+        f = conn.makefile("rb")
+        line = f.readline()
+        if not line:
+            return
+        headers, length, token = [], 0, False
+        while True:
+            h = f.readline()
+            if h in (b"\r\n", b"\n", b""):
+                break
+            name = h.split(b":", 1)[0].strip().lower()
+            if name == b"content-length":
+                length = int(h.split(b":", 1)[1])
+            if name == b"x-amz-security-token":
+                token = True
+            if name in (b"connection", b"keep-alive"):
+                continue
+            headers.append(h)
+        body = f.read(length) if length else b""
+        if a.expired_token and token:
+            bump("expired")
+            reply(conn, 400, b"Bad Request",
+                  b"<Error><Code>ExpiredToken</Code><Message>The provided "
+                  b"token has expired.</Message></Error>")
+            return
+        fault = pick()
+        if fault == "reset":
+            bump(fault)
+            conn.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == "error":
+            bump(fault)
+            if rng.random() < 0.5:
+                reply(conn, 503, b"Slow Down",
+                      b"<Error><Code>SlowDown</Code><Message>Please reduce "
+                      b"your request rate.</Message></Error>")
+            else:
+                reply(conn, 500, b"Internal Server Error",
+                      b"<Error><Code>InternalError</Code><Message>injected"
+                      b"</Message></Error>")
+            return
+        up = socket.create_connection((uhost, int(uport)))
+        up.sendall(line + b"".join(headers) + b"Connection: close\r\n\r\n" + body)
+        resp = bytearray()
+        while True:
+            chunk = up.recv(1 << 16)
+            if not chunk:
+                break
+            resp += chunk
+        up.close()
+        head_end = resp.find(b"\r\n\r\n") + 4
+        if fault == "drop" and len(resp) - head_end > 1:
+            bump(fault)
+            conn.sendall(resp[: head_end + (len(resp) - head_end) // 2])
+            conn.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == "stall":
+            bump(fault)
+            conn.sendall(resp[:head_end])
+            time.sleep(a.stall)
+            return
+        bump("ok")
+        conn.sendall(resp)
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+srv = Server(("127.0.0.1", 0), Handler)
+
+def stop(*_):
+    if a.stats:
+        with open(a.stats, "w") as out:
+            for k, v in sorted(counts.items()):
+                out.write("%s %d\n" % (k, v))
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()

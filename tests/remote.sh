@@ -1,0 +1,95 @@
+# Helpers for the remote-store drivers (sourced after lib.sh): start the
+# real servers on free ports, stop them on exit, run the engine suite
+# against them, and put a fault proxy in front of them.
+
+AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+start_rgw() {
+	out=$(sh "$TESTS_DIR/servers/rgw.sh" start "$T/rgw") || {
+		rc=$?
+		[ $rc = 77 ] && { echo "SKIP: Ceph RADOS Gateway not installed"; exit 77; }
+		fail "RADOS Gateway did not start"
+	}
+	on_exit "sh '$TESTS_DIR/servers/rgw.sh' stop '$T/rgw'"
+	set -- $out
+	S3_PORT=$1
+	export S3_PORT AWS_ACCESS_KEY_ID=$2 AWS_SECRET_ACCESS_KEY=$3
+	unset AWS_SESSION_TOKEN AWS_PROFILE
+	echo "   RADOS Gateway on 127.0.0.1:$S3_PORT"
+}
+
+start_azurite() {
+	AZ_PORT=$(sh "$TESTS_DIR/servers/azurite.sh" start "$T/azurite") || {
+		rc=$?
+		[ $rc = 77 ] && { echo "SKIP: Azurite not installed"; exit 77; }
+		fail "Azurite did not start"
+	}
+	on_exit "sh '$TESTS_DIR/servers/azurite.sh' stop '$T/azurite'"
+	export AZ_PORT AZURE_STORAGE_KEY="$AZURITE_KEY"
+	unset AZURE_STORAGE_SAS_TOKEN AZURE_STORAGE_ACCOUNT
+	echo "   Azurite on 127.0.0.1:$AZ_PORT"
+}
+
+# run_engine_suite: the foundation's end-to-end tests on this store.
+run_engine_suite() {
+	for t in e2e-basic.sh e2e-incremental.sh; do
+		say "engine suite on $SNAPFS_TEST_STORE: $t"
+		sh "$TESTS_DIR/$t" >"$T/$t.log" 2>&1 || {
+			tail -n 30 "$T/$t.log" >&2
+			fail "$t failed on $SNAPFS_TEST_STORE"
+		}
+		tail -n 1 "$T/$t.log"
+	done
+}
+
+# start_proxy UPSTREAM_PORT ARGS...: prints the proxy port; stopped on exit.
+start_proxy() {
+	up=$1
+	shift
+	rm -f "$T/proxy.stats"
+	python3 "$TESTS_DIR/faultproxy.py" --upstream "127.0.0.1:$up" \
+		--stats "$T/proxy.stats" "$@" >"$T/proxy.port" 2>"$T/proxy.err" &
+	echo $! >"$T/proxy.pid"
+	on_exit "kill \$(cat '$T/proxy.pid') 2>/dev/null"
+	for _ in $(seq 1 50); do
+		[ -s "$T/proxy.port" ] && break
+		sleep 0.1
+	done
+	cat "$T/proxy.port"
+}
+
+# stop_proxy: stops it and waits until it has written its fault counts.
+stop_proxy() {
+	pid=$(cat "$T/proxy.pid")
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+}
+
+# fault_round_trip URL: back up and restore a corpus through a proxy that
+# fails 10 % of requests; the result must be byte-identical.
+fault_round_trip() {
+	url=$1
+	python3 "$TESTS_DIR/mkcorpus.py" "$T/fsrc/d" --small 600 --large-mib 24 \
+		--large-count 2 >/dev/null
+	SNAPFS_HTTP_STALL_TIMEOUT=1 SNAPFS_HTTP_RETRIES=8 \
+		snapctl -r "$url" backup --label faults -q "$T/fsrc/d" ||
+		fail "backup through faults failed"
+	SNAPFS_HTTP_STALL_TIMEOUT=1 SNAPFS_HTTP_RETRIES=8 \
+		snapctl -r "$url" restore faults -q --target "$T/fout" ||
+		fail "restore through faults failed"
+	same_tree "$T/fsrc/d" "$T/fout/d"
+}
+
+# objects URL: how many objects the repository holds (for "nothing written").
+objects() { snapctl -r "$1" stats --json | json_get objects; }
+
+# no_secret_in FILE: error output must never carry a credential.
+no_secret_in() {
+	for s in "${AWS_SECRET_ACCESS_KEY:-}" "${AZURE_STORAGE_KEY:-}"; do
+		[ -n "$s" ] || continue
+		if grep -qF "$s" "$1"; then fail "a secret leaked into $1"; fi
+	done
+}
