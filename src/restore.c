@@ -16,11 +16,14 @@
 
 #include "err.h"
 #include "restore.h"
+#include "treefetch.h"
 #include "workq.h"
 
 #define JOB_ITEMS 256         /* chunks per job */
 #define JOB_BYTES (16u << 20) /* plaintext per job */
 #define MAX_READ (16u << 20)  /* one ranged read covers at most this */
+#define READ_GAP (1u << 20)   /* read across gaps up to this between chunks */
+#define PREFETCH_TREES 16     /* subdirectory trees fetched ahead per level */
 
 struct meta {
 	char *rel; /* path below the target */
@@ -46,6 +49,8 @@ struct reng {
 	struct errstate es;
 	pthread_mutex_t lock; /* file refcounts, buffer pool */
 	struct bufset *free_bufs;
+
+	struct treefetch *tf; /* directory objects, ahead of the walk */
 
 	/* walker thread only */
 	struct rjob *job; /* being filled */
@@ -273,30 +278,49 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 	return 0;
 }
 
-/* Fetches a job's chunks with as few ranged reads as their layout allows
- * and writes each into its file. */
+static int cmp_item(const void *a, const void *b, void *ctx)
+{
+	const struct rjob *j = ctx;
+	const struct ref *x = &j->it[*(const uint16_t *)a].c.r;
+	const struct ref *y = &j->it[*(const uint16_t *)b].c.r;
+	int c = memcmp(x->pack, y->pack, PACK_ID_LEN);
+
+	return c ? c : (x->off > y->off) - (x->off < y->off);
+}
+
+/* Fetches a job's chunks with as few ranged reads as their layout allows:
+ * in pack order, one read spanning neighbours (and small gaps between
+ * them, cheaper to read than to ask for twice), then writes each chunk
+ * into its file. */
 static int fetch_write(struct reng *e, struct rjob *j, struct bufset *b)
 {
+	uint16_t order[JOB_ITEMS];
 	size_t i = 0;
 
+	for (size_t k = 0; k < j->n; k++)
+		order[k] = k;
+	qsort_r(order, j->n, sizeof(*order), cmp_item, j);
 	while (i < j->n && !failed(e)) {
-		const struct ref *first = &j->it[i].c.r;
+		const struct ref *first = &j->it[order[i]].c.r;
 		uint64_t start = first->off, end = start + first->len;
 		size_t k = i + 1;
 
-		/* Extend over chunks stored back to back in the same pack. */
-		while (k < j->n &&
-		       !memcmp(j->it[k].c.r.pack, first->pack, PACK_ID_LEN) &&
-		       j->it[k].c.r.off == end &&
-		       end + j->it[k].c.r.len - start <= MAX_READ) {
-			end += j->it[k].c.r.len;
-			k++;
+		for (; k < j->n; k++) {
+			const struct ref *r = &j->it[order[k]].c.r;
+			uint64_t rend = r->off + r->len;
+
+			if (memcmp(r->pack, first->pack, PACK_ID_LEN) ||
+			    r->off > end + READ_GAP ||
+			    (rend > end ? rend : end) - start > MAX_READ)
+				break;
+			if (rend > end)
+				end = rend;
 		}
 		SNAP_TRY(repo_read_pack(e->r, e->series, first->pack, start,
 					end - start, &b->enc));
 		for (; i < k; i++) {
-			const struct chunk *c = &j->it[i].c;
-			struct rfile *f = j->it[i].f;
+			const struct chunk *c = &j->it[order[i]].c;
+			struct rfile *f = j->it[order[i]].f;
 			int rc;
 
 			b->raw.len = 0;
@@ -548,8 +572,11 @@ static int make_dir(struct reng *e, int dfd, const char *name, const char *rel,
 	return add_dir_meta(e, rel, mode, uid, gid, mtime, x, nx);
 }
 
+/* Restores one entry; a directory's tree comes from the walk's window
+ * (w may be NULL: fetched on the spot). */
 static int restore_entry(struct reng *e, int dfd, const char *rel,
-			 const struct tent *t)
+			 const struct tent *t, struct tf_window *w,
+			 size_t index)
 {
 	struct tree sub;
 	int fd, rc;
@@ -562,7 +589,8 @@ static int restore_entry(struct reng *e, int dfd, const char *rel,
 	case ET_DIR:
 		SNAP_TRY(make_dir(e, dfd, t->name, rel, t->mode, t->uid, t->gid,
 				  t->mtime_ns, t->xattrs, t->nxattrs, &fd));
-		rc = repo_read_tree(e->r, e->series, &t->sub, &sub);
+		rc = w ? tfw_take(w, index, &sub)
+		       : repo_read_tree(e->r, e->series, &t->sub, &sub);
 		if (rc == 0) {
 			rc = restore_tree(e, fd, rel, &sub);
 			tree_free(&sub);
@@ -577,9 +605,11 @@ static int restore_tree(struct reng *e, int dfd, const char *rel,
 			const struct tree *t)
 {
 	size_t rl = strlen(rel);
+	struct tf_window w;
 	char *crel = NULL;
-	int rc = 0;
+	int rc;
 
+	rc = tfw_open(&w, e->tf, t, PREFETCH_TREES);
 	for (size_t i = 0; i < t->n && rc == 0; i++) {
 		size_t len = rl + strlen(t->ents[i].name) + 2;
 		char *p = realloc(crel, len);
@@ -590,10 +620,11 @@ static int restore_tree(struct reng *e, int dfd, const char *rel,
 		}
 		crel = p;
 		snprintf(crel, len, "%s/%s", rel, t->ents[i].name);
-		rc = restore_entry(e, dfd, crel, &t->ents[i]);
+		rc = restore_entry(e, dfd, crel, &t->ents[i], &w, i);
 		if (rc == 0 && failed(e))
 			rc = failed(e);
 	}
+	tfw_close(&w);
 	free(crel);
 	return rc;
 }
@@ -647,7 +678,7 @@ static int restore_group(struct reng *e, const struct mgroup *g)
 		free(rel);
 		rel = nrel;
 		if (!nextc) {
-			rc = restore_entry(e, dfd, rel, ent);
+			rc = restore_entry(e, dfd, rel, ent, NULL, 0);
 			break;
 		}
 		if (ent->type != ET_DIR) {
@@ -767,6 +798,7 @@ int restore_run(struct repo *r, const char *series, uint32_t num,
 	e.is_root = geteuid() == 0;
 	threads = o->threads > 0 ? o->threads : 2 * cpu_count();
 	rc = workq_create(&e.q, threads, 2 * threads);
+	rc = rc ? rc : treefetch_new(r, series, threads, &e.tf);
 	if (rc)
 		goto out;
 	for (size_t g = 0; g < m.ngroups && rc == 0; g++) {
@@ -786,6 +818,7 @@ int restore_run(struct repo *r, const char *series, uint32_t num,
 	rc = errstate_result(&e.es);
 	res->elapsed = mono_sec() - t0;
 out:
+	treefetch_free(e.tf);
 	workq_destroy(e.q);
 	manifest_free(&m);
 out_nom:

@@ -232,6 +232,7 @@ static int s3_error(struct s3 *s, const char *method, const char *key,
 {
 	char code[128], msg[512];
 	int bucket_level = !key;
+	const char *pre = key ? s->loc.prefix : "";
 
 	if (!key)
 		key = "";
@@ -244,23 +245,23 @@ static int s3_error(struct s3 *s, const char *method, const char *key,
 				   s->loc.bucket, s->loc.endpoint);
 	if (r->status == 404)
 		return snap_seterr(SNAP_ENOENT, "%s/%s%s: no such object",
-				   s->loc.bucket, s->loc.prefix, key);
+				   s->loc.bucket, pre, key);
 	if (!strcmp(code, "ExpiredToken") || !strcmp(code, "TokenRefreshRequired"))
 		return snap_seterr(SNAP_EACCES,
 				   "%s %s/%s%s: session token expired: refresh "
 				   "AWS_SESSION_TOKEN",
-				   method, s->loc.bucket, s->loc.prefix, key);
+				   method, s->loc.bucket, pre, key);
 	if (r->status == 403 || r->status == 401)
 		return snap_seterr(SNAP_EACCES,
 				   "access denied to %s/%s%s: check credentials "
 				   "(%s%s%s)",
-				   s->loc.bucket, s->loc.prefix, key,
+				   s->loc.bucket, pre, key,
 				   code[0] ? code : "HTTP 403", msg[0] ? ": " : "",
 				   msg);
 	return snap_seterr(r->status >= 500 || r->status == 429 ? SNAP_ENET
 								 : SNAP_EIO,
 			   "%s %s/%s%s: HTTP %ld%s%s%s%s (after %d attempt%s)",
-			   method, s->loc.bucket, s->loc.prefix, key, r->status,
+			   method, s->loc.bucket, pre, key, r->status,
 			   code[0] ? " " : "", code, msg[0] ? ": " : "", msg,
 			   r->attempts, r->attempts == 1 ? "" : "s");
 }

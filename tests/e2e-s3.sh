@@ -33,6 +33,12 @@ expect_fail 11 "no credentials for" env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCES
 	HOME="$T" "$SNAPCTL" -r "$good" list
 [ "$(objects "$good")" = "$n0" ] || fail "a failed command wrote to the repository"
 
+say "HTTPS: verified against a private CA, never downgraded"
+tls="s3://127.0.0.1:$S3_TLS_PORT/snapfs-test/errs"
+expect_fail 12 "TLS verification failed: .*use \?ca=FILE" snapctl -r "$tls" list
+snapctl -r "$tls?ca=$T/tls/ca.pem" list -q >/dev/null || fail "?ca= not honoured"
+expect_fail 12 "TLS verification failed" snapctl -r "$tls?ca=$T/tls/srv.csr" list
+
 say "expired session token (answered as AWS does, via the proxy)"
 pp=$(start_proxy "$S3_PORT" --rate 0 --expired-token)
 expect_fail 11 "session token expired: refresh AWS_SESSION_TOKEN" \

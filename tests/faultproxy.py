@@ -3,7 +3,7 @@
 
 usage: faultproxy.py --upstream HOST:PORT [--rate 0.1] [--stall 5]
                      [--kinds error,drop,stall,reset] [--expired-token]
-                     [--seed N] [--stats FILE]
+                     [--seed N] [--stats FILE] [--delay MS]
 
 Listens on 127.0.0.1 on a free port and prints the port.  For each request
 it picks, with probability --rate, one fault:
@@ -27,6 +27,8 @@ ap.add_argument("--stall", type=float, default=5)
 ap.add_argument("--kinds", default="error,drop,stall,reset")
 ap.add_argument("--expired-token", action="store_true")
 ap.add_argument("--seed", type=int, default=None)
+ap.add_argument("--delay", type=float, default=0,
+                help="milliseconds added to every request (WAN latency)")
 ap.add_argument("--stats")
 a = ap.parse_args()
 uhost, uport = a.upstream.rsplit(":", 1)
@@ -77,6 +79,8 @@ class Handler(socketserver.BaseRequestHandler):
                   b"<Error><Code>ExpiredToken</Code><Message>The provided "
                   b"token has expired.</Message></Error>")
             return
+        if a.delay:
+            time.sleep(a.delay / 1000)
         fault = pick()
         if fault == "reset":
             bump(fault)

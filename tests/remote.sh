@@ -4,8 +4,23 @@
 
 AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
+# A private CA and a certificate for 127.0.0.1 signed by it.
+make_ca() {
+	d=$1
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=snapfs test CA" \
+		-keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+		-keyout "$d/srv.key" -out "$d/srv.csr" >/dev/null 2>&1
+	printf 'subjectAltName=IP:127.0.0.1\n' >"$d/ext"
+	openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+		-CAcreateserial -days 2 -extfile "$d/ext" -out "$d/srv.pem" >/dev/null 2>&1
+	cat "$d/srv.pem" "$d/srv.key" >"$d/server.pem"
+}
+
 start_rgw() {
-	out=$(sh "$TESTS_DIR/servers/rgw.sh" start "$T/rgw") || {
+	make_ca "$T/tls"
+	out=$(RGW_TLS_CERT="$T/tls/server.pem" sh "$TESTS_DIR/servers/rgw.sh" start "$T/rgw") || {
 		rc=$?
 		[ $rc = 77 ] && { echo "SKIP: Ceph RADOS Gateway not installed"; exit 77; }
 		fail "RADOS Gateway did not start"
@@ -13,7 +28,8 @@ start_rgw() {
 	on_exit "sh '$TESTS_DIR/servers/rgw.sh' stop '$T/rgw'"
 	set -- $out
 	S3_PORT=$1
-	export S3_PORT AWS_ACCESS_KEY_ID=$2 AWS_SECRET_ACCESS_KEY=$3
+	S3_TLS_PORT=${4:-}
+	export S3_PORT S3_TLS_PORT AWS_ACCESS_KEY_ID=$2 AWS_SECRET_ACCESS_KEY=$3
 	unset AWS_SESSION_TOKEN AWS_PROFILE
 	echo "   RADOS Gateway on 127.0.0.1:$S3_PORT"
 }

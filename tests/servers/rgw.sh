@@ -2,7 +2,9 @@
 # A one-node Ceph cluster with a RADOS Gateway: a real S3 server that
 # verifies SigV4, conditional PUT and multipart rules like AWS.
 #
-#   rgw.sh start DIR   -> prints "PORT ACCESS_KEY SECRET_KEY" when ready
+#   rgw.sh start DIR   -> prints "PORT ACCESS_KEY SECRET_KEY [TLS_PORT]"
+#                         when ready; with RGW_TLS_CERT=PEM (certificate
+#                         and key) it also serves HTTPS on TLS_PORT
 #   rgw.sh stop DIR    -> stops every daemon started under DIR
 #
 # One monitor and one memstore OSD, auth none, pool size 1, on 127.0.0.1
@@ -54,6 +56,11 @@ done
 mkdir -p "$D/run" "$D/mon" "$D/osd" "$D/rgw" "$D/log"
 monport=$(free_port)
 rgwport=$(free_port)
+tls=""
+if [ -n "${RGW_TLS_CERT:-}" ]; then
+	tlsport=$(free_port)
+	tls=" ssl_endpoint=127.0.0.1:$tlsport ssl_certificate=$RGW_TLS_CERT"
+fi
 fsid=$(python3 -c 'import uuid; print(uuid.uuid4())')
 conf="$D/ceph.conf"
 cat >"$conf" <<CONF
@@ -81,9 +88,9 @@ mon_data = $D/mon
 [osd.0]
 osd_data = $D/osd
 osd_objectstore = memstore
-memstore_device_bytes = 4294967296
+memstore_device_bytes = ${RGW_MEMSTORE_BYTES:-4294967296}
 [client.rgw.test]
-rgw_frontends = beast endpoint=127.0.0.1:$rgwport tcp_nodelay=1
+rgw_frontends = beast endpoint=127.0.0.1:$rgwport tcp_nodelay=1$tls
 rgw_data = $D/rgw
 ms_mon_client_mode = crc
 CONF
@@ -111,4 +118,4 @@ access=snapfstest
 secret=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
 timeout 60 radosgw-admin -c "$conf" -n client.admin user create --uid=test \
 	--display-name=test --access-key="$access" --secret="$secret" >/dev/null
-echo "$rgwport $access $secret"
+echo "$rgwport $access $secret ${tlsport:-}"
