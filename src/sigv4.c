@@ -27,6 +27,19 @@ int uri_encode(struct buf *out, const char *s, int keep_slash)
 	return 0;
 }
 
+int query_append(struct buf *url, const struct kv *q, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		SNAP_TRY(buf_addc(url, i ? '&' : '?'));
+		SNAP_TRY(uri_encode(url, q[i].name, 0));
+		if (q[i].value) {
+			SNAP_TRY(buf_addc(url, '='));
+			SNAP_TRY(uri_encode(url, q[i].value, 0));
+		}
+	}
+	return 0;
+}
+
 struct enc_kv {
 	char *name, *value;
 };

@@ -46,4 +46,7 @@ int sigv4_authorization(const struct sigv4_req *req, const struct sigv4_key *key
 /* Appends the RFC 3986 encoding of s to out (keep_slash: leave '/'). */
 int uri_encode(struct buf *out, const char *s, int keep_slash);
 
+/* Appends "?a=1&b=2" (encoded) for n pairs; a NULL value drops "=". */
+int query_append(struct buf *url, const struct kv *q, size_t n);
+
 #endif

@@ -80,6 +80,16 @@ int store_read_exact(struct store *s, const char *key, uint64_t off,
 	return 0;
 }
 
+int store_holds(struct store *s, const char *key, const void *p, size_t n)
+{
+	struct buf have = BUF_INIT;
+	int same = store_get(s, key, 0, -1, &have) == 0 && have.len == n &&
+		   (n == 0 || !memcmp(have.p, p, n));
+
+	buf_free(&have);
+	return same;
+}
+
 struct keylist {
 	char **keys;
 	size_t n, cap;

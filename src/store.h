@@ -107,6 +107,10 @@ static inline int store_del(struct store *s, const char *key)
 int store_read_exact(struct store *s, const char *key, uint64_t off,
 		     size_t len, struct buf *out);
 
+/* True when key holds exactly p[0..n): a create-only put that was retried
+ * after a lost reply finds its own object there, which is success. */
+int store_holds(struct store *s, const char *key, const void *p, size_t n);
+
 /* Deletes every object under prefix; returns the count in *n. */
 int store_delete_prefix(struct store *s, const char *prefix, uint64_t *n);
 

@@ -223,12 +223,7 @@ static int az_request(struct azure *a, const char *method, const char *key,
 		     slash ? (size_t)(slash - a->loc.endpoint)
 			   : strlen(a->loc.endpoint));
 	rc = rc ? rc : buf_addstr(&url, (char *)path.p);
-	for (size_t i = 0; rc == 0 && i < nquery; i++) {
-		rc = buf_addc(&url, i ? '&' : '?');
-		rc = rc ? rc : uri_encode(&url, query[i].name, 0);
-		rc = rc ? rc : buf_addc(&url, '=');
-		rc = rc ? rc : uri_encode(&url, query[i].value ? query[i].value : "", 0);
-	}
+	rc = rc ? rc : query_append(&url, query, nquery);
 	if (rc == 0 && a->sas) {
 		rc = buf_addc(&url, nquery ? '&' : '?');
 		rc = rc ? rc : buf_addstr(&url, a->sas);
@@ -324,14 +319,8 @@ static int az_put(struct store *st, const char *key, const void *p, size_t n,
 	if (rc == 0 && r.status == 409) {
 		rc = snap_seterr(SNAP_EEXIST, "%s: already exists", key);
 		/* A retried create-only put may have landed the first time. */
-		if (r.attempts > 1) {
-			struct buf have = BUF_INIT;
-
-			if (st->ops->get(st, key, 0, -1, &have) == 0 &&
-			    have.len == n && !memcmp(have.p, p, n))
-				rc = 0;
-			buf_free(&have);
-		}
+		if (r.attempts > 1 && store_holds(st, key, p, n))
+			rc = 0;
 	} else if (rc == 0 && r.status != 201) {
 		rc = az_error(a, "PUT", key, &r);
 	}

@@ -280,14 +280,7 @@ static int request(struct s3 *s, const char *method, const char *key,
 	int rc;
 
 	rc = make_url(s, key, &url, &path);
-	for (size_t i = 0; rc == 0 && i < nquery; i++) {
-		rc = buf_addc(&url, i ? '&' : '?');
-		rc = rc ? rc : uri_encode(&url, query[i].name, 0);
-		if (!rc && query[i].value) {
-			rc = buf_addc(&url, '=');
-			rc = rc ? rc : uri_encode(&url, query[i].value, 0);
-		}
-	}
+	rc = rc ? rc : query_append(&url, query, nquery);
 	rc = rc ? rc : buf_addc(&url, 0);
 	if (rc)
 		goto out;
@@ -332,14 +325,10 @@ static int put_simple(struct s3 *s, const char *key, const void *p, size_t n,
 	/* A create-only PUT that was retried may have succeeded the first
 	 * time: 412 on a later attempt is success if the bytes match. */
 	if (rc == SNAP_EEXIST && r.attempts > 1) {
-		struct buf have = BUF_INIT;
-
-		if (s->s.ops->get(&s->s, key, 0, -1, &have) == 0 &&
-		    have.len == n && !memcmp(have.p, p, n))
+		if (store_holds(&s->s, key, p, n))
 			rc = 0;
 		else
 			snap_seterr(SNAP_EEXIST, "%s: already exists", key);
-		buf_free(&have);
 	}
 	http_resp_free(&r);
 	return rc;
