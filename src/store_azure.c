@@ -131,8 +131,12 @@ static int az_sign(void *ctx, struct curl_slist **list)
 	rc = rc ? rc : buf_addc(&sts, '/');
 	rc = rc ? rc : buf_addstr(&sts, a->loc.host);
 	rc = rc ? rc : buf_addstr(&sts, c->path);
-	memcpy(q, c->query, c->nquery * sizeof(*q));
-	qsort(q, c->nquery, sizeof(*q), cmp_kv);
+	if (c->nquery > sizeof(q) / sizeof(*q))
+		rc = snap_seterr(SNAP_EINVAL, "too many query parameters");
+	if (rc == 0 && c->nquery) {
+		memcpy(q, c->query, c->nquery * sizeof(*q));
+		qsort(q, c->nquery, sizeof(*q), cmp_kv);
+	}
 	for (size_t i = 0; rc == 0 && i < c->nquery; i++) {
 		rc = buf_addc(&sts, '\n');
 		rc = rc ? rc : buf_addstr(&sts, q[i].name);
