@@ -31,7 +31,7 @@ autoreconf -fi >/dev/null 2>&1
 step "clang build, warnings are errors"
 rm -rf _build/clang && mkdir -p _build/clang
 if (cd _build/clang && "$top/configure" -q CC=clang CFLAGS="-O2 -g -Werror" &&
-	make -s -j"$jobs" all tests/unit tests/mkhostile); then
+	make -s -j"$jobs" all && make -s -j"$jobs" tests/unit tests/mkhostile); then
 	passed=$((passed + 1))
 else
 	failed=$((failed + 1))
