@@ -51,10 +51,12 @@ struct eng {
 	pthread_cond_t cv;
 	int roots_pending;
 
-	pthread_mutex_t plock; /* current pack, index, pack list */
+	pthread_mutex_t plock; /* current packs, index, pack list */
 	struct index ix;
-	struct pack cur;
-	int cur_open;
+	/* Data and directory objects go to separate packs, so that a walk
+	 * reads directory objects in a few large requests (treefetch.h). */
+	struct pack cur[2];
+	int cur_open[2];
 	uint8_t (*packs)[PACK_ID_LEN];
 	size_t npacks, packcap;
 
@@ -117,9 +119,15 @@ static int ship(struct eng *e, void **slot)
 	return workq_submit(e->uq, upload_job, p);
 }
 
-/* Takes the current pack out of the engine for shipping and records its id
+/* Pack slot of a blob type. */
+static int kind(enum blob_type type)
+{
+	return type == BT_TREE;
+}
+
+/* Takes a current pack out of the engine for shipping and records its id
  * for the manifest.  Caller holds plock. */
-static int detach(struct eng *e, void ***out)
+static int detach(struct eng *e, int k, void ***out)
 {
 	void **slot;
 
@@ -136,9 +144,9 @@ static int detach(struct eng *e, void ***out)
 	if (!slot)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	slot[0] = e;
-	memcpy(slot + 1, &e->cur, sizeof(e->cur));
-	memcpy(e->packs[e->npacks++], e->cur.id, PACK_ID_LEN);
-	e->cur_open = 0;
+	memcpy(slot + 1, &e->cur[k], sizeof(e->cur[k]));
+	memcpy(e->packs[e->npacks++], e->cur[k].id, PACK_ID_LEN);
+	e->cur_open[k] = 0;
 	*out = slot;
 	return 0;
 }
@@ -150,7 +158,8 @@ static int store_blob(struct eng *e, enum blob_type type, const uint8_t *data,
 	struct buf enc = BUF_INIT;
 	uint8_t id[ID_LEN];
 	void **full = NULL;
-	int rc = 0, hit;
+	int rc = 0, hit, k = kind(type);
+	struct pack *cur = &e->cur[k];
 
 	*isnew = 0;
 	chunk_id(&e->r->keys, data, len, id);
@@ -165,22 +174,23 @@ static int store_blob(struct eng *e, enum blob_type type, const uint8_t *data,
 	pthread_mutex_lock(&e->plock);
 	if (index_get(&e->ix, id, r))
 		goto unlock; /* another worker stored it meanwhile */
-	if (!e->cur_open) {
-		rc = pack_begin(&e->cur);
-		rc = rc ? rc
-			: buf_reserve(&e->cur.data,
-				      e->r->pack_size + CHUNK_MAX + 65536);
+	if (!e->cur_open[k]) {
+		rc = pack_begin(cur);
+		/* Data packs fill up at once: reserve them whole. */
+		if (rc == 0 && kind(type) == 0)
+			rc = buf_reserve(&cur->data,
+					 e->r->pack_size + CHUNK_MAX + 65536);
 		if (rc)
 			goto unlock;
-		e->cur_open = 1;
+		e->cur_open[k] = 1;
 	}
-	rc = pack_add(&e->cur, type, id, enc.p, enc.len, len, r);
+	rc = pack_add(cur, type, id, enc.p, enc.len, len, r);
 	rc = rc ? rc : index_put(&e->ix, r);
 	if (rc)
 		goto unlock;
 	*isnew = 1;
-	if (e->cur.data.len >= e->r->pack_size)
-		rc = detach(e, &full);
+	if (cur->data.len >= e->r->pack_size)
+		rc = detach(e, k, &full);
 unlock:
 	pthread_mutex_unlock(&e->plock);
 	if (rc == 0 && full)
@@ -1009,10 +1019,12 @@ int backup_run(struct repo *r, const struct backup_opts *o,
 	while (e.roots_pending)
 		pthread_cond_wait(&e.cv, &e.lock);
 	pthread_mutex_unlock(&e.lock);
-	if (!failed(&e) && e.cur_open && e.cur.count) {
+	for (int k = 0; k < 2 && !failed(&e); k++) {
 		void **slot;
 
-		rc = detach(&e, &slot);
+		if (!e.cur_open[k] || !e.cur[k].count)
+			continue;
+		rc = detach(&e, k, &slot);
 		rc = rc ? rc : ship(&e, slot);
 		if (rc)
 			fail(&e, rc);
@@ -1029,8 +1041,9 @@ out:
 		pthread_join(scan.th, NULL);
 	workq_destroy(e.cq);
 	workq_destroy(e.uq);
-	if (e.cur_open)
-		pack_free(&e.cur);
+	for (int k = 0; k < 2; k++)
+		if (e.cur_open[k])
+			pack_free(&e.cur[k]);
 	for (size_t g = 0; m.groups && g < m.ngroups; g++)
 		m.groups[g].name = NULL;
 	manifest_free(&m);

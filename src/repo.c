@@ -683,15 +683,16 @@ out:
 	return rc;
 }
 
-int repo_read_tree(struct repo *r, const char *series, const struct ref *ref,
-		   struct tree *t)
+int repo_decode_tree(struct repo *r, const char *series,
+		     const struct ref *ref, const uint8_t *enc, struct tree *t)
 {
 	struct buf raw = BUF_INIT, scratch = BUF_INIT;
 	char key[160], id[2 * ID_LEN + 1];
-	int rc = repo_read_blob(r, series, ref, &raw, &scratch);
+	int rc = buf_reserve(&raw, ref->raw);
 
+	rc = rc ? rc : repo_decode_blob(r, series, ref, enc, raw.p, &scratch);
 	if (rc == 0) {
-		rc = tree_decode(raw.p, raw.len, t);
+		rc = tree_decode(raw.p, ref->raw, t);
 		if (rc == SNAP_ECORRUPT) {
 			pack_key(series, ref->pack, key, sizeof(key));
 			hex_encode(ref->id, ID_LEN, id);
@@ -703,5 +704,17 @@ int repo_read_tree(struct repo *r, const char *series, const struct ref *ref,
 	}
 	buf_free(&raw);
 	buf_free(&scratch);
+	return rc;
+}
+
+int repo_read_tree(struct repo *r, const char *series, const struct ref *ref,
+		   struct tree *t)
+{
+	struct buf enc = BUF_INIT;
+	int rc = repo_read_pack(r, series, ref->pack, ref->off, ref->len, &enc);
+
+	if (rc == 0)
+		rc = repo_decode_tree(r, series, ref, enc.p, t);
+	buf_free(&enc);
 	return rc;
 }

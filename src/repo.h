@@ -100,6 +100,10 @@ int repo_decode_blob(struct repo *r, const char *series,
 		     const struct ref *ref, const uint8_t *enc, uint8_t *out,
 		     struct buf *scratch);
 
+/* Decodes a directory object from already-fetched pack bytes. */
+int repo_decode_tree(struct repo *r, const char *series,
+		     const struct ref *ref, const uint8_t *enc, struct tree *t);
+
 /* Fetches and decodes a directory object. */
 int repo_read_tree(struct repo *r, const char *series, const struct ref *ref,
 		   struct tree *t);

@@ -5,11 +5,14 @@
  * A walk visits a directory's subdirectories in order.  A window opened on
  * a directory queues the fetch of its next `width` subdirectory trees on a
  * shared pool, so that descending into one finds it decoded and the next
- * ones already on their way: over a store with 30 ms round trips, a walk
- * of 10,000 directories costs seconds instead of minutes.  Memory is
- * bounded by width trees per open window (one window per level of the
- * walk).  Thread-safe between the walker and the pool; one walker per
- * window.
+ * ones already on their way.  Directory objects live in their own packs,
+ * written in walk order, so the pool reads them in aligned 1 MiB segments
+ * kept in a small cache: the next hundreds of directories usually arrive
+ * with one request.  Over a store with 30 ms round trips, a walk of 10,000
+ * directories costs a second instead of minutes.  Memory: the segment
+ * cache (32 MiB at most) plus width trees per open window (one window per
+ * level of the walk).  Thread-safe between the walker and the pool; one
+ * walker per window.
  */
 #ifndef SNAPFS_TREEFETCH_H
 #define SNAPFS_TREEFETCH_H
