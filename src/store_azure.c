@@ -31,7 +31,7 @@
 
 #define AZ_VERSION "2021-08-06"
 #define BLOCK_THRESHOLD (64u << 20)
-#define BLOCK_SIZE (16u << 20)
+#define BLOCK_SIZE (4u << 20)
 
 struct azure {
 	struct store s;
@@ -415,19 +415,24 @@ static int az_list(struct store *st, const char *prefix, store_list_cb cb,
 {
 	struct azure *a = (struct azure *)st;
 	struct azlist l = {.a = a, .cb = cb, .ctx = ctx};
+	const char *page = getenv("SNAPFS_LIST_PAGE"); /* tests: force paging */
 	char full[1200], marker[1200];
 	int rc;
 
 	snprintf(full, sizeof(full), "%s%s", a->loc.prefix, prefix);
 	do {
 		struct http_resp r = {0};
-		struct kv q[] = {{"comp", "list"}, {"restype", "container"},
-				 {"prefix", full}, {"marker", marker}};
+		struct kv q[5] = {{"comp", "list"}, {"restype", "container"},
+				  {"prefix", full}};
+		size_t nq = 3;
 
 		snprintf(marker, sizeof(marker), "%s", l.marker);
+		if (marker[0])
+			q[nq++] = (struct kv){"marker", marker};
+		if (page)
+			q[nq++] = (struct kv){"maxresults", page};
 		l.marker[0] = 0;
-		rc = az_request(a, "GET", NULL, q, marker[0] ? 4 : 3, NULL, NULL,
-				0, NULL, &r);
+		rc = az_request(a, "GET", NULL, q, nq, NULL, NULL, 0, NULL, &r);
 		if (rc == 0 && r.status != 200)
 			rc = az_error(a, "List Blobs", NULL, &r);
 		if (rc == 0)
@@ -517,6 +522,12 @@ int store_azure_open(const char *url, const struct store_opts *so,
 	slash = hs ? strchr(hs + 3, '/') : NULL;
 	a->base_path = strdup(slash ? slash : "");
 	a->block_threshold = BLOCK_THRESHOLD;
+	/* Tests lower the threshold to exercise Put Block on small data. */
+	if (getenv("SNAPFS_AZURE_BLOCK_THRESHOLD"))
+		a->block_threshold =
+			strtoull(getenv("SNAPFS_AZURE_BLOCK_THRESHOLD"), NULL, 10);
+	if (a->block_threshold < (1u << 20))
+		a->block_threshold = 1u << 20;
 	if (!a->s.url || !a->base_path) {
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
 		goto fail;

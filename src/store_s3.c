@@ -513,22 +513,25 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb,
 {
 	struct s3 *s = (struct s3 *)st;
 	struct listpage lp = {.s = s, .cb = cb, .ctx = ctx};
+	const char *page = getenv("SNAPFS_LIST_PAGE"); /* tests: force paging */
 	char full[1200];
 	int rc = 0;
 
 	snprintf(full, sizeof(full), "%s%s", s->loc.prefix, prefix);
 	do {
 		struct http_resp r = {0};
-		struct kv q[3] = {{"list-type", "2"}, {"prefix", full},
-				  {"continuation-token", lp.token}};
+		struct kv q[4] = {{"list-type", "2"}, {"prefix", full}};
+		size_t nq = 2;
 		char tok[1200];
 
 		snprintf(tok, sizeof(tok), "%s", lp.token);
-		q[2].value = tok;
+		if (page)
+			q[nq++] = (struct kv){"max-keys", page};
+		if (tok[0])
+			q[nq++] = (struct kv){"continuation-token", tok};
 		lp.truncated = 0;
 		lp.token[0] = 0;
-		rc = request(s, "GET", NULL, q, tok[0] ? 3 : 2, NULL, NULL, 0,
-			     NULL, &r);
+		rc = request(s, "GET", NULL, q, nq, NULL, NULL, 0, NULL, &r);
 		if (rc == 0 && r.status != 200)
 			rc = s3_error(s, "LIST", NULL, &r);
 		if (rc == 0)

@@ -47,10 +47,11 @@ start_azurite() {
 }
 
 # run_engine_suite: the foundation's end-to-end tests on this store.
+# Listings are paged by 7 so continuation tokens / markers are exercised.
 run_engine_suite() {
 	for t in e2e-basic.sh e2e-incremental.sh; do
 		say "engine suite on $SNAPFS_TEST_STORE: $t"
-		sh "$TESTS_DIR/$t" >"$T/$t.log" 2>&1 || {
+		SNAPFS_LIST_PAGE=7 sh "$TESTS_DIR/$t" >"$T/$t.log" 2>&1 || {
 			tail -n 30 "$T/$t.log" >&2
 			fail "$t failed on $SNAPFS_TEST_STORE"
 		}
@@ -84,19 +85,26 @@ stop_proxy() {
 	done
 }
 
-# fault_round_trip URL: back up and restore a corpus through a proxy that
-# fails 10 % of requests; the result must be byte-identical.
+# fault_round_trip URL: three backups (full, then incremental) and their
+# restores, plus check --read-data, through a proxy that fails 10 % of
+# requests; every restore must be byte-identical.
 fault_round_trip() {
 	url=$1
-	python3 "$TESTS_DIR/mkcorpus.py" "$T/fsrc/d" --small 600 --large-mib 24 \
+	python3 "$TESTS_DIR/mkcorpus.py" "$T/fsrc/d" --small 600 --large-mib 40 \
 		--large-count 2 >/dev/null
+	for round in 1 2 3; do
+		head -c $((6 << 20)) /dev/urandom >"$T/fsrc/d/changing-$round"
+		SNAPFS_HTTP_STALL_TIMEOUT=1 SNAPFS_HTTP_RETRIES=8 \
+			snapctl -r "$url" backup --label faults -q "$T/fsrc/d" ||
+			fail "backup $round through faults failed"
+		SNAPFS_HTTP_STALL_TIMEOUT=1 SNAPFS_HTTP_RETRIES=8 \
+			snapctl -r "$url" restore "faults/$round" -q \
+			--target "$T/fout$round" ||
+			fail "restore $round through faults failed"
+		same_tree "$T/fsrc/d" "$T/fout$round/d"
+	done
 	SNAPFS_HTTP_STALL_TIMEOUT=1 SNAPFS_HTTP_RETRIES=8 \
-		snapctl -r "$url" backup --label faults -q "$T/fsrc/d" ||
-		fail "backup through faults failed"
-	SNAPFS_HTTP_STALL_TIMEOUT=1 SNAPFS_HTTP_RETRIES=8 \
-		snapctl -r "$url" restore faults -q --target "$T/fout" ||
-		fail "restore through faults failed"
-	same_tree "$T/fsrc/d" "$T/fout/d"
+		snapctl -r "$url" check --read-data -q || fail "check through faults failed"
 }
 
 # objects URL: how many objects the repository holds (for "nothing written").
