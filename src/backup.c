@@ -734,7 +734,7 @@ static int walk(struct eng *e, struct bdir *d, int dfd, const char *path,
 		const struct tree *pt)
 {
 	char **names = NULL, *cpath = NULL;
-	size_t n = 0, plen = strlen(path);
+	size_t n = 0;
 	uint64_t files = 0, bytes = 0;
 	int rc;
 
@@ -756,16 +756,9 @@ static int walk(struct eng *e, struct bdir *d, int dfd, const char *path,
 		names[i] = NULL;
 	}
 	for (size_t i = 0; i < n && rc == 0 && !failed(e); i++) {
-		size_t len = plen + strlen(d->ents[i].name) + 2;
-		char *p = realloc(cpath, len);
-
-		if (!p) {
-			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-			break;
-		}
-		cpath = p;
-		snprintf(cpath, len, "%s/%s", path, d->ents[i].name);
-		rc = walk_entry(e, d, i, dfd, cpath, pt, &files, &bytes);
+		rc = path_join(&cpath, path, d->ents[i].name);
+		if (rc == 0)
+			rc = walk_entry(e, d, i, dfd, cpath, pt, &files, &bytes);
 	}
 out:
 	if (rc)

@@ -134,15 +134,10 @@ static int walk_tree(struct cctx *c, const struct ref *ref, const char *path)
 	c->res->trees++;
 	for (size_t i = 0; i < t.n && rc == 0; i++) {
 		const struct tent *e = &t.ents[i];
-		size_t len = strlen(path) + strlen(e->name) + 2;
-		char *p = realloc(sub, len);
 
-		if (!p) {
-			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		rc = path_join(&sub, path, e->name);
+		if (rc)
 			break;
-		}
-		sub = p;
-		snprintf(sub, len, "%s/%s", path, e->name);
 		if (e->type == ET_REG)
 			for (size_t k = 0; k < e->nchunks; k++)
 				check_ref(c, &e->chunks[k].r, BT_DATA, sub);

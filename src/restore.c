@@ -604,22 +604,15 @@ static int restore_entry(struct reng *e, int dfd, const char *rel,
 static int restore_tree(struct reng *e, int dfd, const char *rel,
 			const struct tree *t)
 {
-	size_t rl = strlen(rel);
 	struct tf_window w;
 	char *crel = NULL;
 	int rc;
 
 	rc = tfw_open(&w, e->tf, t, PREFETCH_TREES);
 	for (size_t i = 0; i < t->n && rc == 0; i++) {
-		size_t len = rl + strlen(t->ents[i].name) + 2;
-		char *p = realloc(crel, len);
-
-		if (!p) {
-			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		rc = path_join(&crel, rel, t->ents[i].name);
+		if (rc)
 			break;
-		}
-		crel = p;
-		snprintf(crel, len, "%s/%s", rel, t->ents[i].name);
 		rc = restore_entry(e, dfd, crel, &t->ents[i], &w, i);
 		if (rc == 0 && failed(e))
 			rc = failed(e);
@@ -669,12 +662,10 @@ static int restore_group(struct reng *e, const struct mgroup *g)
 					 rel, comp);
 			break;
 		}
-		nrel = malloc(strlen(rel) + strlen(comp) + 2);
-		if (!nrel) {
-			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		nrel = NULL;
+		rc = path_join(&nrel, rel, comp);
+		if (rc)
 			break;
-		}
-		sprintf(nrel, "%s/%s", rel, comp);
 		free(rel);
 		rel = nrel;
 		if (!nextc) {

@@ -264,6 +264,18 @@ void human_bytes(uint64_t n, char out[32])
 		snprintf(out, 32, "%.1f %s", v, units[u]);
 }
 
+int path_join(char **p, const char *dir, const char *name)
+{
+	size_t len = strlen(dir) + strlen(name) + 2;
+	char *q = realloc(*p, len);
+
+	if (!q)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	snprintf(q, len, "%s/%s", dir, name);
+	*p = q;
+	return 0;
+}
+
 void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

@@ -66,6 +66,9 @@ void format_time(int64_t ns, char out[40]);
 /* Formats a byte count as "12.3 MiB". */
 void human_bytes(uint64_t n, char out[32]);
 
+/* *p = "dir/name", reusing and growing *p.  0 or SNAP_ENOMEM (*p kept). */
+int path_join(char **p, const char *dir, const char *name);
+
 /* malloc that reports failure via snap_seterr and never returns NULL
  * silently: callers still check NULL, but the message is set. */
 void *xmalloc(size_t n);

@@ -23,7 +23,7 @@ expect_fail 11 'access denied to snapfs-test/errs/.*: check credentials \(Author
 no_secret_in "$T/err"
 expect_fail 4 'container nosuch does not exist' \
 	snapctl -r "azure://devstoreaccount1/nosuch/x?endpoint=http://127.0.0.1:$AZ_PORT/devstoreaccount1" list
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 expect_fail 12 "cannot connect" snapctl -r "$(u "$port" errs)" list
 expect_fail 11 "no credentials for" env -u AZURE_STORAGE_KEY "$SNAPCTL" -r "$good" list
 expect_fail 11 "not valid base64" env AZURE_STORAGE_KEY='not base64!' "$SNAPCTL" -r "$good" list

@@ -24,7 +24,7 @@ no_secret_in "$T/err"
 expect_fail 11 'access denied' env AWS_ACCESS_KEY_ID=nobody "$SNAPCTL" -r "$good" list
 expect_fail 4 'bucket no-such-bucket does not exist .*--create-bucket' \
 	snapctl -r "s3://127.0.0.1:$S3_PORT/no-such-bucket/x?secure=false" list
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 expect_fail 12 "cannot connect" snapctl -r "$(u "$port" errs)" list
 expect_fail 12 "TLS verification failed" snapctl -r "s3://127.0.0.1:$S3_PORT/snapfs-test/errs" list
 expect_fail 2 "expected s3://HOST\[:PORT\]/BUCKET" snapctl -r "s3://127.0.0.1:$S3_PORT" list

@@ -2,6 +2,8 @@
 # real servers on free ports, stop them on exit, run the engine suite
 # against them, and put a fault proxy in front of them.
 
+. "$TESTS_DIR/servers/common.sh"
+
 AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 # A private CA and a certificate for 127.0.0.1 signed by it.
@@ -77,12 +79,7 @@ start_proxy() {
 
 # stop_proxy: stops it and waits until it has written its fault counts.
 stop_proxy() {
-	pid=$(cat "$T/proxy.pid")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
+	stop_pid "$(cat "$T/proxy.pid")"
 }
 
 # fault_round_trip URL: three backups (full, then incremental) and their

@@ -11,17 +11,12 @@ set -eu
 cmd=$1
 D=$2
 bin=${AZURITE_BIN:-/opt/snapfs-test/node_modules/.bin/azurite-blob}
+. "$(dirname "$0")/common.sh"
 
 case "$cmd" in
 stop)
 	if [ -f "$D/azurite.pid" ]; then
-		pid=$(cat "$D/azurite.pid")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null || true
+		stop_pid "$(cat "$D/azurite.pid")"
 		rm -f "$D/azurite.pid"
 	fi
 	exit 0
@@ -37,7 +32,7 @@ esac
 	exit 77
 }
 mkdir -p "$D/data"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin" --blobHost 127.0.0.1 --blobPort "$port" --location "$D/data" \
 	--disableTelemetry --silent >"$D/azurite.log" 2>&1 &
 echo $! >"$D/azurite.pid"

@@ -13,24 +13,12 @@ set -eu
 cmd=$1
 D=$2
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/common.sh"
 
 stop() {
 	for f in "$D"/run/*.pid; do
 		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		kill "$pid" 2>/dev/null || true
-	done
-	for f in "$D"/run/*.pid; do
-		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null || true
+		stop_pid "$(cat "$f")"
 		rm -f "$f"
 	done
 }
