@@ -24,7 +24,9 @@ struct cctx {
 	const char *series;
 	struct packinfo *packs;
 	size_t npacks, packcap;
-	struct index seen; /* directory objects already walked */
+	struct index packix; /* pack id -> position in packs (in ref.off) */
+	struct index blobs;  /* blob_key() -> lengths, from loaded trailers */
+	struct index seen;   /* directory objects already walked */
 	struct errstate es;
 };
 
@@ -32,11 +34,35 @@ struct cctx {
  * one line each, and the walk goes on. */
 #define report(c, ...) errstate_warn(&(c)->es, __VA_ARGS__)
 
+/* Hash keys for the lookups, so that checking a series stays linear in
+ * its size.  A blob is known by (id, pack, offset, type): a blob stored
+ * twice (a backup that could not read a damaged pack stores its chunks
+ * again) is checked where each reference points. */
+static void pack_hkey(const uint8_t *pack, uint8_t k[ID_LEN])
+{
+	memset(k, 0, ID_LEN);
+	memcpy(k, pack, PACK_ID_LEN);
+}
+
+static void blob_hkey(const uint8_t *id, const uint8_t *pack, uint32_t off,
+		      uint8_t type, uint8_t k[ID_LEN])
+{
+	uint8_t in[ID_LEN + PACK_ID_LEN + 5];
+
+	memcpy(in, id, ID_LEN);
+	memcpy(in + ID_LEN, pack, PACK_ID_LEN);
+	put_u32le(in + ID_LEN + PACK_ID_LEN, off);
+	in[sizeof(in) - 1] = type;
+	sha256(in, sizeof(in), k);
+}
+
 static struct packinfo *pack_get(struct cctx *c, const uint8_t *id, int add)
 {
-	for (size_t i = 0; i < c->npacks; i++)
-		if (!memcmp(c->packs[i].id, id, PACK_ID_LEN))
-			return &c->packs[i];
+	struct ref r = {0};
+
+	pack_hkey(id, r.id);
+	if (index_get(&c->packix, r.id, &r))
+		return &c->packs[r.off];
 	if (!add)
 		return NULL;
 	if (c->npacks == c->packcap) {
@@ -48,6 +74,9 @@ static struct packinfo *pack_get(struct cctx *c, const uint8_t *id, int add)
 		c->packs = p;
 		c->packcap = cap;
 	}
+	r.off = c->npacks;
+	if (index_put(&c->packix, &r))
+		return NULL;
 	memset(&c->packs[c->npacks], 0, sizeof(*c->packs));
 	memcpy(c->packs[c->npacks].id, id, PACK_ID_LEN);
 	return &c->packs[c->npacks++];
@@ -81,6 +110,18 @@ static struct packinfo *pack_load(struct cctx *c, const uint8_t *id)
 				    &size) == 0) {
 			p->state = 1;
 			c->res->packs++;
+			for (size_t i = 0; i < p->n && p->state == 1; i++) {
+				struct ref b = {0};
+
+				blob_hkey(p->ents[i].id, id, p->ents[i].off,
+					  p->ents[i].type, b.id);
+				b.len = p->ents[i].len;
+				b.raw = p->ents[i].raw;
+				if (index_put(&c->blobs, &b)) {
+					p->state = -1;
+					report(c, "%s: %s", key, snap_errmsg());
+				}
+			}
 		} else {
 			p->state = -1;
 			report(c, "%s", snap_errmsg());
@@ -92,21 +133,15 @@ static struct packinfo *pack_load(struct cctx *c, const uint8_t *id)
 static void check_ref(struct cctx *c, const struct ref *r, uint8_t type,
 		      const char *where)
 {
-	struct packinfo *p = pack_load(c, r->pack);
 	char key[160], id[2 * ID_LEN + 1];
+	struct ref b;
 
-	if (!p)
+	if (!pack_load(c, r->pack))
 		return; /* already reported */
-	for (size_t i = 0; i < p->n; i++) {
-		const struct pack_entry *e = &p->ents[i];
-
-		if (e->off == r->off && !memcmp(e->id, r->id, ID_LEN)) {
-			if (e->len == r->len && e->raw == r->raw &&
-			    e->type == type)
-				return;
-			break;
-		}
-	}
+	blob_hkey(r->id, r->pack, r->off, type, b.id);
+	if (index_get(&c->blobs, b.id, &b) && b.len == r->len &&
+	    b.raw == r->raw)
+		return;
 	pack_key(c->series, r->pack, key, sizeof(key));
 	hex_encode(r->id, ID_LEN, id);
 	report(c, "%s: blob %.16s at offset %u (used by %s) is not in the "
@@ -247,6 +282,8 @@ static void reset_series(struct cctx *c)
 	for (size_t i = 0; i < c->npacks; i++)
 		free(c->packs[i].ents);
 	c->npacks = 0;
+	index_free(&c->packix);
+	index_free(&c->blobs);
 	index_free(&c->seen);
 }
 
@@ -259,6 +296,8 @@ int check_run(struct repo *r, const struct check_opts *o,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	index_init(&c.packix);
+	index_init(&c.blobs);
 	index_init(&c.seen);
 	errstate_init(&c.es, o->report, o->report_ctx);
 	rc = repo_list(r, &b, &n);
@@ -277,7 +316,7 @@ int check_run(struct repo *r, const struct check_opts *o,
 	}
 	free(b);
 	free(c.packs);
-	index_free(&c.seen);
+	reset_series(&c);
 	res->errors = c.es.warnings;
 	errstate_destroy(&c.es);
 	if (rc == 0 && res->errors)

@@ -123,12 +123,10 @@ static void load_one(void *arg)
 			snprintf(lc->msg, sizeof(lc->msg), "%s", snap_errmsg());
 		}
 	} else {
-		const char *hex = strrchr(j->key, '/') + 1;
-
+		hex_decode(strrchr(j->key, '/') + 1, r.pack, PACK_ID_LEN);
 		lc->npacks++;
 		for (size_t i = 0; i < n && !lc->err; i++) {
 			memcpy(r.id, e[i].id, ID_LEN);
-			hex_decode(hex, r.pack, PACK_ID_LEN);
 			r.off = e[i].off;
 			r.len = e[i].len;
 			r.raw = e[i].raw;
