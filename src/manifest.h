@@ -26,6 +26,7 @@
 #define LABEL_MIN 3
 #define LABEL_MAX 25
 #define FORMAT_VERSION 1
+#define MANIFEST_MAX (64u << 20) /* refuse larger manifests unread */
 
 #define STATUS_READY "STATUS_READY"
 

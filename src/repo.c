@@ -607,20 +607,29 @@ int repo_resolve_backup(struct repo *r, const char *spec,
 	return rc;
 }
 
-int repo_load_manifest(struct repo *r, const char *series, uint32_t num,
-		       struct manifest *m)
+int repo_manifest_text(struct repo *r, const char *series, uint32_t num,
+		       struct buf *text)
 {
-	struct buf text = BUF_INIT;
 	char key[160];
 	int rc;
 
 	manifest_key(series, num, key, sizeof(key));
-	rc = store_get(r->st, key, 0, -1, &text);
+	text->len = 0;
+	rc = store_get(r->st, key, 0, -1, text);
 	if (rc == SNAP_ENOENT)
 		rc = snap_seterr(rc, "backup %s/%u: manifest %s is missing",
 				 series, num, key);
-	if (rc == 0 && text.len > (64u << 20))
+	if (rc == 0 && text->len > MANIFEST_MAX)
 		rc = snap_seterr(SNAP_ECORRUPT, "%s: implausibly large", key);
+	return rc;
+}
+
+int repo_load_manifest(struct repo *r, const char *series, uint32_t num,
+		       struct manifest *m)
+{
+	struct buf text = BUF_INIT;
+	int rc = repo_manifest_text(r, series, num, &text);
+
 	if (rc == 0)
 		rc = manifest_parse((char *)text.p, text.len, &r->keys, series,
 				    num, m);

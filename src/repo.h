@@ -83,6 +83,10 @@ int repo_latest_num(struct repo *r, const char *series, uint32_t *num);
 int repo_load_manifest(struct repo *r, const char *series, uint32_t num,
 		       struct manifest *m);
 
+/* The manifest's JSON as stored, unparsed (at most MANIFEST_MAX bytes). */
+int repo_manifest_text(struct repo *r, const char *series, uint32_t num,
+		       struct buf *text);
+
 /* Reads [off, off+len) of a pack of the series.  A missing or short pack
  * is SNAP_ECORRUPT naming it. */
 int repo_read_pack(struct repo *r, const char *series,

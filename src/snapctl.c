@@ -181,24 +181,6 @@ enum {
 	{"anonymous", no_argument, NULL, OPT_ANON},                            \
 	{"help", no_argument, NULL, 'h'}
 
-/* "10M", "500k", "1G" (bytes per second, binary units). */
-static int parse_rate(const char *s, uint64_t *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	uint64_t mul = 1;
-
-	switch (*end) {
-	case 'k': case 'K': mul = 1 << 10; end++; break;
-	case 'm': case 'M': mul = 1 << 20; end++; break;
-	case 'g': case 'G': mul = 1 << 30; end++; break;
-	}
-	if (end == s || *end || v <= 0)
-		return -1;
-	*out = (uint64_t)(v * mul);
-	return *out ? 0 : -1;
-}
-
 /* Handles a common option; returns 1 if it was one, -1 on a bad value. */
 static int common_opt(int c, const char *cmd)
 {
@@ -214,7 +196,7 @@ static int common_opt(int c, const char *cmd)
 		return 1;
 	case OPT_LIMIT_UP:
 	case OPT_LIMIT_DOWN:
-		if (parse_rate(optarg, c == OPT_LIMIT_UP ? &G.ko.store.limit_up
+		if (parse_size(optarg, c == OPT_LIMIT_UP ? &G.ko.store.limit_up
 							 : &G.ko.store.limit_down)) {
 			usage_error(cmd, "bad rate '%s' (bytes/s, e.g. 20M)",
 				    optarg);

@@ -302,3 +302,21 @@ char *xstrdup(const char *s)
 		snap_seterr(SNAP_ENOMEM, "out of memory");
 	return p;
 }
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	uint64_t mul = 1;
+
+	switch (*end) {
+	case 'k': case 'K': mul = 1 << 10; end++; break;
+	case 'm': case 'M': mul = 1 << 20; end++; break;
+	case 'g': case 'G': mul = 1 << 30; end++; break;
+	case 't': case 'T': mul = 1ULL << 40; end++; break;
+	}
+	if (end == s || *end || !(v > 0) || v * (double)mul >= 1.8e19)
+		return -1;
+	*out = (uint64_t)(v * (double)mul);
+	return *out ? 0 : -1;
+}

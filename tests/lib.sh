@@ -95,3 +95,61 @@ repo_init() {
 repo_bytes() { snapctl -r "$1" stats --json | json_get bytes; }
 
 json_get() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# mount_repo REPO MNT [snapfs options]: runs the daemon in the foreground
+# (the test owns its pid, in $MOUNT_PID), waits until the mount answers and
+# registers the unmount, which happens whatever the outcome.  The daemon's
+# stderr goes to $T/snapfs.log; SNAPFS_VALGRIND=1 runs it under valgrind.
+mount_repo() {
+	repo=$1 mnt=$2
+	shift 2
+	[ -n "${SNAPFS:-}" ] && [ -x "$SNAPFS" ] || {
+		echo "snapfs not built (configure --disable-fuse?): skipped"
+		exit 77
+	}
+	mkdir -p "$mnt"
+	if [ "${SNAPFS_VALGRIND:-0}" = 1 ]; then
+		valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+			"$SNAPFS" -f "$@" "$repo" "$mnt" 2>>"$T/snapfs.log" &
+	else
+		"$SNAPFS" -f "$@" "$repo" "$mnt" 2>>"$T/snapfs.log" &
+	fi
+	MOUNT_PID=$!
+	on_exit "unmount_repo '$mnt' $MOUNT_PID"
+	for _ in $(seq 1 300); do
+		is_mounted "$mnt" && return 0
+		kill -0 "$MOUNT_PID" 2>/dev/null || {
+			cat "$T/snapfs.log" >&2
+			fail "snapfs exited before mounting $mnt"
+		}
+		sleep 0.1
+	done
+	fail "$mnt not mounted after 30 s"
+}
+
+is_mounted() { grep -q " $1 fuse.snapfs " /proc/self/mounts; }
+
+# unmount_repo MNT PID: SIGTERM (the daemon unmounts itself), then force.
+unmount_repo() {
+	kill -TERM "$2" 2>/dev/null || true
+	for _ in $(seq 1 100); do
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$2" 2>/dev/null || true
+	! is_mounted "$1" || fusermount3 -uz "$1" 2>/dev/null
+	daemon_log_clean
+}
+
+# The daemon's log must hold no sanitizer, valgrind or crash report.
+daemon_log_clean() {
+	if [ -f "$T/snapfs.log" ] && grep -Eq 'Sanitizer|runtime error|definitely lost|Invalid (read|write)|uninitialised|Segmentation' "$T/snapfs.log"; then
+		cat "$T/snapfs.log" >&2
+		fail "snapfs daemon: sanitizer, valgrind or crash report"
+	fi
+}
+
+# mount_stat MNT NAME: a counter of the mount's caches (see snapfs(1)).
+mount_stat() {
+	getfattr --absolute-names --only-values -n user.snapfs.stats "$1" | awk -v k="$2" '$1 == k { print $2 }'
+}

@@ -1,0 +1,845 @@
+/*
+ * snapfs.c - the FUSE daemon: mounts a repository (snapfs(1)).
+ *
+ * A thin libfuse3 low-level frontend over the core's vfs: every handler
+ * calls one vfs function and turns its result into exactly one reply,
+ * mapping core codes to errno here and nowhere else.  Reads reply with an
+ * iovec straight from the cache's decoded chunks (no copy on our side);
+ * entries, attributes and negative lookups inside backups are cached by
+ * the kernel for a day and file pages are kept (keep_cache), since a
+ * backup never changes.  The session loop is multithreaded, so a slow
+ * fetch holds one thread while others serve unrelated requests.
+ *
+ * Start-up errors (bad location, wrong key, unreachable store, bad
+ * mountpoint) are printed by the invoking process and make it exit non-zero,
+ * also when daemonising: the child reports its outcome through a pipe.
+ */
+#define FUSE_USE_VERSION 312
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "err.h"
+#include "repo.h"
+#include "vfs.h"
+
+struct options {
+	char *key_file, *password_file;
+	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
+	char *readahead;
+	int anonymous, no_disk_cache;
+	char *repo;
+};
+
+static struct {
+	struct vfs *v;
+	int use_syslog;
+} G;
+
+static void logmsg(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void logmsg(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (G.use_syslog) {
+		vsyslog(prio, fmt, ap);
+	} else {
+		fputs("snapfs: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(ap);
+}
+
+/* errno for a core code; failures other than "absent" are logged, since
+ * the kernel passes on only the number. */
+static int fail(int rc, const char *what)
+{
+	int e = snap_errno(rc);
+
+	if (rc != SNAP_ENOENT && rc != SNAP_EINVAL)
+		logmsg(LOG_ERR, "%s: %s", what, snap_errmsg());
+	return e;
+}
+
+static void to_stat(const struct vfs_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_blksize = 1 << 20;
+	st->st_mtim.tv_sec = a->mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = a->mtime_ns % 1000000000;
+	if (st->st_mtim.tv_nsec < 0) {
+		st->st_mtim.tv_sec--;
+		st->st_mtim.tv_nsec += 1000000000;
+	}
+	st->st_atim = st->st_mtim;
+	st->st_ctim.tv_sec = a->ctime_ns / 1000000000;
+	st->st_ctim.tv_nsec = a->ctime_ns % 1000000000;
+	if (st->st_ctim.tv_nsec < 0) {
+		st->st_ctim.tv_sec--;
+		st->st_ctim.tv_nsec += 1000000000;
+	}
+}
+
+static void to_entry(const struct vfs_attr *a, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->ino;
+	e->attr_timeout = e->entry_timeout = a->timeout;
+	to_stat(a, &e->attr);
+}
+
+static void sl_init(void *ud, struct fuse_conn_info *conn)
+{
+	(void)ud;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* Always plus: one round trip lists a directory with attributes. */
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+}
+
+static void sl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	struct vfs_attr a;
+	int rc = vfs_lookup(G.v, parent, name, &a);
+
+	if (rc == SNAP_ENOENT) {
+		/* A negative entry: the kernel remembers the absence. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = a.timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc) {
+		fuse_reply_err(req, fail(rc, name));
+		return;
+	}
+	to_entry(&a, &e);
+	fuse_reply_entry(req, &e);
+}
+
+static void sl_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	vfs_forget(G.v, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void sl_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		vfs_forget(G.v, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void sl_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct vfs_attr a;
+	struct stat st;
+	int rc = vfs_getattr(G.v, ino, &a);
+
+	(void)fi;
+	if (rc) {
+		fuse_reply_err(req, fail(rc, "getattr"));
+		return;
+	}
+	to_stat(&a, &st);
+	fuse_reply_attr(req, &st, a.timeout);
+}
+
+static void sl_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char *target;
+	int rc = vfs_readlink(G.v, ino, &target);
+
+	if (rc)
+		fuse_reply_err(req, fail(rc, "readlink"));
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
+}
+
+static void sl_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct vfs_dir *d;
+	int rc = vfs_opendir(G.v, ino, &d);
+
+	if (rc) {
+		fuse_reply_err(req, rc == SNAP_EINVAL ? ENOTDIR
+						       : fail(rc, "opendir"));
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		vfs_closedir(G.v, d); /* interrupted */
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
+{
+	struct vfs_dir *d = (struct vfs_dir *)(uintptr_t)fi->fh;
+	char *buf = malloc(size), *p = buf;
+	size_t rem = size;
+	int rc = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t idx = (size_t)off;; idx++) {
+		struct vfs_attr a;
+		const char *name;
+		size_t need;
+
+		rc = vfs_dirent(G.v, d, idx, plus, &name, &a);
+		if (rc)
+			break;
+		if (plus) {
+			struct fuse_entry_param e;
+
+			to_entry(&a, &e);
+			need = fuse_add_direntry_plus(req, p, rem, name, &e,
+						      (off_t)idx + 1);
+		} else {
+			struct stat st;
+
+			to_stat(&a, &st);
+			need = fuse_add_direntry(req, p, rem, name, &st,
+						 (off_t)idx + 1);
+		}
+		if (need > rem) {
+			/* Not delivered: take back the reference. */
+			if (plus && idx >= 2)
+				vfs_forget(G.v, a.ino, 1);
+			rc = 1;
+			break;
+		}
+		p += need;
+		rem -= need;
+	}
+	/* Whatever fitted is a valid answer; an error with nothing listed
+	 * is the error. */
+	if (rc < 0 && p == buf)
+		fuse_reply_err(req, fail(rc, "readdir"));
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void sl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, 0);
+}
+
+static void sl_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, 1);
+}
+
+static void sl_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	vfs_closedir(G.v, (struct vfs_dir *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void sl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vfs_file *f;
+	int rc;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	rc = vfs_open_file(G.v, ino, &f);
+	if (rc) {
+		fuse_reply_err(req, rc == SNAP_EINVAL ? EISDIR
+						       : fail(rc, "open"));
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = 1;
+	fi->noflush = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		vfs_close_file(G.v, f);
+}
+
+static void sl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct vfs_file *f = (struct vfs_file *)(uintptr_t)fi->fh;
+	struct vfs_read rd;
+	int rc;
+
+	(void)ino;
+	rc = vfs_read(G.v, f, (uint64_t)off, size, &rd);
+	if (rc) {
+		fuse_reply_err(req, fail(rc, vfs_file_name(f)));
+		return;
+	}
+	if (rd.niov)
+		fuse_reply_iov(req, rd.iov, rd.niov);
+	else
+		fuse_reply_buf(req, NULL, 0);
+	vfs_read_done(G.v, &rd);
+}
+
+static void sl_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	vfs_close_file(G.v, (struct vfs_file *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void reply_xattr(fuse_req_t req, int rc, const struct buf *b,
+			size_t size)
+{
+	if (rc)
+		fuse_reply_err(req, rc == SNAP_ENOENT ? ENODATA
+						       : fail(rc, "xattr"));
+	else if (size == 0)
+		fuse_reply_xattr(req, b->len);
+	else if (b->len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)b->p, b->len);
+}
+
+static void sl_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct buf b = BUF_INIT;
+
+	reply_xattr(req, vfs_getxattr(G.v, ino, name, &b), &b, size);
+	buf_free(&b);
+}
+
+static void sl_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct buf b = BUF_INIT;
+
+	reply_xattr(req, vfs_listxattr(G.v, ino, &b), &b, size);
+	buf_free(&b);
+}
+
+static void sl_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	(void)ino;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = sv.f_frsize = 4096;
+	sv.f_namemax = 255;
+	sv.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* Backups are read-only; control/ (the write side) comes later. */
+static void rofs(fuse_req_t req)
+{
+	fuse_reply_err(req, EROFS);
+}
+static void sl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	(void)ino, (void)attr, (void)to_set, (void)fi;
+	rofs(req);
+}
+static void sl_mknod(fuse_req_t req, fuse_ino_t p, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)p, (void)name, (void)mode, (void)rdev;
+	rofs(req);
+}
+static void sl_mkdir(fuse_req_t req, fuse_ino_t p, const char *name,
+		     mode_t mode)
+{
+	(void)p, (void)name, (void)mode;
+	rofs(req);
+}
+static void sl_unlink(fuse_req_t req, fuse_ino_t p, const char *name)
+{
+	(void)p, (void)name;
+	rofs(req);
+}
+static void sl_symlink(fuse_req_t req, const char *link, fuse_ino_t p,
+		       const char *name)
+{
+	(void)link, (void)p, (void)name;
+	rofs(req);
+}
+static void sl_rename(fuse_req_t req, fuse_ino_t p, const char *name,
+		      fuse_ino_t np, const char *nname, unsigned int flags)
+{
+	(void)p, (void)name, (void)np, (void)nname, (void)flags;
+	rofs(req);
+}
+static void sl_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np,
+		    const char *nname)
+{
+	(void)ino, (void)np, (void)nname;
+	rofs(req);
+}
+static void sl_create(fuse_req_t req, fuse_ino_t p, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	(void)p, (void)name, (void)mode, (void)fi;
+	rofs(req);
+}
+static void sl_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)ino, (void)name, (void)value, (void)size, (void)flags;
+	rofs(req);
+}
+static void sl_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino, (void)name;
+	rofs(req);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = sl_init,
+	.lookup = sl_lookup,
+	.forget = sl_forget,
+	.forget_multi = sl_forget_multi,
+	.getattr = sl_getattr,
+	.readlink = sl_readlink,
+	.opendir = sl_opendir,
+	.readdir = sl_readdir,
+	.readdirplus = sl_readdirplus,
+	.releasedir = sl_releasedir,
+	.open = sl_open,
+	.read = sl_read,
+	.release = sl_release,
+	.getxattr = sl_getxattr,
+	.listxattr = sl_listxattr,
+	.statfs = sl_statfs,
+	.setattr = sl_setattr,
+	.mknod = sl_mknod,
+	.mkdir = sl_mkdir,
+	.unlink = sl_unlink,
+	.rmdir = sl_unlink,
+	.symlink = sl_symlink,
+	.rename = sl_rename,
+	.link = sl_link,
+	.create = sl_create,
+	.setxattr = sl_setxattr,
+	.removexattr = sl_removexattr,
+};
+
+/* ---- start-up --------------------------------------------------------- */
+
+static const char usage[] =
+	"usage: snapfs [-f] [-d] [-o OPTION[,OPTION...]] LOCATION MOUNTPOINT\n"
+	"\n"
+	"Mounts the snapfs repository at LOCATION: series/<id>/<n>/<group>/\n"
+	"shows every backup, labels/<label> the newest series of a label.\n"
+	"\n"
+	"  -f                    stay in the foreground, log to stderr\n"
+	"  -d                    debug: foreground, log every request\n"
+	"  -s                    single-threaded (for debugging)\n"
+	"  -h, --help            this help;  -V, --version  versions\n"
+	"\n"
+	"snapfs options (-o):\n"
+	"  key_file=F            raw 16/24/32-byte key (or SNAPFS_KEY_FILE)\n"
+	"  password_file=F       passphrase file (or SNAPFS_PASSWORD_FILE)\n"
+	"  refresh=SECONDS       list new backups at most this often (30)\n"
+	"  cache_mem=SIZE        decoded chunks kept in memory (64M)\n"
+	"  cache_dir=DIR         disk cache (remote stores: ~/.cache/snapfs,\n"
+	"                        or /var/cache/snapfs for root)\n"
+	"  cache_size=SIZE       disk cache bound (2G)\n"
+	"  no_disk_cache         no disk cache\n"
+	"  readahead=SIZE        largest read-ahead of a sequential reader (32M)\n"
+	"  parallel=N            concurrent store requests (8; 4 for local)\n"
+	"  anonymous             unsigned requests (public buckets)\n"
+	"  allow_other           let other users in (off; needs user_allow_other\n"
+	"                        in /etc/fuse.conf unless root)\n"
+	"Credentials come from the environment as for snapctl(1).  See snapfs(1).\n";
+
+#define OPT(t, f) {t, offsetof(struct options, f), 1}
+static const struct fuse_opt opt_spec[] = {
+	OPT("key_file=%s", key_file),
+	OPT("password_file=%s", password_file),
+	OPT("refresh=%s", refresh),
+	OPT("cache_mem=%s", cache_mem),
+	OPT("cache_dir=%s", cache_dir),
+	OPT("cache_size=%s", cache_size),
+	OPT("readahead=%s", readahead),
+	OPT("parallel=%s", parallel),
+	OPT("anonymous", anonymous),
+	OPT("no_disk_cache", no_disk_cache),
+	FUSE_OPT_END,
+};
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT && !o->repo) {
+		o->repo = strdup(arg);
+		return 0;
+	}
+	return 1;
+}
+
+/* The daemon's start-up reports to the invoking process through a pipe:
+ * "" (closed) or a message means failure, "ok" success. */
+static int report_fd = -1;
+
+static void startup_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static void startup_error(const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (report_fd >= 0) {
+		if (write(report_fd, msg, strlen(msg)) < 0)
+			syslog(LOG_ERR, "%s", msg);
+	} else {
+		fprintf(stderr, "snapfs: %s\n", msg);
+	}
+}
+
+/* Forks; the parent waits for the child's verdict and exits with it. */
+static void daemonize_early(void)
+{
+	int p[2];
+	pid_t pid;
+	char msg[2048];
+	ssize_t n, got = 0;
+
+	if (pipe(p)) {
+		perror("snapfs: pipe");
+		exit(1);
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("snapfs: fork");
+		exit(1);
+	}
+	if (pid > 0) {
+		close(p[1]);
+		while ((n = read(p[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
+			got += n;
+		msg[got] = 0;
+		if (strcmp(msg, "ok") == 0)
+			_exit(0);
+		fprintf(stderr, "snapfs: %s\n",
+			got ? msg : "the daemon died while starting");
+		_exit(1);
+	}
+	close(p[0]);
+	report_fd = p[1];
+	setsid();
+}
+
+static void daemon_ready(void)
+{
+	int fd;
+
+	if (report_fd < 0)
+		return;
+	if (chdir("/") == 0 && (fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (write(report_fd, "ok", 2) != 2)
+		syslog(LOG_WARNING, "could not report start-up");
+	close(report_fd);
+	report_fd = -1;
+}
+
+static int size_opt(const char *name, const char *s, uint64_t def,
+		    uint64_t *out)
+{
+	*out = def;
+	if (s && parse_size(s, out)) {
+		startup_error("bad %s '%s': a size such as 64M or 2G", name, s);
+		return -1;
+	}
+	return 0;
+}
+
+static char *default_cache_dir(void)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char path[PATH_MAX];
+
+	if (geteuid() == 0)
+		return strdup("/var/cache/snapfs");
+	if (xdg && *xdg)
+		snprintf(path, sizeof(path), "%s/snapfs", xdg);
+	else if (home && *home)
+		snprintf(path, sizeof(path), "%s/.cache/snapfs", home);
+	else
+		return NULL;
+	return strdup(path);
+}
+
+/* Larger kernel read-ahead means 1 MiB requests for sequential readers
+ * instead of 128 KiB ones.  It needs root and is skipped otherwise.  The
+ * device number comes from mountinfo: a stat() of the mountpoint would
+ * wait for this very daemon, which does not serve requests yet. */
+static void set_kernel_readahead(const char *mnt)
+{
+	char real[PATH_MAX], line[8192], mp[PATH_MAX], path[128];
+	unsigned maj = 0, min = 0, m1, m2;
+	int found = 0;
+	FILE *f;
+
+	if (!realpath(mnt, real) || !(f = fopen("/proc/self/mountinfo", "r")))
+		return;
+	while (fgets(line, sizeof(line), f))
+		/* The last match is the mount on top. */
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &m1, &m2, mp) ==
+			    3 &&
+		    strcmp(mp, real) == 0) {
+			maj = m1;
+			min = m2;
+			found = 1;
+		}
+	fclose(f);
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj,
+		 min);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputs("1024\n", f);
+	fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts co;
+	struct fuse_loop_config *lc = NULL;
+	struct fuse_session *se = NULL;
+	struct options o;
+	struct open_opts ko;
+	struct repo *r = NULL;
+	struct cache *c = NULL;
+	struct cache_opts cop;
+	struct vfs_opts vo;
+	uint64_t mem, disk, ra;
+	char warning[512], fsname[1200], *cache_dir = NULL;
+	double refresh = 30;
+	int rc, ret = 1, mounted = 0, handlers = 0;
+
+	prctl(PR_SET_DUMPABLE, 0); /* no core dump may hold the key */
+	memset(&o, 0, sizeof(o));
+	memset(&co, 0, sizeof(co));
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) ||
+	    fuse_parse_cmdline(&args, &co)) {
+		fputs(usage, stderr);
+		goto out_free;
+	}
+	if (co.show_help) {
+		fputs(usage, stdout);
+		ret = 0;
+		goto out_free;
+	}
+	if (co.show_version) {
+		printf("snapfs %s, libfuse %s\n", PACKAGE_VERSION,
+		       fuse_pkgversion());
+		ret = 0;
+		goto out_free;
+	}
+	if (!o.repo || !co.mountpoint) {
+		fprintf(stderr, "snapfs: %s\n%s",
+			o.repo ? "no mountpoint" : "no repository location",
+			usage);
+		goto out_free;
+	}
+	if (!co.foreground) {
+		openlog("snapfs", LOG_PID, LOG_DAEMON);
+		daemonize_early();
+	}
+
+	if (o.refresh) {
+		char *end;
+
+		refresh = strtod(o.refresh, &end);
+		if (*end || !(refresh >= 0)) {
+			startup_error("bad refresh '%s': seconds", o.refresh);
+			goto out;
+		}
+	}
+	if (size_opt("cache_mem", o.cache_mem, 64u << 20, &mem) ||
+	    size_opt("cache_size", o.cache_size, 2ULL << 30, &disk) ||
+	    size_opt("readahead", o.readahead, 32u << 20, &ra))
+		goto out;
+	memset(&ko, 0, sizeof(ko));
+	ko.key_file = o.key_file ? o.key_file : getenv("SNAPFS_KEY_FILE");
+	ko.password_file =
+		o.password_file ? o.password_file : getenv("SNAPFS_PASSWORD_FILE");
+	ko.store.anonymous = o.anonymous;
+	if (o.parallel) {
+		char *end;
+
+		ko.store.parallel = (int)strtol(o.parallel, &end, 10);
+		if (*end || ko.store.parallel < 1 || ko.store.parallel > 256) {
+			startup_error("bad parallel '%s': 1..256", o.parallel);
+			goto out;
+		}
+	}
+	rc = repo_open(o.repo, &ko, &r);
+	if (rc) {
+		startup_error("%s", snap_errmsg());
+		goto out;
+	}
+
+	memset(&cop, 0, sizeof(cop));
+	cop.mem_bytes = mem;
+	cop.disk_bytes = disk;
+	cop.prefetch_threads = ko.store.parallel
+				       ? ko.store.parallel
+				       : store_is_remote(r->st) ? 8 : 4;
+	/* A local repository is already on disk: caching it again only
+	 * costs writes, so the disk cache is for remote stores unless a
+	 * directory is named. */
+	if (o.cache_dir)
+		cache_dir = strdup(o.cache_dir);
+	else if (store_is_remote(r->st) && !o.no_disk_cache)
+		cache_dir = default_cache_dir();
+	cop.dir = o.no_disk_cache ? NULL : cache_dir;
+	rc = cache_open(r, &cop, &c, warning, sizeof(warning));
+	if (rc) {
+		startup_error("%s", snap_errmsg());
+		goto out;
+	}
+	if (warning[0])
+		logmsg(LOG_WARNING, "%s", warning);
+	memset(&vo, 0, sizeof(vo));
+	vo.refresh = refresh;
+	vo.uid = getuid();
+	vo.gid = getgid();
+	vo.readahead_max = ra < mem / 2 ? ra : mem / 2;
+	rc = vfs_open(r, c, &vo, &G.v);
+	if (rc) {
+		startup_error("%s", snap_errmsg());
+		goto out;
+	}
+
+	/* Backups hold other users' files: the kernel checks their modes. */
+	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=snapfs",
+		 strchr(r->st->url, ',') ? "snapfs" : r->st->url);
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
+	    fuse_opt_add_arg(&args, fsname)) {
+		startup_error("out of memory");
+		goto out;
+	}
+	se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
+	if (!se) {
+		startup_error("bad FUSE options (see snapfs --help)");
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se)) {
+		startup_error("cannot install signal handlers");
+		goto out;
+	}
+	handlers = 1;
+	if (fuse_session_mount(se, co.mountpoint)) {
+		startup_error("cannot mount on %s (is it an existing "
+			      "directory, and is /dev/fuse usable?)",
+			      co.mountpoint);
+		goto out;
+	}
+	mounted = 1;
+	set_kernel_readahead(co.mountpoint);
+	G.use_syslog = !co.foreground;
+	logmsg(LOG_INFO, "mounted %s on %s", r->st->url, co.mountpoint);
+	daemon_ready();
+
+	if (co.singlethread) {
+		rc = fuse_session_loop(se);
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc) {
+			logmsg(LOG_ERR, "out of memory");
+			goto out;
+		}
+		fuse_loop_cfg_set_clone_fd(lc, co.clone_fd);
+		fuse_loop_cfg_set_idle_threads(lc, co.max_idle_threads);
+		fuse_loop_cfg_set_max_threads(lc, co.max_threads);
+		rc = fuse_session_loop_mt(se, lc);
+	}
+	ret = rc < 0 ? 1 : 0;
+	logmsg(LOG_INFO, "unmounting %s", co.mountpoint);
+out:
+	if (lc)
+		fuse_loop_cfg_destroy(lc);
+	if (mounted)
+		fuse_session_unmount(se);
+	if (handlers)
+		fuse_remove_signal_handlers(se);
+	if (se)
+		fuse_session_destroy(se);
+	vfs_close(G.v);
+	cache_close(c);
+	repo_close(r);
+	free(cache_dir);
+	if (report_fd >= 0)
+		close(report_fd);
+out_free:
+	free(co.mountpoint);
+	free(o.key_file);
+	free(o.password_file);
+	free(o.refresh);
+	free(o.cache_mem);
+	free(o.cache_dir);
+	free(o.cache_size);
+	free(o.readahead);
+	free(o.parallel);
+	free(o.repo);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -1,0 +1,205 @@
+#!/bin/sh
+# The read-side mount: every backup of several series is browsable and
+# identical to its source (content and metadata); reads at random offsets;
+# concurrent readers; laziness (what a listing and a read fetch); new
+# backups appear after the refresh interval; read-only; a corrupt pack is
+# EIO for its file only; wrong key; unmount with a reader active; the
+# mount(8) / fstab invocation.
+. "$TESTLIB"
+
+python3 "$TESTS_DIR/mkcorpus.py" "$T/src/d" --small 1500 >/dev/null
+head -c $((24 << 20)) /dev/urandom >"$T/src/d/big.bin"
+mkdir -p "$T/src2/g1" "$T/src2/g2"
+echo one >"$T/src2/g1/f"
+echo two >"$T/src2/g2/f"
+head -c 32 /dev/urandom >"$T/key"
+export SNAPFS_KEY_FILE="$T/key"
+r=$(repo_url repo)
+repo_init "$r" --encryption-key-file "$T/key"
+
+say "three backups of alpha, one of beta (two groups), a new alpha series"
+for i in 1 2 3; do
+	snapctl -r "$r" backup --label alpha -q "$T/src/d"
+	cp -a "$T/src/d" "$T/state$i"
+	echo "change $i" >>"$T/src/d/names/with space"
+	echo "new $i" >"$T/src/d/new-$i"
+	rm -f "$T/src/d/small/d01/e1/f0000$i.dat"
+done
+snapctl -r "$r" backup --label beta -q "$T/src2/g1" "$T/src2/g2"
+head -c $((16 << 20)) /dev/urandom >"$T/src/d/big2.bin"
+snapctl -r "$r" backup --label alpha --full -q "$T/src/d"
+cp -a "$T/src/d" "$T/state4"
+snapctl -r "$r" list --json >"$T/list.json"
+series() {
+	python3 - "$T/list.json" "$1" "$2" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+s = sorted({b["series"] for b in v if b["label"] == sys.argv[2]},
+           key=lambda s: min(b["created"] for b in v if b["series"] == s))
+print(s[int(sys.argv[3])])
+PY
+}
+A=$(series alpha 0)
+A2=$(series alpha 1)
+B=$(series beta 0)
+
+m="$T/mnt"
+mount_repo "$r" "$m" -o refresh=1
+
+say "laziness: a listing costs one directory object, a small read one chunk"
+ls "$m/series/$A/3/d/small" >/dev/null
+stat "$m/series/$A2/1/d/big2.bin" >/dev/null
+f0=$(mount_stat "$m" fetches)
+ls -l "$m/series/$A/3/d/small/d02" >/dev/null
+f1=$(mount_stat "$m" fetches)
+[ $((f1 - f0)) = 1 ] || fail "listing one directory fetched $((f1 - f0)) objects"
+dd if="$m/series/$A2/1/d/big2.bin" of=/dev/null bs=4k skip=2000 count=1 2>/dev/null
+f2=$(mount_stat "$m" fetches)
+[ $((f2 - f1)) = 1 ] || fail "a 4 KiB read fetched $((f2 - f1)) objects"
+p0=$(mount_stat "$m" prefetches)
+cat "$m/series/$A2/1/d/zk/version-2/log.100000001" "$m/series/$A2/1/d/big2.bin" >/dev/null
+[ "$(mount_stat "$m" prefetches)" -gt "$p0" ] || fail "no read-ahead for a sequential reader"
+
+say "layout: series, latest, labels, manifest.json, control"
+[ "$(ls "$m")" = "$(printf 'control\nlabels\nseries')" ] || fail "top level: $(ls "$m")"
+[ "$(ls "$m/series/$A")" = "$(printf '1\n2\n3\nlatest')" ] || fail "series dir: $(ls "$m/series/$A")"
+[ "$(readlink "$m/series/$A/latest")" = 3 ] || fail "latest"
+[ "$(readlink "$m/labels/alpha")" = "../series/$A2" ] || fail "labels/alpha: $(readlink "$m/labels/alpha")"
+[ "$(readlink "$m/labels/beta")" = "../series/$B" ] || fail "labels/beta"
+[ "$(ls "$m/labels/beta/1")" = "$(printf 'g1\ng2\nmanifest.json')" ] || fail "beta groups"
+python3 -c 'import json,sys; m = json.load(open(sys.argv[1])); assert m["backup_num"] == 2, m' \
+	"$m/series/$A/2/manifest.json"
+[ -z "$(ls -A "$m/control")" ] || fail "control/ not empty"
+[ ! -e "$m/series/$A/4" ] && [ ! -e "$m/series/nope" ] && [ ! -e "$m/labels/nope" ] ||
+	fail "absent names exist"
+
+say "every backup equals its source: content, metadata, sparseness, hardlinks"
+for i in 1 2 3; do
+	same_tree "$T/state$i" "$m/series/$A/$i/d"
+	diff -r --no-dereference "$T/state$i" "$m/series/$A/$i/d" >/dev/null || fail "diff -r backup $i"
+done
+same_tree "$T/state4" "$m/labels/alpha/latest/d"
+same_tree "$T/src2/g1" "$m/series/$B/1/g1"
+alloc=$(du -sk "$m/series/$A/1/d/zk/version-2/log.100000001" | cut -f1)
+[ "$alloc" -le 64 ] || fail "sparse log shows ${alloc} KiB allocated"
+i1=$(stat -c %i "$m/series/$A/1/d/links/target")
+[ "$(stat -c %i "$m/series/$A/1/d/links/hard1")" = "$i1" ] || fail "hardlinks differ in inode"
+[ "$(stat -c %i "$m/series/$A/1/d/small/hard2")" = "$i1" ] || fail "inode numbers not stable"
+
+say "random reads (across chunk boundaries, past EOF) equal the source"
+python3 - "$T/state1/big.bin" "$m/series/$A/1/d/big.bin" <<'PY'
+import os, random, sys
+src, mnt = (os.open(p, os.O_RDONLY) for p in sys.argv[1:3])
+size = os.fstat(src).st_size
+rnd = random.Random(7)
+offs = [rnd.randrange(size) for _ in range(200)]
+offs += [size - 1, size, size + 10, 0, (1 << 20) - 1, (4 << 20) - 3]
+for off in offs:
+    n = rnd.choice([1, 100, 4096, 65536, 300000, 1 << 20, 3 << 20])
+    a, b = os.pread(src, n, off), os.pread(mnt, n, off)
+    assert a == b, "mismatch at %d+%d (%d vs %d bytes)" % (off, n, len(a), len(b))
+print("   %d random reads equal" % len(offs))
+PY
+
+say "concurrent readers"
+pids=""
+for i in 1 2 3 4 5 6; do
+	cmp "$T/state$((i % 3 + 1))/big.bin" "$m/series/$A/$((i % 3 + 1))/d/big.bin" &
+	pids="$pids $!"
+done
+for j in $pids; do wait "$j" || fail "a concurrent reader failed"; done
+
+say "read-only: writes fail with EROFS"
+for cmd in "touch $m/series/$A/1/d/x" "mkdir $m/series/$A/1/d/y" \
+	"rm $m/series/$A/1/d/big.bin" "mv $m/series/$A/1/d/big.bin $m/series/$A/1/d/z" \
+	"chmod 600 $m/series/$A/1/d/big.bin" "setfattr -n user.a -v b $m/series/$A/1/d/big.bin"; do
+	if $cmd 2>"$T/err"; then fail "'$cmd' succeeded"; fi
+	grep -q "Read-only file system" "$T/err" || { cat "$T/err"; fail "'$cmd' not EROFS"; }
+done
+if (echo x >>"$m/series/$A/1/d/big.bin") 2>"$T/err"; then fail "append succeeded"; fi
+
+say "a new backup and a new label appear after the refresh interval"
+snapctl -r "$r" backup --label alpha -q "$T/src/d"
+snapctl -r "$r" backup --label gamma -q "$T/src2/g1"
+sleep 1.5
+ls "$m/series" >/dev/null
+ls "$m/labels" >/dev/null
+sleep 1.5
+[ "$(readlink "$m/series/$A2/latest")" = 2 ] || fail "new backup not shown: $(ls "$m/series/$A2")"
+[ -d "$m/series/$A2/2/d" ] || fail "series/$A2/2 missing"
+[ -L "$m/labels/gamma" ] || fail "labels/gamma missing: $(ls "$m/labels")"
+same_tree "$T/src2/g1" "$m/labels/gamma/1/g1"
+
+say "wrong key: the mount fails at start, with a message, nothing mounted"
+head -c 32 /dev/urandom >"$T/badkey"
+mkdir -p "$T/m2"
+expect_fail 1 "wrong encryption key" "$SNAPFS" -o key_file="$T/badkey" "$r" "$T/m2"
+expect_fail 1 "not a snapfs repository|no snapfs repository" "$SNAPFS" "$T/nothing" "$T/m2"
+! is_mounted "$T/m2" || fail "mounted with a wrong key"
+
+if [ "$(id -u)" = 0 ] && [ -x /sbin/mount.fuse3 ]; then
+	# mount(8) runs mount.fuse3 with a fixed PATH, so an fstab line
+	# needs snapfs installed; the helper itself is what we exercise.
+	say "mount.fuse3 (what mount -t fuse.snapfs and fstab run), daemonised"
+	mkdir -p "$T/bin" "$T/m3"
+	ln -s "$SNAPFS" "$T/bin/snapfs"
+	PATH="$T/bin:$PATH" /sbin/mount.fuse3 "$r" "$T/m3" -t fuse.snapfs \
+		-o "rw,nodev,nosuid,key_file=$T/key,refresh=5"
+	on_exit "umount -l '$T/m3' 2>/dev/null"
+	same_tree "$T/state2" "$T/m3/series/$A/2/d"
+	umount "$T/m3"
+	! is_mounted "$T/m3" || fail "still mounted after umount"
+fi
+
+unmount_repo "$m" "$MOUNT_PID"
+
+if [ "$STORE" = file ]; then
+	say "a corrupt pack: EIO for the files it holds, the rest still reads"
+	c=$(repo_url corrupt)
+	repo_init "$c" --encryption-key-file "$T/key"
+	mkdir -p "$T/cs"
+	head -c $((6 << 20)) /dev/urandom >"$T/cs/a"
+	snapctl -r "$c" backup --label corr -q "$T/cs"
+	ls "$c"/data/*/ | sort >"$T/packs1"
+	head -c $((6 << 20)) /dev/urandom >"$T/cs/b"
+	snapctl -r "$c" backup --label corr -q "$T/cs"
+	ls "$c"/data/*/ | sort >"$T/packs2"
+	new=$(comm -13 "$T/packs1" "$T/packs2" | while read -r p; do
+		echo "$(stat -c %s "$c"/data/*/"$p") $p"; done | sort -n | tail -n 1 | cut -d' ' -f2)
+	pack=$(ls "$c"/data/*/"$new")
+	printf 'X' | dd of="$pack" bs=1 seek=$((3 << 20)) conv=notrunc 2>/dev/null
+	cm="$T/cm"
+	mount_repo "$c" "$cm"
+	cs=$(ls "$cm/series")
+	if cat "$cm/series/$cs/2/cs/b" >/dev/null 2>"$T/err"; then fail "corrupt file read"; fi
+	grep -q "Input/output error" "$T/err" || { cat "$T/err"; fail "not EIO"; }
+	cmp "$T/cs/a" "$cm/series/$cs/2/cs/a" || fail "an intact file failed to read"
+	ls "$cm/series/$cs/2/cs" >/dev/null || fail "listing failed after the EIO"
+	grep -q "fails authentication" "$T/snapfs.log" || { cat "$T/snapfs.log"; fail "no log line naming the object"; }
+	grep -q "$new" "$T/snapfs.log" || fail "the log line does not name the pack"
+
+	say "unmount (SIGTERM) while a reader is active"
+	python3 - "$cm/series/$cs/2/cs/a" "$T/reader.out" <<'PY' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+out = open(sys.argv[2], "w")
+try:
+    while os.read(fd, 65536):
+        time.sleep(0.05)
+    out.write("eof\n")
+except OSError as e:
+    out.write("error %s\n" % e.errno)
+PY
+	reader=$!
+	sleep 0.5
+	kill -TERM "$MOUNT_PID"
+	for _ in $(seq 1 100); do kill -0 "$MOUNT_PID" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$MOUNT_PID" 2>/dev/null && fail "daemon still running 10 s after SIGTERM"
+	wait "$MOUNT_PID" || fail "daemon exited non-zero after SIGTERM"
+	! is_mounted "$cm" || fail "still mounted after SIGTERM"
+	for _ in $(seq 1 50); do [ -s "$T/reader.out" ] && break; sleep 0.1; done
+	kill "$reader" 2>/dev/null || true
+	grep -q "^error" "$T/reader.out" || fail "the reader saw no error after the unmount"
+fi
+daemon_log_clean
+say "mount: all checks passed"
