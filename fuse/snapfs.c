@@ -7,8 +7,8 @@
  * iovec straight from the cache's decoded chunks (no copy on our side);
  * entries, attributes and negative lookups inside backups are cached by
  * the kernel for a day and file pages are kept (keep_cache), since a
- * backup never changes.  The session loop is multithreaded, so a slow
- * fetch holds one thread while others serve unrelated requests.
+ * backup never changes.  The session loop (loop.h) is multithreaded, so
+ * a slow fetch holds one thread while others serve unrelated requests.
  *
  * Start-up errors (bad location, wrong key, unreachable store, bad
  * mountpoint) are printed by the invoking process and make it exit non-zero,
@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +37,7 @@
 #include "err.h"
 #include "repo.h"
 #include "vfs.h"
+#include "loop.h"
 
 struct options {
 	char *key_file, *password_file;
@@ -661,7 +663,6 @@ int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts co;
-	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
 	struct options o;
 	struct open_opts ko;
@@ -675,6 +676,10 @@ int main(int argc, char **argv)
 	int rc, ret = 1, mounted = 0, handlers = 0;
 
 	prctl(PR_SET_DUMPABLE, 0); /* no core dump may hold the key */
+	/* Chunk buffers (up to 4 MiB) come and go by the thousand: from mmap
+	 * they return to the system when freed, where the heap of each
+	 * thread's arena would keep them and let the RSS creep. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	memset(&o, 0, sizeof(o));
 	memset(&co, 0, sizeof(co));
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) ||
@@ -799,24 +804,13 @@ int main(int argc, char **argv)
 	logmsg(LOG_INFO, "mounted %s on %s", r->st->url, co.mountpoint);
 	daemon_ready();
 
-	if (co.singlethread) {
+	if (co.singlethread)
 		rc = fuse_session_loop(se);
-	} else {
-		lc = fuse_loop_cfg_create();
-		if (!lc) {
-			logmsg(LOG_ERR, "out of memory");
-			goto out;
-		}
-		fuse_loop_cfg_set_clone_fd(lc, co.clone_fd);
-		fuse_loop_cfg_set_idle_threads(lc, co.max_idle_threads);
-		fuse_loop_cfg_set_max_threads(lc, co.max_threads);
-		rc = fuse_session_loop_mt(se, lc);
-	}
+	else
+		rc = spin_loop(se, (int)co.max_threads);
 	ret = rc < 0 ? 1 : 0;
 	logmsg(LOG_INFO, "unmounting %s", co.mountpoint);
 out:
-	if (lc)
-		fuse_loop_cfg_destroy(lc);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)

@@ -91,9 +91,18 @@ struct vfs {
 	struct catalog *cat;
 	double cat_at;
 	int refreshing;
+	/* Open handles, freed at vfs_close() when the kernel never released
+	 * them (an unmount with readers inside). */
+	struct vfs_handle *handles;
+};
+
+struct vfs_handle {
+	struct vfs_handle *prev, *next;
+	int is_dir;
 };
 
 struct vfs_dir {
+	struct vfs_handle h; /* first: a handle is its dir or file */
 	struct node self; /* a copy; self.bk holds a reference */
 	struct catalog *cat;
 	struct centry *te;
@@ -103,6 +112,7 @@ struct vfs_dir {
 };
 
 struct vfs_file {
+	struct vfs_handle h;
 	struct bk *bk;
 	struct centry *te;
 	const struct tent *e; /* NULL for manifest.json */
@@ -551,6 +561,31 @@ static void bk_put(struct vfs *v, struct bk *b)
 	pthread_mutex_unlock(&v->lock);
 }
 
+static void handle_add(struct vfs *v, struct vfs_handle *h, int is_dir)
+{
+	h->is_dir = is_dir;
+	pthread_mutex_lock(&v->lock);
+	h->prev = NULL;
+	h->next = v->handles;
+	if (v->handles)
+		v->handles->prev = h;
+	v->handles = h;
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void handle_del(struct vfs *v, struct vfs_handle *h)
+{
+	pthread_mutex_lock(&v->lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else if (v->handles == h)
+		v->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->prev = h->next = NULL;
+	pthread_mutex_unlock(&v->lock);
+}
+
 /* ---- attributes ------------------------------------------------------- */
 
 static void virt_attr(const struct vfs *v, uint32_t mode, int64_t mtime,
@@ -957,6 +992,7 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **out)
 		vfs_closedir(v, d);
 		return rc;
 	}
+	handle_add(v, &d->h, 1);
 	*out = d;
 	return 0;
 }
@@ -1010,6 +1046,7 @@ void vfs_closedir(struct vfs *v, struct vfs_dir *d)
 {
 	if (!d)
 		return;
+	handle_del(v, &d->h);
 	cache_release(v->c, d->te);
 	cat_put(v, d->cat);
 	for (size_t i = 0; i < d->n; i++)
@@ -1075,6 +1112,7 @@ int vfs_open_file(struct vfs *v, uint64_t ino, struct vfs_file **out)
 	}
 	f->bk = n.bk; /* the pin's reference moves to the handle */
 	pthread_mutex_init(&f->lock, NULL);
+	handle_add(v, &f->h, 0);
 	*out = f;
 	return 0;
 }
@@ -1088,6 +1126,7 @@ void vfs_close_file(struct vfs *v, struct vfs_file *f)
 {
 	if (!f)
 		return;
+	handle_del(v, &f->h);
 	cache_release(v->c, f->te);
 	bk_put(v, f->bk);
 	pthread_mutex_destroy(&f->lock);
@@ -1396,6 +1435,14 @@ void vfs_close(struct vfs *v)
 {
 	if (!v)
 		return;
+	while (v->handles) {
+		struct vfs_handle *h = v->handles;
+
+		if (h->is_dir)
+			vfs_closedir(v, (struct vfs_dir *)h);
+		else
+			vfs_close_file(v, (struct vfs_file *)h);
+	}
 	for (size_t i = 0; v->tab && i < v->tabsz; i++) {
 		struct node *n = v->tab[i], *next;
 

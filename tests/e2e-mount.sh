@@ -182,6 +182,8 @@ if [ "$STORE" = file ]; then
 	python3 - "$cm/series/$cs/2/cs/a" "$T/reader.out" <<'PY' &
 import os, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
+# The file was read before: drop its cached pages so reads reach the daemon.
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 out = open(sys.argv[2], "w")
 try:
     while os.read(fd, 65536):

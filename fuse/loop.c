@@ -1,0 +1,224 @@
+/* loop.c - leader/followers session loop with a spinning leader. */
+#define FUSE_USE_VERSION 312
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "loop.h"
+
+#define SPIN_NS 100000      /* poll without sleeping this long */
+#define TAKEOVER_NS 10000000 /* a leader busy this long is replaced */
+#define ACTIVE_NS 1000000000LL /* the standby watches this long after a request */
+#define MAX_THREADS 64
+
+struct sloop {
+	struct fuse_session *se;
+	int fd;
+	pthread_mutex_t m;
+	pthread_cond_t standby_cv, follower_cv;
+	unsigned long gen;  /* leadership generation */
+	int has_leader, has_standby, busy, exiting, failed;
+	long long busy_since, active_until;
+	int threads, max, idle;
+	pthread_t tids[MAX_THREADS];
+};
+
+static long long now_ns_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void *worker(void *arg);
+
+/* Starts one more thread if allowed; caller holds m. */
+static void spawn(struct sloop *l)
+{
+	if (l->threads < l->max &&
+	    pthread_create(&l->tids[l->threads], NULL, worker, l) == 0)
+		l->threads++;
+}
+
+/* One request: spin, then sleep in poll().  Returns > 0 with a request,
+ * 0 at the end of the session, < 0 on a device error. */
+static int receive(struct sloop *l, struct fuse_buf *fb)
+{
+	long long spin_end = now_ns_mono() + SPIN_NS;
+
+	for (;;) {
+		int res;
+
+		if (fuse_session_exited(l->se))
+			return 0;
+		res = fuse_session_receive_buf(l->se, fb);
+		if (res > 0)
+			return res;
+		if (res == 0)
+			return 0;
+		if (res == -EINTR)
+			continue;
+		if (res != -EAGAIN)
+			return res;
+		if (now_ns_mono() < spin_end)
+			continue;
+		{
+			struct pollfd pf = {l->fd, POLLIN, 0};
+
+			poll(&pf, 1, 1000);
+		}
+		spin_end = now_ns_mono() + SPIN_NS;
+	}
+}
+
+/* Leads until the session ends or leadership is taken while serving. */
+static void lead(struct sloop *l, struct fuse_buf *fb, unsigned long gen)
+{
+	for (;;) {
+		int res = receive(l, fb);
+		long long t;
+
+		pthread_mutex_lock(&l->m);
+		if (res <= 0) {
+			l->exiting = 1;
+			l->failed = res < 0;
+			l->has_leader = 0;
+			pthread_cond_broadcast(&l->standby_cv);
+			pthread_cond_broadcast(&l->follower_cv);
+			pthread_mutex_unlock(&l->m);
+			fuse_session_exit(l->se);
+			return;
+		}
+		t = now_ns_mono();
+		l->busy = 1;
+		l->busy_since = t;
+		if (t > l->active_until)
+			pthread_cond_signal(&l->standby_cv); /* wake from idle */
+		l->active_until = t + ACTIVE_NS;
+		pthread_mutex_unlock(&l->m);
+
+		fuse_session_process_buf(l->se, fb);
+
+		pthread_mutex_lock(&l->m);
+		if (l->gen != gen) { /* replaced while serving */
+			pthread_mutex_unlock(&l->m);
+			return;
+		}
+		l->busy = 0;
+		pthread_mutex_unlock(&l->m);
+	}
+}
+
+/* Standby duty; called and returns with m held.  Returns 1 when this
+ * thread took over leadership (with m released in between). */
+static int stand_by(struct sloop *l, unsigned long *gen)
+{
+	while (!l->exiting) {
+		long long t = now_ns_mono(), wake;
+		struct timespec ts;
+
+		if (l->busy && t - l->busy_since >= TAKEOVER_NS) {
+			*gen = ++l->gen;
+			l->busy = 0;
+			l->has_standby = 0;
+			/* Somebody must watch the new leader. */
+			if (l->idle)
+				pthread_cond_signal(&l->follower_cv);
+			else
+				spawn(l);
+			return 1;
+		}
+		if (t >= l->active_until) {
+			pthread_cond_wait(&l->standby_cv, &l->m);
+			continue;
+		}
+		wake = l->busy ? l->busy_since + TAKEOVER_NS : t + TAKEOVER_NS;
+		ts.tv_sec = (time_t)(wake / 1000000000LL);
+		ts.tv_nsec = (long)(wake % 1000000000LL);
+		pthread_cond_timedwait(&l->standby_cv, &l->m, &ts);
+	}
+	return 0;
+}
+
+static void *worker(void *arg)
+{
+	struct sloop *l = arg;
+	struct fuse_buf fb;
+	unsigned long gen;
+
+	memset(&fb, 0, sizeof(fb));
+	pthread_mutex_lock(&l->m);
+	while (!l->exiting) {
+		if (!l->has_leader) {
+			l->has_leader = 1;
+			gen = ++l->gen;
+			pthread_mutex_unlock(&l->m);
+			lead(l, &fb, gen);
+			pthread_mutex_lock(&l->m);
+		} else if (!l->has_standby) {
+			l->has_standby = 1;
+			if (stand_by(l, &gen)) {
+				pthread_mutex_unlock(&l->m);
+				lead(l, &fb, gen);
+				pthread_mutex_lock(&l->m);
+			} else {
+				l->has_standby = 0;
+			}
+		} else {
+			l->idle++;
+			pthread_cond_wait(&l->follower_cv, &l->m);
+			l->idle--;
+		}
+	}
+	pthread_mutex_unlock(&l->m);
+	free(fb.mem);
+	return NULL;
+}
+
+int spin_loop(struct fuse_session *se, int max_threads)
+{
+	struct sloop l;
+	int flags, failed;
+
+	memset(&l, 0, sizeof(l));
+	l.se = se;
+	l.fd = fuse_session_fd(se);
+	l.max = max_threads < 2 ? 2 : max_threads > MAX_THREADS ? MAX_THREADS
+								 : max_threads;
+	flags = fcntl(l.fd, F_GETFL);
+	if (flags < 0 || fcntl(l.fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -1;
+	pthread_mutex_init(&l.m, NULL);
+	pthread_cond_init(&l.standby_cv, NULL);
+	pthread_cond_init(&l.follower_cv, NULL);
+	pthread_mutex_lock(&l.m);
+	spawn(&l); /* the leader */
+	spawn(&l); /* its standby */
+	pthread_mutex_unlock(&l.m);
+	/* Threads are only added by threads, so the count read after each
+	 * join is final once every started thread is joined. */
+	for (int i = 0;; i++) {
+		pthread_t t;
+
+		pthread_mutex_lock(&l.m);
+		if (i >= l.threads) {
+			pthread_mutex_unlock(&l.m);
+			break;
+		}
+		t = l.tids[i];
+		pthread_mutex_unlock(&l.m);
+		pthread_join(t, NULL);
+	}
+	failed = l.failed;
+	pthread_cond_destroy(&l.follower_cv);
+	pthread_cond_destroy(&l.standby_cv);
+	pthread_mutex_destroy(&l.m);
+	return failed ? -1 : 0;
+}
