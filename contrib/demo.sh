@@ -2,7 +2,8 @@
 # The main job on the embedded default (a local directory repository, no
 # servers): init an encrypted repository, back up a sample tree, change it,
 # back up again, list, restore both backups and compare them with what was
-# backed up.  Prints each step.  Uses ./snapctl from the build tree.
+# backed up, then mount the repository and browse it.  Prints each step.
+# Uses ./snapctl and ./snapfs from the build tree.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 snapctl=${SNAPCTL:-$top/snapctl}
@@ -33,5 +34,16 @@ cmp -s "$work/a" "$work/b" && echo "backup 1: identical (content and metadata)"
 python3 "$top/tests/treesum.py" "$work/sample" >"$work/a"
 python3 "$top/tests/treesum.py" "$work/restore-2/sample" >"$work/b"
 cmp -s "$work/a" "$work/b" && echo "backup 2: identical (content and metadata)"
+snapfs=${SNAPFS:-$top/snapfs}
+if [ -x "$snapfs" ] && [ -c /dev/fuse ]; then
+	mkdir -p "$work/mnt"
+	run "$snapfs" "$work/repo" "$work/mnt"
+	run ls "$work/mnt/series" "$work/mnt/labels"
+	run ls -l "$work/mnt/labels/demo/"
+	python3 "$top/tests/treesum.py" "$work/sample-at-1" >"$work/a"
+	python3 "$top/tests/treesum.py" "$work/mnt/labels/demo/1/sample" >"$work/b"
+	cmp -s "$work/a" "$work/b" && echo "backup 1 through the mount: identical (content and metadata)"
+	run fusermount3 -u "$work/mnt"
+fi
 echo "repository size: $(du -sh "$work/repo" | cut -f1) for $(du -sh --apparent-size "$work/sample" | cut -f1) of data"
 echo "demo files are in $work"

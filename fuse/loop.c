@@ -23,7 +23,7 @@ struct sloop {
 	pthread_mutex_t m;
 	pthread_cond_t standby_cv, follower_cv;
 	unsigned long gen;  /* leadership generation */
-	int has_leader, has_standby, busy, exiting, failed;
+	int has_leader, has_standby, busy, exiting, failed, handoff;
 	long long busy_since, active_until;
 	int threads, max, idle;
 	pthread_t tids[MAX_THREADS];
@@ -38,6 +38,10 @@ static long long now_ns_mono(void)
 }
 
 static void *worker(void *arg);
+
+/* The leader's loop and generation, so a handler it runs can hand off. */
+static __thread struct sloop *my_loop;
+static __thread unsigned long my_gen;
 
 /* Starts one more thread if allowed; caller holds m. */
 static void spawn(struct sloop *l)
@@ -104,7 +108,10 @@ static void lead(struct sloop *l, struct fuse_buf *fb, unsigned long gen)
 		l->active_until = t + ACTIVE_NS;
 		pthread_mutex_unlock(&l->m);
 
+		my_loop = l;
+		my_gen = gen;
 		fuse_session_process_buf(l->se, fb);
+		my_loop = NULL;
 
 		pthread_mutex_lock(&l->m);
 		if (l->gen != gen) { /* replaced while serving */
@@ -124,9 +131,11 @@ static int stand_by(struct sloop *l, unsigned long *gen)
 		long long t = now_ns_mono(), wake;
 		struct timespec ts;
 
-		if (l->busy && t - l->busy_since >= TAKEOVER_NS) {
+		if (l->handoff ||
+		    (l->busy && t - l->busy_since >= TAKEOVER_NS)) {
 			*gen = ++l->gen;
 			l->busy = 0;
+			l->handoff = 0;
 			l->has_standby = 0;
 			/* Somebody must watch the new leader. */
 			if (l->idle)
@@ -180,6 +189,21 @@ static void *worker(void *arg)
 	pthread_mutex_unlock(&l->m);
 	free(fb.mem);
 	return NULL;
+}
+
+void loop_handoff(void)
+{
+	struct sloop *l = my_loop;
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->m);
+	if (l->gen == my_gen && l->busy && l->has_standby) {
+		l->handoff = 1;
+		pthread_cond_signal(&l->standby_cv);
+	}
+	pthread_mutex_unlock(&l->m);
+	my_loop = NULL;
 }
 
 int spin_loop(struct fuse_session *se, int max_threads)

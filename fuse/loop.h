@@ -27,4 +27,10 @@
 
 int spin_loop(struct fuse_session *se, int max_threads);
 
+/* Called by a handler about to do something long (a file read): the
+ * standby takes over reading requests at once instead of after 10 ms, so
+ * the kernel's concurrent read-ahead requests are served in parallel.  A
+ * no-op outside the leader. */
+void loop_handoff(void);
+
 #endif

@@ -21,7 +21,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
-#include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +75,11 @@ static int fail(int rc, const char *what)
 {
 	int e = snap_errno(rc);
 
+	/* A file's data could not be fetched: to a reader that is EIO, not
+	 * "host unreachable" or "permission denied" (the store's words). */
+	if (e == EHOSTUNREACH || e == EACCES)
+		e = EIO;
+
 	if (rc != SNAP_ENOENT && rc != SNAP_EINVAL)
 		logmsg(LOG_ERR, "%s: %s", what, snap_errmsg());
 	return e;
@@ -114,6 +119,54 @@ static void to_entry(const struct vfs_attr *a, struct fuse_entry_param *e)
 	to_stat(a, &e->attr);
 }
 
+/* Larger kernel read-ahead means 1 MiB requests for sequential readers
+ * instead of 128 KiB ones.  The kernel sets the mount's read-ahead when it
+ * receives our reply to INIT, so the sysfs write waits for the first
+ * request after that.  It needs root and is skipped otherwise.  The device
+ * number comes from mountinfo: a stat() of the mountpoint would wait for
+ * this very daemon. */
+static char ra_path[128];
+static pthread_once_t ra_once = PTHREAD_ONCE_INIT;
+
+static void find_bdi(const char *mnt)
+{
+	char real[PATH_MAX], line[8192], mp[PATH_MAX];
+	unsigned maj = 0, min = 0, m1, m2;
+	int found = 0;
+	FILE *f;
+
+	if (!realpath(mnt, real) || !(f = fopen("/proc/self/mountinfo", "r")))
+		return;
+	while (fgets(line, sizeof(line), f))
+		/* The last match is the mount on top. */
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &m1, &m2, mp) ==
+			    3 &&
+		    strcmp(mp, real) == 0) {
+			maj = m1;
+			min = m2;
+			found = 1;
+		}
+	fclose(f);
+	if (found)
+		snprintf(ra_path, sizeof(ra_path),
+			 "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+}
+
+static void set_readahead(void)
+{
+	FILE *f = ra_path[0] ? fopen(ra_path, "w") : NULL;
+
+	if (!f)
+		return;
+	fputs("1024\n", f);
+	fclose(f);
+}
+
+static void after_init(void)
+{
+	pthread_once(&ra_once, set_readahead);
+}
+
 static void sl_init(void *ud, struct fuse_conn_info *conn)
 {
 	(void)ud;
@@ -131,7 +184,10 @@ static void sl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
 	struct vfs_attr a;
-	int rc = vfs_lookup(G.v, parent, name, &a);
+	int rc;
+
+	after_init();
+	rc = vfs_lookup(G.v, parent, name, &a);
 
 	if (rc == SNAP_ENOENT) {
 		/* A negative entry: the kernel remembers the absence. */
@@ -167,9 +223,11 @@ static void sl_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct vfs_attr a;
 	struct stat st;
-	int rc = vfs_getattr(G.v, ino, &a);
+	int rc;
 
 	(void)fi;
+	after_init();
+	rc = vfs_getattr(G.v, ino, &a);
 	if (rc) {
 		fuse_reply_err(req, fail(rc, "getattr"));
 		return;
@@ -310,6 +368,7 @@ static void sl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int rc;
 
 	(void)ino;
+	loop_handoff();
 	rc = vfs_read(G.v, f, (uint64_t)off, size, &rd);
 	if (rc) {
 		fuse_reply_err(req, fail(rc, vfs_file_name(f)));
@@ -625,40 +684,6 @@ static char *default_cache_dir(void)
 	return strdup(path);
 }
 
-/* Larger kernel read-ahead means 1 MiB requests for sequential readers
- * instead of 128 KiB ones.  It needs root and is skipped otherwise.  The
- * device number comes from mountinfo: a stat() of the mountpoint would
- * wait for this very daemon, which does not serve requests yet. */
-static void set_kernel_readahead(const char *mnt)
-{
-	char real[PATH_MAX], line[8192], mp[PATH_MAX], path[128];
-	unsigned maj = 0, min = 0, m1, m2;
-	int found = 0;
-	FILE *f;
-
-	if (!realpath(mnt, real) || !(f = fopen("/proc/self/mountinfo", "r")))
-		return;
-	while (fgets(line, sizeof(line), f))
-		/* The last match is the mount on top. */
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &m1, &m2, mp) ==
-			    3 &&
-		    strcmp(mp, real) == 0) {
-			maj = m1;
-			min = m2;
-			found = 1;
-		}
-	fclose(f);
-	if (!found)
-		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj,
-		 min);
-	f = fopen(path, "w");
-	if (!f)
-		return;
-	fputs("1024\n", f);
-	fclose(f);
-}
-
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -676,10 +701,6 @@ int main(int argc, char **argv)
 	int rc, ret = 1, mounted = 0, handlers = 0;
 
 	prctl(PR_SET_DUMPABLE, 0); /* no core dump may hold the key */
-	/* Chunk buffers (up to 4 MiB) come and go by the thousand: from mmap
-	 * they return to the system when freed, where the heap of each
-	 * thread's arena would keep them and let the RSS creep. */
-	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	memset(&o, 0, sizeof(o));
 	memset(&co, 0, sizeof(co));
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) ||
@@ -799,7 +820,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	mounted = 1;
-	set_kernel_readahead(co.mountpoint);
+	find_bdi(co.mountpoint);
 	G.use_syslog = !co.foreground;
 	logmsg(LOG_INFO, "mounted %s on %s", r->st->url, co.mountpoint);
 	daemon_ready();

@@ -292,6 +292,12 @@ static int disk_open(const char *dir, const char *repo_id, uint64_t max,
 	d->lockfd = -1;
 	d->lru.next = d->lru.prev = &d->lru;
 	d->max = max;
+	d->tabsz = 1024;
+	d->tab = calloc(d->tabsz, sizeof(*d->tab));
+	if (!d->tab) {
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		goto fail;
+	}
 	snprintf(path, sizeof(path), "%s/%s", dir, repo_id);
 	d->root = strdup(path);
 	if (!d->root) {

@@ -70,4 +70,5 @@ full=$(snapctl -r "$(u "$AZ_PORT" faults)" stats --json | json_get objects)
 paged=$(SNAPFS_LIST_PAGE=2 snapctl -r "$(u "$AZ_PORT" faults)" stats --json | json_get objects)
 echo "   $full objects, listed 2 at a time: $paged"
 [ "$full" -gt 4 ] && [ "$full" = "$paged" ] || fail "paged listing lost objects"
+mount_outage "$AZ_PORT" u
 echo "e2e-azure: all good"

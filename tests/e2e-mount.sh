@@ -144,13 +144,20 @@ if [ "$(id -u)" = 0 ] && [ -x /sbin/mount.fuse3 ]; then
 	mkdir -p "$T/bin" "$T/m3"
 	ln -s "$SNAPFS" "$T/bin/snapfs"
 	PATH="$T/bin:$PATH" /sbin/mount.fuse3 "$r" "$T/m3" -t fuse.snapfs \
-		-o "rw,nodev,nosuid,key_file=$T/key,refresh=5"
+		-o "rw,nodev,nosuid,key_file=$T/key,refresh=5,cache_dir=$T/cache3"
 	on_exit "umount -l '$T/m3' 2>/dev/null"
 	same_tree "$T/state2" "$T/m3/series/$A/2/d"
 	umount "$T/m3"
 	! is_mounted "$T/m3" || fail "still mounted after umount"
 fi
 
+unmount_repo "$m" "$MOUNT_PID"
+
+say "a remount reads from the disk cache"
+mount_repo "$r" "$m"
+cmp "$T/state3/big.bin" "$m/series/$A/3/d/big.bin" || fail "read after remount"
+[ "$(mount_stat "$m" disk_hits)" -gt 0 ] || fail "no disk cache hits after a remount"
+[ "$(mount_stat "$m" fetches)" -le 3 ] || fail "$(mount_stat "$m" fetches) fetches despite the disk cache"
 unmount_repo "$m" "$MOUNT_PID"
 
 if [ "$STORE" = file ]; then

@@ -92,4 +92,5 @@ full=$(snapctl -r "$(u "$S3_PORT" faults)" stats --json | json_get objects)
 paged=$(SNAPFS_LIST_PAGE=2 snapctl -r "$(u "$S3_PORT" faults)" stats --json | json_get objects)
 echo "   $full objects, listed 2 at a time: $paged"
 [ "$full" -gt 4 ] && [ "$full" = "$paged" ] || fail "paged listing lost objects"
+mount_outage "$S3_PORT" u
 echo "e2e-s3: all good"

@@ -108,6 +108,8 @@ mount_repo() {
 		exit 77
 	}
 	mkdir -p "$mnt"
+	# A disk cache of the test's own (also on local stores, to cover it).
+	set -- -o "cache_dir=$T/cache" "$@"
 	if [ "${SNAPFS_VALGRIND:-0}" = 1 ]; then
 		valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 			"$SNAPFS" -f "$@" "$repo" "$mnt" 2>>"$T/snapfs.log" &

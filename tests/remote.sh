@@ -51,7 +51,7 @@ start_azurite() {
 # run_engine_suite: the foundation's end-to-end tests on this store.
 # Listings are paged by 7 so continuation tokens / markers are exercised.
 run_engine_suite() {
-	for t in e2e-basic.sh e2e-incremental.sh; do
+	for t in e2e-basic.sh e2e-incremental.sh e2e-mount.sh; do
 		say "engine suite on $SNAPFS_TEST_STORE: $t"
 		SNAPFS_LIST_PAGE=7 sh "$TESTS_DIR/$t" >"$T/$t.log" 2>&1 || {
 			tail -n 30 "$T/$t.log" >&2
@@ -113,4 +113,31 @@ no_secret_in() {
 		[ -n "$s" ] || continue
 		if grep -qF "$s" "$1"; then fail "a secret leaked into $1"; fi
 	done
+}
+
+# mount_outage UPSTREAM_PORT URLFN: mounts a repository through a proxy,
+# reads a file, stops the proxy: a read of what is not cached then fails
+# with EIO after the retries (within a minute, not a hang), while what is
+# cached still reads.  URLFN PORT NAME prints a location.
+mount_outage() {
+	say "mount: an unreachable store gives EIO after retries, not a hang"
+	port=$(start_proxy "$1" --rate 0)
+	ou=$($2 "$port" outage)
+	repo_init "$ou" --no-encryption
+	mkdir -p "$T/os"
+	head -c $((3 << 20)) /dev/urandom >"$T/os/a"
+	head -c $((3 << 20)) /dev/urandom >"$T/os/b"
+	snapctl -r "$ou" backup --label outage -q "$T/os"
+	SNAPFS_HTTP_RETRIES=2 mount_repo "$ou" "$T/om" -o no_disk_cache
+	d="$T/om/labels/outage/latest/os"
+	cmp "$T/os/a" "$d/a" || fail "read through the proxy"
+	stop_proxy
+	start=$(date +%s)
+	if cat "$d/b" >/dev/null 2>"$T/err"; then fail "read with the store gone"; fi
+	grep -q "Input/output error" "$T/err" || { cat "$T/err"; fail "not EIO"; }
+	took=$(($(date +%s) - start))
+	echo "   EIO after ${took}s"
+	[ "$took" -le 60 ] || fail "EIO took ${took}s"
+	cmp "$T/os/a" "$d/a" || fail "cached file unreadable during the outage"
+	unmount_repo "$T/om" "$MOUNT_PID"
 }
