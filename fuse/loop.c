@@ -209,6 +209,7 @@ void loop_handoff(void)
 int spin_loop(struct fuse_session *se, int max_threads)
 {
 	struct sloop l;
+	pthread_condattr_t ca;
 	int flags, failed;
 
 	memset(&l, 0, sizeof(l));
@@ -220,7 +221,11 @@ int spin_loop(struct fuse_session *se, int max_threads)
 	if (flags < 0 || fcntl(l.fd, F_SETFL, flags | O_NONBLOCK) < 0)
 		return -1;
 	pthread_mutex_init(&l.m, NULL);
-	pthread_cond_init(&l.standby_cv, NULL);
+	/* Deadlines are computed on the monotonic clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l.standby_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&l.follower_cv, NULL);
 	pthread_mutex_lock(&l.m);
 	spawn(&l); /* the leader */

@@ -12,9 +12,7 @@
  * A slow request (a fetch from the store) must not hold up the others:
  * while requests flow, a standby thread checks every 10 ms and takes over
  * reading when the leader has been busy with one request for longer than
- * that; the old leader finishes its request and becomes a follower.  (At
- * 1 ms, a leader merely preempted on a 2-CPU machine was replaced so often
- * that a cold `ls -lR` took three times longer.)
+ * that; the old leader finishes its request and becomes a follower.
  * Threads are started as needed, up to max_threads.  An idle mount sleeps:
  * the leader blocks in poll() and the standby on a condition variable.
  *

@@ -174,21 +174,6 @@ static int dent_add(struct disk *d, const uint8_t *id, uint64_t size)
 	return 0;
 }
 
-static int mkdir_p(char *path)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(path, 0700) && errno != EEXIST) {
-			*p = '/';
-			return -1;
-		}
-		*p = '/';
-	}
-	return mkdir(path, 0700) && errno != EEXIST ? -1 : 0;
-}
-
 struct found {
 	uint8_t id[ID_LEN];
 	uint64_t size;
@@ -305,10 +290,9 @@ static int disk_open(const char *dir, const char *repo_id, uint64_t max,
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/blobs", d->root);
-	if (mkdir_p(path)) {
-		rc = snap_syserr(errno, "cache directory %s", path);
+	rc = make_dirs(path, 0700, 1);
+	if (rc)
 		goto fail;
-	}
 	snprintf(path, sizeof(path), "%s/lock", d->root);
 	d->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (d->lockfd < 0) {
@@ -719,7 +703,7 @@ int cache_manifest(struct cache *c, const char *series, uint32_t num,
 		return rc;
 	/* Parsing authenticates it on every use; store it as fetched. */
 	snprintf(tmp, sizeof(tmp), "%s/manifests/%s", c->dk->root, series);
-	if (mkdir_p(tmp))
+	if (make_dirs(tmp, 0700, 1))
 		return 0;
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

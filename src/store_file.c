@@ -49,23 +49,6 @@ static int path_of(struct fstore *fs, const char *key, char *out, size_t n)
 	return 0;
 }
 
-static int mkdirs(char *path)
-{
-	char *p = path + 1;
-
-	while ((p = strchr(p, '/'))) {
-		*p = 0;
-		if (mkdir(path, 0755) && errno != EEXIST) {
-			int e = errno;
-
-			*p = '/';
-			return snap_syserr(e, "creating directory %s", path);
-		}
-		*p++ = '/';
-	}
-	return 0;
-}
-
 static int fsync_dir_of(const char *path)
 {
 	char dir[PATH_MAX];
@@ -119,7 +102,7 @@ static int f_put(struct store *s, const char *key, const void *p, size_t n,
 		 (int)(slash - path), path, rhex);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0 && errno == ENOENT) {
-		SNAP_TRY(mkdirs(tmp));
+		SNAP_TRY(make_dirs(tmp, 0755, 0));
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	}
 	if (fd < 0)

@@ -1,9 +1,11 @@
 /* util.c - buffers, varints, hex, randomness, time; see util.h. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/rand.h>
@@ -319,4 +321,22 @@ int parse_size(const char *s, uint64_t *out)
 		return -1;
 	*out = (uint64_t)(v * (double)mul);
 	return *out ? 0 : -1;
+}
+
+int make_dirs(char *path, unsigned mode, int whole)
+{
+	for (char *p = strchr(path + 1, '/');; p = strchr(p + 1, '/')) {
+		if (p)
+			*p = 0;
+		if ((p || whole) && mkdir(path, mode) && errno != EEXIST) {
+			int e = errno;
+
+			if (p)
+				*p = '/';
+			return snap_syserr(e, "creating directory %s", path);
+		}
+		if (!p)
+			return 0;
+		*p = '/';
+	}
 }

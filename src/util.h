@@ -71,6 +71,10 @@ void human_bytes(uint64_t n, char out[32]);
  * -1 unless a positive number of bytes. */
 int parse_size(const char *s, uint64_t *out);
 
+/* Creates the directories along path, like mkdir -p: every parent, and
+ * path itself when whole.  path is changed and restored on the way. */
+int make_dirs(char *path, unsigned mode, int whole);
+
 int path_join(char **p, const char *dir, const char *name);
 
 /* malloc that reports failure via snap_seterr and never returns NULL
