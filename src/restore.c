@@ -43,7 +43,7 @@ struct reng {
 	const struct restore_opts *o;
 	struct restore_result *res;
 	const char *series;
-	int rootfd, is_root;
+	int rootfd, is_root, overwrite;
 	struct workq *q;
 
 	struct errstate es;
@@ -170,11 +170,32 @@ nomem:
 
 /* Owner first (chown clears set-id bits and capabilities), then xattrs,
  * mode, and times last (everything else would bump them). */
+static uint32_t owner_uid(const struct reng *e, uint32_t uid)
+{
+	return e->o->set_owner ? e->o->uid : uid;
+}
+
+static uint32_t owner_gid(const struct reng *e, uint32_t gid)
+{
+	return e->o->set_owner ? e->o->gid : gid;
+}
+
+static void ns_to_times(int64_t ns, struct timespec ts[2])
+{
+	ts[0].tv_sec = ts[1].tv_sec = ns / 1000000000;
+	ts[0].tv_nsec = ts[1].tv_nsec = ns % 1000000000;
+	if (ts[0].tv_nsec < 0) {
+		ts[0].tv_sec = ts[1].tv_sec -= 1;
+		ts[0].tv_nsec = ts[1].tv_nsec += 1000000000;
+	}
+}
+
 static int apply_meta(struct reng *e, int fd, const struct meta *m)
 {
 	struct timespec ts[2];
 
-	if (e->is_root && fchown(fd, m->uid, m->gid))
+	if ((e->is_root || e->o->set_owner) &&
+	    fchown(fd, owner_uid(e, m->uid), owner_gid(e, m->gid)))
 		return snap_syserr(errno, "%s: chown", m->rel);
 	for (size_t i = 0; i < m->nxattrs; i++) {
 		if (fsetxattr(fd, m->xattrs[i].name, m->xattrs[i].val,
@@ -190,12 +211,7 @@ static int apply_meta(struct reng *e, int fd, const struct meta *m)
 	}
 	if (fchmod(fd, m->mode & 07777))
 		return snap_syserr(errno, "%s: chmod", m->rel);
-	ts[0].tv_sec = ts[1].tv_sec = m->mtime_ns / 1000000000;
-	ts[0].tv_nsec = ts[1].tv_nsec = m->mtime_ns % 1000000000;
-	if (m->mtime_ns < 0 && ts[0].tv_nsec) {
-		ts[0].tv_sec = ts[1].tv_sec -= 1;
-		ts[0].tv_nsec = ts[1].tv_nsec += 1000000000;
-	}
+	ns_to_times(m->mtime_ns, ts);
 	if (futimens(fd, ts))
 		return snap_syserr(errno, "%s: setting times", m->rel);
 	return 0;
@@ -276,6 +292,100 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 		off += w;
 	}
 	return 0;
+}
+
+static ssize_t pread_full(int fd, uint8_t *p, size_t n, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, p + got, n - got, off + got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		got += r;
+	}
+	return got;
+}
+
+/* 1 when [start, end) of fd reads as zeros.  Holes are skipped with
+ * SEEK_DATA, so a 64 MiB preallocated log costs what it holds. */
+static int zeros_between(int fd, uint64_t start, uint64_t end, struct buf *b)
+{
+	static const uint8_t zero[4096];
+
+	while (start < end) {
+		off_t data = lseek(fd, start, SEEK_DATA), hole;
+		uint64_t upto;
+
+		if (data < 0 && errno == ENXIO)
+			return 1;
+		if (data < 0)
+			data = start;
+		if ((uint64_t)data >= end)
+			return 1;
+		hole = lseek(fd, data, SEEK_HOLE);
+		upto = hole < 0 || (uint64_t)hole > end ? end : (uint64_t)hole;
+		for (uint64_t at = data; at < upto;) {
+			size_t n = upto - at < (1u << 20) ? upto - at : (1u << 20);
+			ssize_t r;
+
+			b->len = 0;
+			SNAP_TRY(buf_reserve(b, n));
+			r = pread_full(fd, b->p, n, at);
+			if (r < 0)
+				return snap_syserr(-r, "reading");
+			if ((size_t)r < n)
+				return 0;
+			for (size_t k = 0; k < n; k += sizeof(zero))
+				if (memcmp(b->p + k, zero,
+					   n - k < sizeof(zero) ? n - k
+								: sizeof(zero)))
+					return 0;
+			at += n;
+		}
+		start = upto;
+	}
+	return 1;
+}
+
+/* 1 when fd holds exactly the contents of t (every chunk hashes to its id,
+ * everything between chunks is zero), 0 when not, < 0 on a read error. */
+static int content_matches(const struct repo *r, int fd, const struct tent *t,
+			   struct buf *b)
+{
+	uint8_t id[ID_LEN];
+	uint64_t pos = 0;
+	struct stat st;
+	int z;
+
+	if (fstat(fd, &st))
+		return snap_syserr(errno, "stat");
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != t->size)
+		return 0;
+	for (size_t i = 0;; i++) {
+		const struct chunk *c = i < t->nchunks ? &t->chunks[i] : NULL;
+		ssize_t n;
+
+		z = zeros_between(fd, pos, c ? c->off : t->size, b);
+		if (z <= 0 || !c)
+			return z;
+		b->len = 0;
+		SNAP_TRY(buf_reserve(b, c->r.raw));
+		n = pread_full(fd, b->p, c->r.raw, c->off);
+		if (n < 0)
+			return snap_syserr(-n, "reading");
+		if ((size_t)n != c->r.raw)
+			return 0;
+		chunk_id(&r->keys, b->p, c->r.raw, id);
+		if (memcmp(id, c->r.id, ID_LEN))
+			return 0;
+		pos = c->off + c->r.raw;
+	}
 }
 
 static int cmp_item(const void *a, const void *b, void *ctx)
@@ -363,6 +473,75 @@ static void job_work(void *arg)
 		file_put(j->it[i].f);
 	}
 	free(j);
+}
+
+/* An existing file met by a skip_existing restore: kept when it verifies,
+ * else rewritten in place by the worker that checked it. */
+struct vjob {
+	struct rfile *f;
+	uint64_t size;
+	size_t n;
+	struct chunk c[];
+};
+
+static int rewrite_file(struct reng *e, struct rfile *f, const struct vjob *v,
+			struct bufset *b)
+{
+	struct rjob *j = malloc(sizeof(*j));
+	int rc = 0;
+
+	if (!j)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	/* Empty first, so whatever was between chunks becomes holes again. */
+	if (ftruncate(f->fd, 0) || ftruncate(f->fd, (off_t)v->size))
+		rc = snap_syserr(errno, "%s: setting size", f->m.rel);
+	for (size_t i = 0; rc == 0 && i < v->n; i += JOB_ITEMS) {
+		j->n = v->n - i < JOB_ITEMS ? v->n - i : JOB_ITEMS;
+		for (size_t k = 0; k < j->n; k++) {
+			j->it[k].f = f;
+			j->it[k].c = v->c[i + k];
+		}
+		rc = fetch_write(e, j, b);
+	}
+	free(j);
+	return rc;
+}
+
+static void verify_work(void *arg)
+{
+	struct vjob *v = arg;
+	struct rfile *f = v->f;
+	struct reng *e = f->e;
+	struct tent t = {.size = v->size, .chunks = v->c, .nchunks = v->n};
+	struct bufset *b = NULL;
+	int rc = 0, same;
+
+	if (failed(e))
+		goto out;
+	b = bufs_get(e);
+	if (!b) {
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		goto out;
+	}
+	same = content_matches(e->r, f->fd, &t, &b->raw);
+	if (same < 0) {
+		rc = snap_seterr(same, "%s: %s", f->m.rel, snap_errmsg());
+	} else if (same) {
+		__atomic_fetch_add(&e->res->files_kept, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&e->res->bytes_kept, v->size,
+				   __ATOMIC_RELAXED);
+		progress_add(e->o->progress, 0, v->size);
+	} else {
+		rc = rewrite_file(e, f, v, b);
+	}
+	bufs_put(e, b);
+out:
+	if (rc) {
+		fail(e, rc);
+		f->failed = 1;
+	}
+	file_put(f);
+	free(v);
 }
 
 static void job_flush(struct reng *e)
@@ -454,7 +633,7 @@ static int make_entry(struct reng *e, int dfd, const char *name,
 {
 	struct stat st;
 
-	if (!e->o->overwrite ||
+	if (!e->overwrite ||
 	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		return 0;
 	if (S_ISDIR(st.st_mode)) {
@@ -468,36 +647,71 @@ static int make_entry(struct reng *e, int dfd, const char *name,
 	return 0;
 }
 
+/* With skip_existing, opens the regular file already at name for
+ * verification; -1 when there is none (or it is something else). */
+static int open_existing(struct reng *e, int dfd, const char *name)
+{
+	struct stat st;
+	int fd;
+
+	if (!e->o->skip_existing ||
+	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+		return -1;
+	fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 static int restore_file(struct reng *e, int dfd, const char *rel,
 			const struct tent *t)
 {
 	const char *first = t->hardlink ? link_find(e, t->hardlink) : NULL;
+	struct vjob *v = NULL;
 	struct rfile *f;
-	int fd, rc;
+	int fd = -1, rc;
 
-	SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
 	if (first) {
+		SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
 		if (linkat(e->rootfd, first, dfd, t->name, 0))
 			return snap_syserr(errno, "%s: link to %s", rel, first);
 		e->res->links++;
 		return 0;
 	}
-	fd = openat(dfd, t->name,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return snap_syserr(errno, "%s", rel);
-	/* Setting the size first leaves the holes of sparse files as
-	 * holes: only chunk ranges are ever written. */
-	if (ftruncate(fd, (off_t)t->size)) {
-		rc = snap_syserr(errno, "%s: setting size", rel);
-		close(fd);
-		unlinkat(dfd, t->name, 0);
-		return rc;
+	fd = open_existing(e, dfd, t->name);
+	if (fd >= 0) {
+		v = malloc(sizeof(*v) + t->nchunks * sizeof(v->c[0]));
+		if (!v) {
+			close(fd);
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		}
+		v->size = t->size;
+		v->n = t->nchunks;
+		if (t->nchunks)
+			memcpy(v->c, t->chunks, t->nchunks * sizeof(v->c[0]));
+	} else {
+		SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
+		fd = openat(dfd, t->name,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    0600);
+		if (fd < 0)
+			return snap_syserr(errno, "%s", rel);
+		/* Setting the size first leaves the holes of sparse files
+		 * as holes: only chunk ranges are ever written. */
+		if (ftruncate(fd, (off_t)t->size)) {
+			rc = snap_syserr(errno, "%s: setting size", rel);
+			close(fd);
+			unlinkat(dfd, t->name, 0);
+			return rc;
+		}
 	}
 	f = calloc(1, sizeof(*f));
 	if (!f || meta_copy(&f->m, rel, t->mode, t->uid, t->gid, t->mtime_ns,
 			    t->xattrs, t->nxattrs)) {
 		free(f);
+		free(v);
 		close(fd);
 		unlinkat(dfd, t->name, 0);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
@@ -508,6 +722,10 @@ static int restore_file(struct reng *e, int dfd, const char *rel,
 	e->res->files++;
 	if (t->hardlink)
 		SNAP_TRY(link_add(e, t->hardlink, rel));
+	if (v) {
+		v->f = f;
+		return workq_submit(e->q, verify_work, v);
+	}
 	for (size_t i = 0; i < t->nchunks && !failed(e); i++) {
 		rc = job_add(e, f, &t->chunks[i]);
 		if (rc) {
@@ -528,15 +746,11 @@ static int restore_link(struct reng *e, int dfd, const char *rel,
 	SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
 	if (symlinkat(t->target, dfd, t->name))
 		return snap_syserr(errno, "%s: symlink", rel);
-	if (e->is_root &&
-	    fchownat(dfd, t->name, t->uid, t->gid, AT_SYMLINK_NOFOLLOW))
+	if ((e->is_root || e->o->set_owner) &&
+	    fchownat(dfd, t->name, owner_uid(e, t->uid), owner_gid(e, t->gid),
+		     AT_SYMLINK_NOFOLLOW))
 		return snap_syserr(errno, "%s: chown", rel);
-	ts[0].tv_sec = ts[1].tv_sec = t->mtime_ns / 1000000000;
-	ts[0].tv_nsec = ts[1].tv_nsec = t->mtime_ns % 1000000000;
-	if (ts[0].tv_nsec < 0) {
-		ts[0].tv_sec = ts[1].tv_sec -= 1;
-		ts[0].tv_nsec = ts[1].tv_nsec += 1000000000;
-	}
+	ns_to_times(t->mtime_ns, ts);
 	if (utimensat(dfd, t->name, ts, AT_SYMLINK_NOFOLLOW))
 		return snap_syserr(errno, "%s: setting times", rel);
 	e->res->links++;
@@ -556,7 +770,7 @@ static int make_dir(struct reng *e, int dfd, const char *name, const char *rel,
 	int fd;
 
 	SNAP_TRY(make_entry(e, dfd, name, rel, 1));
-	if (mkdirat(dfd, name, 0700) && !(errno == EEXIST && e->o->overwrite))
+	if (mkdirat(dfd, name, 0700) && !(errno == EEXIST && e->overwrite))
 		return snap_syserr(errno, "%s: mkdir", rel);
 	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
@@ -628,23 +842,38 @@ static int restore_group(struct reng *e, const struct mgroup *g)
 	struct tree t, next;
 	char *path = NULL, *comp, *save = NULL, *rel = NULL;
 	const struct tent *ent = NULL;
+	const char *gname = g->name;
 	int gfd, dfd, rc;
 
 	links_reset(e);
-	SNAP_TRY(make_dir(e, e->rootfd, g->name, g->name, g->mode, g->uid,
-			  g->gid, g->mtime_ns, NULL, 0, &gfd));
+	if (e->o->flat) {
+		/* The target is the group's root: paths are relative to it. */
+		gname = "";
+		gfd = dup(e->rootfd);
+		if (gfd < 0)
+			return snap_syserr(errno, "%s", e->o->target);
+		rc = add_dir_meta(e, "", g->mode, g->uid, g->gid, g->mtime_ns,
+				  NULL, 0);
+		if (rc) {
+			close(gfd);
+			return rc;
+		}
+	} else {
+		SNAP_TRY(make_dir(e, e->rootfd, g->name, g->name, g->mode,
+				  g->uid, g->gid, g->mtime_ns, NULL, 0, &gfd));
+	}
 	rc = repo_read_tree(e->r, e->series, &g->root, &t);
 	if (rc) {
 		close(gfd);
 		return rc;
 	}
 	if (!e->o->path || !*e->o->path || !strcmp(e->o->path, "/")) {
-		rc = restore_tree(e, gfd, g->name, &t);
+		rc = restore_tree(e, gfd, gname, &t);
 		goto out;
 	}
 	/* Walk down to the requested path, creating its parents. */
 	path = strdup(e->o->path);
-	rel = strdup(g->name);
+	rel = strdup(gname);
 	if (!path || !rel) {
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
 		goto out;
@@ -741,11 +970,11 @@ static int open_target(struct reng *e)
 			nonempty = 1;
 	if (d)
 		closedir(d);
-	if (nonempty && !e->o->overwrite) {
+	if (nonempty && !e->overwrite) {
 		close(fd);
 		return snap_seterr(SNAP_EEXIST,
 				   "target %s is not empty (use --overwrite "
-				   "to restore into it)",
+				   "or --skip-existing to restore into it)",
 				   t);
 	}
 	e->rootfd = fd;
@@ -764,6 +993,11 @@ int restore_run(struct repo *r, const char *series, uint32_t num,
 	int rc, threads;
 
 	memset(res, 0, sizeof(*res));
+	e.overwrite = o->overwrite || o->skip_existing;
+	if (o->flat && !o->group)
+		return snap_seterr(SNAP_EINVAL,
+				   "restoring a group as the target itself "
+				   "needs the group named");
 	errstate_init(&e.es, o->warn, o->warn_ctx);
 	pthread_mutex_init(&e.lock, NULL);
 	rc = repo_load_manifest(r, series, num, &m);
@@ -832,5 +1066,150 @@ out_nom:
 	pthread_mutex_destroy(&e.lock);
 	res->warnings = e.es.warnings;
 	errstate_destroy(&e.es);
+	return rc;
+}
+
+/* --- verification ------------------------------------------------------*/
+
+struct vstate {
+	struct repo *r;
+	const char *series;
+	struct restore_result *res;
+	struct buf b;
+};
+
+static int differs(const char *rel, const char *what)
+{
+	return snap_seterr(SNAP_ECORRUPT, "verification failed: %s: %s",
+			   *rel ? rel : ".", what);
+}
+
+static int verify_tree(struct vstate *v, int dfd, const char *rel,
+		       const struct tree *t);
+
+static int verify_entry(struct vstate *v, int dfd, const char *rel,
+			const struct tent *t)
+{
+	char target[4097];
+	struct tree sub;
+	struct stat st;
+	ssize_t n;
+	int fd, rc;
+
+	if (fstatat(dfd, t->name, &st, AT_SYMLINK_NOFOLLOW))
+		return errno == ENOENT ? differs(rel, "missing")
+				       : snap_syserr(errno, "%s", rel);
+	if ((st.st_mode & S_IFMT) != (t->mode & S_IFMT))
+		return differs(rel, "not of the type backed up");
+	if (t->type != ET_LNK && (st.st_mode & 07777) != (t->mode & 07777))
+		return differs(rel, "permissions differ");
+	switch (t->type) {
+	case ET_LNK:
+		n = readlinkat(dfd, t->name, target, sizeof(target) - 1);
+		if (n < 0)
+			return snap_syserr(errno, "%s", rel);
+		target[n] = 0;
+		if (strcmp(target, t->target))
+			return differs(rel, "symlink target differs");
+		v->res->links++;
+		return 0;
+	case ET_REG:
+		fd = openat(dfd, t->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return snap_syserr(errno, "%s", rel);
+		rc = content_matches(v->r, fd, t, &v->b);
+		close(fd);
+		if (rc < 0)
+			return snap_seterr(rc, "%s: %s", rel, snap_errmsg());
+		if (rc == 0)
+			return differs(rel, "contents differ");
+		v->res->files++;
+		v->res->bytes += t->size;
+		return 0;
+	default:
+		fd = openat(dfd, t->name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return snap_syserr(errno, "%s", rel);
+		rc = repo_read_tree(v->r, v->series, &t->sub, &sub);
+		if (rc == 0) {
+			rc = verify_tree(v, fd, rel, &sub);
+			tree_free(&sub);
+		}
+		close(fd);
+		return rc;
+	}
+}
+
+static int verify_tree(struct vstate *v, int dfd, const char *rel,
+		       const struct tree *t)
+{
+	char *crel = NULL;
+	struct dirent *de;
+	int fd = dup(dfd), rc = 0;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return snap_syserr(errno, "%s", *rel ? rel : ".");
+	}
+	/* Nothing more than the backup holds... */
+	while (rc == 0 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!tree_find(t, de->d_name)) {
+			rc = path_join(&crel, rel, de->d_name);
+			rc = rc ? rc : differs(crel, "not in the backup");
+		}
+	}
+	closedir(d);
+	/* ...and all of it, as it was. */
+	for (size_t i = 0; i < t->n && rc == 0; i++) {
+		rc = path_join(&crel, rel, t->ents[i].name);
+		rc = rc ? rc : verify_entry(v, dfd, crel, &t->ents[i]);
+	}
+	if (rc == 0)
+		v->res->dirs++;
+	free(crel);
+	return rc;
+}
+
+int restore_verify(struct repo *r, const char *series, uint32_t num,
+		   const char *group, const char *dir,
+		   struct restore_result *res)
+{
+	struct vstate v = {.r = r, .series = series, .res = res};
+	const struct mgroup *g = NULL;
+	struct manifest m;
+	struct tree t;
+	double t0 = mono_sec();
+	int fd, rc;
+
+	memset(res, 0, sizeof(*res));
+	SNAP_TRY(repo_load_manifest(r, series, num, &m));
+	for (size_t i = 0; i < m.ngroups; i++)
+		if (!strcmp(m.groups[i].name, group))
+			g = &m.groups[i];
+	if (!g) {
+		rc = snap_seterr(SNAP_ENOENT, "backup %s/%u has no group '%s'",
+				 series, num, group);
+		goto out;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = snap_syserr(errno, "%s", dir);
+		goto out;
+	}
+	rc = repo_read_tree(r, series, &g->root, &t);
+	if (rc == 0) {
+		rc = verify_tree(&v, fd, "", &t);
+		tree_free(&t);
+	}
+	close(fd);
+	res->elapsed = mono_sec() - t0;
+out:
+	buf_free(&v.b);
+	manifest_free(&m);
 	return rc;
 }

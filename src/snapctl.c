@@ -26,6 +26,7 @@
 #include "backup.h"
 #include "check.h"
 #include "err.h"
+#include "helper.h"
 #include "repo.h"
 #include "restore.h"
 #include "workq.h"
@@ -61,14 +62,16 @@ static const char *usage_text =
 	"Commands:\n"
 	"  init [--no-encryption] [--create-bucket]\n"
 	"                                    create a repository\n"
-	"  backup --label L [--full] [NAME=]DIR...\n"
-	"                                    back up directories as groups\n"
+	"  backup --label L [--full] [NAME=]DIR|ARCHIVE...\n"
+	"                                    back up directories or archives\n"
 	"  list [LABEL]                      list backups\n"
 	"  show SERIES[/N]                   show one backup\n"
 	"  ls SERIES[/N[/GROUP[/PATH]]]      list a directory of a backup\n"
 	"  cat SERIES/N/GROUP/PATH           write a file of a backup to stdout\n"
-	"  restore SERIES[/N] --target DIR [--group G] [--path P] [--overwrite]\n"
+	"  restore SERIES[/N] --target DIR | --postings DIR | --zookeeper DIR\n"
 	"                                    restore a backup to local disk\n"
+	"  export SERIES[/N] [--group G] -o FILE|-\n"
+	"                                    write a backup as a tar archive\n"
 	"  delete SERIES                     delete a whole series\n"
 	"  check [--read-data] [SERIES]      verify the repository\n"
 	"  stats                             objects and bytes the repository holds\n"
@@ -166,6 +169,19 @@ enum {
 	OPT_LIMIT_DOWN,
 	OPT_ANON,
 	OPT_CREATE_BUCKET,
+	OPT_SKIP_EXISTING,
+	OPT_VERIFY,
+	OPT_OWNER,
+	OPT_POSTINGS,
+	OPT_MAP,
+	OPT_FORCE,
+	OPT_ZOOKEEPER,
+	OPT_PID_FILE,
+	OPT_ZK_ADDRESS,
+	OPT_RESTORE_MYID,
+	OPT_BACKUP_NUM,
+	OPT_OUTPUT,
+	OPT_FORMAT,
 };
 
 #define COMMON_OPTS                                                            \
@@ -920,27 +936,151 @@ static int cmd_cat(int argc, char **argv)
 
 static const char *restore_help =
 	"usage: snapctl -r REPO restore SERIES[/N] --target DIR [--group G]\n"
-	"                               [--path P] [--overwrite]\n"
+	"           [--path P] [--overwrite | --skip-existing] [--verify]\n"
+	"       snapctl -r REPO restore SERIES[/N] --postings DIR [--map G=pN]...\n"
+	"           [--force] [--verify]\n"
+	"       snapctl -r REPO restore SERIES[/N] --zookeeper DATADIR [--group G]\n"
+	"           [--pid-file F] [--zk-address HOST:PORT] [--restore-myid]\n"
+	"  common: [--backup-num N] [--owner USER:GROUP]\n"
 	"\n"
-	"Restores backup N (default: the latest of the series) into DIR, one\n"
-	"subdirectory per group: DIR/<group>/...  --group restores one group,\n"
-	"--path one file or directory inside it (kept at its path).  DIR must\n"
-	"be empty or missing unless --overwrite.  Contents, modes, owners (as\n"
-	"root), times, xattrs, links and holes are restored; entries that would\n"
-	"leave DIR are refused.\n";
+	"--target restores backup N (default: the latest of the series) into\n"
+	"DIR, one subdirectory per group: DIR/<group>/...  --group restores one\n"
+	"group, --path one file or directory inside it.  DIR must be empty or\n"
+	"missing unless --overwrite (replace what is there) or --skip-existing\n"
+	"(keep files whose contents verify, rewrite the others: also how an\n"
+	"interrupted restore is resumed).\n"
+	"\n"
+	"--postings writes one Dgraph posting directory per group: g<N>, p<N>\n"
+	"or <N> becomes DIR/p<N> (--map NAME=pN for other names), with a\n"
+	"group_id file when the backup has none.  An existing p<N> is refused\n"
+	"unless --force, which moves it aside as p<N>.bak-<time>.\n"
+	"\n"
+	"--zookeeper rebuilds a ZooKeeper data directory (version-2/ with\n"
+	"snapshot/log files, or the DC/OS zookeeper/ layout, where DATADIR is\n"
+	"the directory holding zookeeper/).  Refused while ZooKeeper runs on it\n"
+	"(--pid-file, DATADIR/zookeeper_server.pid, processes using DATADIR,\n"
+	"a server answering at --zk-address).  Restored into a sibling,\n"
+	"verified against the backup, then swapped in; the old directory is\n"
+	"kept as DATADIR.bak-<time>.  This node's myid is kept unless\n"
+	"--restore-myid.\n"
+	"\n"
+	"--postings and --zookeeper never leave a half-restored directory:\n"
+	"after a failure the same command resumes.  Owners are restored as\n"
+	"root, or set with --owner; modes, times, xattrs, links and holes are\n"
+	"restored; entries that would leave DIR are refused.\n";
+
+#define MAX_MAPS 256
+
+struct restore_args {
+	struct helper_opts h;
+	const char *target, *num;
+	struct group_map maps[MAX_MAPS];
+	int bad;
+};
+
+static int parse_owner(const char *spec, uint32_t *uid, uint32_t *gid)
+{
+	char user[256], *colon, *end;
+	struct passwd *pw;
+	struct group *gr;
+
+	snprintf(user, sizeof(user), "%s", spec);
+	colon = strchr(user, ':');
+	if (!colon || !user[0] || !colon[1])
+		return -1;
+	*colon = 0;
+	*uid = (uint32_t)strtoul(user, &end, 10);
+	if (*end) {
+		pw = getpwnam(user);
+		if (!pw)
+			return -1;
+		*uid = pw->pw_uid;
+	}
+	*gid = (uint32_t)strtoul(colon + 1, &end, 10);
+	if (*end) {
+		gr = getgrnam(colon + 1);
+		if (!gr)
+			return -1;
+		*gid = gr->gr_gid;
+	}
+	return 0;
+}
 
 static int restore_opt(int c, void *ctx)
 {
-	struct restore_opts *ro = ctx;
+	struct restore_args *a = ctx;
+	struct helper_opts *h = &a->h;
+	char *eq;
 
 	switch (c) {
 	case 't':
-	case OPT_TARGET: ro->target = optarg; return 0;
-	case OPT_GROUP: ro->group = optarg; return 0;
-	case OPT_PATH: ro->path = optarg; return 0;
-	case OPT_OVERWRITE: ro->overwrite = 1; return 0;
+	case OPT_TARGET: a->target = optarg; return 0;
+	case OPT_GROUP: h->ro.group = optarg; return 0;
+	case OPT_PATH: h->ro.path = optarg; return 0;
+	case OPT_OVERWRITE: h->ro.overwrite = 1; return 0;
+	case OPT_SKIP_EXISTING: h->ro.skip_existing = 1; return 0;
+	case OPT_VERIFY: h->verify = 1; return 0;
+	case OPT_POSTINGS: h->postings = optarg; return 0;
+	case OPT_ZOOKEEPER: h->zookeeper = optarg; return 0;
+	case OPT_FORCE: h->force = 1; return 0;
+	case OPT_PID_FILE: h->pid_file = optarg; return 0;
+	case OPT_ZK_ADDRESS: h->zk_address = optarg; return 0;
+	case OPT_RESTORE_MYID: h->restore_myid = 1; return 0;
+	case OPT_BACKUP_NUM: a->num = optarg; return 0;
+	case OPT_OWNER:
+		if (parse_owner(optarg, &h->ro.uid, &h->ro.gid)) {
+			usage_error("restore", "--owner wants USER:GROUP (names "
+					       "or numbers), not '%s'",
+				    optarg);
+			a->bad = 1;
+		}
+		h->ro.set_owner = 1;
+		return 0;
+	case OPT_MAP:
+		eq = strchr(optarg, '=');
+		if (!eq || eq == optarg || h->nmaps == MAX_MAPS ||
+		    !(a->maps[h->nmaps].n = postings_number(eq + 1)) ||
+		    eq[1] != 'p') {
+			usage_error("restore", "--map wants GROUP=pN, not '%s'",
+				    optarg);
+			a->bad = 1;
+			return 0;
+		}
+		*eq = 0;
+		a->maps[h->nmaps++].group = optarg;
+		return 0;
 	}
 	return -1;
+}
+
+/* --verify after a --target restore: each group against TARGET/<group>. */
+static int verify_groups(struct repo *r, const char *series, uint32_t num,
+			 const char *group, const char *target)
+{
+	struct restore_result vr;
+	struct manifest m;
+	char *dir = NULL;
+	int rc = 0;
+
+	SNAP_TRY(repo_load_manifest(r, series, num, &m));
+	for (size_t g = 0; rc == 0 && g < m.ngroups; g++) {
+		if (group && strcmp(group, m.groups[g].name))
+			continue;
+		rc = path_join(&dir, target, m.groups[g].name);
+		rc = rc ? rc
+			: restore_verify(r, series, num, m.groups[g].name, dir,
+					 &vr);
+	}
+	free(dir);
+	manifest_free(&m);
+	return rc;
+}
+
+static void say_cb(const char *msg, void *ctx)
+{
+	(void)ctx;
+	if (!G.quiet && !G.json)
+		fprintf(stderr, "%ssnapctl: %s\n", clear_line(), msg);
 }
 
 static int cmd_restore(int argc, char **argv)
@@ -950,63 +1090,129 @@ static int cmd_restore(int argc, char **argv)
 		{"group", required_argument, NULL, OPT_GROUP},
 		{"path", required_argument, NULL, OPT_PATH},
 		{"overwrite", no_argument, NULL, OPT_OVERWRITE},
+		{"skip-existing", no_argument, NULL, OPT_SKIP_EXISTING},
+		{"verify", no_argument, NULL, OPT_VERIFY},
+		{"owner", required_argument, NULL, OPT_OWNER},
+		{"postings", required_argument, NULL, OPT_POSTINGS},
+		{"map", required_argument, NULL, OPT_MAP},
+		{"force", no_argument, NULL, OPT_FORCE},
+		{"zookeeper", required_argument, NULL, OPT_ZOOKEEPER},
+		{"pid-file", required_argument, NULL, OPT_PID_FILE},
+		{"zk-address", required_argument, NULL, OPT_ZK_ADDRESS},
+		{"restore-myid", no_argument, NULL, OPT_RESTORE_MYID},
+		{"backup-num", required_argument, NULL, OPT_BACKUP_NUM},
 		{NULL, 0, NULL, 0}};
-	struct restore_opts ro = {0};
-	struct restore_result res;
+	static struct restore_args a;
+	struct helper_opts *h = &a.h;
+	struct helper_result hr;
+	struct restore_result *res = &hr.sum;
 	struct progress prog;
-	char series[SERIES_MAX];
+	char series[SERIES_MAX], spec[SERIES_MAX + 16];
+	const char *where;
 	struct repo *r = NULL;
 	uint32_t num;
-	int rc, ex;
+	int rc, ex, modes;
 
+	memset(&a, 0, sizeof(a));
+	memset(&hr, 0, sizeof(hr));
+	h->maps = a.maps;
 	if ((ex = parse_args(argc, argv, "restore", restore_help, opts,
-			     restore_opt, &ro)) >= 0)
+			     restore_opt, &a)) >= 0)
 		return ex;
+	if (a.bad)
+		return EX_USAGE;
 	if (optind + 1 != argc)
 		return usage_error("restore", "give exactly one SERIES[/N]");
-	if (!ro.target)
-		return usage_error("restore", "--target DIR is required");
+	modes = !!a.target + !!h->postings + !!h->zookeeper;
+	if (modes != 1)
+		return usage_error("restore", "give one of --target, --postings "
+					      "and --zookeeper");
+	if (h->ro.path && !a.target)
+		return usage_error("restore", "--path goes with --target");
+	if (h->ro.path && h->verify)
+		return usage_error("restore", "--verify checks whole groups: "
+					      "not with --path");
+	if (h->ro.overwrite && h->ro.skip_existing)
+		return usage_error("restore", "--overwrite or --skip-existing, "
+					      "not both");
+	snprintf(spec, sizeof(spec), "%s", argv[optind]);
+	if (a.num) {
+		if (strchr(spec, '/'))
+			return usage_error("restore", "SERIES/N or --backup-num "
+						      "N, not both");
+		snprintf(spec, sizeof(spec), "%s/%s", argv[optind], a.num);
+	}
 	if ((ex = open_repo("restore", &r)))
 		return ex;
-	rc = repo_resolve_backup(r, argv[optind], series, &num);
+	rc = repo_resolve_backup(r, spec, series, &num);
 	if (rc) {
 		ex = die(rc, "restore");
 		goto out;
 	}
-	ro.threads = G.threads;
-	if (!ro.threads && G.ko.store.parallel)
-		ro.threads = G.ko.store.parallel;
-	else if (!ro.threads && store_is_remote(r->st))
-		ro.threads = 8;
-	ro.warn = warn_cb;
+	h->ro.threads = G.threads;
+	if (!h->ro.threads && G.ko.store.parallel)
+		h->ro.threads = G.ko.store.parallel;
+	else if (!h->ro.threads && store_is_remote(r->st))
+		h->ro.threads = 8;
+	h->ro.warn = warn_cb;
+	h->say = say_cb;
 	progress_start(&prog, "restore", show_progress());
-	ro.progress = &prog;
-	rc = restore_run(r, series, num, &ro, &res);
+	h->ro.progress = &prog;
+	if (h->postings) {
+		where = h->postings;
+		rc = restore_postings(r, series, num, h, &hr);
+	} else if (h->zookeeper) {
+		where = h->zookeeper;
+		rc = restore_zookeeper(r, series, num, h, &hr);
+	} else {
+		where = h->ro.target = a.target;
+		rc = restore_run(r, series, num, &h->ro, res);
+		if (rc == 0 && h->verify)
+			rc = verify_groups(r, series, num, h->ro.group,
+					   a.target);
+		hr.groups = 1;
+	}
 	progress_stop(&prog);
 	if (rc) {
 		ex = die(rc, "restore");
 		goto out;
 	}
 	if (G.json) {
-		print_json(json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:f}",
-				     "series", series, "backup_num",
-				     (json_int_t)num, "target", ro.target,
-				     "files", (json_int_t)res.files, "dirs",
-				     (json_int_t)res.dirs, "links",
-				     (json_int_t)res.links, "bytes",
-				     (json_int_t)res.bytes, "elapsed",
-				     res.elapsed));
-	} else if (!G.quiet) {
-		char b[32], rate[32];
+		json_t *j = json_pack(
+			"{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
+			"series", series, "backup_num", (json_int_t)num,
+			"target", where, "groups", (json_int_t)hr.groups,
+			"files", (json_int_t)res->files, "dirs",
+			(json_int_t)res->dirs, "links", (json_int_t)res->links,
+			"bytes", (json_int_t)res->bytes, "files_kept",
+			(json_int_t)res->files_kept, "bytes_kept",
+			(json_int_t)res->bytes_kept, "elapsed", res->elapsed);
 
-		human_bytes(res.bytes, b);
-		human_bytes(res.elapsed > 0 ? res.bytes / res.elapsed : 0, rate);
-		printf("restored %s/%u to %s: %" PRIu64 " files, %" PRIu64
-		       " dirs, %" PRIu64 " links, %s in %.1f s (%s/s)\n",
-		       series, num, ro.target, res.files, res.dirs, res.links,
-		       b, res.elapsed, rate);
+		if (hr.aside[0])
+			json_object_set_new(j, "moved_aside",
+					    json_string(hr.aside));
+		print_json(j);
+	} else if (!G.quiet) {
+		char b[32], kept[32], rate[32];
+
+		human_bytes(res->bytes, b);
+		human_bytes(res->bytes_kept, kept);
+		human_bytes(res->elapsed > 0 ? res->bytes / res->elapsed : 0,
+			    rate);
+		printf("restored %s/%u to %s: %zu group(s), %" PRIu64
+		       " files, %" PRIu64 " dirs, %" PRIu64
+		       " links, %s written in %.1f s (%s/s)",
+		       series, num, where, hr.groups, res->files, res->dirs,
+		       res->links, b, res->elapsed, rate);
+		if (res->files_kept)
+			printf("; %" PRIu64 " files (%s) already there", 
+			       res->files_kept, kept);
+		printf("\n");
+		if (hr.aside[0])
+			printf("the previous directory is kept as %s\n",
+			       hr.aside);
 	}
-	ex = res.warnings ? EX_PARTIAL : EX_OK;
+	ex = res->warnings ? EX_PARTIAL : EX_OK;
 out:
 	repo_close(r);
 	return ex;

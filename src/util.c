@@ -273,7 +273,8 @@ int path_join(char **p, const char *dir, const char *name)
 
 	if (!q)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	snprintf(q, len, "%s/%s", dir, name);
+	/* "" is the top of a relative walk: its children have no prefix. */
+	snprintf(q, len, "%s%s%s", dir, *dir ? "/" : "", name);
 	*p = q;
 	return 0;
 }

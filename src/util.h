@@ -66,7 +66,6 @@ void format_time(int64_t ns, char out[40]);
 /* Formats a byte count as "12.3 MiB". */
 void human_bytes(uint64_t n, char out[32]);
 
-/* *p = "dir/name", reusing and growing *p.  0 or SNAP_ENOMEM (*p kept). */
 /* "10M", "500k", "1G", "2T" or plain bytes (binary units) into *out;
  * -1 unless a positive number of bytes. */
 int parse_size(const char *s, uint64_t *out);
@@ -75,6 +74,8 @@ int parse_size(const char *s, uint64_t *out);
  * path itself when whole.  path is changed and restored on the way. */
 int make_dirs(char *path, unsigned mode, int whole);
 
+/* *p = "dir/name" ("name" when dir is ""), reusing and growing *p.
+ * 0 or SNAP_ENOMEM (*p kept). */
 int path_join(char **p, const char *dir, const char *name);
 
 /* malloc that reports failure via snap_seterr and never returns NULL
