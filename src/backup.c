@@ -14,72 +14,13 @@
 #include <unistd.h>
 
 #include "backup.h"
+#include "backup_int.h"
 #include "blob.h"
 #include "err.h"
 #include "index.h"
 #include "workq.h"
 
-#define READ_BUF (16u << 20)
-#define CHUNK_QUEUE 16
-
-struct bdir {
-	struct bdir *parent;
-	size_t pidx;           /* our entry in the parent */
-	struct tent *ents;     /* type 0: skipped */
-	size_t *ccap;          /* chunk array capacity per entry */
-	size_t n;
-	int pending;           /* chunk jobs + open children + 1 while walked */
-	uint64_t files, bytes; /* regular files below, recursively */
-	struct mgroup *group;  /* roots: where the result goes */
-};
-
-struct hlink {
-	dev_t dev;
-	ino_t ino;
-	uint64_t id; /* 0: empty slot */
-};
-
-struct eng {
-	struct repo *r;
-	const struct backup_opts *o;
-	struct backup_result *res;
-	char series[SERIES_MAX];
-	struct workq *cq, *uq;
-
-	struct errstate es;
-	pthread_mutex_t lock; /* dirs, stats */
-	pthread_cond_t cv;
-	int roots_pending;
-
-	pthread_mutex_t plock; /* current packs, index, pack list */
-	struct index ix;
-	/* Data and directory objects go to separate packs, so that a walk
-	 * reads directory objects in a few large requests (treefetch.h). */
-	struct pack cur[2];
-	int cur_open[2];
-	uint8_t (*packs)[PACK_ID_LEN];
-	size_t npacks, packcap;
-
-	/* walker thread only */
-	struct hlink *hl;
-	size_t hlcap, nhl;
-	uint8_t *rbuf;
-};
-
-struct cjob {
-	struct eng *e;
-	struct bdir *d;
-	size_t ei, ci;
-	uint64_t off;
-	uint8_t *data;
-	size_t len;
-};
-
-#define fail(e, rc) errstate_fail(&(e)->es, (rc))
-#define failed(e) errstate_failed(&(e)->es)
-#define warn(e, ...) errstate_warn(&(e)->es, __VA_ARGS__)
-
-static void add_stat(uint64_t *p, uint64_t v)
+void add_stat(uint64_t *p, uint64_t v)
 {
 	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 }
@@ -216,6 +157,7 @@ static void bdir_free(struct bdir *d)
 	}
 	free(d->ents);
 	free(d->ccap);
+	free(d->kids);
 	free(d);
 }
 
@@ -272,7 +214,7 @@ static void dir_done(struct eng *e, struct bdir *d)
 	}
 }
 
-static void release(struct eng *e, struct bdir *d)
+void release(struct eng *e, struct bdir *d)
 {
 	int dec;
 
@@ -355,10 +297,8 @@ static int submit_chunk(struct eng *e, struct bdir *d, size_t ei,
 	return workq_submit(e->cq, chunk_work, j);
 }
 
-/* Reads [start, end) of fd and queues its chunks.  *got receives the end of
- * what could be read (less than end when the file shrank meanwhile). */
-static int chunk_range(struct eng *e, struct bdir *d, size_t ei, int fd,
-		       uint64_t start, uint64_t end, uint64_t *got)
+int chunk_range(struct eng *e, struct bdir *d, size_t ei, src_read rd,
+		void *src, uint64_t start, uint64_t end, uint64_t *got)
 {
 	const struct chunker *ch = &e->r->chunker;
 	uint64_t foff = start;
@@ -381,11 +321,11 @@ static int chunk_range(struct eng *e, struct bdir *d, size_t ei, int fd,
 					eof = 1;
 					break;
 				}
-				n = pread(fd, e->rbuf + have, want, foff + have);
-				if (n < 0 && errno == EINTR)
+				n = rd(src, e->rbuf + have, want, foff + have);
+				if (n < 0 && n == -EINTR)
 					continue;
 				if (n < 0)
-					return snap_syserr(errno, "reading");
+					return snap_syserr(-n, "reading");
 				if (n == 0)
 					eof = 1;
 				have += n;
@@ -408,6 +348,13 @@ static int chunk_range(struct eng *e, struct bdir *d, size_t ei, int fd,
 	}
 	*got = foff + have;
 	return 0;
+}
+
+static ssize_t fd_read(void *src, uint8_t *buf, size_t n, uint64_t off)
+{
+	ssize_t r = pread(*(int *)src, buf, n, off);
+
+	return r < 0 ? -errno : r;
 }
 
 /* Chunks the data extents of a regular file; holes are skipped so that a
@@ -444,7 +391,7 @@ static int read_file(struct eng *e, struct bdir *d, size_t ei, int dfd,
 		}
 		if ((uint64_t)data >= size)
 			break;
-		rc = chunk_range(e, d, ei, fd, data, hole, &got);
+		rc = chunk_range(e, d, ei, fd_read, &fd, data, hole, &got);
 		if (rc == 0 && got < (uint64_t)hole) {
 			/* Shrank under us: keep what was read. */
 			warn(e, "%s: file shrank while being read", path);
@@ -547,7 +494,7 @@ static int hardlink_id(struct eng *e, const struct stat *st, uint64_t *id)
 	return 0;
 }
 
-static int64_t ts_ns(const struct timespec *ts)
+int64_t ts_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
@@ -600,7 +547,7 @@ nomem:
 	return snap_seterr(SNAP_ENOMEM, "out of memory");
 }
 
-static struct bdir *bdir_new(struct bdir *parent, size_t pidx)
+struct bdir *bdir_new(struct bdir *parent, size_t pidx)
 {
 	struct bdir *d = calloc(1, sizeof(*d));
 
@@ -818,6 +765,8 @@ static int backup_group(struct eng *e, const struct backup_group *g,
 	struct bdir *root;
 	int fd, rc;
 
+	if (stat(g->path, &st) == 0 && S_ISREG(st.st_mode))
+		return backup_archive(e, g, mg);
 	fd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return snap_syserr(errno, "group %s: %s", g->name, g->path);

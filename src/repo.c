@@ -637,6 +637,72 @@ int repo_load_manifest(struct repo *r, const char *series, uint32_t num,
 	return rc;
 }
 
+#define MAX_READ (16u << 20)
+#define READ_GAP (1u << 20)
+
+void blob_bufs_free(struct blob_bufs *b)
+{
+	buf_free(&b->enc);
+	buf_free(&b->raw);
+	buf_free(&b->scratch);
+}
+
+static int cmp_ref(const void *a, const void *b, void *ctx)
+{
+	const struct ref *const *refs = ctx;
+	const struct ref *x = refs[*(const size_t *)a];
+	const struct ref *y = refs[*(const size_t *)b];
+	int c = memcmp(x->pack, y->pack, PACK_ID_LEN);
+
+	return c ? c : (x->off > y->off) - (x->off < y->off);
+}
+
+int repo_read_blobs(struct repo *r, const char *series,
+		    const struct ref *const *refs, size_t n, blob_fn fn,
+		    void *ctx, struct blob_bufs *b)
+{
+	size_t *order = malloc((n ? n : 1) * sizeof(*order)), i = 0;
+	int rc = 0;
+
+	if (!order)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	for (size_t k = 0; k < n; k++)
+		order[k] = k;
+	qsort_r(order, n, sizeof(*order), cmp_ref, (void *)refs);
+	while (i < n && rc == 0) {
+		const struct ref *first = refs[order[i]];
+		uint64_t start = first->off, end = start + first->len;
+		size_t k = i + 1;
+
+		for (; k < n; k++) {
+			const struct ref *x = refs[order[k]];
+			uint64_t xend = (uint64_t)x->off + x->len;
+
+			if (memcmp(x->pack, first->pack, PACK_ID_LEN) ||
+			    x->off > end + READ_GAP ||
+			    (xend > end ? xend : end) - start > MAX_READ)
+				break;
+			if (xend > end)
+				end = xend;
+		}
+		rc = repo_read_pack(r, series, first->pack, start, end - start,
+				    &b->enc);
+		for (; rc == 0 && i < k; i++) {
+			const struct ref *x = refs[order[i]];
+
+			b->raw.len = 0;
+			rc = buf_reserve(&b->raw, x->raw);
+			rc = rc ? rc
+				: repo_decode_blob(r, series, x,
+						   b->enc.p + (x->off - start),
+						   b->raw.p, &b->scratch);
+			rc = rc ? rc : fn(ctx, order[i], b->raw.p, x->raw);
+		}
+	}
+	free(order);
+	return rc;
+}
+
 int repo_decode_blob(struct repo *r, const char *series,
 		     const struct ref *ref, const uint8_t *enc, uint8_t *out,
 		     struct buf *scratch)

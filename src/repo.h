@@ -108,6 +108,26 @@ int repo_decode_blob(struct repo *r, const char *series,
 int repo_decode_tree(struct repo *r, const char *series,
 		     const struct ref *ref, const uint8_t *enc, struct tree *t);
 
+/* Buffers a thread reuses across repo_read_blobs() calls. */
+struct blob_bufs {
+	struct buf enc, raw, scratch;
+};
+
+void blob_bufs_free(struct blob_bufs *b);
+
+/* Called with the plaintext of blob i; non-zero stops the read and is
+ * returned. */
+typedef int (*blob_fn)(void *ctx, size_t i, const uint8_t *raw, size_t len);
+
+/* Fetches n blobs with as few ranged reads as their layout allows: in
+ * pack order, one read spanning neighbours and the small gaps between them
+ * (cheaper to read than to ask for twice), at most 16 MiB per read.  Each
+ * blob is authenticated and handed to fn, in pack order rather than the
+ * given one.  The first failure ends the call. */
+int repo_read_blobs(struct repo *r, const char *series,
+		    const struct ref *const *refs, size_t n, blob_fn fn,
+		    void *ctx, struct blob_bufs *b);
+
 /* Fetches and decodes a directory object. */
 int repo_read_tree(struct repo *r, const char *series, const struct ref *ref,
 		   struct tree *t);

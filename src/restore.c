@@ -21,8 +21,6 @@
 
 #define JOB_ITEMS 256         /* chunks per job */
 #define JOB_BYTES (16u << 20) /* plaintext per job */
-#define MAX_READ (16u << 20)  /* one ranged read covers at most this */
-#define READ_GAP (1u << 20)   /* read across gaps up to this between chunks */
 #define PREFETCH_TREES 16     /* subdirectory trees fetched ahead per level */
 
 struct meta {
@@ -35,7 +33,7 @@ struct meta {
 
 struct bufset {
 	struct bufset *next;
-	struct buf enc, raw, scratch;
+	struct blob_bufs b;
 };
 
 struct reng {
@@ -388,67 +386,36 @@ static int content_matches(const struct repo *r, int fd, const struct tent *t,
 	}
 }
 
-static int cmp_item(const void *a, const void *b, void *ctx)
-{
-	const struct rjob *j = ctx;
-	const struct ref *x = &j->it[*(const uint16_t *)a].c.r;
-	const struct ref *y = &j->it[*(const uint16_t *)b].c.r;
-	int c = memcmp(x->pack, y->pack, PACK_ID_LEN);
+struct wctx {
+	struct reng *e;
+	struct rjob *j;
+};
 
-	return c ? c : (x->off > y->off) - (x->off < y->off);
+static int write_chunk(void *ctx, size_t i, const uint8_t *raw, size_t len)
+{
+	struct wctx *w = ctx;
+	struct rfile *f = w->j->it[i].f;
+	int rc;
+
+	if (failed(w->e))
+		return failed(w->e);
+	rc = pwrite_all(f->fd, raw, len, w->j->it[i].c.off);
+	if (rc)
+		return snap_syserr(-rc, "writing %s", f->m.rel);
+	progress_add(w->e->o->progress, 0, len);
+	__atomic_fetch_add(&w->e->res->bytes, len, __ATOMIC_RELAXED);
+	return 0;
 }
 
-/* Fetches a job's chunks with as few ranged reads as their layout allows:
- * in pack order, one read spanning neighbours (and small gaps between
- * them, cheaper to read than to ask for twice), then writes each chunk
- * into its file. */
-static int fetch_write(struct reng *e, struct rjob *j, struct bufset *b)
+/* Fetches a job's chunks and writes each into its file. */
+static int fetch_write(struct reng *e, struct rjob *j, struct blob_bufs *b)
 {
-	uint16_t order[JOB_ITEMS];
-	size_t i = 0;
+	const struct ref *refs[JOB_ITEMS];
+	struct wctx w = {e, j};
 
 	for (size_t k = 0; k < j->n; k++)
-		order[k] = k;
-	qsort_r(order, j->n, sizeof(*order), cmp_item, j);
-	while (i < j->n && !failed(e)) {
-		const struct ref *first = &j->it[order[i]].c.r;
-		uint64_t start = first->off, end = start + first->len;
-		size_t k = i + 1;
-
-		for (; k < j->n; k++) {
-			const struct ref *r = &j->it[order[k]].c.r;
-			uint64_t rend = r->off + r->len;
-
-			if (memcmp(r->pack, first->pack, PACK_ID_LEN) ||
-			    r->off > end + READ_GAP ||
-			    (rend > end ? rend : end) - start > MAX_READ)
-				break;
-			if (rend > end)
-				end = rend;
-		}
-		SNAP_TRY(repo_read_pack(e->r, e->series, first->pack, start,
-					end - start, &b->enc));
-		for (; i < k; i++) {
-			const struct chunk *c = &j->it[order[i]].c;
-			struct rfile *f = j->it[order[i]].f;
-			int rc;
-
-			b->raw.len = 0;
-			SNAP_TRY(buf_reserve(&b->raw, c->r.raw));
-			rc = repo_decode_blob(e->r, e->series, &c->r,
-					      b->enc.p + (c->r.off - start),
-					      b->raw.p, &b->scratch);
-			if (rc)
-				return rc;
-			rc = pwrite_all(f->fd, b->raw.p, c->r.raw, c->off);
-			if (rc)
-				return snap_syserr(-rc, "writing %s", f->m.rel);
-			progress_add(e->o->progress, 0, c->r.raw);
-			__atomic_fetch_add(&e->res->bytes, c->r.raw,
-					   __ATOMIC_RELAXED);
-		}
-	}
-	return 0;
+		refs[k] = &j->it[k].c.r;
+	return repo_read_blobs(e->r, e->series, refs, j->n, write_chunk, &w, b);
 }
 
 static void job_work(void *arg)
@@ -460,7 +427,7 @@ static void job_work(void *arg)
 
 	if (!failed(e)) {
 		b = bufs_get(e);
-		rc = b ? fetch_write(e, j, b)
+		rc = b ? fetch_write(e, j, &b->b)
 		       : snap_seterr(SNAP_ENOMEM, "out of memory");
 		if (b)
 			bufs_put(e, b);
@@ -501,7 +468,7 @@ static int rewrite_file(struct reng *e, struct rfile *f, const struct vjob *v,
 			j->it[k].f = f;
 			j->it[k].c = v->c[i + k];
 		}
-		rc = fetch_write(e, j, b);
+		rc = fetch_write(e, j, &b->b);
 	}
 	free(j);
 	return rc;
@@ -523,7 +490,7 @@ static void verify_work(void *arg)
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
 		goto out;
 	}
-	same = content_matches(e->r, f->fd, &t, &b->raw);
+	same = content_matches(e->r, f->fd, &t, &b->b.raw);
 	if (same < 0) {
 		rc = snap_seterr(same, "%s: %s", f->m.rel, snap_errmsg());
 	} else if (same) {
@@ -1051,9 +1018,7 @@ out_nom:
 		struct bufset *b = e.free_bufs;
 
 		e.free_bufs = b->next;
-		buf_free(&b->enc);
-		buf_free(&b->raw);
-		buf_free(&b->scratch);
+		blob_bufs_free(&b->b);
 		free(b);
 	}
 	for (size_t i = 0; i < e.ndirs; i++)

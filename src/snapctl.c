@@ -26,6 +26,7 @@
 #include "backup.h"
 #include "check.h"
 #include "err.h"
+#include "export.h"
 #include "helper.h"
 #include "repo.h"
 #include "restore.h"
@@ -253,7 +254,7 @@ static int parse_args(int argc, char **argv, const char *cmd, const char *help,
 	for (; extra && extra->name && n < 31; extra++)
 		opts[n++] = *extra;
 	memset(&opts[n], 0, sizeof(opts[n]));
-	while ((c = getopt_long(argc, argv, "r:qht:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:qht:o:", opts, NULL)) != -1) {
 		if ((rc = common_opt(c, cmd)) < 0)
 			return EX_USAGE;
 		if (rc)
@@ -365,17 +366,21 @@ static int cmd_init(int argc, char **argv)
 /* --- backup -------------------------------------------------------------*/
 
 static const char *backup_help =
-	"usage: snapctl -r REPO backup --label LABEL [--full] [NAME=]DIR...\n"
+	"usage: snapctl -r REPO backup --label LABEL [--full] [NAME=]SOURCE...\n"
+	"       snapctl -r REPO backup --label LABEL --group NAME SOURCE\n"
 	"\n"
-	"Backs up each DIR as a group (named after its last path component, or\n"
-	"NAME).  The backup continues the newest series of LABEL, storing only\n"
+	"Backs up each SOURCE as a group (named after its last path component,\n"
+	"or NAME).  A SOURCE is a directory, or an archive libarchive reads\n"
+	"(tar, tar.gz, tar.zst, tar.xz, zip, cpio, ...), imported as the group\n"
+	"without extracting it; archive members named absolutely or with '..'\n"
+	"are refused.  The backup continues the newest series of LABEL, storing only\n"
 	"what changed; --full (or a label without backups) starts a new series.\n"
 	"LABEL: 3-25 characters of [A-Za-z0-9_.-], not starting with '..'.\n"
 	"Sockets and device files are skipped with a warning; unreadable files\n"
 	"are skipped with a warning and exit status 3.\n";
 
 struct backup_args {
-	const char *label;
+	const char *label, *group;
 	int full;
 };
 
@@ -385,6 +390,8 @@ static int backup_opt(int c, void *ctx)
 
 	if (c == OPT_LABEL)
 		a->label = optarg;
+	else if (c == OPT_GROUP)
+		a->group = optarg;
 	else if (c == OPT_FULL)
 		a->full = 1;
 	else
@@ -392,10 +399,45 @@ static int backup_opt(int c, void *ctx)
 	return 0;
 }
 
+/* A source's last path component, without archive extensions
+ * ("zk-backup.tar.gz" -> "zk-backup"). */
+static char *default_group_name(const char *arg)
+{
+	static const char *const exts[] = {
+		".gz", ".zst", ".xz", ".bz2", ".lz4", ".tar", ".tgz", ".tzst",
+		".txz", ".tbz2", ".zip", ".cpio", ".7z"};
+	char *copy = strdup(arg), *base, *name;
+	size_t n = copy ? strlen(copy) : 0;
+	struct stat st;
+	int again = 1;
+
+	if (!copy)
+		return NULL;
+	while (n > 1 && copy[n - 1] == '/')
+		copy[--n] = 0;
+	base = strrchr(copy, '/');
+	base = base ? base + 1 : copy;
+	while (again && stat(arg, &st) == 0 && S_ISREG(st.st_mode)) {
+		again = 0;
+		for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+			size_t bl = strlen(base), el = strlen(exts[i]);
+
+			if (bl > el && !strcmp(base + bl - el, exts[i])) {
+				base[bl - el] = 0;
+				again = 1;
+			}
+		}
+	}
+	name = strdup(base);
+	free(copy);
+	return name;
+}
+
 static int cmd_backup(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"label", required_argument, NULL, OPT_LABEL},
+		{"group", required_argument, NULL, OPT_GROUP},
 		{"full", no_argument, NULL, OPT_FULL}, {NULL, 0, NULL, 0}};
 	struct backup_args a = {0};
 	struct backup_group *groups = NULL;
@@ -418,6 +460,9 @@ static int cmd_backup(int argc, char **argv)
 		return die(SNAP_EINVAL, "backup");
 	if (optind >= argc)
 		return usage_error("backup", "give at least one directory");
+	if (a.group && optind + 1 != argc)
+		return usage_error("backup", "--group names one source: use "
+					     "NAME=SOURCE for several");
 	ng = argc - optind;
 	groups = calloc(ng, sizeof(*groups));
 	names = calloc(ng, sizeof(*names));
@@ -430,18 +475,14 @@ static int cmd_backup(int argc, char **argv)
 		char *arg = argv[optind + i], *eq = strchr(arg, '=');
 		struct stat st;
 
-		if (eq && eq != arg && stat(arg, &st) != 0) {
+		if (a.group) {
+			names[i] = strdup(a.group);
+			groups[i].path = arg;
+		} else if (eq && eq != arg && stat(arg, &st) != 0) {
 			names[i] = strndup(arg, eq - arg);
 			groups[i].path = eq + 1;
 		} else {
-			char *copy = strdup(arg), *base;
-			size_t n = strlen(copy);
-
-			while (n > 1 && copy[n - 1] == '/')
-				copy[--n] = 0;
-			base = strrchr(copy, '/');
-			names[i] = strdup(base ? base + 1 : copy);
-			free(copy);
+			names[i] = default_group_name(arg);
 			groups[i].path = arg;
 		}
 		groups[i].name = names[i];
@@ -1218,6 +1259,113 @@ out:
 	return ex;
 }
 
+/* --- export -------------------------------------------------------------*/
+
+static const char *export_help =
+	"usage: snapctl -r REPO export SERIES[/N] [--group G] -o FILE|-\n"
+	"              [--format tar|tar.gz|tar.zst|tar.xz|tar.bz2|tar.lz4|dcos-zk]\n"
+	"\n"
+	"Writes backup N (default: the latest) as a tar archive: members\n"
+	"<group>/<path>, or ./<path> with --group.  Compression follows FILE's\n"
+	"extension (.tar, .tar.gz/.tgz, .tar.zst, .tar.xz, .tar.bz2, .tar.lz4)\n"
+	"or --format; '-' writes plain tar to standard output.  Owners, modes,\n"
+	"ns mtimes, xattrs, symlinks, hardlinks and holes (GNU sparse) are kept.\n"
+	"--format dcos-zk writes the gzip tarball 'dcos-zk restore' takes: the\n"
+	"group's zookeeper/ directory as ./zookeeper/..., without myid and\n"
+	"zookeeper.out.  FILE appears only when complete.\n";
+
+struct export_args {
+	struct export_opts xo;
+};
+
+static int export_opt(int c, void *ctx)
+{
+	struct export_args *a = ctx;
+
+	switch (c) {
+	case 'o':
+	case OPT_OUTPUT: a->xo.output = optarg; return 0;
+	case OPT_GROUP: a->xo.group = optarg; return 0;
+	case OPT_FORMAT: a->xo.format = optarg; return 0;
+	}
+	return -1;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, OPT_OUTPUT},
+		{"group", required_argument, NULL, OPT_GROUP},
+		{"format", required_argument, NULL, OPT_FORMAT},
+		{NULL, 0, NULL, 0}};
+	struct export_args a = {0};
+	struct export_result res;
+	struct progress prog;
+	char series[SERIES_MAX];
+	struct repo *r = NULL;
+	uint32_t num;
+	int rc, ex;
+
+	if ((ex = parse_args(argc, argv, "export", export_help, opts,
+			     export_opt, &a)) >= 0)
+		return ex;
+	if (optind + 1 != argc)
+		return usage_error("export", "give exactly one SERIES[/N]");
+	if (!a.xo.output)
+		return usage_error("export", "-o FILE (or -o - for standard "
+					     "output) is required");
+	if (!strcmp(a.xo.output, "-") && isatty(STDOUT_FILENO))
+		return usage_error("export", "not writing an archive to a "
+					     "terminal");
+	if ((ex = open_repo("export", &r)))
+		return ex;
+	rc = repo_resolve_backup(r, argv[optind], series, &num);
+	if (rc) {
+		ex = die(rc, "export");
+		goto out;
+	}
+	a.xo.threads = G.threads ? G.threads
+		       : G.ko.store.parallel ? G.ko.store.parallel
+		       : store_is_remote(r->st) ? 8 : 0;
+	progress_start(&prog, "export", show_progress());
+	a.xo.progress = &prog;
+	rc = export_run(r, series, num, &a.xo, &res);
+	progress_stop(&prog);
+	if (rc) {
+		ex = die(rc, "export");
+		goto out;
+	}
+	/* The archive may be on stdout: the summary goes to stderr. */
+	if (G.json) {
+		json_t *j = json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:f}",
+				      "series", series, "backup_num",
+				      (json_int_t)num, "output", a.xo.output,
+				      "files", (json_int_t)res.files, "dirs",
+				      (json_int_t)res.dirs, "links",
+				      (json_int_t)res.links, "bytes",
+				      (json_int_t)res.bytes, "elapsed",
+				      res.elapsed);
+		char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+		if (text)
+			fprintf(stderr, "%s\n", text);
+		free(text);
+		json_decref(j);
+	} else if (!G.quiet) {
+		char b[32];
+
+		human_bytes(res.bytes, b);
+		fprintf(stderr,
+			"exported %s/%u to %s: %" PRIu64 " files, %" PRIu64
+			" dirs, %" PRIu64 " links, %s in %.1f s\n",
+			series, num, a.xo.output, res.files, res.dirs,
+			res.links, b, res.elapsed);
+	}
+out:
+	repo_close(r);
+	return ex;
+}
+
 /* --- delete -------------------------------------------------------------*/
 
 static const char *delete_help =
@@ -1434,7 +1582,8 @@ static const struct {
 	{"init", cmd_init},       {"backup", cmd_backup},
 	{"list", cmd_list},       {"show", cmd_show},
 	{"ls", cmd_ls},           {"cat", cmd_cat},
-	{"restore", cmd_restore}, {"delete", cmd_delete},
+	{"restore", cmd_restore}, {"export", cmd_export},
+	{"delete", cmd_delete},
 	{"check", cmd_check},     {"stats", cmd_stats},
 };
 
