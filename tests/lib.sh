@@ -54,7 +54,7 @@ expect_fail() {
 		cat "$T/err" >&2
 		fail "'$*': sanitizer or valgrind report"
 	fi
-	printf '   ok (exit %s): %s\n' "$got" "$(head -n 1 "$T/err")"
+	printf '   ok (exit %s): %s\n' "$got" "$(grep -Em1 "$pat" "$T/err")"
 }
 
 # same_tree A B: content and every kept piece of metadata are identical.
