@@ -36,11 +36,6 @@ struct batch {
 	int done;
 };
 
-struct link {
-	uint64_t id;
-	char *path;
-};
-
 struct xeng {
 	struct repo *r;
 	const char *series;
@@ -60,8 +55,7 @@ struct xeng {
 	struct batch *ring;
 	size_t window, made, used;
 
-	struct link *links; /* hardlink id -> first name, per group */
-	size_t nlinks, linkcap;
+	struct linkmap links; /* hardlink id -> first name, per group */
 };
 
 static int copy_chunk(void *ctx, size_t i, const uint8_t *raw, size_t len)
@@ -198,40 +192,6 @@ static int zero_fill(struct xeng *x, uint64_t n, const char *name)
 	return 0;
 }
 
-static const char *link_find(struct xeng *x, uint64_t id)
-{
-	for (size_t i = 0; i < x->nlinks; i++)
-		if (x->links[i].id == id)
-			return x->links[i].path;
-	return NULL;
-}
-
-static int link_add(struct xeng *x, uint64_t id, const char *path)
-{
-	if (x->nlinks == x->linkcap) {
-		size_t cap = x->linkcap ? 2 * x->linkcap : 64;
-		void *p = realloc(x->links, cap * sizeof(*x->links));
-
-		if (!p)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		x->links = p;
-		x->linkcap = cap;
-	}
-	x->links[x->nlinks].id = id;
-	x->links[x->nlinks].path = strdup(path);
-	if (!x->links[x->nlinks].path)
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	x->nlinks++;
-	return 0;
-}
-
-static void links_reset(struct xeng *x)
-{
-	for (size_t i = 0; i < x->nlinks; i++)
-		free(x->links[i].path);
-	x->nlinks = 0;
-}
-
 /* A header for name from t's metadata. */
 static int put_header(struct xeng *x, const char *name, const struct tent *t,
 		      const char *hardlink)
@@ -309,11 +269,11 @@ static int export_entries(struct xeng *x, const char *dir,
 
 		if (e->type != ET_REG || excluded(x, e))
 			continue;
-		if (e->hardlink && (hard[i] = link_find(x, e->hardlink)))
+		if (e->hardlink && (hard[i] = linkmap_get(&x->links, e->hardlink)))
 			continue;
 		if (e->hardlink) {
 			rc = path_join(&path, dir, e->name);
-			rc = rc ? rc : link_add(x, e->hardlink, path);
+			rc = rc ? rc : linkmap_put(&x->links, e->hardlink, path);
 		}
 		if (x->nitems + e->nchunks > x->itemcap) {
 			size_t cap = 2 * (x->nitems + e->nchunks) + 64;
@@ -391,7 +351,7 @@ static int export_group(struct xeng *x, const struct mgroup *g)
 	const struct tent *zk;
 	int rc;
 
-	links_reset(x);
+	linkmap_reset(&x->links);
 	SNAP_TRY(repo_read_tree(x->r, x->series, &g->root, &t));
 	if (x->dcos) {
 		zk = tree_find(&t, "zookeeper");
@@ -538,8 +498,7 @@ out:
 		archive_entry_free(x.ent);
 	free(x.ring);
 	free(x.items);
-	links_reset(&x);
-	free(x.links);
+	linkmap_free(&x.links);
 	pthread_mutex_destroy(&x.lock);
 	pthread_cond_destroy(&x.cv);
 	errstate_destroy(&x.es);

@@ -550,13 +550,25 @@ static int pid_file_alive(const char *path)
 			   pid, path);
 }
 
+/* 1 when the symlink at link (a /proc entry) points at or below dir. */
+static int link_below(const char *link, const char *dir, size_t len,
+		      char target[PATH_MAX])
+{
+	ssize_t n = readlink(link, target, PATH_MAX - 1);
+
+	if (n <= 0)
+		return 0;
+	target[n] = 0;
+	return !strncmp(target, dir, len) && (target[len] == '/' || !target[len]);
+}
+
 /* Any process with its working directory or an open file below dir. */
 static int proc_uses(const char *dir)
 {
 	char real[PATH_MAX], link[PATH_MAX + 32], target[PATH_MAX];
-	size_t len;
 	struct dirent *p, *fe;
 	DIR *procd, *fdd;
+	size_t len;
 	int rc = 0;
 
 	if (!realpath(dir, real))
@@ -567,22 +579,24 @@ static int proc_uses(const char *dir)
 		return 0;
 	while (rc == 0 && (p = readdir(procd))) {
 		long pid = strtol(p->d_name, NULL, 10);
-		ssize_t n;
 
 		if (pid <= 0 || pid == getpid())
 			continue;
+		snprintf(link, sizeof(link), "/proc/%ld/cwd", pid);
+		if (link_below(link, real, len, target)) {
+			rc = snap_seterr(SNAP_EEXIST,
+					 "process %ld works in %s: stop "
+					 "ZooKeeper first",
+					 pid, target);
+			break;
+		}
 		snprintf(link, sizeof(link), "/proc/%ld/fd", pid);
 		fdd = opendir(link);
 		for (fe = fdd ? readdir(fdd) : NULL; fe && rc == 0;
 		     fe = readdir(fdd)) {
 			snprintf(link, sizeof(link), "/proc/%ld/fd/%s", pid,
 				 fe->d_name);
-			n = readlink(link, target, sizeof(target) - 1);
-			if (n <= 0)
-				continue;
-			target[n] = 0;
-			if (!strncmp(target, real, len) &&
-			    (target[len] == '/' || !target[len]))
+			if (link_below(link, real, len, target))
 				rc = snap_seterr(SNAP_EEXIST,
 						 "process %ld has %s open: stop "
 						 "ZooKeeper first",
@@ -590,17 +604,6 @@ static int proc_uses(const char *dir)
 		}
 		if (fdd)
 			closedir(fdd);
-		snprintf(link, sizeof(link), "/proc/%ld/cwd", pid);
-		n = rc ? -1 : readlink(link, target, sizeof(target) - 1);
-		if (n > 0) {
-			target[n] = 0;
-			if (!strncmp(target, real, len) &&
-			    (target[len] == '/' || !target[len]))
-				rc = snap_seterr(SNAP_EEXIST,
-						 "process %ld works in %s: stop "
-						 "ZooKeeper first",
-						 pid, target);
-		}
 	}
 	closedir(procd);
 	return rc;

@@ -54,11 +54,7 @@ struct reng {
 	struct rjob *job; /* being filled */
 	struct meta *dirs;
 	size_t ndirs, dircap;
-	struct {
-		uint64_t id;
-		char *rel;
-	} *links;
-	size_t nlinks, linkcap;
+	struct linkmap links; /* hardlink id -> first name, per group */
 };
 
 struct rfile {
@@ -559,40 +555,6 @@ static int add_dir_meta(struct reng *e, const char *rel, uint32_t mode,
 	return 0;
 }
 
-static const char *link_find(struct reng *e, uint64_t id)
-{
-	for (size_t i = e->nlinks; i-- > 0;)
-		if (e->links[i].id == id)
-			return e->links[i].rel;
-	return NULL;
-}
-
-static int link_add(struct reng *e, uint64_t id, const char *rel)
-{
-	if (e->nlinks == e->linkcap) {
-		size_t cap = e->linkcap ? 2 * e->linkcap : 64;
-		void *p = realloc(e->links, cap * sizeof(*e->links));
-
-		if (!p)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		e->links = p;
-		e->linkcap = cap;
-	}
-	e->links[e->nlinks].id = id;
-	e->links[e->nlinks].rel = strdup(rel);
-	if (!e->links[e->nlinks].rel)
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	e->nlinks++;
-	return 0;
-}
-
-static void links_reset(struct reng *e)
-{
-	for (size_t i = 0; i < e->nlinks; i++)
-		free(e->links[i].rel);
-	e->nlinks = 0;
-}
-
 /* Creates name in dfd with create(); with overwrite, a non-directory in
  * the way is removed first. */
 static int make_entry(struct reng *e, int dfd, const char *name,
@@ -635,7 +597,7 @@ static int open_existing(struct reng *e, int dfd, const char *name)
 static int restore_file(struct reng *e, int dfd, const char *rel,
 			const struct tent *t)
 {
-	const char *first = t->hardlink ? link_find(e, t->hardlink) : NULL;
+	const char *first = t->hardlink ? linkmap_get(&e->links, t->hardlink) : NULL;
 	struct vjob *v = NULL;
 	struct rfile *f;
 	int fd = -1, rc;
@@ -688,7 +650,7 @@ static int restore_file(struct reng *e, int dfd, const char *rel,
 	f->refs = 1; /* ours, until every segment is queued */
 	e->res->files++;
 	if (t->hardlink)
-		SNAP_TRY(link_add(e, t->hardlink, rel));
+		SNAP_TRY(linkmap_put(&e->links, t->hardlink, rel));
 	if (v) {
 		v->f = f;
 		return workq_submit(e->q, verify_work, v);
@@ -812,7 +774,7 @@ static int restore_group(struct reng *e, const struct mgroup *g)
 	const char *gname = g->name;
 	int gfd, dfd, rc;
 
-	links_reset(e);
+	linkmap_reset(&e->links);
 	if (e->o->flat) {
 		/* The target is the group's root: paths are relative to it. */
 		gname = "";
@@ -1024,8 +986,7 @@ out_nom:
 	for (size_t i = 0; i < e.ndirs; i++)
 		meta_free(&e.dirs[i]);
 	free(e.dirs);
-	links_reset(&e);
-	free(e.links);
+	linkmap_free(&e.links);
 	if (e.rootfd >= 0)
 		close(e.rootfd);
 	pthread_mutex_destroy(&e.lock);

@@ -373,3 +373,76 @@ const struct tent *tree_find(const struct tree *t, const char *name)
 	}
 	return NULL;
 }
+
+static size_t lm_index(uint64_t id, size_t cap)
+{
+	return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+}
+
+const char *linkmap_get(const struct linkmap *m, uint64_t id)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = lm_index(id, m->cap); m->v[i].id;
+	     i = (i + 1) & (m->cap - 1))
+		if (m->v[i].id == id)
+			return m->v[i].path;
+	return NULL;
+}
+
+int linkmap_put(struct linkmap *m, uint64_t id, const char *path)
+{
+	char *copy;
+	size_t i;
+
+	if (2 * (m->n + 1) > m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 64;
+		struct lm_slot *v = calloc(cap, sizeof(*v));
+
+		if (!v)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		for (i = 0; i < m->cap; i++) {
+			size_t k;
+
+			if (!m->v[i].id)
+				continue;
+			for (k = lm_index(m->v[i].id, cap); v[k].id;
+			     k = (k + 1) & (cap - 1))
+				;
+			v[k] = m->v[i];
+		}
+		free(m->v);
+		m->v = v;
+		m->cap = cap;
+	}
+	copy = strdup(path);
+	if (!copy)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	for (i = lm_index(id, m->cap); m->v[i].id && m->v[i].id != id;
+	     i = (i + 1) & (m->cap - 1))
+		;
+	if (m->v[i].id)
+		free(m->v[i].path);
+	else
+		m->n++;
+	m->v[i].id = id;
+	m->v[i].path = copy;
+	return 0;
+}
+
+void linkmap_reset(struct linkmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		free(m->v[i].path);
+		m->v[i].path = NULL;
+		m->v[i].id = 0;
+	}
+	m->n = 0;
+}
+
+void linkmap_free(struct linkmap *m)
+{
+	linkmap_reset(m);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}

@@ -93,4 +93,22 @@ int name_ok(const char *name, size_t len);
 void *tree_alloc(struct tree *t, size_t n);
 char *tree_strdup(struct tree *t, const char *s, size_t n);
 
+/* Hardlink id -> the path its first name was restored or written at, for
+ * walks that meet the later names of a hardlinked file (restore, export).
+ * Hashed: a group with many hardlinks costs O(1) per name.  Paths are
+ * copied; linkmap_reset() empties the map for the next group. */
+struct linkmap {
+	struct lm_slot {
+		uint64_t id; /* 0: empty (hardlink ids start at 1) */
+		char *path;
+	} *v;
+	size_t n, cap;
+};
+
+const char *linkmap_get(const struct linkmap *m, uint64_t id);
+/* 0 or SNAP_ENOMEM. */
+int linkmap_put(struct linkmap *m, uint64_t id, const char *path);
+void linkmap_reset(struct linkmap *m);
+void linkmap_free(struct linkmap *m);
+
 #endif

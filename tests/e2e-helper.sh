@@ -58,6 +58,20 @@ aside=$(ls -d "$T/post"/p1.bak-*)
 rm "$T/post/p1/group_id"
 same_tree "$T/src/p1" "$T/post/p1"
 
+say "--owner sets every entry's owner; --verify reads the result back"
+snapctl restore dgraph --target "$T/owned" --group g2 --owner 1234:5678 --verify -q
+[ "$(find "$T/owned/g2" ! -user 1234 -o ! -group 5678 | wc -l)" = 0 ] ||
+	fail "entries not owned by 1234:5678: $(find "$T/owned/g2" ! -user 1234 | head -n 3)"
+say "--skip-existing keeps what verifies and rewrites what does not"
+printf 'X' | dd of="$T/owned/g2/000/f0017.sst" bs=1 seek=100 conv=notrunc 2>/dev/null
+echo extra >>"$T/owned/g2/001/f0001.sst"
+rm "$T/owned/g2/002/f0002.sst"
+snapctl restore dgraph --target "$T/owned" --group g2 --skip-existing --json >"$T/skip.json"
+[ "$(json_get files_kept <"$T/skip.json")" = $(($(find "$T/src/p2" -type f | wc -l) - 4)) ] ||
+	fail "kept $(json_get files_kept <"$T/skip.json") files"
+same_tree "$T/src/p2" "$T/owned/g2"
+expect_fail 2 "USER:GROUP" snapctl restore dgraph --target "$T/x" --owner nobody-such:x
+
 say "groups without a number need --map"
 snapctl backup -q --label dgraph2 alpha="$T/src/p1"
 expect_fail 2 "group 'alpha' has no posting directory number: map it with --map alpha=pN" \
