@@ -817,8 +817,12 @@ int restore_zookeeper(struct repo *r, const char *series, uint32_t num,
 		say(o, "verifying %s against the backup", stage);
 		rc = restore_verify(r, series, num, g->name, stage, &vr);
 	}
+	/* myid paths are relative to DATADIR in both layouts. */
 	if (rc == 0)
-		rc = fix_myid(o, live, stage, myid);
+		rc = fix_myid(o, f.dcos ? parent : live, stage, myid);
+	/* The restore took a while: nobody may have started ZooKeeper. */
+	if (rc == 0)
+		rc = zk_running(o, o->zookeeper);
 	if (rc) {
 		after_failure(o, rc, stage);
 		goto out;

@@ -131,6 +131,28 @@ expect_fail 2 "not a DC/OS ZooKeeper backup" \
 	snapctl export dgraph --group g1 --format dcos-zk -o "$T/x.tar.gz"
 [ ! -e "$T/x.tar.gz" ] && [ ! -e "$T/x.tar.gz.partial" ] || fail "failed export left a file"
 
+say "the DC/OS layout: --zookeeper replaces DATADIR/zookeeper only"
+live="$T/live-exhibitor"
+mkdir -p "$live/zookeeper/snapshot/version-2"
+echo 7 >"$live/zookeeper/snapshot/myid"
+echo stale >"$live/zookeeper/snapshot/version-2/snapshot.ff"
+echo "exhibitor state" >"$live/exhibitor.conf"
+sleep 30 &
+sleeper=$!
+echo $sleeper >"$live/zk.pid"
+expect_fail 8 "ZooKeeper is running \(pid $sleeper from .*zk.pid\)" \
+	snapctl restore zkdcos --zookeeper "$live"
+kill $sleeper 2>/dev/null || true
+wait $sleeper 2>/dev/null || true
+snapctl restore zkdcos --zookeeper "$live" -q 2>"$T/err"
+[ "$(cat "$live/zookeeper/snapshot/myid")" = 7 ] || fail "DC/OS myid not kept"
+[ ! -e "$live/zookeeper/snapshot/version-2/snapshot.ff" ] || fail "old snapshot survived"
+cmp "$live/zookeeper/snapshot/version-2/snapshot.100000000" \
+	"$z/snapshot/version-2/snapshot.100000000" || fail "snapshot differs"
+[ "$(cat "$live/exhibitor.conf")" = "exhibitor state" ] || fail "DATADIR itself replaced"
+ls -d "$live"/zookeeper.bak-* >/dev/null || fail "old zookeeper/ not kept aside"
+[ -z "$(ls -A "$live" | grep snapfs)" ] || fail "stage left: $(ls -A "$live")"
+
 say "hostile and broken archives are refused and store nothing"
 python3 - "$T" <<'EOF'
 import io, sys, tarfile
