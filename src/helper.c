@@ -389,8 +389,7 @@ int restore_postings(struct repo *r, const char *series, uint32_t num,
 		}
 		rc = rc ? rc : write_group_id(pg[i].stage, pg[i].n);
 		if (rc) {
-			rc = snap_seterr(rc, "group %s: %s", pg[i].name,
-					 snap_errmsg());
+			rc = snap_preerr(rc, "group %s", pg[i].name);
 			for (size_t k = 0; k <= i; k++)
 				after_failure(o, rc, pg[k].stage);
 			goto out;

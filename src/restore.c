@@ -488,7 +488,7 @@ static void verify_work(void *arg)
 	}
 	same = content_matches(e->r, f->fd, &t, &b->b.raw);
 	if (same < 0) {
-		rc = snap_seterr(same, "%s: %s", f->m.rel, snap_errmsg());
+		rc = snap_preerr(same, "%s", f->m.rel);
 	} else if (same) {
 		__atomic_fetch_add(&e->res->files_kept, 1, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&e->res->bytes_kept, v->size,
@@ -1046,7 +1046,7 @@ static int verify_entry(struct vstate *v, int dfd, const char *rel,
 		rc = content_matches(v->r, fd, t, &v->b);
 		close(fd);
 		if (rc < 0)
-			return snap_seterr(rc, "%s: %s", rel, snap_errmsg());
+			return snap_preerr(rc, "%s", rel);
 		if (rc == 0)
 			return differs(rel, "contents differ");
 		v->res->files++;

@@ -221,7 +221,7 @@ if [ "$(id -u)" = 0 ]; then
 	on_exit "umount '$T/small'"
 	mkdir "$T/small/post"
 	echo keep >"$T/small/post/marker"
-	expect_fail 9 "No space left on device" \
+	expect_fail 9 "group g1: writing f[0-9]+: No space left on device" \
 		snapctl restore bigpost --postings "$T/small/post"
 	[ "$(ls -A "$T/small/post")" = marker ] ||
 		fail "ENOSPC left: $(ls -A "$T/small/post")"
