@@ -63,7 +63,7 @@ snapctl restore dgraph --target "$T/owned" --group g2 --owner 1234:5678 --verify
 [ "$(find "$T/owned/g2" ! -user 1234 -o ! -group 5678 | wc -l)" = 0 ] ||
 	fail "entries not owned by 1234:5678: $(find "$T/owned/g2" ! -user 1234 | head -n 3)"
 say "--skip-existing keeps what verifies and rewrites what does not"
-printf 'X' | dd of="$T/owned/g2/000/f0017.sst" bs=1 seek=100 conv=notrunc 2>/dev/null
+flip_byte "$T/owned/g2/000/f0017.sst" 100
 echo extra >>"$T/owned/g2/001/f0001.sst"
 rm "$T/owned/g2/002/f0002.sst"
 snapctl restore dgraph --target "$T/owned" --group g2 --skip-existing --json >"$T/skip.json"

@@ -174,7 +174,7 @@ if [ "$STORE" = file ]; then
 	new=$(comm -13 "$T/packs1" "$T/packs2" | while read -r p; do
 		echo "$(stat -c %s "$c"/data/*/"$p") $p"; done | sort -n | tail -n 1 | cut -d' ' -f2)
 	pack=$(ls "$c"/data/*/"$new")
-	printf 'X' | dd of="$pack" bs=1 seek=$((3 << 20)) conv=notrunc 2>/dev/null
+	flip_byte "$pack" $((3 << 20))
 	cm="$T/cm"
 	mount_repo "$c" "$cm"
 	cs=$(ls "$cm/series")

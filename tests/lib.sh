@@ -57,6 +57,19 @@ expect_fail() {
 	printf '   ok (exit %s): %s\n' "$got" "$(grep -Em1 "$pat" "$T/err")"
 }
 
+# flip_byte FILE OFFSET: inverts one byte (appends one past the end), so
+# the file surely changes (writing a fixed byte is a no-op 1 time in 256).
+flip_byte() {
+	python3 -c '
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(1)
+    f.seek(int(sys.argv[2]))
+    f.write(bytes([b[0] ^ 0xFF]) if b else b"X")
+' "$1" "$2"
+}
+
 # same_tree A B: content and every kept piece of metadata are identical.
 same_tree() {
 	python3 "$TESTS_DIR/treesum.py" "$1" >"$T/sum.a"
