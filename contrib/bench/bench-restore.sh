@@ -83,7 +83,7 @@ measure() {
 		out=""
 	done
 	sort -n "$W"/t.[1-5] | sed -n 3p | sed "s/^/$name /" >>"$W/results"
-X | tr '\n' ' ')s"
+	echo "  $name: $(cut -d' ' -f1 "$W"/t.[1-5] | tr '\n' ' ')s"
 }
 
 if [ ! -d "$W/snap-repo" ]; then
