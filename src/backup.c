@@ -322,7 +322,7 @@ int chunk_range(struct eng *e, struct bdir *d, size_t ei, src_read rd,
 					break;
 				}
 				n = rd(src, e->rbuf + have, want, foff + have);
-				if (n < 0 && n == -EINTR)
+				if (n == -EINTR)
 					continue;
 				if (n < 0)
 					return snap_syserr(-n, "reading");

@@ -118,26 +118,28 @@ static int launch(struct xeng *x)
 	return 0;
 }
 
+static void batch_wait(struct xeng *x, struct batch *b)
+{
+	pthread_mutex_lock(&x->lock);
+	while (!b->done)
+		pthread_cond_wait(&x->cv, &x->lock);
+	pthread_mutex_unlock(&x->lock);
+}
+
 /* The plaintext of item k (the next one the writer needs). */
 static int item_data(struct xeng *x, size_t k, const uint8_t **p)
 {
 	struct batch *b = &x->ring[x->used % x->window];
 
 	while (k >= b->first + b->n) {
-		pthread_mutex_lock(&x->lock);
-		while (!b->done)
-			pthread_cond_wait(&x->cv, &x->lock);
-		pthread_mutex_unlock(&x->lock);
+		batch_wait(x, b);
 		free(b->data);
 		b->data = NULL;
 		x->used++;
 		SNAP_TRY(launch(x));
 		b = &x->ring[x->used % x->window];
 	}
-	pthread_mutex_lock(&x->lock);
-	while (!b->done)
-		pthread_cond_wait(&x->cv, &x->lock);
-	pthread_mutex_unlock(&x->lock);
+	batch_wait(x, b);
 	if (errstate_failed(&x->es))
 		return errstate_result(&x->es);
 	*p = b->data + b->off[k - b->first];
@@ -248,12 +250,9 @@ static int excluded(const struct xeng *x, const struct tent *t)
 			   !strcmp(t->name, "zookeeper.out"));
 }
 
-static int export_dir(struct xeng *x, const char *name, const struct tree *t);
-
 /* Writes the files and symlinks of a directory, with its chunks fetched
  * ahead, then descends into its subdirectories. */
-static int export_entries(struct xeng *x, const char *dir,
-			  const struct tree *t)
+static int export_dir(struct xeng *x, const char *dir, const struct tree *t)
 {
 	const char **hard = calloc(t->n ? t->n : 1, sizeof(*hard));
 	char *path = NULL;
@@ -262,6 +261,7 @@ static int export_entries(struct xeng *x, const char *dir,
 
 	if (!hard)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	x->res->dirs++;
 	/* Which names are later links to a file met earlier, and the
 	 * chunks of the others, in the order they will be written. */
 	for (size_t i = 0; i < t->n && rc == 0; i++) {
@@ -334,12 +334,6 @@ static int export_entries(struct xeng *x, const char *dir,
 	free(path);
 	free(hard);
 	return rc;
-}
-
-static int export_dir(struct xeng *x, const char *name, const struct tree *t)
-{
-	x->res->dirs++;
-	return export_entries(x, name, t);
 }
 
 static int export_group(struct xeng *x, const struct mgroup *g)

@@ -115,6 +115,16 @@ no_secret_in() {
 	done
 }
 
+# paged_listing LOCATION: a listing fetched two objects per page sees every
+# object a one-page listing sees (continuation tokens / markers).
+paged_listing() {
+	say "paged listings see every object"
+	full=$(snapctl -r "$1" stats --json | json_get objects)
+	paged=$(SNAPFS_LIST_PAGE=2 snapctl -r "$1" stats --json | json_get objects)
+	echo "   $full objects, listed 2 at a time: $paged"
+	[ "$full" -gt 4 ] && [ "$full" = "$paged" ] || fail "paged listing lost objects"
+}
+
 # mount_outage UPSTREAM_PORT URLFN: mounts a repository through a proxy,
 # reads a file, stops the proxy: a read of what is not cached then fails
 # with EIO after the retries (within a minute, not a hang), while what is
