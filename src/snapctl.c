@@ -1,6 +1,6 @@
 /*
  * snapctl - the snapfs command line: init, backup, list, show, ls, cat,
- * restore, delete, check.  A thin layer over libsnapfs: it parses options,
+ * restore, export, delete, check, stats.  A thin layer over libsnapfs: it parses options,
  * calls one engine, prints the result (or JSON with --json) and maps the
  * core's error code to an exit status (see snapctl(1), EXIT STATUS).
  */

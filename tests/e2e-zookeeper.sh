@@ -63,6 +63,10 @@ rmdir "$data"
 mv "$T/elsewhere" "$data"
 stop_zk
 
+expect_fail 2 "zk-address wants HOST:PORT, not '127.0.0.1'" \
+	snapctl restore zookeeper --zookeeper "$T/other" --zk-address 127.0.0.1
+[ ! -e "$T/other" ] || fail "refused restore created the data directory"
+
 say "a group that is not a data directory is refused"
 mkdir -p "$T/notzk/conf"
 echo x >"$T/notzk/conf/zoo.cfg"
