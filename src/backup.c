@@ -40,6 +40,7 @@ static void upload_job(void *arg)
 		else
 			add_stat(&e->res->bytes_new, p->data.len);
 	}
+	bufpool_put(&e->pbufs, &p->data);
 	pack_free(p);
 	free((void **)p - 1);
 }
@@ -52,6 +53,7 @@ static int ship(struct eng *e, void **slot)
 	int rc = pack_finish(p, &e->r->keys);
 
 	if (rc) {
+		bufpool_put(&e->pbufs, &p->data);
 		pack_free(p);
 		free(slot);
 		return rc;
@@ -96,7 +98,7 @@ static int detach(struct eng *e, int k, void ***out)
 static int store_blob(struct eng *e, enum blob_type type, const uint8_t *data,
 		      size_t len, struct ref *r, int *isnew)
 {
-	struct buf enc = BUF_INIT;
+	struct buf enc;
 	uint8_t id[ID_LEN];
 	void **full = NULL;
 	int rc = 0, hit, k = kind(type);
@@ -109,6 +111,7 @@ static int store_blob(struct eng *e, enum blob_type type, const uint8_t *data,
 	pthread_mutex_unlock(&e->plock);
 	if (hit)
 		return 0;
+	enc = bufpool_get(&e->bufs);
 	rc = blob_encode(&e->r->keys, id, data, len, &enc);
 	if (rc)
 		goto out;
@@ -117,12 +120,16 @@ static int store_blob(struct eng *e, enum blob_type type, const uint8_t *data,
 		goto unlock; /* another worker stored it meanwhile */
 	if (!e->cur_open[k]) {
 		rc = pack_begin(cur);
+		if (rc == 0)
+			cur->data = bufpool_get(&e->pbufs);
 		/* Data packs fill up at once: reserve them whole. */
 		if (rc == 0 && kind(type) == 0)
 			rc = buf_reserve(&cur->data,
 					 e->r->pack_size + CHUNK_MAX + 65536);
-		if (rc)
+		if (rc) {
+			pack_free(cur);
 			goto unlock;
+		}
 		e->cur_open[k] = 1;
 	}
 	rc = pack_add(cur, type, id, enc.p, enc.len, len, r);
@@ -137,7 +144,7 @@ unlock:
 	if (rc == 0 && full)
 		rc = ship(e, full);
 out:
-	buf_free(&enc);
+	bufpool_put(&e->bufs, &enc);
 	return rc;
 }
 
@@ -233,11 +240,12 @@ static void chunk_work(void *arg)
 	int isnew = 0, rc = 0;
 
 	if (!failed(e)) {
-		rc = store_blob(e, BT_DATA, j->data, j->len, &ref, &isnew);
+		rc = store_blob(e, BT_DATA, j->data.p, j->data.len, &ref,
+				&isnew);
 		if (rc)
 			fail(e, rc);
 	}
-	free(j->data);
+	bufpool_put(&e->bufs, &j->data);
 	pthread_mutex_lock(&e->lock);
 	if (rc == 0 && !failed(e)) {
 		struct chunk *c = &j->d->ents[j->ei].chunks[j->ci];
@@ -254,16 +262,16 @@ static void chunk_work(void *arg)
 	free(j);
 }
 
-/* Queues one chunk of entry ei; takes ownership of data. */
+/* Queues one chunk of entry ei; takes data (from e->bufs) over. */
 static int submit_chunk(struct eng *e, struct bdir *d, size_t ei,
-			uint64_t off, uint8_t *data, size_t len)
+			uint64_t off, struct buf *data)
 {
 	struct tent *t = &d->ents[ei];
 	struct cjob *j = malloc(sizeof(*j));
 	int rc = 0;
 
 	if (!j) {
-		free(data);
+		bufpool_put(&e->bufs, data);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	}
 	pthread_mutex_lock(&e->lock);
@@ -285,15 +293,14 @@ static int submit_chunk(struct eng *e, struct bdir *d, size_t ei,
 	pthread_mutex_unlock(&e->lock);
 	if (rc) {
 		free(j);
-		free(data);
+		bufpool_put(&e->bufs, data);
 		return rc;
 	}
 	j->e = e;
 	j->d = d;
 	j->ei = ei;
 	j->off = off;
-	j->data = data;
-	j->len = len;
+	j->data = *data;
 	return workq_submit(e->cq, chunk_work, j);
 }
 
@@ -334,14 +341,15 @@ int chunk_range(struct eng *e, struct bdir *d, size_t ei, src_read rd,
 		if (have == at)
 			break;
 		size_t cut = chunker_cut(ch, e->rbuf + at, have - at, eof);
-		uint8_t *data = malloc(cut);
+		struct buf data = bufpool_get(&e->bufs);
 
-		if (!data)
+		if (buf_add(&data, e->rbuf + at, cut)) {
+			bufpool_put(&e->bufs, &data);
 			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		memcpy(data, e->rbuf + at, cut);
+		}
 		add_stat(&e->res->bytes_read, cut);
 		progress_add(e->o->progress, 0, cut);
-		SNAP_TRY(submit_chunk(e, d, ei, foff + at, data, cut));
+		SNAP_TRY(submit_chunk(e, d, ei, foff + at, &data));
 		at += cut;
 		if (failed(e))
 			return failed(e);
@@ -917,6 +925,13 @@ int backup_run(struct repo *r, const struct backup_opts *o,
 	index_init(&e.ix);
 	threads = o->threads > 0 ? o->threads : cpu_count();
 	uploads = o->uploads > 0 ? o->uploads : 2;
+	/* Enough idle buffers for the running chunk jobs (a chunk's bytes
+	 * and its sealed form each) and the reader's next one; chunks queued
+	 * beyond that come and go through malloc.  Packs are 16 MiB: keeping
+	 * one per upload in flight would hold 8 x 16 MiB over S3 for good,
+	 * so only two are kept for reuse. */
+	bufpool_init(&e.bufs, 2 * (size_t)threads + 2);
+	bufpool_init(&e.pbufs, 2);
 
 	rc = choose_series(&e, &parent, &have_parent);
 	if (rc)
@@ -984,8 +999,12 @@ out:
 	workq_destroy(e.cq);
 	workq_destroy(e.uq);
 	for (int k = 0; k < 2; k++)
-		if (e.cur_open[k])
+		if (e.cur_open[k]) {
+			bufpool_put(&e.pbufs, &e.cur[k].data);
 			pack_free(&e.cur[k]);
+		}
+	bufpool_destroy(&e.bufs);
+	bufpool_destroy(&e.pbufs);
 	for (size_t g = 0; m.groups && g < m.ngroups; g++)
 		m.groups[g].name = NULL;
 	manifest_free(&m);

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "backup.h"
+#include "bufpool.h"
 #include "err.h"
 #include "index.h"
 #include "workq.h"
@@ -64,6 +65,8 @@ struct eng {
 	int cur_open[2];
 	uint8_t (*packs)[PACK_ID_LEN];
 	size_t npacks, packcap;
+	/* Reused buffers: chunk bytes and sealed blobs; pack bodies. */
+	struct bufpool bufs, pbufs;
 
 	/* walker thread only */
 	struct hlink *hl;
@@ -76,8 +79,7 @@ struct cjob {
 	struct bdir *d;
 	size_t ei, ci;
 	uint64_t off;
-	uint8_t *data;
-	size_t len;
+	struct buf data; /* from e->bufs */
 };
 
 #define fail(e, rc) errstate_fail(&(e)->es, (rc))

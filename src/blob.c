@@ -11,39 +11,35 @@
 int blob_encode(const struct keys *k, const uint8_t id[ID_LEN],
 		const void *raw, size_t n, struct buf *out)
 {
-	struct buf tmp = BUF_INIT, *body = k->encrypted ? &tmp : out;
-	size_t start = body->len;
-	int bound, clen, rc;
+	/* Encrypted, the body is built where its ciphertext goes (after the
+	 * nonce) and sealed in place: no second buffer, no extra pass. */
+	size_t start = out->len, blen;
+	uint8_t *body;
+	int bound, clen;
 
 	if (n > LZ4_MAX_INPUT_SIZE)
 		return snap_seterr(SNAP_EINVAL, "blob too large (%zu bytes)",
 				   n);
 	bound = LZ4_compressBound((int)n);
-	rc = buf_reserve(body, 1 + (size_t)bound);
-	if (rc)
-		goto out;
-	clen = LZ4_compress_default(raw, (char *)body->p + start + 1, (int)n,
-				    bound);
+	SNAP_TRY(buf_reserve(out, 1 + (size_t)bound + SEAL_OVERHEAD));
+	body = out->p + start + (k->encrypted ? GCM_NONCE_LEN : 0);
+	clen = LZ4_compress_default(raw, (char *)body + 1, (int)n, bound);
 	if (clen > 0 && (size_t)clen < n) {
-		body->p[start] = BLOB_LZ4;
-		body->len = start + 1 + clen;
+		body[0] = BLOB_LZ4;
+		blen = 1 + (size_t)clen;
 	} else {
-		body->p[start] = BLOB_RAW;
-		memcpy(body->p + start + 1, raw, n);
-		body->len = start + 1 + n;
+		body[0] = BLOB_RAW;
+		memcpy(body + 1, raw, n);
+		blen = 1 + n;
 	}
-	if (!k->encrypted)
+	if (!k->encrypted) {
+		out->len = start + blen;
 		return 0;
-	rc = buf_reserve(out, tmp.len + SEAL_OVERHEAD);
-	if (rc)
-		goto out;
-	rc = gcm_seal(k->enc, k->enc_len, id, ID_LEN, tmp.p, tmp.len,
-		      out->p + out->len);
-	if (rc == 0)
-		out->len += tmp.len + SEAL_OVERHEAD;
-out:
-	buf_free(&tmp);
-	return rc;
+	}
+	SNAP_TRY(gcm_seal(k->enc, k->enc_len, id, ID_LEN, body, blen,
+			  out->p + start));
+	out->len = start + blen + SEAL_OVERHEAD;
+	return 0;
 }
 
 int blob_decode(const struct keys *k, const uint8_t id[ID_LEN],

@@ -52,7 +52,8 @@ void hmac_sha256(const uint8_t *key, size_t keylen, const void *data,
 		 size_t n, uint8_t out[32]);
 
 /* AES-GCM with a fresh random nonce: out receives nonce || ct || tag
- * (n + SEAL_OVERHEAD bytes).  aad is authenticated, not stored. */
+ * (n + SEAL_OVERHEAD bytes).  aad is authenticated, not stored.  pt may
+ * be out + GCM_NONCE_LEN (sealing in place); no other overlap. */
 int gcm_seal(const uint8_t *key, size_t keylen, const void *aad,
 	     size_t aadlen, const void *pt, size_t n, uint8_t *out);
 

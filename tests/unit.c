@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "blob.h"
+#include "bufpool.h"
 #include "chunker.h"
 #include "crypto.h"
 #include "err.h"
@@ -584,6 +585,37 @@ static void test_sigv4_vectors(void **state)
 	assert_non_null(strstr(authz, "SignedHeaders=host;x-amz-date;x-amz-security-token"));
 }
 
+/* A pool hands back the capacity it was given, keeps at most keep idle
+ * buffers (the rest are freed: valgrind checks nothing leaks) and always
+ * returns an empty buffer. */
+static void test_bufpool(void **state)
+{
+	struct bufpool p;
+	struct buf a, b, c;
+	uint8_t *pa;
+
+	(void)state;
+	bufpool_init(&p, 1);
+	a = bufpool_get(&p);
+	assert_null(a.p);
+	assert_int_equal(buf_add(&a, "hello", 5), 0);
+	pa = a.p;
+	bufpool_put(&p, &a);
+	assert_null(a.p);
+	assert_int_equal(a.len, 0);
+	b = bufpool_get(&p);
+	assert_ptr_equal(b.p, pa);
+	assert_int_equal(b.len, 0);
+	assert_true(b.cap >= 5);
+	c = bufpool_get(&p);
+	assert_null(c.p);
+	assert_int_equal(buf_add(&c, "x", 1), 0);
+	bufpool_put(&p, &b);
+	bufpool_put(&p, &c); /* beyond keep: freed */
+	assert_int_equal(p.n, 1);
+	bufpool_destroy(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -600,6 +632,7 @@ int main(void)
 		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_varint),
 		cmocka_unit_test(test_sigv4_vectors),
+		cmocka_unit_test(test_bufpool),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,8 @@
 # mount after dropping the page cache: `ls -lR`, `find`, `du -s` over the
 # 100k-file tree, the daemon's peak RSS after browsing, then a cold and a
 # warm sequential read of the 1 GiB file (dd, 1 MiB blocks), and the peak
-# RSS after reading.  Prints a table with snapfs/restic ratios (> 1 favours
+# RSS after reading.  Times are medians of ROUNDS runs (default 3), RSS
+# the highest seen.  Prints a table with snapfs/restic ratios (> 1 favours
 # snapfs) next to the issue's targets.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -97,27 +98,35 @@ t() {
 hwm() { awk '/VmHWM/ { print $2 }' "/proc/$pid/status"; }
 
 : >"$W/results"
-for tool in snapfs restic; do
-	echo "== $tool"
-	start $tool
-	echo "$tool lsR $(t ls -lR "$root/many")" >>"$W/results"
-	echo "$tool find $(t find "$root/many")" >>"$W/results"
-	echo "$tool du $(t du -s "$root/many")" >>"$W/results"
-	echo "$tool rss_browse $(hwm)" >>"$W/results"
-	stop
-	start $tool
-	echo "$tool cold $(t dd if="$root/big/file1g" of=/dev/null bs=1M)" >>"$W/results"
-	echo "$tool warm $(t dd if="$root/big/file1g" of=/dev/null bs=1M)" >>"$W/results"
-	echo "$tool rss_read $(hwm)" >>"$W/results"
-	stop
+# Every figure is the median of $ROUNDS runs (default 3), each on a fresh
+# mount with a cold page cache: this VM's disk makes single cold reads of
+# the same data vary by 2-3x.  The tools alternate run by run.
+rounds=${ROUNDS:-3}
+for r in $(seq 1 "$rounds"); do
+	for tool in snapfs restic; do
+		echo "== $tool, run $r"
+		start $tool
+		echo "$tool lsR $(t ls -lR "$root/many")" >>"$W/results"
+		echo "$tool find $(t find "$root/many")" >>"$W/results"
+		echo "$tool du $(t du -s "$root/many")" >>"$W/results"
+		echo "$tool rss_browse $(hwm)" >>"$W/results"
+		stop
+		start $tool
+		echo "$tool cold $(t dd if="$root/big/file1g" of=/dev/null bs=1M)" >>"$W/results"
+		echo "$tool warm $(t dd if="$root/big/file1g" of=/dev/null bs=1M)" >>"$W/results"
+		echo "$tool rss_read $(hwm)" >>"$W/results"
+		stop
+	done
 done
 
 python3 - "$W/results" <<'PY'
-import sys
-r = {}
+import statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     tool, k, v = line.split()
-    r[(tool, k)] = float(v)
+    runs.setdefault((tool, k), []).append(float(v))
+r = {k: (max(v) if k[1].startswith("rss") else statistics.median(v))
+     for k, v in runs.items()}
 G = 1 << 30
 def row(name, k, kind, target):
     s, p = r[("snapfs", k)], r[("restic", k)]
@@ -135,4 +144,8 @@ row("find, 100k files", "find", "time", "")
 row("du -s, 100k files", "du", "time", "")
 row("daemon peak RSS browsing", "rss_browse", "mem", "<= 100 MB")
 row("daemon peak RSS reading", "rss_read", "mem", "")
+print()
+print("runs (s): " + "; ".join("%s %s: %s" % (t, k, " ".join("%.2f" % x for x in v))
+                              for (t, k), v in sorted(runs.items())
+                              if k in ("cold", "lsR")))
 PY

@@ -5,51 +5,92 @@
 #
 # usage: contrib/bench/bench-s3.sh [WORKDIR]
 #   needs: restic and curl (contrib/install-deps.sh --bench), a built tree
-#   (SNAPCTL / STOREBENCH override the binaries' paths).
+#   (SNAPCTL / STOREBENCH override the binaries' paths).  ROUNDS (default
+#   5) sets how many times each measure runs; the two sides of a ratio run
+#   back to back, alternating who goes first, and the median is reported:
+#   the gateway shares this machine's cores with the clients, and single
+#   runs vary by half.  Each tool restores once unmeasured first (the first
+#   run after a backup pays for the memory the backup gave back).  As root,
+#   restores go to a fresh tmpfs (a freshly emptied ext4 makes inode
+#   allocation, not the tool, the cost).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 snapctl=${SNAPCTL:-$top/snapctl}
 storebench=${STOREBENCH:-$top/contrib/bench/storebench}
 par=${PARALLEL:-8}
+rounds=${ROUNDS:-5}
 W=${1:-$(mktemp -d /tmp/snapfs-bench-s3.XXXXXX)}
 mkdir -p "$W"
 command -v restic >/dev/null || { echo "bench: needs restic"; exit 1; }
 [ -x "$storebench" ] || { echo "bench: build $storebench first (make check builds it)"; exit 1; }
 
-rm -rf "$W/rgw" "$W/o1" "$W/o2"
-RGW_MEMSTORE_BYTES=$((12 << 30)) sh "$top/tests/servers/rgw.sh" start "$W/rgw" >"$W/rgw.info"
-trap 'sh "$top/tests/servers/rgw.sh" stop "$W/rgw"' EXIT INT TERM
+out="$W/out"
+rm -rf "$W/rgw" "$out"
+mkdir -p "$out"
+RGW_MEMSTORE_BYTES=$((16 << 30)) sh "$top/tests/servers/rgw.sh" start "$W/rgw" >"$W/rgw.info"
+cleanup() {
+	[ "$(id -u)" = 0 ] && umount "$out" 2>/dev/null
+	sh "$top/tests/servers/rgw.sh" stop "$W/rgw"
+}
+trap cleanup EXIT INT TERM
 set -- $(cat "$W/rgw.info")
 port=$1
 export AWS_ACCESS_KEY_ID=$2 AWS_SECRET_ACCESS_KEY=$3
 base="s3://127.0.0.1:$port/bench"
 "$snapctl" -r "$base/snap?secure=false" init --create-bucket --no-encryption -q
-echo "RADOS Gateway on 127.0.0.1:$port, $par parallel transfers"
+echo "RADOS Gateway on 127.0.0.1:$port, $par parallel transfers, $rounds rounds"
 
 now() { python3 -c 'import time; print(time.time())'; }
-rate() { python3 -c "print('%.1f' % ($1 / ($3 - $2)))"; }
+: >"$W/results"
+# record NAME MIB T0 T1: one sample, in MiB/s.
+record() {
+	python3 -c "print('$1', '%.1f' % ($2 / ($4 - $3)))" >>"$W/results"
+}
+# empty_out: an empty restore target (a fresh tmpfs as root).
+empty_out() {
+	if [ "$(id -u)" = 0 ]; then
+		umount "$out" 2>/dev/null || true
+		mount -t tmpfs -o size=8g tmpfs "$out"
+	else
+		rm -rf "$out" && mkdir -p "$out"
+	fi
+}
 
 count=32
 mib=16
-echo "store layer: $count objects of $mib MiB"
-sp=$("$storebench" "$base/raw?secure=false" put $count $mib "$par")
-sg=$("$storebench" "$base/raw?secure=false" get $count $mib "$par")
 head -c $((mib << 20)) /dev/urandom >"$W/obj"
 sigv4="aws:amz:us-east-1:s3"
-# curl signs without hashing the payload (we hash it: the server checks
+# curl signs without hashing the payload (we hash it and the server checks
 # every byte), so its figure is an upper bound for ours.
 unsigned="x-amz-content-sha256: UNSIGNED-PAYLOAD"
-t0=$(now)
-seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
-	-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -T "$W/obj" \
-	"http://127.0.0.1:$port/bench/curl/{}"
-t1=$(now)
-seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
-	-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -o /dev/null \
-	"http://127.0.0.1:$port/bench/curl/{}"
-t2=$(now)
-cp=$(rate $((count * mib)) "$t0" "$t1")
-cg=$(rate $((count * mib)) "$t1" "$t2")
+curl_put() {
+	seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
+		-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-T "$W/obj" "http://127.0.0.1:$port/bench/curl/{}"
+}
+curl_get() {
+	seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
+		-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-o /dev/null "http://127.0.0.1:$port/bench/curl/{}"
+}
+echo "store layer: $count objects of $mib MiB"
+raw="$base/raw?secure=false"
+for r in $(seq 1 "$rounds"); do
+	if [ $((r % 2)) = 1 ]; then
+		echo "sput $("$storebench" "$raw" put $count $mib "$par")" >>"$W/results"
+		t0=$(now); curl_put; t1=$(now); record cput $((count * mib)) "$t0" "$t1"
+	else
+		t0=$(now); curl_put; t1=$(now); record cput $((count * mib)) "$t0" "$t1"
+		echo "sput $("$storebench" "$raw" put $count $mib "$par")" >>"$W/results"
+	fi
+	if [ $((r % 2)) = 1 ]; then
+		echo "sget $("$storebench" "$raw" get $count $mib "$par")" >>"$W/results"
+		t0=$(now); curl_get; t1=$(now); record cget $((count * mib)) "$t0" "$t1"
+	else
+		t0=$(now); curl_get; t1=$(now); record cget $((count * mib)) "$t0" "$t1"
+		echo "sget $("$storebench" "$raw" get $count $mib "$par")" >>"$W/results"
+	fi
+done
 
 # Corpus: text, random binaries, small files (~700 MiB).
 C="$W/corpus"
@@ -65,24 +106,63 @@ head -c 32 /dev/urandom >"$W/key"
 echo "bench" >"$W/pass"
 export SNAPFS_KEY_FILE="$W/key" RESTIC_PASSWORD_FILE="$W/pass"
 cat $(find "$C" -type f) >/dev/null 2>&1 || true
-snap="$base/enc?secure=false"
-"$snapctl" -r "$snap" init -q
-restic -q -r "s3:http://127.0.0.1:$port/bench/restic" init >/dev/null
-t0=$(now); "$snapctl" -r "$snap" backup --label bench -q --parallel "$par" "$C"; t1=$(now)
-restic -q -r "s3:http://127.0.0.1:$port/bench/restic" -o s3.connections="$par" backup "$C" >/dev/null; t2=$(now)
-rm -rf "$W/o1" "$W/o2"
-t3=$(now); "$snapctl" -r "$snap" restore bench -q --parallel "$par" --target "$W/o1"; t4=$(now)
-restic -q -r "s3:http://127.0.0.1:$port/bench/restic" -o s3.connections="$par" restore latest --target "$W/o2" >/dev/null; t5=$(now)
-sb=$(rate $mibs "$t0" "$t1"); rb=$(rate $mibs "$t1" "$t2")
-sr=$(rate $mibs "$t3" "$t4"); rr=$(rate $mibs "$t4" "$t5")
+restic_url="s3:http://127.0.0.1:$port/bench/restic"
+snap_backup() {
+	"$snapctl" -r "$base/enc$1?secure=false" init -q
+	t0=$(now)
+	"$snapctl" -r "$base/enc$1?secure=false" backup --label bench -q --parallel "$par" "$C"
+	t1=$(now); record sbackup $mibs "$t0" "$t1"
+}
+restic_backup() {
+	restic -q -r "$restic_url$1" init >/dev/null
+	t0=$(now)
+	restic -q -r "$restic_url$1" -o s3.connections="$par" backup "$C" >/dev/null
+	t1=$(now); record rbackup $mibs "$t0" "$t1"
+}
+# snap_restore / restic_restore [warm]: one measured restore (or not).
+snap_restore() {
+	empty_out
+	t0=$(now)
+	"$snapctl" -r "$base/enc1?secure=false" restore bench -q --parallel "$par" --target "$out/t"
+	t1=$(now)
+	[ $# = 0 ] && record srestore $mibs "$t0" "$t1"
+	return 0
+}
+restic_restore() {
+	empty_out
+	t0=$(now)
+	restic -q -r "${restic_url}1" -o s3.connections="$par" restore latest --target "$out/t" >/dev/null
+	t1=$(now)
+	[ $# = 0 ] && record rrestore $mibs "$t0" "$t1"
+	return 0
+}
+echo "corpus: $mibs MiB, $(find "$C" -type f | wc -l) files"
+for r in $(seq 1 "$rounds"); do
+	if [ $((r % 2)) = 1 ]; then snap_backup "$r"; restic_backup "$r"
+	else restic_backup "$r"; snap_backup "$r"; fi
+done
+snap_restore warm
+restic_restore warm
+for r in $(seq 1 "$rounds"); do
+	if [ $((r % 2)) = 1 ]; then snap_restore; restic_restore
+	else restic_restore; snap_restore; fi
+done
 
-python3 - "$sp" "$cp" "$sg" "$cg" "$sb" "$rb" "$sr" "$rr" "$mibs" <<'PY'
-import sys
-sp, cp, sg, cg, sb, rb, sr, rr = map(float, sys.argv[1:9])
+python3 - "$W/results" "$mibs" <<'PY'
+import sys, statistics
+runs = {}
+for line in open(sys.argv[1]):
+    k, v = line.split()
+    runs.setdefault(k, []).append(float(v))
+med = {k: statistics.median(v) for k, v in runs.items()}
 print()
-print("%-34s %10s %10s %8s" % ("MiB/s over S3 (RADOS Gateway)", "snapfs", "peer", "ratio"))
-print("%-34s %10.1f %10.1f %7.2fx" % ("store upload vs curl ceiling", sp, cp, sp / cp))
-print("%-34s %10.1f %10.1f %7.2fx" % ("store download vs curl ceiling", sg, cg, sg / cg))
-print("%-34s %10.1f %10.1f %7.2fx" % ("backup %s MiB vs restic" % sys.argv[9], sb, rb, sb / rb))
-print("%-34s %10.1f %10.1f %7.2fx" % ("restore vs restic", sr, rr, sr / rr))
+print("%-32s %9s %9s %7s   %s" % ("MiB/s over S3 (RADOS Gateway)", "snapfs",
+                                    "peer", "ratio", "runs (snapfs / peer)"))
+for label, s, p in (("store upload vs curl ceiling", "sput", "cput"),
+                    ("store download vs curl ceiling", "sget", "cget"),
+                    ("backup %s MiB vs restic" % sys.argv[2], "sbackup", "rbackup"),
+                    ("restore vs restic", "srestore", "rrestore")):
+    print("%-32s %9.1f %9.1f %6.2fx   %s / %s" % (
+        label, med[s], med[p], med[s] / med[p],
+        " ".join("%.0f" % x for x in runs[s]), " ".join("%.0f" % x for x in runs[p])))
 PY
