@@ -392,9 +392,12 @@ static void sl_release(fuse_req_t req, fuse_ino_t ino,
 static void reply_xattr(fuse_req_t req, int rc, const struct buf *b,
 			size_t size)
 {
-	if (rc)
-		fuse_reply_err(req, rc == SNAP_ENOENT ? ENODATA
-						       : fail(rc, "xattr"));
+	if (rc == SNAP_ENOENT)
+		fuse_reply_err(req, ENODATA);
+	else if (rc == SNAP_EUNSUPP) /* a namespace the backup never uses */
+		fuse_reply_err(req, EOPNOTSUPP);
+	else if (rc)
+		fuse_reply_err(req, fail(rc, "xattr"));
 	else if (size == 0)
 		fuse_reply_xattr(req, b->len);
 	else if (b->len > size)

@@ -177,12 +177,15 @@ static void dir_done(struct eng *e, struct bdir *d)
 		struct buf raw = BUF_INIT;
 		struct ref ref;
 		size_t kept = 0;
-		int dec = -1, isnew, rc = 0;
+		int dec = -1, isnew, rc = 0, ns = 0;
 
 		memset(&ref, 0, sizeof(ref));
 		if (!failed(e)) {
 			/* Drop skipped entries; order stays sorted. */
 			for (size_t i = 0; i < d->n; i++) {
+				for (size_t x = 0; x < d->ents[i].nxattrs; x++)
+					ns |= xattr_ns_of(
+						d->ents[i].xattrs[x].name);
 				if (d->ents[i].type) {
 					struct tent tmp = d->ents[kept];
 
@@ -190,6 +193,7 @@ static void dir_done(struct eng *e, struct bdir *d)
 					d->ents[i] = tmp;
 				}
 			}
+			__atomic_fetch_or(&e->xattr_ns, ns, __ATOMIC_RELAXED);
 			rc = tree_encode(d->ents, kept, &raw);
 			rc = rc ? rc
 				: store_blob(e, BT_TREE, raw.p, raw.len, &ref,
@@ -886,6 +890,7 @@ static int write_manifest(struct eng *e, struct manifest *m,
 	m->files_new = e->res->files_new;
 	m->files_reused = e->res->files_reused;
 	m->elapsed = e->res->elapsed;
+	m->xattr_ns = __atomic_load_n(&e->xattr_ns, __ATOMIC_RELAXED);
 	rc = manifest_encode(m, &e->r->keys, &text);
 	m->packs = NULL;
 	m->npacks = 0;

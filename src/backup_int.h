@@ -65,6 +65,7 @@ struct eng {
 	int cur_open[2];
 	uint8_t (*packs)[PACK_ID_LEN];
 	size_t npacks, packcap;
+	int xattr_ns; /* XNS_* bits seen in any entry, atomically or'ed */
 	/* Reused buffers: chunk bytes and sealed blobs; pack bodies. */
 	struct bufpool bufs, pbufs;
 

@@ -99,6 +99,25 @@ static json_t *hexstr(const uint8_t *p, size_t n)
 	return json_string(h);
 }
 
+static const struct {
+	const char *name;
+	int bit;
+} xns[] = {{"security", XNS_SECURITY},
+	   {"system", XNS_SYSTEM},
+	   {"trusted", XNS_TRUSTED},
+	   {"user", XNS_USER}};
+
+int xattr_ns_of(const char *name)
+{
+	for (size_t i = 0; i < sizeof(xns) / sizeof(xns[0]); i++) {
+		size_t n = strlen(xns[i].name);
+
+		if (strncmp(name, xns[i].name, n) == 0 && name[n] == '.')
+			return xns[i].bit;
+	}
+	return 0;
+}
+
 static json_t *ref_json(const struct ref *r)
 {
 	return json_pack("{s:o,s:o,s:I,s:I,s:I}", "id", hexstr(r->id, ID_LEN),
@@ -165,6 +184,16 @@ int manifest_encode(const struct manifest *m, const struct keys *k,
 		"stats", stats);
 	if (!root)
 		goto out;
+	if (m->xattr_ns >= 0) {
+		json_t *ns = json_array();
+
+		for (size_t i = 0; i < sizeof(xns) / sizeof(xns[0]); i++)
+			if (m->xattr_ns & xns[i].bit)
+				json_array_append_new(ns,
+						      json_string(xns[i].name));
+		if (json_object_set_new(root, "xattr_namespaces", ns))
+			goto out;
+	}
 	if (k->encrypted) {
 		rc = mac_of(root, k, mac);
 		if (rc)
@@ -316,6 +345,21 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	snprintf(m->status, sizeof(m->status), "%s", s);
 	s = json_string_value(json_object_get(root, "snapfs_version"));
 	snprintf(m->version, sizeof(m->version), "%s", s ? s : "");
+	v = json_object_get(root, "xattr_namespaces");
+	m->xattr_ns = v ? 0 : -1;
+	if (v && !json_is_array(v))
+		BAD("%s: bad xattr_namespaces", key);
+	for (size_t i = 0; v && i < json_array_size(v); i++) {
+		char name[32];
+
+		s = json_string_value(json_array_get(v, i));
+		if (!s || strlen(s) > sizeof(name) - 2)
+			BAD("%s: bad xattr_namespaces", key);
+		/* A namespace this version does not know is kept out of
+		 * the bits, which only ever claim absence for known ones. */
+		snprintf(name, sizeof(name), "%s.", s);
+		m->xattr_ns |= xattr_ns_of(name);
+	}
 
 	groups = json_object_get(root, "groups");
 	if (!json_is_array(groups))

@@ -30,6 +30,16 @@
 
 #define STATUS_READY "STATUS_READY"
 
+/* Extended attribute namespaces (struct manifest.xattr_ns bits). */
+#define XNS_SECURITY 1
+#define XNS_SYSTEM 2
+#define XNS_TRUSTED 4
+#define XNS_USER 8
+
+/* The XNS_* bit of an attribute name ("user.x" -> XNS_USER); 0 for a name
+ * in no namespace Linux knows. */
+int xattr_ns_of(const char *name);
+
 struct mgroup {
 	char *name;
 	struct ref root;
@@ -54,6 +64,10 @@ struct manifest {
 	uint64_t bytes_new, bytes_reused, files_new, files_reused;
 	double elapsed;
 	char version[32]; /* snapfs_version that wrote it */
+	/* XNS_* bits of every attribute namespace some entry of the backup
+	 * uses; -1 when the manifest does not say (an older writer).  A
+	 * reader may answer "not supported" for a namespace known absent. */
+	int xattr_ns;
 };
 
 /* Label rule: 3-25 characters of [A-Za-z0-9_.-], not starting with "..".

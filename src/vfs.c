@@ -1339,6 +1339,13 @@ int vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 			rc = buf_add(out, e->xattrs[i].val, e->xattrs[i].len);
 			break;
 		}
+	/* ls -l asks every file for security.selinux and its ACL: two round
+	 * trips per file, most of the time of ls -lR.  "Not supported" makes
+	 * it stop asking (per filesystem), and is true of this backup. */
+	if (rc == SNAP_ENOENT && n.bk->m.xattr_ns >= 0 &&
+	    !(n.bk->m.xattr_ns & xattr_ns_of(name)))
+		rc = snap_seterr(SNAP_EUNSUPP, "the backup has no %s attributes",
+				 name);
 out:
 	cache_release(v->c, te);
 	node_unpin(v, &n);

@@ -118,6 +118,23 @@ for cmd in "touch $m/series/$A/1/d/x" "mkdir $m/series/$A/1/d/y" \
 done
 if (echo x >>"$m/series/$A/1/d/big.bin") 2>"$T/err"; then fail "append succeeded"; fi
 
+say "attributes: a namespace the backup never uses is 'not supported'"
+# ls -l asks every file for security.selinux and system.posix_acl_access;
+# EOPNOTSUPP (not ENODATA) is what makes it stop asking.
+xf="$m/series/$A/1/d/xattrs/file"
+if getfattr -n user.one "$T/state1/xattrs/file" >/dev/null 2>&1; then
+	[ "$(getfattr --only-values -n user.one "$xf")" = 1 ] || fail "user.one lost"
+	getfattr -n user.nope "$xf" 2>"$T/err" && fail "user.nope exists"
+	grep -q "No such attribute" "$T/err" || { cat "$T/err"; fail "user.nope: not ENODATA"; }
+fi
+for name in security.selinux system.posix_acl_access; do
+	getfattr -n $name "$xf" 2>"$T/err" && fail "$name exists"
+	grep -q "Operation not supported" "$T/err" || { cat "$T/err"; fail "$name: not EOPNOTSUPP"; }
+done
+getfattr -n user.x "$m/series/$B/1/g1/f" 2>"$T/err" && fail "user.x exists"
+grep -q "Operation not supported" "$T/err" || { cat "$T/err"; fail "beta has no user attributes"; }
+ls -l "$m/series/$A/1/d/xattrs" >/dev/null || fail "ls -l"
+
 say "a new backup and a new label appear after the refresh interval"
 snapctl -r "$r" backup --label alpha -q "$T/src/d"
 snapctl -r "$r" backup --label gamma -q "$T/src2/g1"

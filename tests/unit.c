@@ -402,6 +402,17 @@ static void test_manifest(void **state)
 	g.mode = 040700;
 	m.groups = &g;
 	m.ngroups = 1;
+	/* Unrecorded attribute namespaces stay unknown... */
+	m.xattr_ns = -1;
+	assert_int_equal(manifest_encode(&m, &k, &b), 0);
+	assert_null(strstr((char *)b.p, "xattr_namespaces"));
+	buf_addc(&b, 0);
+	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &k, series, 2, &p), 0);
+	assert_int_equal(p.xattr_ns, -1);
+	manifest_free(&p);
+	buf_free(&b);
+	/* ...recorded ones come back, under the MAC like every field. */
+	m.xattr_ns = XNS_USER | XNS_SYSTEM;
 	assert_int_equal(manifest_encode(&m, &k, &b), 0);
 	buf_addc(&b, 0);
 	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &k, series, 2, &p), 0);
@@ -409,7 +420,14 @@ static void test_manifest(void **state)
 	assert_int_equal(p.full, 0);
 	assert_string_equal(p.groups[0].name, "zk");
 	assert_int_equal(p.groups[0].files, 3);
+	assert_int_equal(p.xattr_ns, XNS_USER | XNS_SYSTEM);
 	manifest_free(&p);
+	assert_int_equal(xattr_ns_of("security.selinux"), XNS_SECURITY);
+	assert_int_equal(xattr_ns_of("system.posix_acl_access"), XNS_SYSTEM);
+	assert_int_equal(xattr_ns_of("user.a"), XNS_USER);
+	assert_int_equal(xattr_ns_of("trusted.x"), XNS_TRUSTED);
+	assert_int_equal(xattr_ns_of("user"), 0);
+	assert_int_equal(xattr_ns_of("osx.y"), 0);
 	/* Wrong key, wrong place, tampering. */
 	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &other, series, 2, &p),
 			 SNAP_ECORRUPT);
@@ -431,6 +449,19 @@ static void test_manifest(void **state)
 	assert_int_equal(manifest_encode(&m, &plain, &b), 0);
 	assert_int_equal(manifest_parse((char *)b.p, b.len, &plain, series, 1, &p),
 			 SNAP_ECORRUPT);
+	buf_free(&b);
+	m.parent = 0;
+	m.full = 1;
+	m.xattr_ns = XNS_USER;
+	assert_int_equal(manifest_encode(&m, &plain, &b), 0);
+	assert_int_equal(manifest_parse((char *)b.p, b.len, &plain, series, 1, &p), 0);
+	manifest_free(&p);
+	char *ns = strstr((char *)b.p, "\"user\"");
+	assert_non_null(ns);
+	memcpy(ns, "  5   ", 6); /* not a name */
+	assert_int_equal(manifest_parse((char *)b.p, b.len, &plain, series, 1, &p),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "xattr_namespaces"));
 	buf_free(&b);
 	const char *bad[] = {
 		"[]", "{", "{\"format_version\": 99}",
