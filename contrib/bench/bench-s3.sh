@@ -64,32 +64,30 @@ sigv4="aws:amz:us-east-1:s3"
 # every byte), so its figure is an upper bound for ours.
 unsigned="x-amz-content-sha256: UNSIGNED-PAYLOAD"
 curl_put() {
+	t0=$(now)
 	seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
 		-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
 		-T "$W/obj" "http://127.0.0.1:$port/bench/curl/{}"
+	t1=$(now); record cput $((count * mib)) "$t0" "$t1"
 }
 curl_get() {
+	t0=$(now)
 	seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
 		-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
 		-o /dev/null "http://127.0.0.1:$port/bench/curl/{}"
+	t1=$(now); record cget $((count * mib)) "$t0" "$t1"
+}
+raw="$base/raw?secure=false"
+store_put() { echo "sput $("$storebench" "$raw" put $count $mib "$par")" >>"$W/results"; }
+store_get() { echo "sget $("$storebench" "$raw" get $count $mib "$par")" >>"$W/results"; }
+# both ROUND A B: A then B in odd rounds, B then A in even ones.
+both() {
+	if [ $(($1 % 2)) = 1 ]; then "$2" "$1"; "$3" "$1"; else "$3" "$1"; "$2" "$1"; fi
 }
 echo "store layer: $count objects of $mib MiB"
-raw="$base/raw?secure=false"
 for r in $(seq 1 "$rounds"); do
-	if [ $((r % 2)) = 1 ]; then
-		echo "sput $("$storebench" "$raw" put $count $mib "$par")" >>"$W/results"
-		t0=$(now); curl_put; t1=$(now); record cput $((count * mib)) "$t0" "$t1"
-	else
-		t0=$(now); curl_put; t1=$(now); record cput $((count * mib)) "$t0" "$t1"
-		echo "sput $("$storebench" "$raw" put $count $mib "$par")" >>"$W/results"
-	fi
-	if [ $((r % 2)) = 1 ]; then
-		echo "sget $("$storebench" "$raw" get $count $mib "$par")" >>"$W/results"
-		t0=$(now); curl_get; t1=$(now); record cget $((count * mib)) "$t0" "$t1"
-	else
-		t0=$(now); curl_get; t1=$(now); record cget $((count * mib)) "$t0" "$t1"
-		echo "sget $("$storebench" "$raw" get $count $mib "$par")" >>"$W/results"
-	fi
+	both "$r" store_put curl_put
+	both "$r" store_get curl_get
 done
 
 # Corpus: text, random binaries, small files (~700 MiB).
@@ -119,34 +117,27 @@ restic_backup() {
 	restic -q -r "$restic_url$1" -o s3.connections="$par" backup "$C" >/dev/null
 	t1=$(now); record rbackup $mibs "$t0" "$t1"
 }
-# snap_restore / restic_restore [warm]: one measured restore (or not).
+# snap_restore / restic_restore ROUND|warm: one restore, measured unless
+# it is the warm-up.
 snap_restore() {
 	empty_out
 	t0=$(now)
 	"$snapctl" -r "$base/enc1?secure=false" restore bench -q --parallel "$par" --target "$out/t"
 	t1=$(now)
-	[ $# = 0 ] && record srestore $mibs "$t0" "$t1"
-	return 0
+	[ "$1" = warm ] || record srestore $mibs "$t0" "$t1"
 }
 restic_restore() {
 	empty_out
 	t0=$(now)
 	restic -q -r "${restic_url}1" -o s3.connections="$par" restore latest --target "$out/t" >/dev/null
 	t1=$(now)
-	[ $# = 0 ] && record rrestore $mibs "$t0" "$t1"
-	return 0
+	[ "$1" = warm ] || record rrestore $mibs "$t0" "$t1"
 }
 echo "corpus: $mibs MiB, $(find "$C" -type f | wc -l) files"
-for r in $(seq 1 "$rounds"); do
-	if [ $((r % 2)) = 1 ]; then snap_backup "$r"; restic_backup "$r"
-	else restic_backup "$r"; snap_backup "$r"; fi
-done
+for r in $(seq 1 "$rounds"); do both "$r" snap_backup restic_backup; done
 snap_restore warm
 restic_restore warm
-for r in $(seq 1 "$rounds"); do
-	if [ $((r % 2)) = 1 ]; then snap_restore; restic_restore
-	else restic_restore; snap_restore; fi
-done
+for r in $(seq 1 "$rounds"); do both "$r" snap_restore restic_restore; done
 
 python3 - "$W/results" "$mibs" <<'PY'
 import sys, statistics
