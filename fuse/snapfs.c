@@ -760,6 +760,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* The kernel caches the decoded files: bypass the page cache for
+	 * the packs of a local repository (see store.h). */
+	ko.store.direct_read = 1;
 	rc = repo_open(o.repo, &ko, &r);
 	if (rc) {
 		startup_error("%s", snap_errmsg());

@@ -20,14 +20,14 @@ int store_open(const char *location, const struct store_opts *so,
 				   "SNAPFS_REPOSITORY)");
 	sep = strstr(location, "://");
 	if (!sep)
-		return store_file_open(location, out);
+		return store_file_open(location, so, out);
 	if (strncmp(location, "file://", 7) == 0) {
 		if (location[7] != '/')
 			return snap_seterr(SNAP_EINVAL,
 					   "bad location '%s': file:// needs "
 					   "an absolute path (file:///path)",
 					   location);
-		return store_file_open(location + 7, out);
+		return store_file_open(location + 7, so, out);
 	}
 	if (!strncmp(location, "s3://", 5) || !strncmp(location, "minio://", 8))
 		return store_s3_open(location, so, out);

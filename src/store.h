@@ -57,6 +57,11 @@ struct store_opts {
 	uint64_t limit_up;   /* total upload cap, bytes/s */
 	uint64_t limit_down; /* total download cap, bytes/s */
 	int anonymous;       /* unsigned requests (public buckets) */
+	/* Local stores: read ranges of 256 KiB or more with O_DIRECT, for a
+	 * reader that caches what it decodes (the mount): the encrypted
+	 * packs in the page cache too would double the memory and copying.
+	 * Filesystems without O_DIRECT are read normally. */
+	int direct_read;
 };
 
 struct store {
@@ -115,7 +120,8 @@ int store_holds(struct store *s, const char *key, const void *p, size_t n);
 int store_delete_prefix(struct store *s, const char *prefix, uint64_t *n);
 
 /* Backend constructors (store_open dispatches). */
-int store_file_open(const char *path, struct store **out);
+int store_file_open(const char *path, const struct store_opts *so,
+		    struct store **out);
 int store_s3_open(const char *url, const struct store_opts *so,
 		  struct store **out);
 int store_azure_open(const char *url, const struct store_opts *so,
