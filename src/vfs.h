@@ -102,8 +102,10 @@ void vfs_close_file(struct vfs *v, struct vfs_file *f);
 /* A printable name of what the handle reads, for log lines. */
 const char *vfs_file_name(const struct vfs_file *f);
 
-/* An extended attribute's value (SNAP_ENOENT when absent).  On the root,
- * "user.snapfs.stats" reports the cache counters as text. */
+/* An extended attribute's value.  When absent: SNAP_EUNSUPP if the
+ * backup's manifest says no entry uses the name's namespace, else
+ * SNAP_ENOENT.  On the root, "user.snapfs.stats" reports the cache
+ * counters as text. */
 int vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 		 struct buf *out);
 /* The names, each NUL-terminated, concatenated. */
