@@ -405,8 +405,8 @@ static void test_manifest(void **state)
 	/* Unrecorded attribute namespaces stay unknown... */
 	m.xattr_ns = -1;
 	assert_int_equal(manifest_encode(&m, &k, &b), 0);
-	assert_null(strstr((char *)b.p, "xattr_namespaces"));
 	buf_addc(&b, 0);
+	assert_null(strstr((char *)b.p, "xattr_namespaces"));
 	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &k, series, 2, &p), 0);
 	assert_int_equal(p.xattr_ns, -1);
 	manifest_free(&p);
@@ -454,12 +454,13 @@ static void test_manifest(void **state)
 	m.full = 1;
 	m.xattr_ns = XNS_USER;
 	assert_int_equal(manifest_encode(&m, &plain, &b), 0);
-	assert_int_equal(manifest_parse((char *)b.p, b.len, &plain, series, 1, &p), 0);
+	buf_addc(&b, 0);
+	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &plain, series, 1, &p), 0);
 	manifest_free(&p);
 	char *ns = strstr((char *)b.p, "\"user\"");
 	assert_non_null(ns);
 	memcpy(ns, "  5   ", 6); /* not a name */
-	assert_int_equal(manifest_parse((char *)b.p, b.len, &plain, series, 1, &p),
+	assert_int_equal(manifest_parse((char *)b.p, b.len - 1, &plain, series, 1, &p),
 			 SNAP_ECORRUPT);
 	assert_non_null(strstr(snap_errmsg(), "xattr_namespaces"));
 	buf_free(&b);
