@@ -74,15 +74,8 @@ static int detach(struct eng *e, int k, void ***out)
 {
 	void **slot;
 
-	if (e->npacks == e->packcap) {
-		size_t cap = e->packcap ? 2 * e->packcap : 64;
-		void *q = realloc(e->packs, cap * PACK_ID_LEN);
-
-		if (!q)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		e->packs = q;
-		e->packcap = cap;
-	}
+	SNAP_TRY(array_grow(&e->packs, &e->packcap, e->npacks,
+			    sizeof(*e->packs), 64));
 	slot = malloc(sizeof(void *) + sizeof(struct pack));
 	if (!slot)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
@@ -279,17 +272,8 @@ static int submit_chunk(struct eng *e, struct bdir *d, size_t ei,
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	}
 	pthread_mutex_lock(&e->lock);
-	if (t->nchunks == d->ccap[ei]) {
-		size_t cap = d->ccap[ei] ? 2 * d->ccap[ei] : 4;
-		void *p = realloc(t->chunks, cap * sizeof(*t->chunks));
-
-		if (p) {
-			t->chunks = p;
-			d->ccap[ei] = cap;
-		} else {
-			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-		}
-	}
+	rc = array_grow(&t->chunks, &d->ccap[ei], t->nchunks,
+			sizeof(*t->chunks), 4);
 	if (rc == 0) {
 		j->ci = t->nchunks++;
 		d->pending++;
@@ -533,14 +517,8 @@ static int read_names(int dfd, const char *path, char ***out, size_t *n)
 	while ((errno = 0, de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (*n == cap) {
-			cap = cap ? 2 * cap : 32;
-			void *p = realloc(v, cap * sizeof(*v));
-
-			if (!p)
-				goto nomem;
-			v = p;
-		}
+		if (array_grow(&v, &cap, *n, sizeof(*v), 32))
+			goto nomem;
 		v[*n] = strdup(de->d_name);
 		if (!v[*n])
 			goto nomem;

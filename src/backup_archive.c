@@ -173,15 +173,8 @@ static void set_meta(struct tent *t, uint32_t mode, uint32_t uid,
 
 static int keep_dir(struct imp *m, struct bdir *d)
 {
-	if (m->ndirs == m->dircap) {
-		size_t cap = m->dircap ? 2 * m->dircap : 64;
-		void *p = realloc(m->dirs, cap * sizeof(*m->dirs));
-
-		if (!p)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		m->dirs = p;
-		m->dircap = cap;
-	}
+	SNAP_TRY(array_grow(&m->dirs, &m->dircap, m->ndirs, sizeof(*m->dirs),
+			    64));
 	m->dirs[m->ndirs++] = d;
 	return 0;
 }
@@ -413,15 +406,7 @@ static int import_data(struct imp *m, struct bdir *d, size_t idx,
 static int add_pair(struct imp *m, struct bdir *dst, size_t di,
 		    struct bdir *src, size_t si)
 {
-	if (m->nhl == m->hlcap) {
-		size_t cap = m->hlcap ? 2 * m->hlcap : 32;
-		void *p = realloc(m->hl, cap * sizeof(*m->hl));
-
-		if (!p)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		m->hl = p;
-		m->hlcap = cap;
-	}
+	SNAP_TRY(array_grow(&m->hl, &m->hlcap, m->nhl, sizeof(*m->hl), 32));
 	m->hl[m->nhl++] = (struct hlpair){dst, src, di, si};
 	return 0;
 }

@@ -211,16 +211,9 @@ static int disk_scan(struct disk *d)
 
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			if (n == cap) {
-				void *q = realloc(v, (cap = cap ? 2 * cap : 256) *
-							     sizeof(*v));
-				if (!q) {
-					rc = snap_seterr(SNAP_ENOMEM,
-							 "out of memory");
-					break;
-				}
-				v = q;
-			}
+			rc = array_grow(&v, &cap, n, sizeof(*v), 256);
+			if (rc)
+				break;
 			if (strlen(de->d_name) != 2 * ID_LEN ||
 			    hex_decode(de->d_name, v[n].id, ID_LEN) ||
 			    fstatat(dirfd(dir), de->d_name, &sb, 0) ||

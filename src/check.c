@@ -65,15 +65,9 @@ static struct packinfo *pack_get(struct cctx *c, const uint8_t *id, int add)
 		return &c->packs[r.off];
 	if (!add)
 		return NULL;
-	if (c->npacks == c->packcap) {
-		size_t cap = c->packcap ? 2 * c->packcap : 64;
-		void *p = realloc(c->packs, cap * sizeof(*c->packs));
-
-		if (!p)
-			return NULL;
-		c->packs = p;
-		c->packcap = cap;
-	}
+	if (array_grow(&c->packs, &c->packcap, c->npacks, sizeof(*c->packs),
+		       64))
+		return NULL;
 	r.off = c->npacks;
 	if (index_put(&c->packix, &r))
 		return NULL;

@@ -87,17 +87,10 @@ static CURL *borrow(struct http *h)
 static void give_back(struct http *h, CURL *c)
 {
 	pthread_mutex_lock(&h->lock);
-	if (h->nidle == h->cap) {
-		size_t cap = h->cap ? 2 * h->cap : 16;
-		CURL **p = realloc(h->idle, cap * sizeof(*p));
-
-		if (!p) {
-			pthread_mutex_unlock(&h->lock);
-			curl_easy_cleanup(c);
-			return;
-		}
-		h->idle = p;
-		h->cap = cap;
+	if (array_grow(&h->idle, &h->cap, h->nidle, sizeof(*h->idle), 16)) {
+		pthread_mutex_unlock(&h->lock);
+		curl_easy_cleanup(c);
+		return;
 	}
 	h->idle[h->nidle++] = c;
 	pthread_mutex_unlock(&h->lock);

@@ -424,15 +424,7 @@ static int list_cb(const char *key, uint64_t size, void *ctx)
 	num = strtoul(slash + 1, &end, 10);
 	if (errno || num == 0 || num > UINT32_MAX || strcmp(end, ".json"))
 		return 0;
-	if (lc->n == lc->cap) {
-		size_t cap = lc->cap ? 2 * lc->cap : 32;
-		void *q = realloc(lc->v, cap * sizeof(*lc->v));
-
-		if (!q)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		lc->v = q;
-		lc->cap = cap;
-	}
+	SNAP_TRY(array_grow(&lc->v, &lc->cap, lc->n, sizeof(*lc->v), 32));
 	snprintf(lc->v[lc->n].series, SERIES_MAX, "%.*s", (int)(slash - p), p);
 	if (series_check(lc->v[lc->n].series))
 		return 0; /* not ours; ignore */

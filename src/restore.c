@@ -540,15 +540,8 @@ static int add_dir_meta(struct reng *e, const char *rel, uint32_t mode,
 			uint32_t uid, uint32_t gid, int64_t mtime,
 			const struct xattr *x, size_t nx)
 {
-	if (e->ndirs == e->dircap) {
-		size_t cap = e->dircap ? 2 * e->dircap : 64;
-		void *p = realloc(e->dirs, cap * sizeof(*e->dirs));
-
-		if (!p)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		e->dirs = p;
-		e->dircap = cap;
-	}
+	SNAP_TRY(array_grow(&e->dirs, &e->dircap, e->ndirs, sizeof(*e->dirs),
+			    64));
 	SNAP_TRY(meta_copy(&e->dirs[e->ndirs], rel, mode, uid, gid, mtime, x,
 			   nx));
 	e->ndirs++;

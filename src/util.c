@@ -90,6 +90,23 @@ void buf_free(struct buf *b)
 	b->len = b->cap = 0;
 }
 
+int array_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	size_t want = *cap ? 2 * *cap : first;
+	void *p, *q;
+
+	if (n < *cap)
+		return 0;
+	/* arr points at a pointer of any object type: go through memcpy. */
+	memcpy(&p, arr, sizeof(p));
+	q = want <= SIZE_MAX / elem ? realloc(p, want * elem) : NULL;
+	if (!q)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	memcpy(arr, &q, sizeof(q));
+	*cap = want;
+	return 0;
+}
+
 void rd_init(struct rd *r, const void *p, size_t n)
 {
 	r->p = p;

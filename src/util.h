@@ -31,6 +31,11 @@ int buf_add_bytes(struct buf *b, const void *p, size_t n);
 int buf_add_u32le(struct buf *b, uint32_t v);
 void buf_free(struct buf *b);
 
+/* Room for element n of the array *(T **)arr of elem-byte elements with
+ * capacity *cap: when n == *cap it doubles (the first time: to first).
+ * SNAP_ENOMEM leaves the array and *cap as they were. */
+int array_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
+
 struct rd {
 	const uint8_t *p, *end;
 	int err;

@@ -648,6 +648,25 @@ static void test_bufpool(void **state)
 	bufpool_destroy(&p);
 }
 
+/* array_grow: room for element n, doubling from `first`. */
+static void test_array_grow(void **state)
+{
+	uint64_t *v = NULL;
+	size_t cap = 0;
+
+	(void)state;
+	assert_int_equal(array_grow(&v, &cap, 0, sizeof(*v), 4), 0);
+	assert_int_equal(cap, 4);
+	v[3] = 7;
+	assert_int_equal(array_grow(&v, &cap, 3, sizeof(*v), 4), 0);
+	assert_int_equal(cap, 4); /* still room */
+	assert_int_equal(array_grow(&v, &cap, 4, sizeof(*v), 4), 0);
+	assert_int_equal(cap, 8);
+	assert_int_equal(v[3], 7);
+	v[7] = 1;
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -665,6 +684,7 @@ int main(void)
 		cmocka_unit_test(test_varint),
 		cmocka_unit_test(test_sigv4_vectors),
 		cmocka_unit_test(test_bufpool),
+		cmocka_unit_test(test_array_grow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
