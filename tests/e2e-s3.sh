@@ -86,6 +86,27 @@ snapctl -r "$m" --encryption-key-file "$T/key" restore multipart -q --target "$T
 cmp "$T/mp/big" "$T/mpout/mp/big"
 snapctl -r "$m" --encryption-key-file "$T/key" check --read-data -q
 
+say "a multipart upload that fails for good is aborted, not left behind"
+# The proxy stores part 1 and refuses every later part: the upload exists
+# on the server when the backup gives up, and must be gone after.  (curl
+# signs the query as written: it must be in canonical order.)
+pp=$(start_proxy "$S3_PORT" --rate 0 --fail-parts)
+snapctl -r "$(u "$S3_PORT" mpfail)" init --no-encryption -q
+n0=$(objects "$(u "$S3_PORT" mpfail)")
+export SNAPFS_S3_MULTIPART_THRESHOLD=5242880
+expect_fail 12 "PUT part .*HTTP 500" snapctl -r "$(u "$pp" mpfail)" backup --label mpfail "$T/mp"
+unset SNAPFS_S3_MULTIPART_THRESHOLD
+stop_proxy
+[ "$(awk '$1 == "part" {print $2}' "$T/proxy.stats")" -ge 1 ] || fail "no part was refused"
+curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+	--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+	"http://127.0.0.1:$S3_PORT/snapfs-test?prefix=mpfail%2F&uploads=" >"$T/uploads.xml" ||
+	fail "cannot list multipart uploads"
+grep -q "ListMultipartUploadsResult" "$T/uploads.xml" || fail "odd listing: $(cat "$T/uploads.xml")"
+if grep -q "<Upload>" "$T/uploads.xml"; then fail "an aborted upload lingers: $(cat "$T/uploads.xml")"; fi
+[ "$(snapctl -r "$(u "$S3_PORT" mpfail)" list --json)" = "[]" ] || fail "a failed backup was listed"
+echo "   objects before $n0, after $(objects "$(u "$S3_PORT" mpfail)")"
+
 say "serial strategy and an upload cap"
 s=$(u "$S3_PORT" serial)
 snapctl -r "$s" init --no-encryption -q

@@ -3,7 +3,7 @@
 
 usage: faultproxy.py --upstream HOST:PORT [--rate 0.1] [--stall 5]
                      [--kinds error,drop,stall,reset] [--expired-token]
-                     [--seed N] [--stats FILE] [--delay MS]
+                     [--seed N] [--stats FILE] [--delay MS] [--fail-parts]
 
 Listens on 127.0.0.1 on a free port and prints the port.  For each request
 it picks, with probability --rate, one fault:
@@ -16,9 +16,12 @@ verifies) with "Connection: close" towards the server.
 --expired-token answers every request that carries x-amz-security-token
 with AWS's 400 ExpiredToken error: Ceph's gateway has no STS to expire a
 token, so this stands in for AWS there.
+--fail-parts answers every multipart part upload after the first (an S3
+PUT with partNumber >= 2) with 500, so that an upload fails for good once
+a part of it is stored: what the client then leaves behind can be listed.
 Fault counts go to --stats at exit (SIGTERM).
 """
-import argparse, random, signal, socket, socketserver, sys, threading, time
+import argparse, random, re, signal, socket, socketserver, sys, threading, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--upstream", required=True)
@@ -29,13 +32,15 @@ ap.add_argument("--expired-token", action="store_true")
 ap.add_argument("--seed", type=int, default=None)
 ap.add_argument("--delay", type=float, default=0,
                 help="milliseconds added to every request (WAN latency)")
+ap.add_argument("--fail-parts", action="store_true")
 ap.add_argument("--stats")
 a = ap.parse_args()
 uhost, uport = a.upstream.rsplit(":", 1)
 kinds = a.kinds.split(",")
 rng = random.Random(a.seed)
 lock = threading.Lock()
-counts = {k: 0 for k in kinds + ["ok", "expired"]}
+counts = {k: 0 for k in kinds + ["ok", "expired", "part"]}
+part_re = re.compile(rb"[?&]partNumber=(\d+)")
 
 def bump(k):
     with lock:
@@ -78,6 +83,13 @@ class Handler(socketserver.BaseRequestHandler):
             reply(conn, 400, b"Bad Request",
                   b"<Error><Code>ExpiredToken</Code><Message>The provided "
                   b"token has expired.</Message></Error>")
+            return
+        m = part_re.search(line.split(b" ")[1]) if a.fail_parts else None
+        if m and int(m.group(1)) >= 2:
+            bump("part")
+            reply(conn, 500, b"Internal Server Error",
+                  b"<Error><Code>InternalError</Code><Message>part refused"
+                  b"</Message></Error>")
             return
         if a.delay:
             time.sleep(a.delay / 1000)
