@@ -185,6 +185,11 @@ static int setup(struct http *h, CURL *c, const struct http_req *req,
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->cfg.connect_timeout);
+	/* libcurl reads 16 KiB per recv() by default: 256 KiB takes a fifth
+	 * of the system time off a download of packs (measured: 6 x 512 MiB
+	 * from the gateway, 1.65-1.78 s -> 1.34-1.35 s).  Uploads gain
+	 * nothing from a larger send buffer, so theirs stays. */
+	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L << 10);
 	/* A stalled transfer (no byte for stall_timeout) is a failure to
 	 * retry, never a hang. */
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
