@@ -12,7 +12,9 @@
 #   runs vary by half.  Each tool restores once unmeasured first (the first
 #   run after a backup pays for the memory the backup gave back).  As root,
 #   restores go to a fresh tmpfs (a freshly emptied ext4 makes inode
-#   allocation, not the tool, the cost).
+#   allocation, not the tool, the cost).  TLS=1 runs everything over HTTPS
+#   (a private CA made here), as production would: both clients then send
+#   bodies unsigned and the server decrypts instead of hashing.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 snapctl=${SNAPCTL:-$top/snapctl}
@@ -21,24 +23,35 @@ par=${PARALLEL:-8}
 rounds=${ROUNDS:-5}
 W=${1:-$(mktemp -d /tmp/snapfs-bench-s3.XXXXXX)}
 mkdir -p "$W"
+. "$top/tests/servers/common.sh"
 command -v restic >/dev/null || { echo "bench: needs restic"; exit 1; }
 [ -x "$storebench" ] || { echo "bench: build $storebench first (make check builds it)"; exit 1; }
 
 out="$W/out"
 rm -rf "$W/rgw" "$out"
 mkdir -p "$out"
-RGW_MEMSTORE_BYTES=$((16 << 30)) sh "$top/tests/servers/rgw.sh" start "$W/rgw" >"$W/rgw.info"
+tls=${TLS:-0}
+[ "$tls" = 1 ] && make_ca "$W/tls"
+RGW_TLS_CERT=$([ "$tls" = 1 ] && echo "$W/tls/server.pem") RGW_MEMSTORE_BYTES=$((16 << 30)) \
+	sh "$top/tests/servers/rgw.sh" start "$W/rgw" >"$W/rgw.info"
 cleanup() {
 	[ "$(id -u)" = 0 ] && umount "$out" 2>/dev/null
 	sh "$top/tests/servers/rgw.sh" stop "$W/rgw"
 }
 trap cleanup EXIT INT TERM
 set -- $(cat "$W/rgw.info")
-port=$1
 export AWS_ACCESS_KEY_ID=$2 AWS_SECRET_ACCESS_KEY=$3
+# q: our location options; http: the scheme for curl and restic, which
+# take the private CA from the environment (curl, Go's crypto/x509).
+if [ "$tls" = 1 ]; then
+	port=$4 q="?ca=$W/tls/ca.pem" http=https
+	export CURL_CA_BUNDLE="$W/tls/ca.pem" SSL_CERT_FILE="$W/tls/ca.pem"
+else
+	port=$1 q="?secure=false" http=http
+fi
 base="s3://127.0.0.1:$port/bench"
-"$snapctl" -r "$base/snap?secure=false" init --create-bucket --no-encryption -q
-echo "RADOS Gateway on 127.0.0.1:$port, $par parallel transfers, $rounds rounds"
+"$snapctl" -r "$base/snap$q" init --create-bucket --no-encryption -q
+echo "RADOS Gateway on $http://127.0.0.1:$port, $par parallel transfers, $rounds rounds"
 
 now() { python3 -c 'import time; print(time.time())'; }
 : >"$W/results"
@@ -60,24 +73,24 @@ count=32
 mib=16
 head -c $((mib << 20)) /dev/urandom >"$W/obj"
 sigv4="aws:amz:us-east-1:s3"
-# curl signs without hashing the payload (we hash it and the server checks
-# every byte), so its figure is an upper bound for ours.
+# curl signs without hashing the payload (over plain HTTP we hash it and
+# the server checks every byte), so its figure is an upper bound for ours.
 unsigned="x-amz-content-sha256: UNSIGNED-PAYLOAD"
 curl_put() {
 	t0=$(now)
 	seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
 		-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-		-T "$W/obj" "http://127.0.0.1:$port/bench/curl/{}"
+		-T "$W/obj" "$http://127.0.0.1:$port/bench/curl/{}"
 	t1=$(now); record cput $((count * mib)) "$t0" "$t1"
 }
 curl_get() {
 	t0=$(now)
 	seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
 		-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-		-o /dev/null "http://127.0.0.1:$port/bench/curl/{}"
+		-o /dev/null "$http://127.0.0.1:$port/bench/curl/{}"
 	t1=$(now); record cget $((count * mib)) "$t0" "$t1"
 }
-raw="$base/raw?secure=false"
+raw="$base/raw$q"
 store_put() { echo "sput $("$storebench" "$raw" put $count $mib "$par")" >>"$W/results"; }
 store_get() { echo "sget $("$storebench" "$raw" get $count $mib "$par")" >>"$W/results"; }
 # both ROUND A B: A then B in odd rounds, B then A in even ones.
@@ -104,11 +117,11 @@ head -c 32 /dev/urandom >"$W/key"
 echo "bench" >"$W/pass"
 export SNAPFS_KEY_FILE="$W/key" RESTIC_PASSWORD_FILE="$W/pass"
 cat $(find "$C" -type f) >/dev/null 2>&1 || true
-restic_url="s3:http://127.0.0.1:$port/bench/restic"
+restic_url="s3:$http://127.0.0.1:$port/bench/restic"
 snap_backup() {
-	"$snapctl" -r "$base/enc$1?secure=false" init -q
+	"$snapctl" -r "$base/enc$1$q" init -q
 	t0=$(now)
-	"$snapctl" -r "$base/enc$1?secure=false" backup --label bench -q --parallel "$par" "$C"
+	"$snapctl" -r "$base/enc$1$q" backup --label bench -q --parallel "$par" "$C"
 	t1=$(now); record sbackup $mibs "$t0" "$t1"
 }
 restic_backup() {
@@ -122,7 +135,7 @@ restic_backup() {
 snap_restore() {
 	empty_out
 	t0=$(now)
-	"$snapctl" -r "$base/enc1?secure=false" restore bench -q --parallel "$par" --target "$out/t"
+	"$snapctl" -r "$base/enc1$q" restore bench -q --parallel "$par" --target "$out/t"
 	t1=$(now)
 	[ "$1" = warm ] || record srestore $mibs "$t0" "$t1"
 }
