@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -12,6 +13,25 @@
 
 #include "err.h"
 #include "util.h"
+
+/* Buffers of 8 MiB and more (packs being built, restore ranges) are filled
+ * whole, so transparent huge pages cost no memory there and spare 511 of
+ * every 512 page faults: a backup first-touches its in-flight packs, and
+ * on a VM each small fault is dear (backup over S3: 1.2-1.5 s of system
+ * time before, 0.55-1.0 s after; wall 4.15-4.36 s -> 3.86-4.04 s).  Chunk
+ * sized buffers are left alone: the mount caches them, and a 2.1 MiB chunk
+ * would hold 4 MiB.  Advice only: without THP, or with "never", nothing
+ * changes. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static void advise_huge(uint8_t *p, size_t n)
+{
+	uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+	uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)(HUGE_PAGE - 1);
+
+	if (e > a)
+		madvise((void *)a, e - a, MADV_HUGEPAGE);
+}
 
 int buf_reserve(struct buf *b, size_t extra)
 {
@@ -31,6 +51,8 @@ int buf_reserve(struct buf *b, size_t extra)
 		return snap_seterr(SNAP_ENOMEM, "out of memory (%zu bytes)", cap);
 	b->p = p;
 	b->cap = cap;
+	if (cap >= 4 * HUGE_PAGE)
+		advise_huge(p, cap);
 	return 0;
 }
 

@@ -4,6 +4,7 @@
  *
  * struct buf owns its memory; buf_free() releases it and leaves an empty
  * buffer.  Growth failures return SNAP_ENOMEM and leave the buffer as it was.
+ * A buffer grown to 8 MiB or more is advised for transparent huge pages.
  * Decoders read through a struct rd cursor that never reads past its end:
  * any attempt sets rd.err and returns zeros, so a parser checks once at the
  * end instead of after every field.
