@@ -9,8 +9,9 @@
  *
  * At most `keep` idle buffers stay in the pool; a put beyond that frees
  * the buffer, so the pool never holds more than its owner's own bound on
- * jobs in flight (and never more than BUFPOOL_MAX).  Thread-safe.  The pool owns the idle buffers; a buffer
- * handed out belongs to the caller until it is put back.
+ * jobs in flight (and never more than BUFPOOL_MAX).  Thread-safe.  The
+ * pool owns the idle buffers; a buffer handed out belongs to the caller
+ * until it is put back.
  */
 #ifndef SNAPFS_BUFPOOL_H
 #define SNAPFS_BUFPOOL_H

@@ -5,11 +5,12 @@
  * Ceph and anything that is not AWS; virtual-hosted for AWS.  Over plain
  * HTTP every request is signed with the payload's SHA-256
  * (x-amz-content-sha256), so the server verifies what arrives; over HTTPS,
- * where TLS does that, bodies are sent UNSIGNED-PAYLOAD.  Create-only puts send If-None-Match: *
- * (412: the key exists).  Objects of multipart_threshold bytes or more are
- * uploaded in parts, in parallel with nothing else, and aborted on failure
- * so that no orphaned upload is left.  Listing pages with ListObjectsV2
- * continuation tokens; prefix deletes batch DeleteObjects by 1000.
+ * where TLS does that, bodies are sent UNSIGNED-PAYLOAD.  Create-only puts
+ * send If-None-Match: * (412: the key exists).  Objects of
+ * multipart_threshold bytes or more are uploaded part after part, and the
+ * upload is aborted on failure so that no orphaned upload is left.
+ * Listing pages with ListObjectsV2 continuation tokens; prefix deletes
+ * batch DeleteObjects by 1000.
  *
  * Credentials: AWS_ACCESS_KEY_ID|AWS_ACCESS_KEY, AWS_SECRET_ACCESS_KEY|
  * AWS_SECRET_KEY, AWS_SESSION_TOKEN; for minio:// also MINIO_ACCESS_KEY/
