@@ -704,6 +704,7 @@ int main(int argc, char **argv)
 	int rc, ret = 1, mounted = 0, handlers = 0;
 
 	prctl(PR_SET_DUMPABLE, 0); /* no core dump may hold the key */
+	raise_fd_limit();
 	memset(&o, 0, sizeof(o));
 	memset(&co, 0, sizeof(co));
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) ||

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -22,6 +23,9 @@
 #define JOB_ITEMS 256         /* chunks per job */
 #define JOB_BYTES (16u << 20) /* plaintext per job */
 #define PREFETCH_TREES 16     /* subdirectory trees fetched ahead per level */
+/* Descriptors left to directories, connections and the rest when files in
+ * flight are bounded by RLIMIT_NOFILE. */
+#define FD_RESERVE 128
 
 struct meta {
 	char *rel; /* path below the target */
@@ -45,8 +49,13 @@ struct reng {
 	struct workq *q;
 
 	struct errstate es;
-	pthread_mutex_t lock; /* file refcounts, buffer pool */
+	pthread_mutex_t lock; /* file refcounts, buffer pool, nfiles */
 	struct bufset *free_bufs;
+	/* Files open for writing, at most max_files: each holds a descriptor
+	 * until its last chunk is in, and a tree of small files can have
+	 * thousands in the queued jobs. */
+	size_t nfiles, max_files;
+	pthread_cond_t files_cv;
 
 	struct treefetch *tf; /* directory objects, ahead of the walk */
 
@@ -226,6 +235,27 @@ static void remove_partial(struct reng *e, const char *rel)
 	free(dir);
 }
 
+/* How many files may be open at once under the descriptor limit. */
+static size_t max_open_files(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > 65536 + FD_RESERVE)
+		return 65536;
+	if (rl.rlim_cur > 2 * FD_RESERVE)
+		return (size_t)rl.rlim_cur - FD_RESERVE;
+	return rl.rlim_cur > 16 ? (size_t)rl.rlim_cur / 2 : 8;
+}
+
+static void files_release(struct reng *e)
+{
+	pthread_mutex_lock(&e->lock);
+	e->nfiles--;
+	pthread_cond_signal(&e->files_cv);
+	pthread_mutex_unlock(&e->lock);
+}
+
 static void file_put(struct rfile *f)
 {
 	struct reng *e = f->e;
@@ -244,6 +274,7 @@ static void file_put(struct rfile *f)
 		fail(e, snap_syserr(errno, "%s: close", f->m.rel));
 		f->failed = 1;
 	}
+	files_release(e);
 	if (f->failed || failed(e))
 		remove_partial(e, f->m.rel);
 	else
@@ -536,6 +567,23 @@ static int job_add(struct reng *e, struct rfile *f, const struct chunk *c)
 	return 0;
 }
 
+/* Waits for a free file slot.  The job being filled is queued first: its
+ * files hold slots, and nothing else would ever release them. */
+static int files_reserve(struct reng *e)
+{
+	pthread_mutex_lock(&e->lock);
+	if (e->nfiles >= e->max_files) {
+		pthread_mutex_unlock(&e->lock);
+		job_flush(e);
+		pthread_mutex_lock(&e->lock);
+		while (e->nfiles >= e->max_files && !failed(e))
+			pthread_cond_wait(&e->files_cv, &e->lock);
+	}
+	e->nfiles++;
+	pthread_mutex_unlock(&e->lock);
+	return failed(e);
+}
+
 static int add_dir_meta(struct reng *e, const char *rel, uint32_t mode,
 			uint32_t uid, uint32_t gid, int64_t mtime,
 			const struct xattr *x, size_t nx)
@@ -587,13 +635,57 @@ static int open_existing(struct reng *e, int dfd, const char *name)
 	return fd;
 }
 
+/* Opens rel for writing (or, for --skip-existing, the file already there
+ * into *v); one file slot is held on success. */
+static int open_file(struct reng *e, int dfd, const char *rel,
+		     const struct tent *t, struct vjob **v)
+{
+	int fd, rc;
+
+	SNAP_TRY(files_reserve(e));
+	fd = open_existing(e, dfd, t->name);
+	if (fd >= 0) {
+		*v = malloc(sizeof(**v) + t->nchunks * sizeof((*v)->c[0]));
+		if (!*v) {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+			goto fail;
+		}
+		(*v)->size = t->size;
+		(*v)->n = t->nchunks;
+		if (t->nchunks)
+			memcpy((*v)->c, t->chunks,
+			       t->nchunks * sizeof((*v)->c[0]));
+		return fd;
+	}
+	rc = make_entry(e, dfd, t->name, rel, 0);
+	if (rc)
+		goto fail;
+	fd = openat(dfd, t->name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = snap_syserr(errno, "%s", rel);
+		goto fail;
+	}
+	/* Setting the size first leaves the holes of sparse files as
+	 * holes: only chunk ranges are ever written. */
+	if (ftruncate(fd, (off_t)t->size) == 0)
+		return fd;
+	rc = snap_syserr(errno, "%s: setting size", rel);
+	unlinkat(dfd, t->name, 0);
+fail:
+	if (fd >= 0)
+		close(fd);
+	files_release(e);
+	return rc;
+}
+
 static int restore_file(struct reng *e, int dfd, const char *rel,
 			const struct tent *t)
 {
 	const char *first = t->hardlink ? linkmap_get(&e->links, t->hardlink) : NULL;
 	struct vjob *v = NULL;
 	struct rfile *f;
-	int fd = -1, rc;
+	int fd, rc;
 
 	if (first) {
 		SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
@@ -602,39 +694,16 @@ static int restore_file(struct reng *e, int dfd, const char *rel,
 		e->res->links++;
 		return 0;
 	}
-	fd = open_existing(e, dfd, t->name);
-	if (fd >= 0) {
-		v = malloc(sizeof(*v) + t->nchunks * sizeof(v->c[0]));
-		if (!v) {
-			close(fd);
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		}
-		v->size = t->size;
-		v->n = t->nchunks;
-		if (t->nchunks)
-			memcpy(v->c, t->chunks, t->nchunks * sizeof(v->c[0]));
-	} else {
-		SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
-		fd = openat(dfd, t->name,
-			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    0600);
-		if (fd < 0)
-			return snap_syserr(errno, "%s", rel);
-		/* Setting the size first leaves the holes of sparse files
-		 * as holes: only chunk ranges are ever written. */
-		if (ftruncate(fd, (off_t)t->size)) {
-			rc = snap_syserr(errno, "%s: setting size", rel);
-			close(fd);
-			unlinkat(dfd, t->name, 0);
-			return rc;
-		}
-	}
+	fd = open_file(e, dfd, rel, t, &v);
+	if (fd < 0)
+		return fd;
 	f = calloc(1, sizeof(*f));
 	if (!f || meta_copy(&f->m, rel, t->mode, t->uid, t->gid, t->mtime_ns,
 			    t->xattrs, t->nxattrs)) {
 		free(f);
 		free(v);
 		close(fd);
+		files_release(e);
 		unlinkat(dfd, t->name, 0);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	}
@@ -922,6 +991,8 @@ int restore_run(struct repo *r, const char *series, uint32_t num,
 				   "needs the group named");
 	errstate_init(&e.es, o->warn, o->warn_ctx);
 	pthread_mutex_init(&e.lock, NULL);
+	pthread_cond_init(&e.files_cv, NULL);
+	e.max_files = max_open_files();
 	rc = repo_load_manifest(r, series, num, &m);
 	if (rc)
 		goto out_nom;
@@ -982,6 +1053,7 @@ out_nom:
 	linkmap_free(&e.links);
 	if (e.rootfd >= 0)
 		close(e.rootfd);
+	pthread_cond_destroy(&e.files_cv);
 	pthread_mutex_destroy(&e.lock);
 	res->warnings = e.es.warnings;
 	errstate_destroy(&e.es);

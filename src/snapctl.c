@@ -1597,6 +1597,7 @@ int main(int argc, char **argv)
 	/* Keys and store credentials live in this process: no core dump of
 	 * ours may carry them. */
 	prctl(PR_SET_DUMPABLE, 0);
+	raise_fd_limit();
 
 	/* Global options before the command; stop at the command name. */
 	while ((c = getopt_long(argc, argv, "+r:qhV", opts, NULL)) != -1) {

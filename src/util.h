@@ -69,6 +69,12 @@ double mono_sec(void);
 /* RFC 3339 UTC timestamp of ns since the epoch, e.g. 2026-11-21T17:00:00.123Z */
 void format_time(int64_t ns, char out[40]);
 
+/* Raises the soft RLIMIT_NOFILE to the hard one, as frontends do at start:
+ * a restore of many small files keeps thousands open, and the soft 1024
+ * of a login shell would make it wait.  Nothing is reported on failure;
+ * the engines bound themselves by whatever limit is in force. */
+void raise_fd_limit(void);
+
 /* Formats a byte count as "12.3 MiB". */
 void human_bytes(uint64_t n, char out[32]);
 
