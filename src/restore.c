@@ -20,7 +20,11 @@
 #include "treefetch.h"
 #include "workq.h"
 
-#define JOB_ITEMS 256         /* chunks per job */
+/* A job is one ranged read per pack it touches, and a request costs a
+ * server about what a megabyte does (measured on the RADOS Gateway): small
+ * files need many to a job, or their requests, not their bytes, set the
+ * pace.  JOB_BYTES is the bound that binds for files of 8 KiB and up. */
+#define JOB_ITEMS 2048        /* chunks per job */
 #define JOB_BYTES (16u << 20) /* plaintext per job */
 #define PREFETCH_TREES 16     /* subdirectory trees fetched ahead per level */
 /* Descriptors left to directories, connections and the rest when files in
