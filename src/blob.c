@@ -8,6 +8,11 @@
 #include "blob.h"
 #include "err.h"
 
+size_t blob_bound(size_t n)
+{
+	return 1 + (size_t)LZ4_compressBound((int)n) + SEAL_OVERHEAD;
+}
+
 int blob_encode(const struct keys *k, const uint8_t id[ID_LEN],
 		const void *raw, size_t n, struct buf *out)
 {
@@ -21,7 +26,7 @@ int blob_encode(const struct keys *k, const uint8_t id[ID_LEN],
 		return snap_seterr(SNAP_EINVAL, "blob too large (%zu bytes)",
 				   n);
 	bound = LZ4_compressBound((int)n);
-	SNAP_TRY(buf_reserve(out, 1 + (size_t)bound + SEAL_OVERHEAD));
+	SNAP_TRY(buf_reserve(out, blob_bound(n)));
 	body = out->p + start + (k->encrypted ? GCM_NONCE_LEN : 0);
 	clen = LZ4_compress_default(raw, (char *)body + 1, (int)n, bound);
 	if (clen > 0 && (size_t)clen < n) {

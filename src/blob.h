@@ -24,6 +24,9 @@
 #define BLOB_RAW 0
 #define BLOB_LZ4 1
 
+/* The most blob_encode() appends for n bytes of plaintext. */
+size_t blob_bound(size_t n);
+
 /* Appends the encoded blob to out.  Returns 0 or a snap_err. */
 int blob_encode(const struct keys *k, const uint8_t id[ID_LEN],
 		const void *raw, size_t n, struct buf *out);
