@@ -567,6 +567,7 @@ int backup_archive(struct eng *e, const struct backup_group *g,
 	struct imp m = {.e = e, .path = g->path, .mg = mg};
 	struct archive_entry *ae;
 	struct bdir *root;
+	locale_t loc;
 	int rc = 0, r;
 
 	if (stat(g->path, &m.ast))
@@ -583,6 +584,7 @@ int backup_archive(struct eng *e, const struct backup_group *g,
 	e->roots_pending++;
 	pthread_mutex_unlock(&e->lock);
 	rc = keep_dir(&m, root);
+	loc = utf8_ctype_begin();
 	m.a = archive_read_new();
 	if (rc == 0 && !m.a)
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
@@ -622,6 +624,7 @@ out:
 		release(e, m.dirs[i]);
 	if (m.a)
 		archive_read_free(m.a);
+	utf8_ctype_end(loc);
 	free(m.tab);
 	free(m.dirs);
 	free(m.hl);

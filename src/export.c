@@ -238,7 +238,9 @@ static int put_header(struct xeng *x, const char *name, const struct tent *t,
 		if (data < t->size && !t->nchunks)
 			archive_entry_sparse_add_entry(e, t->size, 0);
 	}
-	if (archive_write_header(x->a, e) != ARCHIVE_OK)
+	/* ARCHIVE_WARN: a name that is not UTF-8 went out as raw bytes
+	 * (hdrcharset=BINARY, for this member alone), which is what it is. */
+	if (archive_write_header(x->a, e) < ARCHIVE_WARN)
 		return archive_fail(x, name);
 	return 0;
 }
@@ -427,9 +429,11 @@ int export_run(struct repo *r, const char *series, uint32_t num,
 	size_t matched = 0;
 	double t0 = mono_sec();
 	int rc, threads, to_stdout = !strcmp(o->output, "-");
+	locale_t loc;
 
 	memset(res, 0, sizeof(*res));
 	SNAP_TRY(repo_load_manifest(r, series, num, &m));
+	loc = utf8_ctype_begin();
 	errstate_init(&x.es, NULL, NULL);
 	pthread_mutex_init(&x.lock, NULL);
 	pthread_cond_init(&x.cv, NULL);
@@ -457,7 +461,16 @@ int export_run(struct repo *r, const char *series, uint32_t num,
 	rc = rc ? rc : workq_create(&x.q, threads, x.window);
 	if (rc)
 		goto out;
-	archive_write_set_format_pax_restricted(x.a);
+	/* Full pax, not pax_restricted: the restricted form writes plain
+	 * ustar headers for ordinary members, and they drop the nanoseconds
+	 * of every mtime.  Extended attributes as SCHILY.xattr records only,
+	 * the ones GNU tar --xattrs reads (libarchive reads them too). */
+	archive_write_set_format_pax(x.a);
+	if (archive_write_set_format_option(x.a, "pax", "xattrheader",
+					    "SCHILY") != ARCHIVE_OK) {
+		rc = archive_fail(&x, "tar format");
+		goto out;
+	}
 	if (to_stdout) {
 		if (archive_write_open_fd(x.a, STDOUT_FILENO) != ARCHIVE_OK)
 			rc = archive_fail(&x, "standard output");
@@ -497,5 +510,6 @@ out:
 	pthread_cond_destroy(&x.cv);
 	errstate_destroy(&x.es);
 	manifest_free(&m);
+	utf8_ctype_end(loc);
 	return rc;
 }

@@ -2,10 +2,13 @@
  * export.h - writes a backup as a tar archive with libarchive, streaming.
  *
  * Members are "<group>/<path>" for every group, or "./<path>" relative to
- * the root of opts->group.  pax format (plain ustar headers unless a member
- * needs more): nanosecond mtimes, numeric owners, modes, xattrs, symlinks,
- * hardlinks (later names link to the first), and holes as GNU sparse 1.0
- * members, so a 64 MiB preallocated ZooKeeper log costs only its data.
+ * the root of opts->group.  pax format, an extended header per member:
+ * nanosecond mtimes, numeric owners, modes, xattrs (SCHILY.xattr, as GNU
+ * tar --xattrs reads them), symlinks, hardlinks (later names link to the
+ * first), and holes as GNU sparse 1.0 members, so a 64 MiB preallocated
+ * ZooKeeper log costs only its data.  Names are written as UTF-8 whatever
+ * the locale; one that is not valid UTF-8 goes out as its raw bytes
+ * (hdrcharset=BINARY for that member).
  * Compression follows the file name: .tar, .tar.gz/.tgz, .tar.zst/.tzst,
  * .tar.xz/.txz, .tar.bz2/.tbz2, .tar.lz4; "-" (standard output) or another
  * name is plain tar unless opts->format names one of those.

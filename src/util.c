@@ -288,6 +288,19 @@ void raise_fd_limit(void)
 	}
 }
 
+locale_t utf8_ctype_begin(void)
+{
+	locale_t u = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+
+	return u == (locale_t)0 ? u : uselocale(u);
+}
+
+void utf8_ctype_end(locale_t prev)
+{
+	if (prev != (locale_t)0)
+		freelocale(uselocale(prev));
+}
+
 void format_time(int64_t ns, char out[40])
 {
 	time_t s = ns / 1000000000;

@@ -12,6 +12,7 @@
 #ifndef SNAPFS_UTIL_H
 #define SNAPFS_UTIL_H
 
+#include <locale.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +75,14 @@ void format_time(int64_t ns, char out[40]);
  * of a login shell would make it wait.  Nothing is reported on failure;
  * the engines bound themselves by whatever limit is in force. */
 void raise_fd_limit(void);
+
+/* Makes the calling thread's LC_CTYPE UTF-8 until utf8_ctype_end(prev).
+ * libarchive converts member names through the locale: under the C locale
+ * of cron or a systemd unit, every non-ASCII name would be refused (tar
+ * export) or warned about (tar import).  Returns (locale_t)0 when C.UTF-8
+ * is missing, and the thread keeps its locale. */
+locale_t utf8_ctype_begin(void);
+void utf8_ctype_end(locale_t prev);
 
 /* Formats a byte count as "12.3 MiB". */
 void human_bytes(uint64_t n, char out[32]);
