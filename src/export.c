@@ -15,25 +15,47 @@
 
 #include "err.h"
 #include "export.h"
+#include "treefetch.h"
 #include "workq.h"
 
 #define BATCH_BYTES (4u << 20) /* plaintext fetched by one job */
-#define BATCH_ITEMS 256
+/* Many to a batch: a batch is one ranged read per pack it touches, and
+ * small files side by side in a pack then share it (see restore.c). */
+#define BATCH_ITEMS 2048
+#define DIRS_AHEAD 1024    /* directories planned ahead of the writer */
+#define PREFETCH_TREES 16  /* subdirectory trees fetched ahead per level */
 #define ZEROS (1u << 20)
 
 static const uint8_t zeros[ZEROS];
 
-/* One chunk of a file, in the order the archive needs them. */
-struct item {
-	const struct chunk *c;
-};
-
 struct batch {
 	struct xeng *x;
-	size_t first, n;
-	uint8_t *data;
+	size_t n;
+	const struct chunk *c[BATCH_ITEMS];
 	size_t off[BATCH_ITEMS];
+	uint8_t *data;
 	int done;
+};
+
+/*
+ * A directory in archive order: its files and symlinks, then each of its
+ * subdirectories the same way (preorder).  The walk plans directories
+ * ahead of the writer, so that the chunks of the next files, across
+ * directory boundaries, are being fetched while this one is written.
+ * refs: the writer's queue, the walk's stack, the planner's cursor, and
+ * each child (whose header is its entry in our tree).
+ */
+struct xdir {
+	struct xdir *next; /* the writer's queue */
+	struct xdir *parent;
+	const struct tent *self; /* in parent->t; NULL: header written by
+				    the caller */
+	char *path;
+	struct tree t;
+	const char **hard; /* per entry: the first name of a hardlink */
+	struct tf_window w; /* subtrees, while on the walk's stack */
+	size_t next_sub;
+	int refs;
 };
 
 struct xeng {
@@ -44,16 +66,27 @@ struct xeng {
 	struct archive *a;
 	struct archive_entry *ent;
 	struct workq *q;
+	struct treefetch *tf;
 	struct errstate es;
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	int dcos;
 
-	/* the directory being written: its chunks, fetched ahead */
-	struct item *items;
-	size_t nitems, itemcap, next_item;
+	/* the walk: directories whose subdirectories are still to visit */
+	struct xdir **stack;
+	size_t depth, stackcap;
+	/* directories planned and not yet written, in archive order */
+	struct xdir *qhead, *qtail;
+	size_t queued;
+	/* the planner: next chunk to fetch (a directory, entry, chunk), and
+	 * one that did not fit the last batch */
+	struct xdir *pdir;
+	size_t pent, pchunk;
+	const struct chunk *carry;
+	/* batches in flight, consumed in order; `took` items of the oldest
+	 * are written */
 	struct batch *ring;
-	size_t window, made, used;
+	size_t window, made, used, took;
 
 	struct linkmap links; /* hardlink id -> first name, per group */
 };
@@ -76,7 +109,7 @@ static void batch_work(void *arg)
 
 	if (!errstate_failed(&x->es)) {
 		for (size_t i = 0; i < b->n; i++)
-			refs[i] = &x->items[b->first + i].c->r;
+			refs[i] = &b->c[i]->r;
 		rc = repo_read_blobs(x->r, x->series, refs, b->n, copy_chunk,
 				     b, &bb);
 		if (rc)
@@ -89,73 +122,250 @@ static void batch_work(void *arg)
 	pthread_mutex_unlock(&x->lock);
 }
 
-/* Queues batches of the directory's chunks until the window is full. */
-static int launch(struct xeng *x)
+/* dcos-zk leaves out what identifies or logs the node. */
+static int excluded(const struct xeng *x, const struct tent *t)
 {
-	while (x->made - x->used < x->window && x->next_item < x->nitems) {
+	return x->dcos && (!strcmp(t->name, "myid") ||
+			   !strcmp(t->name, "zookeeper.out"));
+}
+
+/* Drops one reference; the last frees d and drops its parent's. */
+static void xdir_put(struct xdir *d)
+{
+	while (d && --d->refs == 0) {
+		struct xdir *parent = d->parent;
+
+		tree_free(&d->t);
+		free(d->hard);
+		free(d->path);
+		free(d);
+		d = parent;
+	}
+}
+
+/* Queues directory path (tree t, taken over) for writing and pushes it on
+ * the walk's stack.  Hardlinks are resolved here, in archive order. */
+static int add_dir(struct xeng *x, struct xdir *parent,
+		   const struct tent *self, const char *path, struct tree *t)
+{
+	struct xdir *d = calloc(1, sizeof(*d));
+	char *name = NULL;
+	int rc = 0;
+
+	if (!d) {
+		tree_free(t);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	d->t = *t;
+	memset(t, 0, sizeof(*t));
+	d->parent = parent;
+	d->self = self;
+	d->refs = 2; /* queue, stack */
+	d->path = strdup(path);
+	d->hard = calloc(d->t.n ? d->t.n : 1, sizeof(*d->hard));
+	if (!d->path || !d->hard ||
+	    array_grow(&x->stack, &x->stackcap, x->depth, sizeof(*x->stack),
+		       16)) {
+		d->refs = 1;
+		xdir_put(d);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < d->t.n && rc == 0; i++) {
+		const struct tent *e = &d->t.ents[i];
+
+		if (e->type != ET_REG || !e->hardlink || excluded(x, e))
+			continue;
+		d->hard[i] = linkmap_get(&x->links, e->hardlink);
+		if (!d->hard[i]) {
+			rc = path_join(&name, path, e->name);
+			rc = rc ? rc : linkmap_put(&x->links, e->hardlink, name);
+		}
+	}
+	free(name);
+	rc = rc ? rc : tfw_open(&d->w, x->tf, &d->t, PREFETCH_TREES);
+	if (rc) {
+		d->refs = 1;
+		xdir_put(d);
+		return rc;
+	}
+	if (parent)
+		parent->refs++;
+	x->stack[x->depth++] = d;
+	if (x->qtail)
+		x->qtail->next = d;
+	else
+		x->qhead = d;
+	x->qtail = d;
+	x->queued++;
+	return 0;
+}
+
+static void pop_dir(struct xeng *x)
+{
+	struct xdir *d = x->stack[--x->depth];
+
+	tfw_close(&d->w);
+	xdir_put(d);
+}
+
+/* Plans the next directory of the walk; *more = 0 once there is none. */
+static int discover(struct xeng *x, int *more)
+{
+	char *path = NULL;
+	int rc;
+
+	while (x->depth) {
+		struct xdir *d = x->stack[x->depth - 1];
+		struct tree sub;
+		size_t i;
+
+		while (d->next_sub < d->t.n &&
+		       d->t.ents[d->next_sub].type != ET_DIR)
+			d->next_sub++;
+		if (d->next_sub == d->t.n) {
+			pop_dir(x);
+			continue;
+		}
+		i = d->next_sub++;
+		rc = tfw_take(&d->w, i, &sub);
+		rc = rc ? rc : path_join(&path, d->path, d->t.ents[i].name);
+		rc = rc ? rc : add_dir(x, d, &d->t.ents[i], path, &sub);
+		free(path);
+		*more = 1;
+		return rc;
+	}
+	*more = 0;
+	return 0;
+}
+
+/* The planner's next chunk in archive order (NULL: none for now, at the
+ * end of the walk or DIRS_AHEAD directories ahead of the writer). */
+static int next_chunk(struct xeng *x, const struct chunk **c)
+{
+	int more;
+
+	*c = NULL;
+	for (;;) {
+		struct xdir *d = x->pdir;
+
+		for (; d && x->pent < d->t.n; x->pent++, x->pchunk = 0) {
+			const struct tent *e = &d->t.ents[x->pent];
+
+			if (e->type == ET_REG && !excluded(x, e) &&
+			    !d->hard[x->pent] && x->pchunk < e->nchunks) {
+				*c = &e->chunks[x->pchunk++];
+				return 0;
+			}
+		}
+		if (!(d ? d->next : x->qhead)) {
+			if (x->queued >= DIRS_AHEAD)
+				return 0;
+			SNAP_TRY(discover(x, &more));
+			if (!more)
+				return 0;
+		}
+		x->pdir = d ? d->next : x->qhead;
+		x->pdir->refs++;
+		x->pent = x->pchunk = 0;
+		xdir_put(d);
+	}
+}
+
+/* Fills and queues batches until the window is full or the planner has
+ * nothing more for now. */
+static int plan(struct xeng *x)
+{
+	while (x->made - x->used < x->window) {
 		struct batch *b = &x->ring[x->made % x->window];
 		size_t bytes = 0;
+		const struct chunk *c;
 
 		b->x = x;
-		b->first = x->next_item;
 		b->n = 0;
 		b->done = 0;
-		while (x->next_item < x->nitems && b->n < BATCH_ITEMS) {
-			uint32_t raw = x->items[x->next_item].c->r.raw;
-
-			if (b->n && bytes + raw > BATCH_BYTES)
+		while (b->n < BATCH_ITEMS) {
+			c = x->carry;
+			x->carry = NULL;
+			if (!c)
+				SNAP_TRY(next_chunk(x, &c));
+			if (!c)
 				break;
+			if (b->n && bytes + c->r.raw > BATCH_BYTES) {
+				x->carry = c;
+				break;
+			}
+			b->c[b->n] = c;
 			b->off[b->n++] = bytes;
-			bytes += raw;
-			x->next_item++;
+			bytes += c->r.raw;
 		}
+		if (!b->n)
+			return 0;
 		b->data = malloc(bytes ? bytes : 1);
 		if (!b->data)
 			return snap_seterr(SNAP_ENOMEM, "out of memory");
 		x->made++;
 		SNAP_TRY(workq_submit(x->q, batch_work, b));
+		if (!x->carry && b->n < BATCH_ITEMS)
+			return 0; /* the planner ran dry */
 	}
 	return 0;
 }
 
-static void batch_wait(struct xeng *x, struct batch *b)
+/* The plaintext of the next chunk the writer needs. */
+static int next_data(struct xeng *x, const uint8_t **p)
 {
-	pthread_mutex_lock(&x->lock);
-	while (!b->done)
-		pthread_cond_wait(&x->cv, &x->lock);
-	pthread_mutex_unlock(&x->lock);
-}
+	for (;;) {
+		struct batch *b = &x->ring[x->used % x->window];
 
-/* The plaintext of item k (the next one the writer needs). */
-static int item_data(struct xeng *x, size_t k, const uint8_t **p)
-{
-	struct batch *b = &x->ring[x->used % x->window];
-
-	while (k >= b->first + b->n) {
-		batch_wait(x, b);
+		if (x->used == x->made) {
+			SNAP_TRY(plan(x));
+			if (x->used == x->made)
+				return snap_seterr(SNAP_ECORRUPT,
+						   "export: chunk plan and "
+						   "archive disagree");
+			continue;
+		}
+		pthread_mutex_lock(&x->lock);
+		while (!b->done)
+			pthread_cond_wait(&x->cv, &x->lock);
+		pthread_mutex_unlock(&x->lock);
+		if (errstate_failed(&x->es))
+			return errstate_result(&x->es);
+		if (x->took < b->n) {
+			*p = b->data + b->off[x->took++];
+			return 0;
+		}
 		free(b->data);
 		b->data = NULL;
 		x->used++;
-		SNAP_TRY(launch(x));
-		b = &x->ring[x->used % x->window];
+		x->took = 0;
+		SNAP_TRY(plan(x));
 	}
-	batch_wait(x, b);
-	if (errstate_failed(&x->es))
-		return errstate_result(&x->es);
-	*p = b->data + b->off[k - b->first];
-	return 0;
 }
 
-/* Waits for every batch in flight and forgets the directory's chunks. */
+/* Waits for every batch in flight and forgets the walk. */
 static void drain(struct xeng *x)
 {
-	workq_wait(x->q);
+	if (x->q)
+		workq_wait(x->q);
 	for (; x->used < x->made; x->used++) {
 		free(x->ring[x->used % x->window].data);
 		x->ring[x->used % x->window].data = NULL;
 	}
-	x->nitems = x->next_item = 0;
-	x->made = x->used = 0;
+	x->made = x->used = x->took = 0;
+	x->carry = NULL;
+	xdir_put(x->pdir);
+	x->pdir = NULL;
+	while (x->qhead) {
+		struct xdir *d = x->qhead;
+
+		x->qhead = d->next;
+		xdir_put(d);
+	}
+	x->qtail = NULL;
+	x->queued = 0;
+	while (x->depth)
+		pop_dir(x);
 }
 
 static int archive_fail(struct xeng *x, const char *what)
@@ -245,70 +455,33 @@ static int put_header(struct xeng *x, const char *name, const struct tent *t,
 	return 0;
 }
 
-/* dcos-zk leaves out what identifies or logs the node. */
-static int excluded(const struct xeng *x, const struct tent *t)
+/* Writes the entries of d other than subdirectories (those come later,
+ * as directories of their own). */
+static int write_dir(struct xeng *x, struct xdir *d)
 {
-	return x->dcos && (!strcmp(t->name, "myid") ||
-			   !strcmp(t->name, "zookeeper.out"));
-}
-
-/* Writes the files and symlinks of a directory, with its chunks fetched
- * ahead, then descends into its subdirectories. */
-static int export_dir(struct xeng *x, const char *dir, const struct tree *t)
-{
-	const char **hard = calloc(t->n ? t->n : 1, sizeof(*hard));
 	char *path = NULL;
-	size_t k = 0;
 	int rc = 0;
 
-	if (!hard)
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	x->res->dirs++;
-	/* Which names are later links to a file met earlier, and the
-	 * chunks of the others, in the order they will be written. */
-	for (size_t i = 0; i < t->n && rc == 0; i++) {
-		const struct tent *e = &t->ents[i];
-
-		if (e->type != ET_REG || excluded(x, e))
-			continue;
-		if (e->hardlink && (hard[i] = linkmap_get(&x->links, e->hardlink)))
-			continue;
-		if (e->hardlink) {
-			rc = path_join(&path, dir, e->name);
-			rc = rc ? rc : linkmap_put(&x->links, e->hardlink, path);
-		}
-		if (x->nitems + e->nchunks > x->itemcap) {
-			size_t cap = 2 * (x->nitems + e->nchunks) + 64;
-			void *p = realloc(x->items, cap * sizeof(*x->items));
-
-			if (!p) {
-				rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-				break;
-			}
-			x->items = p;
-			x->itemcap = cap;
-		}
-		for (size_t c = 0; c < e->nchunks; c++)
-			x->items[x->nitems++].c = &e->chunks[c];
-	}
-	rc = rc ? rc : launch(x);
-	for (size_t i = 0; i < t->n && rc == 0; i++) {
-		const struct tent *e = &t->ents[i];
+	if (d->self)
+		rc = put_header(x, d->path, d->self, NULL);
+	for (size_t i = 0; i < d->t.n && rc == 0; i++) {
+		const struct tent *e = &d->t.ents[i];
 		uint64_t pos = 0;
 
 		if (e->type == ET_DIR || excluded(x, e))
 			continue;
-		rc = path_join(&path, dir, e->name);
-		rc = rc ? rc : put_header(x, path, e, hard[i]);
-		if (rc || e->type != ET_REG || hard[i]) {
+		rc = path_join(&path, d->path, e->name);
+		rc = rc ? rc : put_header(x, path, e, d->hard[i]);
+		if (rc || e->type != ET_REG || d->hard[i]) {
 			x->res->links += !rc;
 			continue;
 		}
-		for (size_t c = 0; c < e->nchunks && rc == 0; c++, k++) {
+		for (size_t c = 0; c < e->nchunks && rc == 0; c++) {
 			const uint8_t *p = NULL;
 
 			rc = zero_fill(x, e->chunks[c].off - pos, path);
-			rc = rc ? rc : item_data(x, k, &p);
+			rc = rc ? rc : next_data(x, &p);
 			rc = rc ? rc
 				: write_all(x, p, e->chunks[c].r.raw, path);
 			pos = e->chunks[c].off + e->chunks[c].r.raw;
@@ -318,23 +491,39 @@ static int export_dir(struct xeng *x, const char *dir, const struct tree *t)
 		x->res->bytes += e->size;
 		progress_add(x->o->progress, 1, e->size);
 	}
-	drain(x);
-	for (size_t i = 0; i < t->n && rc == 0; i++) {
-		const struct tent *e = &t->ents[i];
-		struct tree sub;
-
-		if (e->type != ET_DIR)
-			continue;
-		rc = path_join(&path, dir, e->name);
-		rc = rc ? rc : put_header(x, path, e, NULL);
-		rc = rc ? rc : repo_read_tree(x->r, x->series, &e->sub, &sub);
-		if (rc)
-			break;
-		rc = export_dir(x, path, &sub);
-		tree_free(&sub);
-	}
 	free(path);
-	free(hard);
+	return rc;
+}
+
+/* Writes the tree t (taken over) as directory path and everything below
+ * it, in archive order, the walk planning ahead of the writer. */
+static int export_tree(struct xeng *x, const char *path, struct tree *t)
+{
+	int rc = add_dir(x, NULL, NULL, path, t), more = 1;
+
+	while (rc == 0) {
+		struct xdir *d = x->qhead;
+
+		if (!d) {
+			rc = discover(x, &more);
+			if (rc || !more)
+				break;
+			continue;
+		}
+		rc = write_dir(x, d);
+		x->qhead = d->next;
+		if (!x->qhead)
+			x->qtail = NULL;
+		x->queued--;
+		/* Every chunk of d is written, so the planner is past it:
+		 * it goes on from the head of the queue. */
+		if (x->pdir == d) {
+			x->pdir = NULL;
+			xdir_put(d);
+		}
+		xdir_put(d);
+	}
+	drain(x);
 	return rc;
 }
 
@@ -361,12 +550,11 @@ static int export_group(struct xeng *x, const struct mgroup *g)
 		}
 		rc = repo_read_tree(x->r, x->series, &zk->sub, &sub);
 		rc = rc ? rc : put_header(x, "./zookeeper", zk, NULL);
-		if (rc == 0)
-			rc = export_dir(x, "./zookeeper", &sub);
+		rc = rc ? rc : export_tree(x, "./zookeeper", &sub);
 		tree_free(&sub);
 	} else {
 		rc = put_header(x, name, &root, NULL);
-		rc = rc ? rc : export_dir(x, name, &t);
+		rc = rc ? rc : export_tree(x, name, &t);
 	}
 	tree_free(&t);
 	return rc;
@@ -459,6 +647,7 @@ int export_run(struct repo *r, const char *series, uint32_t num,
 					   "backup %s/%u has no group '%s'",
 					   series, num, o->group ? o->group : "");
 	rc = rc ? rc : workq_create(&x.q, threads, x.window);
+	rc = rc ? rc : treefetch_new(r, series, threads, &x.tf);
 	if (rc)
 		goto out;
 	/* Full pax, not pax_restricted: the restricted form writes plain
@@ -492,10 +681,9 @@ int export_run(struct repo *r, const char *series, uint32_t num,
 		rc = snap_syserr(errno, "renaming %s", tmp);
 	res->elapsed = mono_sec() - t0;
 out:
-	if (x.q) {
-		drain(&x);
-		workq_destroy(x.q);
-	}
+	drain(&x);
+	workq_destroy(x.q);
+	treefetch_free(x.tf);
 	if (x.a)
 		archive_write_free(x.a);
 	if (rc && tmp)
@@ -504,7 +692,7 @@ out:
 	if (x.ent)
 		archive_entry_free(x.ent);
 	free(x.ring);
-	free(x.items);
+	free(x.stack);
 	linkmap_free(&x.links);
 	pthread_mutex_destroy(&x.lock);
 	pthread_cond_destroy(&x.cv);

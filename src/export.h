@@ -17,9 +17,11 @@
  * zookeeper/ directory (DC/OS layout) as ./zookeeper/..., without the
  * node's myid and zookeeper.out.
  *
- * A pool fetches and authenticates chunks ahead of the writer, at most a
- * fixed window of 4 MiB batches, so memory does not grow with file or
- * backup size.  A file is written as FILE.partial and renamed when
+ * A pool fetches and authenticates chunks ahead of the writer, across
+ * directory boundaries, at most a fixed window of 4 MiB batches; directory
+ * objects are fetched ahead too, at most 1024 directories beyond the one
+ * being written.  Memory does not grow with file or backup size (a single
+ * directory's listing is held whole).  A file is written as FILE.partial and renamed when
  * complete; on failure it is removed and nothing is left at FILE.
  */
 #ifndef SNAPFS_EXPORT_H
