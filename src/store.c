@@ -71,6 +71,10 @@ int store_read_exact(struct store *s, const char *key, uint64_t off,
 		     size_t len, struct buf *out)
 {
 	out->len = 0;
+	/* Whole before the first byte arrives: grown by doubling as the body
+	 * came in, the buffer was copied and faulted in afresh at each step
+	 * (three quarters of a restore's page faults). */
+	SNAP_TRY(buf_reserve(out, len));
 	SNAP_TRY(store_get(s, key, (int64_t)off, (int64_t)len, out));
 	if (out->len != len)
 		return snap_seterr(SNAP_ECORRUPT,
