@@ -55,6 +55,34 @@ echo "RADOS Gateway on $http://127.0.0.1:$port, $par parallel transfers, $rounds
 
 now() { python3 -c 'import time; print(time.time())'; }
 : >"$W/results"
+: >"$W/cpu"
+# gw_cpu: CPU seconds the gateway (radosgw, OSD, monitor) has used so far.
+gw_cpu() {
+	python3 - "$W/rgw/run" <<'PY'
+import glob, os, sys
+hz = os.sysconf("SC_CLK_TCK")
+t = 0
+for f in glob.glob(sys.argv[1] + "/*.pid"):
+    with open("/proc/%s/stat" % open(f).read().strip()) as st:
+        v = st.read().rsplit(")", 1)[1].split()
+    t += int(v[11]) + int(v[12])
+print(t / hz)
+PY
+}
+# cpu NAME CMD...: runs CMD and records the CPU seconds it and the
+# gateway used, to show where a run's time goes (both share this box).
+cpu() {
+	name=$1
+	shift
+	g0=$(gw_cpu)
+	python3 -c 'import resource, subprocess, sys
+r = subprocess.call(sys.argv[2:])
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.2f" % (u.ru_utime + u.ru_stime))
+sys.exit(r)' "$W/cpu.one" "$@"
+	g1=$(gw_cpu)
+	echo "$name $(cat "$W/cpu.one") $(python3 -c "print('%.2f' % ($g1 - $g0))")" >>"$W/cpu"
+}
 # record NAME MIB T0 T1: one sample, in MiB/s.
 record() {
 	python3 -c "print('$1', '%.1f' % ($2 / ($4 - $3)))" >>"$W/results"
@@ -121,13 +149,13 @@ restic_url="s3:$http://127.0.0.1:$port/bench/restic"
 snap_backup() {
 	"$snapctl" -r "$base/enc$1$q" init -q
 	t0=$(now)
-	"$snapctl" -r "$base/enc$1$q" backup --label bench -q --parallel "$par" "$C"
+	cpu sbackup "$snapctl" -r "$base/enc$1$q" backup --label bench -q --parallel "$par" "$C"
 	t1=$(now); record sbackup $mibs "$t0" "$t1"
 }
 restic_backup() {
 	restic -q -r "$restic_url$1" init >/dev/null
 	t0=$(now)
-	restic -q -r "$restic_url$1" -o s3.connections="$par" backup "$C" >/dev/null
+	cpu rbackup restic -q -r "$restic_url$1" -o s3.connections="$par" backup "$C" >/dev/null
 	t1=$(now); record rbackup $mibs "$t0" "$t1"
 }
 # snap_restore / restic_restore ROUND|warm: one restore, measured unless
@@ -135,14 +163,14 @@ restic_backup() {
 snap_restore() {
 	empty_out
 	t0=$(now)
-	"$snapctl" -r "$base/enc1$q" restore bench -q --parallel "$par" --target "$out/t"
+	cpu srestore "$snapctl" -r "$base/enc1$q" restore bench -q --parallel "$par" --target "$out/t"
 	t1=$(now)
 	[ "$1" = warm ] || record srestore $mibs "$t0" "$t1"
 }
 restic_restore() {
 	empty_out
 	t0=$(now)
-	restic -q -r "${restic_url}1" -o s3.connections="$par" restore latest --target "$out/t" >/dev/null
+	cpu rrestore restic -q -r "${restic_url}1" -o s3.connections="$par" restore latest --target "$out/t" >/dev/null
 	t1=$(now)
 	[ "$1" = warm ] || record rrestore $mibs "$t0" "$t1"
 }
@@ -152,7 +180,7 @@ snap_restore warm
 restic_restore warm
 for r in $(seq 1 "$rounds"); do both "$r" snap_restore restic_restore; done
 
-python3 - "$W/results" "$mibs" <<'PY'
+python3 - "$W/results" "$mibs" "$W/cpu" <<'PY'
 import sys, statistics
 runs = {}
 for line in open(sys.argv[1]):
@@ -169,4 +197,16 @@ for label, s, p in (("store upload vs curl ceiling", "sput", "cput"),
     print("%-32s %9.1f %9.1f %6.2fx   %s / %s" % (
         label, med[s], med[p], med[s] / med[p],
         " ".join("%.0f" % x for x in runs[s]), " ".join("%.0f" % x for x in runs[p])))
+cpu = {}
+for line in open(sys.argv[3]):
+    k, c, g = line.split()
+    cpu.setdefault(k, []).append((float(c), float(g)))
+print()
+print("CPU seconds per run, median (the gateway shares the client's cores)")
+print("%-32s %9s %9s" % ("", "client", "gateway"))
+for label, k in (("snapfs backup", "sbackup"), ("restic backup", "rbackup"),
+                 ("snapfs restore", "srestore"), ("restic restore", "rrestore")):
+    v = cpu.get(k, [])[-len(runs[k]):]  # the measured runs, not warm-ups
+    print("%-32s %9.2f %9.2f" % (label, statistics.median(c for c, g in v),
+                                 statistics.median(g for c, g in v)))
 PY
