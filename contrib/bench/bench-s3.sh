@@ -53,39 +53,33 @@ base="s3://127.0.0.1:$port/bench"
 "$snapctl" -r "$base/snap$q" init --create-bucket --no-encryption -q
 echo "RADOS Gateway on $http://127.0.0.1:$port, $par parallel transfers, $rounds rounds"
 
-now() { python3 -c 'import time; print(time.time())'; }
 : >"$W/results"
 : >"$W/cpu"
-# gw_cpu: CPU seconds the gateway (radosgw, OSD, monitor) has used so far.
-gw_cpu() {
-	python3 - "$W/rgw/run" <<'PY'
-import glob, os, sys
-hz = os.sysconf("SC_CLK_TCK")
-t = 0
-for f in glob.glob(sys.argv[1] + "/*.pid"):
-    with open("/proc/%s/stat" % open(f).read().strip()) as st:
-        v = st.read().rsplit(")", 1)[1].split()
-    t += int(v[11]) + int(v[12])
-print(t / hz)
-PY
-}
-# cpu NAME CMD...: runs CMD and records the CPU seconds it and the
-# gateway used, to show where a run's time goes (both share this box).
-cpu() {
-	name=$1
-	shift
-	g0=$(gw_cpu)
-	python3 -c 'import resource, subprocess, sys
-r = subprocess.call(sys.argv[2:])
+# timed NAME MIB CMD...: runs CMD and records its MiB/s (the clock covers
+# CMD alone), the CPU seconds it used and those the gateway (radosgw, OSD,
+# monitor) used meanwhile: they share this machine's cores.  NAME "-"
+# records nothing (a warm-up).
+timed() {
+	python3 -c '
+import glob, os, resource, subprocess, sys, time
+w, name, mib, cmd = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
+def gw():
+    t = 0
+    for f in glob.glob(w + "/rgw/run/*.pid"):
+        with open("/proc/%s/stat" % open(f).read().strip()) as st:
+            v = st.read().rsplit(")", 1)[1].split()
+        t += int(v[11]) + int(v[12])
+    return t / os.sysconf("SC_CLK_TCK")
+g0 = gw()
+t0 = time.monotonic()
+r = subprocess.call(cmd)
+t1 = time.monotonic()
+g1 = gw()
 u = resource.getrusage(resource.RUSAGE_CHILDREN)
-open(sys.argv[1], "w").write("%.2f" % (u.ru_utime + u.ru_stime))
-sys.exit(r)' "$W/cpu.one" "$@"
-	g1=$(gw_cpu)
-	echo "$name $(cat "$W/cpu.one") $(python3 -c "print('%.2f' % ($g1 - $g0))")" >>"$W/cpu"
-}
-# record NAME MIB T0 T1: one sample, in MiB/s.
-record() {
-	python3 -c "print('$1', '%.1f' % ($2 / ($4 - $3)))" >>"$W/results"
+if r == 0 and name != "-":
+    open(w + "/results", "a").write("%s %.1f\n" % (name, mib / (t1 - t0)))
+    open(w + "/cpu", "a").write("%s %.2f %.2f\n" % (name, u.ru_utime + u.ru_stime, g1 - g0))
+sys.exit(r)' "$W" "$@"
 }
 # empty_out: an empty restore target (a fresh tmpfs as root).
 empty_out() {
@@ -105,18 +99,16 @@ sigv4="aws:amz:us-east-1:s3"
 # the server checks every byte), so its figure is an upper bound for ours.
 unsigned="x-amz-content-sha256: UNSIGNED-PAYLOAD"
 curl_put() {
-	t0=$(now)
-	seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
-		-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-		-T "$W/obj" "$http://127.0.0.1:$port/bench/curl/{}"
-	t1=$(now); record cput $((count * mib)) "$t0" "$t1"
+	timed cput $((count * mib)) sh -c 'seq 0 $(($1 - 1)) | xargs -P "$2" -I{} \
+		curl -sf --aws-sigv4 "$3" -H "$4" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-T "$5" "$6/{}"' - "$count" "$par" "$sigv4" "$unsigned" "$W/obj" \
+		"$http://127.0.0.1:$port/bench/curl"
 }
 curl_get() {
-	t0=$(now)
-	seq 0 $((count - 1)) | xargs -P "$par" -I{} curl -sf --aws-sigv4 "$sigv4" \
-		-H "$unsigned" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-		-o /dev/null "$http://127.0.0.1:$port/bench/curl/{}"
-	t1=$(now); record cget $((count * mib)) "$t0" "$t1"
+	timed cget $((count * mib)) sh -c 'seq 0 $(($1 - 1)) | xargs -P "$2" -I{} \
+		curl -sf --aws-sigv4 "$3" -H "$4" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-o /dev/null "$5/{}"' - "$count" "$par" "$sigv4" "$unsigned" \
+		"$http://127.0.0.1:$port/bench/curl"
 }
 raw="$base/raw$q"
 store_put() { echo "sput $("$storebench" "$raw" put $count $mib "$par")" >>"$W/results"; }
@@ -148,31 +140,26 @@ cat $(find "$C" -type f) >/dev/null 2>&1 || true
 restic_url="s3:$http://127.0.0.1:$port/bench/restic"
 snap_backup() {
 	"$snapctl" -r "$base/enc$1$q" init -q
-	t0=$(now)
-	cpu sbackup "$snapctl" -r "$base/enc$1$q" backup --label bench -q --parallel "$par" "$C"
-	t1=$(now); record sbackup $mibs "$t0" "$t1"
+	timed sbackup $mibs "$snapctl" -r "$base/enc$1$q" backup --label bench -q \
+		--parallel "$par" "$C"
 }
 restic_backup() {
 	restic -q -r "$restic_url$1" init >/dev/null
-	t0=$(now)
-	cpu rbackup restic -q -r "$restic_url$1" -o s3.connections="$par" backup "$C" >/dev/null
-	t1=$(now); record rbackup $mibs "$t0" "$t1"
+	timed rbackup $mibs restic -q -r "$restic_url$1" -o s3.connections="$par" \
+		backup "$C" >/dev/null
 }
 # snap_restore / restic_restore ROUND|warm: one restore, measured unless
 # it is the warm-up.
 snap_restore() {
 	empty_out
-	t0=$(now)
-	cpu srestore "$snapctl" -r "$base/enc1$q" restore bench -q --parallel "$par" --target "$out/t"
-	t1=$(now)
-	[ "$1" = warm ] || record srestore $mibs "$t0" "$t1"
+	timed "$([ "$1" = warm ] && echo - || echo srestore)" $mibs "$snapctl" \
+		-r "$base/enc1$q" restore bench -q --parallel "$par" --target "$out/t"
 }
 restic_restore() {
 	empty_out
-	t0=$(now)
-	cpu rrestore restic -q -r "${restic_url}1" -o s3.connections="$par" restore latest --target "$out/t" >/dev/null
-	t1=$(now)
-	[ "$1" = warm ] || record rrestore $mibs "$t0" "$t1"
+	timed "$([ "$1" = warm ] && echo - || echo rrestore)" $mibs restic -q \
+		-r "${restic_url}1" -o s3.connections="$par" restore latest \
+		--target "$out/t" >/dev/null
 }
 echo "corpus: $mibs MiB, $(find "$C" -type f | wc -l) files"
 for r in $(seq 1 "$rounds"); do both "$r" snap_backup restic_backup; done
@@ -206,7 +193,7 @@ print("CPU seconds per run, median (the gateway shares the client's cores)")
 print("%-32s %9s %9s" % ("", "client", "gateway"))
 for label, k in (("snapfs backup", "sbackup"), ("restic backup", "rbackup"),
                  ("snapfs restore", "srestore"), ("restic restore", "rrestore")):
-    v = cpu.get(k, [])[-len(runs[k]):]  # the measured runs, not warm-ups
+    v = cpu[k]
     print("%-32s %9.2f %9.2f" % (label, statistics.median(c for c, g in v),
                                  statistics.median(g for c, g in v)))
 PY
