@@ -216,7 +216,7 @@ static int discover(struct xeng *x, int *more)
 
 	while (x->depth) {
 		struct xdir *d = x->stack[x->depth - 1];
-		struct tree sub;
+		struct tree sub = {0};
 		size_t i;
 
 		while (d->next_sub < d->t.n &&
@@ -230,6 +230,7 @@ static int discover(struct xeng *x, int *more)
 		rc = tfw_take(&d->w, i, &sub);
 		rc = rc ? rc : path_join(&path, d->path, d->t.ents[i].name);
 		rc = rc ? rc : add_dir(x, d, &d->t.ents[i], path, &sub);
+		tree_free(&sub); /* add_dir took it, unless a step failed */
 		free(path);
 		*more = 1;
 		return rc;
