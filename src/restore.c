@@ -575,6 +575,8 @@ static int job_add(struct reng *e, struct rfile *f, const struct chunk *c)
  * files hold slots, and nothing else would ever release them. */
 static int files_reserve(struct reng *e)
 {
+	int rc;
+
 	pthread_mutex_lock(&e->lock);
 	if (e->nfiles >= e->max_files) {
 		pthread_mutex_unlock(&e->lock);
@@ -583,9 +585,11 @@ static int files_reserve(struct reng *e)
 		while (e->nfiles >= e->max_files && !failed(e))
 			pthread_cond_wait(&e->files_cv, &e->lock);
 	}
-	e->nfiles++;
+	rc = failed(e);
+	if (rc == 0)
+		e->nfiles++;
 	pthread_mutex_unlock(&e->lock);
-	return failed(e);
+	return rc;
 }
 
 static int add_dir_meta(struct reng *e, const char *rel, uint32_t mode,
