@@ -530,12 +530,19 @@ static int cmp_ent(const void *a, const void *b, void *ctx)
 /* Puts a directory's entries in name order, as trees store them. */
 static int sort_dir(struct bdir *d)
 {
-	size_t n = d->n, *perm = malloc((n ? n : 1) * sizeof(*perm));
-	struct tent *ents = malloc((n ? n : 1) * sizeof(*ents));
-	size_t *ccap = malloc((n ? n : 1) * sizeof(*ccap));
-	struct bdir **kids = malloc((n ? n : 1) * sizeof(*kids));
+	size_t n = d->n, *perm;
+	struct tent *ents;
+	size_t *ccap;
+	struct bdir **kids;
 	int rc = 0;
 
+	/* An empty directory has no arrays at all (NULL to memcpy). */
+	if (n < 2)
+		return 0;
+	perm = malloc(n * sizeof(*perm));
+	ents = malloc(n * sizeof(*ents));
+	ccap = malloc(n * sizeof(*ccap));
+	kids = malloc(n * sizeof(*kids));
 	if (!perm || !ents || !ccap || !kids) {
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
 		goto out;
