@@ -15,14 +15,16 @@
 #include "err.h"
 #include "util.h"
 
-/* Buffers of 8 MiB and more (packs being built, restore ranges) are filled
- * whole, so transparent huge pages cost no memory there and spare 511 of
- * every 512 page faults: a backup first-touches its in-flight packs, and
- * on a VM each small fault is dear (backup over S3: 1.2-1.5 s of system
- * time before, 0.55-1.0 s after; wall 4.15-4.36 s -> 3.86-4.04 s).  Chunk
- * sized buffers are left alone: the mount caches them, and a 2.1 MiB chunk
- * would hold 4 MiB.  Advice only: without THP, or with "never", nothing
- * changes. */
+/* Buffers of 8 MiB and more (packs being built, restore ranges) are mostly
+ * filled whole, so transparent huge pages cost little memory there and
+ * spare 511 of every 512 page faults: a backup first-touches its in-flight
+ * packs, and on a VM each small fault is dear (backup over S3: 1.2-1.5 s
+ * of system time before, 0.55-1.0 s after; wall 4.15-4.36 s -> 3.86-4.04
+ * s).  The backup's sealed-blob buffers, sized for the largest chunk, reach
+ * 8 MiB too and may hold a huge page more than the chunk in them; they are
+ * pooled, so that is paid once per buffer.  Chunk sized buffers stay below
+ * the threshold: the mount caches them, and a 2.1 MiB chunk would hold
+ * 4 MiB.  Advice only: without THP, or with "never", nothing changes. */
 #define HUGE_PAGE ((size_t)2 << 20)
 
 static void advise_huge(uint8_t *p, size_t n)
