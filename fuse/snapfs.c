@@ -44,12 +44,15 @@ struct options {
 	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
 	char *readahead;
 	int anonymous, no_disk_cache;
+	int allow_other;
+	int dropped_suid, dropped_dev; /* asked for, and refused */
 	char *repo;
 };
 
 static struct {
 	struct vfs *v;
 	int use_syslog;
+	int acl; /* the kernel enforces POSIX ACLs (allow_other) */
 } G;
 
 static void logmsg(int prio, const char *fmt, ...)
@@ -178,6 +181,14 @@ static void sl_init(void *ud, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* Other users are let in: a file whose ACL denies one of them must
+	 * stay closed to them, so the kernel checks ACLs too (from the
+	 * stored system.posix_acl_* attributes). */
+	if (G.acl && (conn->capable & FUSE_CAP_POSIX_ACL))
+		conn->want |= FUSE_CAP_POSIX_ACL;
+	else if (G.acl)
+		logmsg(LOG_WARNING, "this kernel cannot check POSIX ACLs: "
+		       "other users are checked against modes only");
 }
 
 static void sl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -555,11 +566,18 @@ static const char usage[] =
 	"  parallel=N            concurrent store requests (8; 4 for local)\n"
 	"  anonymous             unsigned requests (public buckets)\n"
 	"  allow_other           let other users in (off; needs user_allow_other\n"
-	"                        in /etc/fuse.conf unless root)\n"
+	"                        in /etc/fuse.conf unless root); modes, owners\n"
+	"                        and POSIX ACLs are then checked by the kernel\n"
+	"Mounts are always nosuid,nodev ('suid' and 'dev' are ignored).\n"
 	"Credentials come from the environment as for snapctl(1).  See snapfs(1).\n";
+
+enum { KEY_SUID, KEY_DEV, KEY_ALLOW_OTHER };
 
 #define OPT(t, f) {t, offsetof(struct options, f), 1}
 static const struct fuse_opt opt_spec[] = {
+	FUSE_OPT_KEY("suid", KEY_SUID),
+	FUSE_OPT_KEY("dev", KEY_DEV),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	OPT("key_file=%s", key_file),
 	OPT("password_file=%s", password_file),
 	OPT("refresh=%s", refresh),
@@ -579,11 +597,29 @@ static int opt_proc(void *data, const char *arg, int key,
 	struct options *o = data;
 
 	(void)outargs;
-	if (key == FUSE_OPT_KEY_NONOPT && !o->repo) {
+	(void)arg;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (o->repo)
+			return 1;
 		o->repo = strdup(arg);
 		return 0;
+	/* mount(8) passes "dev,suid" unless told otherwise.  A backup holds
+	 * old setuid binaries and device nodes: run from the mount they
+	 * must never gain privilege or open a device, so both are dropped
+	 * (and nosuid,nodev forced in main()). */
+	case KEY_SUID:
+		o->dropped_suid = 1;
+		return 0;
+	case KEY_DEV:
+		o->dropped_dev = 1;
+		return 0;
+	case KEY_ALLOW_OTHER:
+		o->allow_other = 1;
+		return 1;
+	default:
+		return 1;
 	}
-	return 1;
 }
 
 /* The daemon's start-up reports to the invoking process through a pipe:
@@ -796,16 +832,20 @@ int main(int argc, char **argv)
 	vo.uid = getuid();
 	vo.gid = getgid();
 	vo.readahead_max = ra < mem / 2 ? ra : mem / 2;
+	vo.kernel_acl = o.allow_other;
 	rc = vfs_open(r, c, &vo, &G.v);
 	if (rc) {
 		startup_error("%s", snap_errmsg());
 		goto out;
 	}
 
-	/* Backups hold other users' files: the kernel checks their modes. */
+	/* Backups hold other users' files: the kernel checks their modes
+	 * (and, with allow_other, their ACLs: sl_init). */
+	G.acl = o.allow_other;
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=snapfs",
 		 strchr(r->st->url, ',') ? "snapfs" : r->st->url);
 	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
+	    fuse_opt_add_arg(&args, "-onosuid,nodev") ||
 	    fuse_opt_add_arg(&args, fsname)) {
 		startup_error("out of memory");
 		goto out;
@@ -830,6 +870,13 @@ int main(int argc, char **argv)
 	find_bdi(co.mountpoint);
 	G.use_syslog = !co.foreground;
 	logmsg(LOG_INFO, "mounted %s on %s", r->st->url, co.mountpoint);
+	if (o.dropped_suid || o.dropped_dev)
+		logmsg(LOG_NOTICE, "ignored option%s %s%s%s: backups are always "
+		       "mounted nosuid,nodev",
+		       o.dropped_suid && o.dropped_dev ? "s" : "",
+		       o.dropped_suid ? "suid" : "",
+		       o.dropped_suid && o.dropped_dev ? "," : "",
+		       o.dropped_dev ? "dev" : "");
 	daemon_ready();
 
 	if (co.singlethread)

@@ -1343,7 +1343,8 @@ int vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 	 * trips per file, most of the time of ls -lR.  "Not supported" makes
 	 * it stop asking (per filesystem), and is true of this backup. */
 	if (rc == SNAP_ENOENT && n.bk->m.xattr_ns >= 0 &&
-	    !(n.bk->m.xattr_ns & xattr_ns_of(name)))
+	    !(n.bk->m.xattr_ns & xattr_ns_of(name)) &&
+	    !(v->o.kernel_acl && strncmp(name, "system.posix_acl_", 17) == 0))
 		rc = snap_seterr(SNAP_EUNSUPP, "the backup has no %s attributes",
 				 name);
 out:

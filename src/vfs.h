@@ -49,6 +49,10 @@ struct vfs_opts {
 	uid_t uid;           /* owner shown for the virtual directories */
 	gid_t gid;
 	size_t readahead_max; /* largest read-ahead window, bytes */
+	/* The kernel checks POSIX ACLs (FUSE_CAP_POSIX_ACL): it asks for
+	 * system.posix_acl_* on permission checks and takes "not supported"
+	 * for a failure, so absent ACLs must be ENOENT, never SNAP_EUNSUPP. */
+	int kernel_acl;
 };
 
 struct vfs_attr {
@@ -103,8 +107,8 @@ void vfs_close_file(struct vfs *v, struct vfs_file *f);
 const char *vfs_file_name(const struct vfs_file *f);
 
 /* An extended attribute's value.  When absent: SNAP_EUNSUPP if the
- * backup's manifest says no entry uses the name's namespace, else
- * SNAP_ENOENT.  On the root, "user.snapfs.stats" reports the cache
+ * backup's manifest says no entry uses the name's namespace (except ACLs
+ * under opts.kernel_acl), else SNAP_ENOENT.  On the root, "user.snapfs.stats" reports the cache
  * counters as text. */
 int vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 		 struct buf *out);

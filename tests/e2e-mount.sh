@@ -168,6 +168,53 @@ if [ "$(id -u)" = 0 ] && [ -x /sbin/mount.fuse3 ]; then
 	! is_mounted "$T/m3" || fail "still mounted after umount"
 fi
 
+if [ "$(id -u)" = 0 ] && [ "$STORE" = file ] && command -v setfacl >/dev/null &&
+	unshare -m true 2>/dev/null; then
+	# fstab's way: mount(8) runs mount.fuse3, which passes "dev,suid"
+	# and finds snapfs only in the system path, so a private mount
+	# namespace puts it there.  Another user must not gain root from a
+	# backed-up setuid binary, nor read what modes or ACLs deny.
+	say "mount -t fuse.snapfs, allow_other: nosuid, nodev, modes and ACLs"
+	p="$T/priv"
+	mkdir -p "$p/src" "$p/sbin" "$p/m"
+	cp /usr/bin/id "$p/src/suid-id"
+	chmod 4755 "$p/src/suid-id"
+	echo secret >"$p/src/secret"
+	chmod 600 "$p/src/secret"
+	echo denied >"$p/src/acl"
+	chmod 644 "$p/src/acl"
+	setfacl -m u:nobody:--- "$p/src/acl"
+	echo open >"$p/src/open"
+	chmod 644 "$p/src/open"
+	snapctl -r "$r" backup --label priv -q "$p/src"
+	ln -s "$SNAPFS" "$p/sbin/snapfs"
+	chmod 755 "$T" "$p"
+	unshare -m sh -s "$p" "$r" "$T/key" >"$p/out" 2>&1 <<'SH' || { cat "$p/out"; fail "fstab-style mount"; }
+set -eu
+p=$1
+mount --bind "$p/sbin" /usr/local/sbin
+mount -t fuse.snapfs "$2" "$p/m" -o "allow_other,key_file=$3,cache_dir=$p/cache"
+trap 'umount "$p/m"' EXIT
+grep " $p/m fuse.snapfs " /proc/self/mounts
+b=$(echo "$p"/m/labels/priv/1/src)
+runuser -u nobody -- "$b/suid-id" -u >"$p/euid"
+for f in secret acl open; do
+	if runuser -u nobody -- cat "$b/$f" >"$p/$f.out" 2>&1; then
+		echo "$f: read"
+	else
+		echo "$f: refused: $(cat "$p/$f.out")"
+	fi
+done
+SH
+	grep -q "nosuid,nodev" "$p/out" || { cat "$p/out"; fail "mounted without nosuid,nodev"; }
+	[ "$(cat "$p/euid")" = "$(id -u nobody)" ] ||
+		fail "a setuid binary from a backup ran with euid $(cat "$p/euid")"
+	grep -q "^secret: refused: .*Permission denied" "$p/out" || { cat "$p/out"; fail "a 0600 file was readable by another uid"; }
+	grep -q "^acl: refused: .*Permission denied" "$p/out" || { cat "$p/out"; fail "an ACL that denies nobody was not enforced"; }
+	grep -q "^open: read" "$p/out" || { cat "$p/out"; fail "a 0644 file was not readable"; }
+	chmod 700 "$T"
+fi
+
 unmount_repo "$m" "$MOUNT_PID"
 
 say "a remount reads from the disk cache"
