@@ -33,8 +33,6 @@ enum kind {
 #define TTL_FOREVER 86400.0 /* what a backup holds never changes */
 #define MANIFEST_NAME "manifest.json"
 
-static uint8_t zeros[1u << 20]; /* holes; never written, so never resident */
-
 struct cseries {
 	char id[SERIES_MAX];
 	char label[LABEL_MAX + 1];
@@ -117,10 +115,7 @@ struct vfs_file {
 	struct centry *te;
 	const struct tent *e; /* NULL for manifest.json */
 	char label[SERIES_MAX + 300];
-	pthread_mutex_t lock;
-	uint64_t next_off; /* where a sequential reader reads next */
-	uint64_t window;   /* read-ahead bytes, grows while sequential */
-	size_t pf_next;    /* first chunk not yet prefetched */
+	struct fread rd;
 };
 
 /* ---- inode numbers ---------------------------------------------------- */
@@ -1111,7 +1106,7 @@ int vfs_open_file(struct vfs *v, uint64_t ino, struct vfs_file **out)
 		}
 	}
 	f->bk = n.bk; /* the pin's reference moves to the handle */
-	pthread_mutex_init(&f->lock, NULL);
+	fread_init(&f->rd);
 	handle_add(v, &f->h, 0);
 	*out = f;
 	return 0;
@@ -1129,162 +1124,22 @@ void vfs_close_file(struct vfs *v, struct vfs_file *f)
 	handle_del(v, &f->h);
 	cache_release(v->c, f->te);
 	bk_put(v, f->bk);
-	pthread_mutex_destroy(&f->lock);
+	fread_destroy(&f->rd);
 	free(f);
-}
-
-/* First chunk ending after off. */
-static size_t chunk_at(const struct tent *e, uint64_t off)
-{
-	size_t lo = 0, hi = e->nchunks;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (e->chunks[mid].off + e->chunks[mid].r.raw <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Sequential readers get a window that doubles per read up to the
- * maximum; anything else drops it, so random reads fetch only what they
- * ask for.  Returns the chunks [*from, *to) to prefetch. */
-static void readahead(struct vfs *v, struct vfs_file *f, uint64_t off,
-		      uint64_t end, size_t last, size_t *from, size_t *to)
-{
-	const struct tent *e = f->e;
-	/* Kernel read-ahead issues requests concurrently, so a sequential
-	 * stream can arrive slightly out of order. */
-	uint64_t slack = 4u << 20;
-	size_t i;
-
-	pthread_mutex_lock(&f->lock);
-	if (off + slack >= f->next_off && off <= f->next_off + slack) {
-		f->window = f->window ? 2 * f->window : 2u << 20;
-		if (f->window > v->o.readahead_max)
-			f->window = v->o.readahead_max;
-		if (end > f->next_off)
-			f->next_off = end;
-	} else {
-		f->window = 0;
-		f->next_off = end;
-		f->pf_next = 0;
-	}
-	i = f->pf_next > last + 1 ? f->pf_next : last + 1;
-	*from = i;
-	while (i < e->nchunks && e->chunks[i].off < end + f->window)
-		i++;
-	*to = i;
-	if (i > f->pf_next)
-		f->pf_next = i;
-	pthread_mutex_unlock(&f->lock);
-}
-
-static int rd_push(struct vfs_read *rd, const void *p, size_t n, size_t cap)
-{
-	if (rd->niov == (int)cap)
-		return snap_seterr(SNAP_EINVAL, "read vector overflow");
-	rd->iov[rd->niov].iov_base = (void *)p;
-	rd->iov[rd->niov].iov_len = n;
-	rd->niov++;
-	rd->len += n;
-	return 0;
-}
-
-static int rd_zeros(struct vfs_read *rd, uint64_t n, size_t cap)
-{
-	while (n) {
-		size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
-
-		SNAP_TRY(rd_push(rd, zeros, k, cap));
-		n -= k;
-	}
-	return 0;
 }
 
 int vfs_read(struct vfs *v, struct vfs_file *f, uint64_t off, size_t size,
 	     struct vfs_read *rd)
 {
-	const struct tent *e = f->e;
-	uint64_t fsize = e ? e->size : f->bk->json.len, end, pos;
-	size_t first, last, pf_from, pf_to, cap;
-	int rc = 0;
-
-	memset(rd, 0, sizeof(*rd));
-	if (off >= fsize || size == 0)
-		return 0;
-	end = off + size < fsize ? off + size : fsize;
-	if (!e) {
-		rd->iov = malloc(sizeof(*rd->iov));
-		if (!rd->iov)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		return rd_push(rd, f->bk->json.p + off, (size_t)(end - off),
-			       1);
-	}
-	first = chunk_at(e, off);
-	last = first;
-	while (last + 1 < e->nchunks && e->chunks[last + 1].off < end)
-		last++;
-	/* A chunk and the hole before it each take one vector entry; holes
-	 * longer than the zero page take more. */
-	cap = 2 * (last - first + 1) + 2 + (size_t)(end - off) / sizeof(zeros);
-	rd->iov = calloc(cap, sizeof(*rd->iov));
-	rd->pins = calloc(last - first + 1, sizeof(*rd->pins));
-	if (!rd->iov || !rd->pins) {
-		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-		goto fail;
-	}
-	readahead(v, f, off, end, last, &pf_from, &pf_to);
-	/* The rest of this read is fetched alongside the first chunk. */
-	for (size_t i = first + 1; i <= last && i < e->nchunks; i++)
-		cache_prefetch(v->c, f->bk->series, &e->chunks[i].r);
-	for (size_t i = pf_from; i < pf_to; i++)
-		cache_prefetch(v->c, f->bk->series, &e->chunks[i].r);
-
-	pos = off;
-	for (size_t i = first; i < e->nchunks && pos < end; i++) {
-		const struct chunk *ch = &e->chunks[i];
-		const uint8_t *data;
-		uint64_t cend = ch->off + ch->r.raw, take;
-
-		if (ch->off >= end)
-			break;
-		if (ch->off > pos) {
-			rc = rd_zeros(rd, ch->off - pos, cap);
-			if (rc)
-				goto fail;
-			pos = ch->off;
-		}
-		rc = cache_chunk(v->c, f->bk->series, &ch->r,
-				 &rd->pins[rd->npins], &data);
-		if (rc)
-			goto fail;
-		rd->npins++;
-		take = (cend < end ? cend : end) - pos;
-		rc = rd_push(rd, data + (pos - ch->off), (size_t)take, cap);
-		if (rc)
-			goto fail;
-		pos += take;
-	}
-	if (pos < end)
-		rc = rd_zeros(rd, end - pos, cap);
-	if (rc == 0)
-		return 0;
-fail:
-	vfs_read_done(v, rd);
-	return rc;
+	if (!f->e)
+		return fread_mem(f->bk->json.p, f->bk->json.len, off, size, rd);
+	return fread_range(v->c, f->bk->series, f->e, &f->rd, v->o.readahead_max,
+			   off, size, rd);
 }
 
 void vfs_read_done(struct vfs *v, struct vfs_read *rd)
 {
-	for (int i = 0; i < rd->npins; i++)
-		cache_release(v->c, rd->pins[i]);
-	free(rd->pins);
-	free(rd->iov);
-	memset(rd, 0, sizeof(*rd));
+	fread_done(v->c, rd);
 }
 
 /* ---- extended attributes ---------------------------------------------- */

@@ -40,6 +40,7 @@
 #include <sys/uio.h>
 
 #include "cache.h"
+#include "fileread.h"
 #include "repo.h"
 
 #define VFS_ROOT_INO 1
@@ -66,16 +67,6 @@ struct vfs_attr {
 struct vfs;
 struct vfs_dir;
 struct vfs_file;
-
-/* The bytes of one read: iov points into pinned cache entries (and a
- * shared zero page for holes) until vfs_read_done(). */
-struct vfs_read {
-	struct iovec *iov;
-	int niov;
-	struct centry **pins;
-	int npins;
-	size_t len;
-};
 
 /* Lists the catalog; fails (with the store's error) when it cannot. */
 int vfs_open(struct repo *r, struct cache *c, const struct vfs_opts *o,
