@@ -39,6 +39,8 @@ static void upload_job(void *arg)
 			fail(e, rc);
 		else
 			add_stat(&e->res->bytes_new, p->data.len);
+		if (rc == 0 && e->on_pack)
+			e->on_pack(e->pack_ctx, p->id);
 	}
 	bufpool_put(&e->pbufs, &p->data);
 	pack_free(p);
@@ -359,25 +361,17 @@ static ssize_t fd_read(void *src, uint8_t *buf, size_t n, uint64_t off)
 	return r < 0 ? -errno : r;
 }
 
-/* Chunks the data extents of a regular file; holes are skipped so that a
- * 64 MiB preallocated log holding 4 KiB costs 4 KiB. */
-static int read_file(struct eng *e, struct bdir *d, size_t ei, int dfd,
-		     const char *path, const struct stat *st)
+int chunk_fd(struct eng *e, struct bdir *d, size_t ei, int fd,
+	     const char *path, uint64_t size)
 {
 	struct tent *t = &d->ents[ei];
-	uint64_t off = 0, size = st->st_size, got = 0;
-	struct stat after;
-	int fd, rc = 0;
+	uint64_t off = 0, got = 0;
+	int rc = 0;
 
-	fd = openat(dfd, t->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-	if (fd < 0 && errno == EPERM)
-		fd = openat(dfd, t->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		warn(e, "skipping %s: %s", path, strerror(errno));
-		t->type = 0;
-		return 0;
-	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	pthread_mutex_lock(&e->lock);
+	t->size = size;
+	pthread_mutex_unlock(&e->lock);
 	while (off < size && rc == 0) {
 		off_t data = lseek(fd, off, SEEK_DATA), hole;
 
@@ -404,6 +398,27 @@ static int read_file(struct eng *e, struct bdir *d, size_t ei, int dfd,
 		}
 		off = hole;
 	}
+	return rc;
+}
+
+/* Chunks the data extents of a regular file; holes are skipped so that a
+ * 64 MiB preallocated log holding 4 KiB costs 4 KiB. */
+static int read_file(struct eng *e, struct bdir *d, size_t ei, int dfd,
+		     const char *path, const struct stat *st)
+{
+	struct tent *t = &d->ents[ei];
+	struct stat after;
+	int fd, rc;
+
+	fd = openat(dfd, t->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dfd, t->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		warn(e, "skipping %s: %s", path, strerror(errno));
+		t->type = 0;
+		return 0;
+	}
+	rc = chunk_fd(e, d, ei, fd, path, st->st_size);
 	if (rc == 0 && fstat(fd, &after) == 0 &&
 	    (after.st_mtim.tv_sec != st->st_mtim.tv_sec ||
 	     after.st_mtim.tv_nsec != st->st_mtim.tv_nsec))
@@ -802,18 +817,27 @@ static int backup_group(struct eng *e, const struct backup_group *g,
 	return rc;
 }
 
-/* Decides series and number: the next backup of the label's newest series,
- * or backupNum 1 of a new series. */
-static int choose_series(struct eng *e, struct manifest *parent,
-			 int *have_parent)
+/* Decides series and number: the next backup of the base (given, or the
+ * label's newest series), or backupNum 1 of a new series. */
+static int choose_series(struct eng *e, const struct bsession_opts *o,
+			 struct manifest *parent, int *have_parent)
 {
 	char uuid[37];
 	uint32_t last;
 	int rc;
 
 	*have_parent = 0;
-	if (!e->o->full) {
-		rc = repo_newest_series(e->r, e->o->label, e->series);
+	if (!o->full && o->base_series) {
+		snprintf(e->series, sizeof(e->series), "%s", o->base_series);
+		SNAP_TRY(repo_load_manifest(e->r, e->series, o->base_num,
+					    parent));
+		*have_parent = 1;
+		e->res->num = o->base_num + 1;
+		e->res->full = 0;
+		return 0;
+	}
+	if (!o->full) {
+		rc = repo_newest_series(e->r, o->label, e->series);
 		if (rc == 0) {
 			SNAP_TRY(repo_latest_num(e->r, e->series, &last));
 			SNAP_TRY(repo_load_manifest(e->r, e->series, last,
@@ -827,7 +851,7 @@ static int choose_series(struct eng *e, struct manifest *parent,
 			return rc;
 	}
 	SNAP_TRY(uuid_v4(uuid));
-	snprintf(e->series, sizeof(e->series), "%s-%s", e->o->label, uuid);
+	snprintf(e->series, sizeof(e->series), "%s-%s", o->label, uuid);
 	e->res->num = 1;
 	e->res->full = 1;
 	return 0;
@@ -851,19 +875,35 @@ static int check_groups(const struct backup_opts *o)
 	return 0;
 }
 
-static int write_manifest(struct eng *e, struct manifest *m,
-			  const struct manifest *parent, int have_parent)
+struct bsession {
+	struct eng e;
+	struct backup_opts bo; /* what the engine reads of the options */
+	struct backup_result res;
+	struct manifest parent, m;
+	int have_parent;
+	size_t max_groups;
+	char token[33];
+	uint64_t ino_next;
+	double t0;
+	int threads, uploads, scanning, committed;
+	struct scanner scan;
+};
+
+static int write_manifest(struct bsession *s)
 {
+	struct eng *e = &s->e;
+	struct manifest *m = &s->m;
+	const struct manifest *parent = s->have_parent ? &s->parent : NULL;
 	struct buf text = BUF_INIT;
 	char key[160];
-	int rc;
+	int rc, ns;
 
 	snprintf(m->series, sizeof(m->series), "%s", e->series);
-	snprintf(m->label, sizeof(m->label), "%s", e->o->label);
+	snprintf(m->label, sizeof(m->label), "%s", s->bo.label);
 	m->num = e->res->num;
 	m->full = e->res->full;
-	m->parent = have_parent ? parent->num : 0;
-	m->since = have_parent ? parent->created : 0;
+	m->parent = parent ? parent->num : 0;
+	m->since = parent ? parent->created : 0;
 	m->created = now_ns();
 	m->encrypted = e->r->keys.encrypted;
 	snprintf(m->status, sizeof(m->status), "%s", STATUS_READY);
@@ -874,7 +914,14 @@ static int write_manifest(struct eng *e, struct manifest *m,
 	m->files_new = e->res->files_new;
 	m->files_reused = e->res->files_reused;
 	m->elapsed = e->res->elapsed;
-	m->xattr_ns = __atomic_load_n(&e->xattr_ns, __ATOMIC_RELAXED);
+	ns = __atomic_load_n(&e->xattr_ns, __ATOMIC_RELAXED);
+	/* What was taken unread uses what the parent's entries used. */
+	if (e->used_refs)
+		ns = parent && parent->xattr_ns >= 0 ? ns | parent->xattr_ns
+						     : -1;
+	m->xattr_ns = ns;
+	m->ino_next = s->ino_next;
+	snprintf(m->stage_token, sizeof(m->stage_token), "%s", s->token);
 	rc = manifest_encode(m, &e->r->keys, &text);
 	m->packs = NULL;
 	m->npacks = 0;
@@ -892,121 +939,507 @@ out:
 	return rc;
 }
 
-int backup_run(struct repo *r, const struct backup_opts *o,
-	       struct backup_result *res)
+int bsession_open(struct repo *r, const struct bsession_opts *o,
+		  struct bsession **out)
 {
-	struct eng e = {.r = r, .o = o, .res = res};
-	struct manifest parent, m;
-	struct scanner scan = {.o = o};
-	int have_parent = 0, scanning = 0, rc, threads, uploads;
+	struct bsession *s = calloc(1, sizeof(*s));
+	struct eng *e;
 	size_t npacks = 0, bad = 0;
-	double t0 = mono_sec();
+	int rc;
 
-	memset(res, 0, sizeof(*res));
-	memset(&m, 0, sizeof(m));
-	memset(&parent, 0, sizeof(parent));
-	SNAP_TRY(label_check(o->label));
-	SNAP_TRY(check_groups(o));
-	errstate_init(&e.es, o->warn, o->warn_ctx);
-	pthread_mutex_init(&e.lock, NULL);
-	pthread_mutex_init(&e.plock, NULL);
-	pthread_cond_init(&e.cv, NULL);
-	index_init(&e.ix);
-	threads = o->threads > 0 ? o->threads : cpu_count();
-	uploads = o->uploads > 0 ? o->uploads : 2;
+	*out = NULL;
+	if (!s)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	e = &s->e;
+	s->t0 = mono_sec();
+	s->bo.label = o->label;
+	s->bo.full = o->full;
+	s->bo.warn = o->warn;
+	s->bo.warn_ctx = o->warn_ctx;
+	s->max_groups = o->max_groups;
+	s->ino_next = o->ino_next;
+	snprintf(s->token, sizeof(s->token), "%s", o->token ? o->token : "");
+	e->r = r;
+	e->o = &s->bo;
+	e->res = &s->res;
+	e->on_pack = o->on_pack;
+	e->pack_ctx = o->pack_ctx;
+	errstate_init(&e->es, o->warn, o->warn_ctx);
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->plock, NULL);
+	pthread_cond_init(&e->cv, NULL);
+	index_init(&e->ix);
+	s->threads = o->threads > 0 ? o->threads : cpu_count();
+	s->uploads = o->uploads > 0 ? o->uploads : 2;
 	/* Idle buffers for every chunk that can exist at once: queued,
 	 * running (its bytes and its sealed form), and the reader's next.
 	 * Packs: one per upload running or queued, one per worker waiting
 	 * to queue one, and the two being filled.  A buffer that leaves the
 	 * pool is freed, and the next one faults its pages in afresh: on
 	 * this VM that was up to a quarter of the backup's CPU. */
-	bufpool_init(&e.bufs, CHUNK_QUEUE + 2 * (size_t)threads + 2);
-	bufpool_init(&e.pbufs, (size_t)uploads + (size_t)threads + 3);
-
-	rc = choose_series(&e, &parent, &have_parent);
+	bufpool_init(&e->bufs, CHUNK_QUEUE + 2 * (size_t)s->threads + 2);
+	bufpool_init(&e->pbufs, (size_t)s->uploads + (size_t)s->threads + 3);
+	rc = label_check(o->label);
+	rc = rc ? rc : choose_series(e, o, &s->parent, &s->have_parent);
 	if (rc)
-		goto out;
-	snprintf(res->series, sizeof(res->series), "%s", e.series);
-	if (have_parent) {
-		rc = index_load_series(&e.ix, r, e.series, 4 * threads,
+		goto fail;
+	snprintf(s->res.series, sizeof(s->res.series), "%s", e->series);
+	if (s->have_parent) {
+		rc = index_load_series(&e->ix, r, e->series, 4 * s->threads,
 				       &npacks, &bad);
 		if (rc)
-			goto out;
+			goto fail;
 		if (bad)
-			warn(&e, "%zu pack(s) of series %s fail authentication; "
-				 "their chunks are stored again (run "
-				 "'snapctl check')",
-			     bad, e.series);
+			warn(e, "%zu pack(s) of series %s fail authentication; "
+				"their chunks are stored again (run "
+				"'snapctl check')",
+			     bad, e->series);
 	}
-	m.ngroups = o->ngroups;
-	m.groups = calloc(o->ngroups, sizeof(*m.groups));
-	e.rbuf = malloc(READ_BUF);
-	if (!m.groups || !e.rbuf) {
+	s->m.groups = calloc(o->max_groups ? o->max_groups : 1,
+			     sizeof(*s->m.groups));
+	e->rbuf = malloc(READ_BUF);
+	if (!s->m.groups || !e->rbuf) {
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-		goto out;
+		goto fail;
 	}
-	rc = workq_create(&e.cq, threads, CHUNK_QUEUE);
-	rc = rc ? rc : workq_create(&e.uq, uploads, 1);
+	rc = workq_create(&e->cq, s->threads, CHUNK_QUEUE);
+	rc = rc ? rc : workq_create(&e->uq, s->uploads, 1);
 	if (rc)
-		goto out;
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	bsession_free(s);
+	return rc;
+}
+
+const struct manifest *bsession_parent(const struct bsession *s)
+{
+	return s->have_parent ? &s->parent : NULL;
+}
+
+const char *bsession_series(const struct bsession *s)
+{
+	return s->e.series;
+}
+
+uint32_t bsession_num(const struct bsession *s)
+{
+	return s->res.num;
+}
+
+static int new_group(struct bsession *s, const struct mgroup *g,
+		     struct mgroup **out)
+{
+	struct mgroup *mg;
+
+	if (s->m.ngroups == s->max_groups)
+		return snap_seterr(SNAP_EINVAL, "more groups than announced");
+	for (size_t i = 0; i < s->m.ngroups; i++)
+		if (strcmp(s->m.groups[i].name, g->name) == 0)
+			return snap_seterr(SNAP_EINVAL, "group '%s' given "
+					   "twice", g->name);
+	SNAP_TRY(group_check(g->name));
+	mg = &s->m.groups[s->m.ngroups];
+	*mg = *g;
+	mg->name = strdup(g->name);
+	if (!mg->name)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	s->m.ngroups++;
+	*out = mg;
+	return 0;
+}
+
+int bsession_group(struct bsession *s, const struct mgroup *g,
+		   struct bdir **out)
+{
+	struct eng *e = &s->e;
+	struct mgroup *mg;
+	struct bdir *root;
+	int rc;
+
+	*out = NULL;
+	if ((rc = failed(e)))
+		return errstate_result(&e->es);
+	rc = new_group(s, g, &mg);
+	if (rc == 0 && !(root = bdir_new(NULL, 0)))
+		rc = SNAP_ENOMEM;
+	if (rc) {
+		fail(e, rc);
+		return rc;
+	}
+	memset(&mg->root, 0, sizeof(mg->root));
+	root->group = mg;
+	pthread_mutex_lock(&e->lock);
+	e->roots_pending++;
+	pthread_mutex_unlock(&e->lock);
+	*out = root;
+	return 0;
+}
+
+int bsession_group_ref(struct bsession *s, const struct mgroup *g)
+{
+	struct mgroup *mg;
+	int rc = new_group(s, g, &mg);
+
+	if (rc) {
+		fail(&s->e, rc);
+		return rc;
+	}
+	s->e.used_refs = 1;
+	add_stat(&s->res.files, g->files);
+	add_stat(&s->res.bytes, g->bytes);
+	add_stat(&s->res.files_reused, g->files);
+	return 0;
+}
+
+/* Room for one more entry of d, appended under the lock the chunk
+ * workers take (they index d->ents).  Entries must come in name order. */
+static int bdir_append(struct eng *e, struct bdir *d, const char *name,
+		       size_t *idx)
+{
+	int rc = 0;
+
+	if (!name_ok(name, strlen(name)))
+		return snap_seterr(SNAP_EINVAL, "bad entry name '%s'", name);
+	pthread_mutex_lock(&e->lock);
+	if (d->n && strcmp(d->ents[d->n - 1].name, name) >= 0)
+		rc = snap_seterr(SNAP_EINVAL, "entries out of order: '%s' "
+				 "after '%s'", name, d->ents[d->n - 1].name);
+	if (rc == 0 && d->n == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 16;
+		struct tent *ents = realloc(d->ents, cap * sizeof(*ents));
+		size_t *ccap = ents ? realloc(d->ccap, cap * sizeof(*ccap))
+				    : NULL;
+
+		if (ents)
+			d->ents = ents;
+		if (ccap) {
+			d->ccap = ccap;
+			d->cap = cap;
+		} else {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		}
+	}
+	if (rc == 0) {
+		*idx = d->n++;
+		memset(&d->ents[*idx], 0, sizeof(d->ents[*idx]));
+		d->ccap[*idx] = 0;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+/* Copies e's metadata, name, target and attributes into entry t; the
+ * chunk list only with chunks. */
+static int copy_tent(struct tent *t, const struct tent *e, int chunks)
+{
+	t->type = e->type;
+	t->mode = e->mode;
+	t->uid = e->uid;
+	t->gid = e->gid;
+	t->mtime_ns = e->mtime_ns;
+	t->ctime_ns = e->ctime_ns;
+	t->ino = e->ino;
+	t->size = e->size;
+	t->hardlink = e->hardlink;
+	t->sub = e->sub;
+	t->sub_files = e->sub_files;
+	t->sub_bytes = e->sub_bytes;
+	if (!(t->name = strdup(e->name)))
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	if (e->target && !(t->target = strdup(e->target)))
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	if (e->nxattrs) {
+		t->xattrs = calloc(e->nxattrs, sizeof(*t->xattrs));
+		if (!t->xattrs)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		for (size_t i = 0; i < e->nxattrs; i++) {
+			struct xattr *x = &t->xattrs[i];
+
+			x->name = strdup(e->xattrs[i].name);
+			x->val = malloc(e->xattrs[i].len ? e->xattrs[i].len : 1);
+			if (!x->name || !x->val) {
+				free(x->name);
+				free(x->val);
+				return snap_seterr(SNAP_ENOMEM, "out of memory");
+			}
+			memcpy(x->val, e->xattrs[i].val, e->xattrs[i].len);
+			x->len = e->xattrs[i].len;
+			t->nxattrs++;
+		}
+	}
+	if (chunks) {
+		t->chunks = malloc(e->nchunks * sizeof(*t->chunks) + 1);
+		if (!t->chunks)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		if (e->nchunks)
+			memcpy(t->chunks, e->chunks,
+			       e->nchunks * sizeof(*t->chunks));
+		t->nchunks = e->nchunks;
+	}
+	return 0;
+}
+
+/* Appends a copy of e (with its chunks when by_ref) to d. */
+static int add_entry(struct bsession *s, struct bdir *d, const struct tent *e,
+		     int by_ref, size_t *out)
+{
+	struct eng *e2 = &s->e;
+	size_t i = 0;
+	int rc;
+
+	if ((rc = failed(e2)))
+		return errstate_result(&e2->es);
+	rc = bdir_append(e2, d, e->name, &i);
+	if (rc == 0) {
+		/* Entry i is ours until the chunk workers get it. */
+		rc = copy_tent(&d->ents[i], e, by_ref);
+		d->ccap[i] = d->ents[i].nchunks;
+		if (rc)
+			d->ents[i].type = 0;
+	}
+	if (rc) {
+		fail(e2, rc);
+		return rc;
+	}
+	*out = i;
+	return 0;
+}
+
+int bdir_add(struct bsession *s, struct bdir *d, const struct tent *e)
+{
+	struct eng *en = &s->e;
+	size_t i;
+
+	SNAP_TRY(add_entry(s, d, e, e->type == ET_REG, &i));
+	pthread_mutex_lock(&en->lock);
+	if (e->type == ET_REG) {
+		d->files++;
+		d->bytes += e->size;
+	} else if (e->type == ET_DIR) {
+		d->files += e->sub_files;
+		d->bytes += e->sub_bytes;
+		en->used_refs = 1;
+	}
+	pthread_mutex_unlock(&en->lock);
+	if (e->type == ET_REG) {
+		add_stat(&s->res.files, 1);
+		add_stat(&s->res.bytes, e->size);
+		add_stat(&s->res.files_reused, 1);
+		en->used_refs = 1;
+	} else if (e->type == ET_DIR) {
+		add_stat(&s->res.files, e->sub_files);
+		add_stat(&s->res.bytes, e->sub_bytes);
+		add_stat(&s->res.files_reused, e->sub_files);
+	}
+	return 0;
+}
+
+int bdir_add_dir(struct bsession *s, struct bdir *d, const struct tent *meta,
+		 struct bdir **child)
+{
+	struct eng *e = &s->e;
+	struct bdir *c;
+	size_t i;
+
+	*child = NULL;
+	SNAP_TRY(add_entry(s, d, meta, 0, &i));
+	d->ents[i].type = ET_DIR;
+	c = bdir_new(d, i);
+	if (!c) {
+		d->ents[i].type = 0;
+		fail(e, SNAP_ENOMEM);
+		return SNAP_ENOMEM;
+	}
+	pthread_mutex_lock(&e->lock);
+	d->pending++;
+	pthread_mutex_unlock(&e->lock);
+	add_stat(&s->res.dirs, 1);
+	*child = c;
+	return 0;
+}
+
+/* A new file entry whose bytes are read now; its size is what was read. */
+static int add_read(struct bsession *s, struct bdir *d, const struct tent *meta,
+		    size_t *out)
+{
+	SNAP_TRY(add_entry(s, d, meta, 0, out));
+	d->ents[*out].type = ET_REG;
+	d->ents[*out].nchunks = 0;
+	add_stat(&s->res.files, 1);
+	add_stat(&s->res.files_new, 1);
+	return 0;
+}
+
+static void read_done(struct bsession *s, struct bdir *d, size_t i)
+{
+	struct eng *e = &s->e;
+	uint64_t size;
+
+	pthread_mutex_lock(&e->lock);
+	size = d->ents[i].size;
+	d->files++;
+	d->bytes += size;
+	pthread_mutex_unlock(&e->lock);
+	add_stat(&s->res.bytes, size);
+}
+
+int bdir_add_fd(struct bsession *s, struct bdir *d, const struct tent *meta,
+		int fd, const char *path)
+{
+	struct eng *e = &s->e;
+	size_t i;
+	int rc;
+
+	SNAP_TRY(add_read(s, d, meta, &i));
+	rc = chunk_fd(e, d, i, fd, path, meta->size);
+	if (rc) {
+		fail(e, rc);
+		return rc;
+	}
+	read_done(s, d, i);
+	return failed(e) ? errstate_result(&e->es) : 0;
+}
+
+int bdir_add_read(struct bsession *s, struct bdir *d,
+		  const struct tent *meta, src_extent extent, src_read rd,
+		  void *src)
+{
+	struct eng *e = &s->e;
+	uint64_t off = 0, start, end, got;
+	size_t i;
+	int rc, r;
+
+	SNAP_TRY(add_read(s, d, meta, &i));
+	for (rc = 0; rc == 0;) {
+		r = extent(src, off, &start, &end);
+		if (r <= 0) {
+			rc = r;
+			break;
+		}
+		rc = chunk_range(e, d, i, rd, src, start, end, &got);
+		if (rc == 0 && got < end)
+			rc = snap_seterr(SNAP_EIO, "%s: short read",
+					 meta->name);
+		off = end;
+	}
+	if (rc) {
+		fail(e, rc);
+		return rc;
+	}
+	read_done(s, d, i);
+	return failed(e) ? errstate_result(&e->es) : 0;
+}
+
+void bdir_close(struct bsession *s, struct bdir *d)
+{
+	release(&s->e, d);
+}
+
+int bsession_commit(struct bsession *s, struct backup_result *res)
+{
+	struct eng *e = &s->e;
+	int rc;
+
+	/* Wait for every chunk and directory object, then the last pack. */
+	workq_wait(e->cq);
+	pthread_mutex_lock(&e->lock);
+	while (e->roots_pending)
+		pthread_cond_wait(&e->cv, &e->lock);
+	pthread_mutex_unlock(&e->lock);
+	for (int k = 0; k < 2 && !failed(e); k++) {
+		void **slot;
+
+		if (!e->cur_open[k] || !e->cur[k].count)
+			continue;
+		rc = detach(e, k, &slot);
+		rc = rc ? rc : ship(e, slot);
+		if (rc)
+			fail(e, rc);
+	}
+	workq_wait(e->uq);
+	rc = errstate_result(&e->es);
+	s->res.elapsed = mono_sec() - s->t0;
+	rc = rc ? rc : write_manifest(s);
+	s->res.elapsed = mono_sec() - s->t0;
+	s->res.warnings = e->es.warnings;
+	s->committed = rc == 0;
+	*res = s->res;
+	return rc;
+}
+
+void bsession_free(struct bsession *s)
+{
+	struct eng *e;
+
+	if (!s)
+		return;
+	e = &s->e;
+	if (s->scanning)
+		pthread_join(s->scan.th, NULL);
+	/* Abandoned midway: the workers stop at their next check, before
+	 * anything they use goes (the message of the caller's error stays
+	 * as it is). */
+	pthread_mutex_lock(&e->es.lock);
+	if (!e->es.err && !s->committed)
+		e->es.err = SNAP_ECANCELED;
+	pthread_mutex_unlock(&e->es.lock);
+	workq_destroy(e->cq);
+	workq_destroy(e->uq);
+	for (int k = 0; k < 2; k++)
+		if (e->cur_open[k]) {
+			bufpool_put(&e->pbufs, &e->cur[k].data);
+			pack_free(&e->cur[k]);
+		}
+	bufpool_destroy(&e->bufs);
+	bufpool_destroy(&e->pbufs);
+	manifest_free(&s->m);
+	manifest_free(&s->parent);
+	index_free(&e->ix);
+	free(e->packs);
+	free(e->hl);
+	free(e->rbuf);
+	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->plock);
+	pthread_cond_destroy(&e->cv);
+	errstate_destroy(&e->es);
+	free(s);
+}
+
+int backup_run(struct repo *r, const struct backup_opts *o,
+	       struct backup_result *res)
+{
+	struct bsession_opts so = {
+		.label = o->label, .full = o->full, .max_groups = o->ngroups,
+		.threads = o->threads, .uploads = o->uploads, .warn = o->warn,
+		.warn_ctx = o->warn_ctx};
+	struct bsession *s;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	SNAP_TRY(label_check(o->label));
+	SNAP_TRY(check_groups(o));
+	SNAP_TRY(bsession_open(r, &so, &s));
+	s->bo = *o;
+	s->scan.o = &s->bo;
 	if (o->progress && o->progress->enabled)
-		scanning = pthread_create(&scan.th, NULL, scan_main, &scan) == 0;
-	for (size_t g = 0; g < o->ngroups && !failed(&e); g++) {
-		m.groups[g].name = (char *)o->groups[g].name;
-		rc = backup_group(&e, &o->groups[g], &m.groups[g],
-				  have_parent ? &parent : NULL);
+		s->scanning = pthread_create(&s->scan.th, NULL, scan_main,
+					     &s->scan) == 0;
+	for (size_t g = 0; g < o->ngroups && !failed(&s->e); g++) {
+		struct mgroup meta = {.name = (char *)o->groups[g].name};
+		struct mgroup *mg;
+
+		rc = new_group(s, &meta, &mg);
+		rc = rc ? rc
+			: backup_group(&s->e, &o->groups[g], mg,
+				       bsession_parent(s));
 		if (rc) {
-			fail(&e, rc);
+			fail(&s->e, rc);
 			break;
 		}
 	}
-	/* Wait for every chunk and directory object, then the last pack. */
-	workq_wait(e.cq);
-	pthread_mutex_lock(&e.lock);
-	while (e.roots_pending)
-		pthread_cond_wait(&e.cv, &e.lock);
-	pthread_mutex_unlock(&e.lock);
-	for (int k = 0; k < 2 && !failed(&e); k++) {
-		void **slot;
-
-		if (!e.cur_open[k] || !e.cur[k].count)
-			continue;
-		rc = detach(&e, k, &slot);
-		rc = rc ? rc : ship(&e, slot);
-		if (rc)
-			fail(&e, rc);
-	}
-	workq_wait(e.uq);
-	rc = errstate_result(&e.es);
-	if (rc)
-		goto out;
-	res->elapsed = mono_sec() - t0;
-	rc = write_manifest(&e, &m, &parent, have_parent);
-	res->elapsed = mono_sec() - t0;
-out:
-	if (scanning)
-		pthread_join(scan.th, NULL);
-	workq_destroy(e.cq);
-	workq_destroy(e.uq);
-	for (int k = 0; k < 2; k++)
-		if (e.cur_open[k]) {
-			bufpool_put(&e.pbufs, &e.cur[k].data);
-			pack_free(&e.cur[k]);
-		}
-	bufpool_destroy(&e.bufs);
-	bufpool_destroy(&e.pbufs);
-	for (size_t g = 0; m.groups && g < m.ngroups; g++)
-		m.groups[g].name = NULL;
-	manifest_free(&m);
-	manifest_free(&parent);
-	index_free(&e.ix);
-	free(e.packs);
-	free(e.hl);
-	free(e.rbuf);
-	pthread_mutex_destroy(&e.lock);
-	pthread_mutex_destroy(&e.plock);
-	pthread_cond_destroy(&e.cv);
-	res->warnings = e.es.warnings;
-	errstate_destroy(&e.es);
+	rc = bsession_commit(s, res);
+	bsession_free(s);
 	return rc;
 }

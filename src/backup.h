@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "manifest.h"
 #include "progress.h"
@@ -61,5 +62,83 @@ struct backup_result {
 
 int backup_run(struct repo *r, const struct backup_opts *o,
 	       struct backup_result *res);
+
+/*
+ * Sessions: the same engine for sources that are not a directory walk
+ * (the mount's control/ tree).  A session chooses the series and number
+ * at open, is fed a tree directory by directory, and writes the manifest
+ * at commit.  Entries of a directory are added in name order.  What is
+ * unchanged is added by reference: a file by its chunk list, a directory
+ * by its subtree's directory object, a group whole; nothing of it is
+ * read, so a commit costs what changed.  References must point into the
+ * session's series (its parent's backups), so a new series (full) gets
+ * every file's bytes.
+ *
+ * Feeding may happen from one thread at a time.  Failures: the first
+ * error sticks (later calls return it), commit fails with it and writes no
+ * manifest; packs already uploaded were reported to on_pack.
+ */
+struct bsession;
+struct bdir;
+
+struct bsession_opts {
+	const char *label;
+	int full;                /* start a new series */
+	/* Incremental on this backup; NULL: on the label's newest.  The
+	 * new backup is its number + 1 (a create-only put: somebody else
+	 * having made that number is SNAP_EEXIST at commit). */
+	const char *base_series;
+	uint32_t base_num;
+	size_t max_groups;       /* groups the backup may have */
+	const char *token;       /* recorded as stage_token (or NULL) */
+	uint64_t ino_next;       /* recorded (or 0) */
+	int threads, uploads;
+	void (*warn)(const char *msg, void *ctx);
+	void *warn_ctx;
+	/* Called for each pack uploaded (from upload threads). */
+	void (*on_pack)(void *ctx, const uint8_t id[PACK_ID_LEN]);
+	void *pack_ctx;
+};
+
+int bsession_open(struct repo *r, const struct bsession_opts *o,
+		  struct bsession **out);
+/* The parent backup's manifest; NULL when the session starts a series. */
+const struct manifest *bsession_parent(const struct bsession *s);
+const char *bsession_series(const struct bsession *s);
+uint32_t bsession_num(const struct bsession *s);
+
+/* A group: its directory's metadata comes from g (name, mode, uid, gid,
+ * mtime_ns, hardlink_next); root receives its entries until
+ * bdir_close(). */
+int bsession_group(struct bsession *s, const struct mgroup *g,
+		   struct bdir **root);
+/* A group taken whole: g's root, counts and metadata, unread. */
+int bsession_group_ref(struct bsession *s, const struct mgroup *g);
+
+/* A finished entry (copied): a symlink or special file, a file by its
+ * chunk list, a directory by its subtree (e->sub, sub_files, sub_bytes). */
+int bdir_add(struct bsession *s, struct bdir *d, const struct tent *e);
+/* A directory to be filled: *child until bdir_close(). */
+int bdir_add_dir(struct bsession *s, struct bdir *d, const struct tent *meta,
+		 struct bdir **child);
+/* A file read now from fd (holes kept), named path in messages. */
+int bdir_add_fd(struct bsession *s, struct bdir *d, const struct tent *meta,
+		int fd, const char *path);
+/* A file read now through rd over the extents that extent() yields:
+ * [*start, *end) of data at or after off; 0 when none is left. */
+typedef int (*src_extent)(void *src, uint64_t off, uint64_t *start,
+			  uint64_t *end);
+int bdir_add_read(struct bsession *s, struct bdir *d,
+		  const struct tent *meta, src_extent extent,
+		  ssize_t (*rd)(void *src, uint8_t *buf, size_t n, uint64_t off),
+		  void *src);
+/* No more entries for d (a group root too). */
+void bdir_close(struct bsession *s, struct bdir *d);
+
+/* Waits for everything, writes the manifest; res as for backup_run. */
+int bsession_commit(struct bsession *s, struct backup_result *res);
+/* Frees the session (after commit, or instead of it: then nothing is
+ * committed). */
+void bsession_free(struct bsession *s);
 
 #endif

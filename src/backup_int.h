@@ -69,6 +69,13 @@ struct eng {
 	/* Reused buffers: chunk bytes and sealed blobs; pack bodies. */
 	struct bufpool bufs, pbufs;
 
+	/* Reports each uploaded pack (sessions; may be NULL). */
+	void (*on_pack)(void *ctx, const uint8_t id[PACK_ID_LEN]);
+	void *pack_ctx;
+	/* Subtrees or groups were taken from the parent unread: their
+	 * attribute namespaces are the parent's. */
+	int used_refs;
+
 	/* walker thread only */
 	struct hlink *hl;
 	size_t hlcap, nhl;
@@ -101,6 +108,11 @@ typedef ssize_t (*src_read)(void *src, uint8_t *buf, size_t n, uint64_t off);
  * source ended first). */
 int chunk_range(struct eng *e, struct bdir *d, size_t ei, src_read rd,
 		void *src, uint64_t start, uint64_t end, uint64_t *got);
+
+/* Chunks fd's first size bytes, data extents only (holes skipped); sets
+ * entry ei's size to what could be read. */
+int chunk_fd(struct eng *e, struct bdir *d, size_t ei, int fd,
+	     const char *path, uint64_t size);
 
 /* Builds group g from the archive at g->path into mg (backup_archive.c). */
 int backup_archive(struct eng *e, const struct backup_group *g,

@@ -113,6 +113,16 @@ const char *snap_strerror(int code)
 	case SNAP_ECANCELED: return "canceled";
 	case SNAP_EUNSUPP: return "not supported";
 	case SNAP_ENET: return "store unreachable";
+	case SNAP_EBUSY: return "busy";
+	case SNAP_ENOTEMPTY: return "directory not empty";
+	case SNAP_EISDIR: return "is a directory";
+	case SNAP_ENOTDIR: return "not a directory";
+	case SNAP_EXDEV: return "cross-device link";
+	case SNAP_EPERM: return "operation not permitted";
+	case SNAP_EROFS: return "read-only";
+	case SNAP_ERANGE: return "result too large";
+	case SNAP_ENAMETOOLONG: return "name too long";
+	case SNAP_ENODATA: return "no such attribute";
 	}
 	return "unknown error";
 }
@@ -131,6 +141,16 @@ int snap_errno(int code)
 	case SNAP_EUNSUPP: return EOPNOTSUPP;
 	case SNAP_ECANCELED: return ECANCELED;
 	case SNAP_ENET: return EHOSTUNREACH;
+	case SNAP_EBUSY: return EBUSY;
+	case SNAP_ENOTEMPTY: return ENOTEMPTY;
+	case SNAP_EISDIR: return EISDIR;
+	case SNAP_ENOTDIR: return ENOTDIR;
+	case SNAP_EXDEV: return EXDEV;
+	case SNAP_EPERM: return EPERM;
+	case SNAP_EROFS: return EROFS;
+	case SNAP_ERANGE: return ERANGE;
+	case SNAP_ENAMETOOLONG: return ENAMETOOLONG;
+	case SNAP_ENODATA: return ENODATA;
 	default: return EIO;
 	}
 }

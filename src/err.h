@@ -35,6 +35,18 @@ enum snap_err {
 	SNAP_ECANCELED = -12, /* another worker failed first */
 	SNAP_EUNSUPP = -13,   /* feature or format version not supported */
 	SNAP_ENET = -14,      /* store unreachable (DNS, connect, TLS, timeouts) */
+	/* POSIX answers of the mount's writable tree (overlay.h), each its
+	 * errno at the edge */
+	SNAP_EBUSY = -15,
+	SNAP_ENOTEMPTY = -16,
+	SNAP_EISDIR = -17,
+	SNAP_ENOTDIR = -18,
+	SNAP_EXDEV = -19,
+	SNAP_EPERM = -20,
+	SNAP_EROFS = -21,
+	SNAP_ERANGE = -22,
+	SNAP_ENAMETOOLONG = -23,
+	SNAP_ENODATA = -24,
 };
 
 /* Records a formatted message for this thread and returns code. */

@@ -47,6 +47,8 @@ struct mgroup {
 	/* the group directory's own metadata */
 	uint32_t mode, uid, gid;
 	int64_t mtime_ns;
+	/* hardlink ids below this may be taken (0: not recorded) */
+	uint64_t hardlink_next;
 };
 
 struct manifest {
@@ -68,6 +70,11 @@ struct manifest {
 	 * uses; -1 when the manifest does not say (an older writer).  A
 	 * reader may answer "not supported" for a namespace known absent. */
 	int xattr_ns;
+	/* Written through the mount's control/: the next inode number it
+	 * may hand out (0: not recorded), and the token of the stage that
+	 * committed it ("" for other backups). */
+	uint64_t ino_next;
+	char stage_token[33];
 };
 
 /* Label rule: 3-25 characters of [A-Za-z0-9_.-], not starting with "..".
