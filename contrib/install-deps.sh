@@ -11,7 +11,7 @@ set -eu
 
 BUILD="build-essential autoconf automake libtool pkg-config
  libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libarchive-dev
- liblz4-dev libjansson-dev libexpat1-dev libcmocka-dev clang"
+ liblz4-dev libjansson-dev libexpat1-dev libsqlite3-dev libcmocka-dev clang"
 TEST="rsync attr acl xz-utils zstd valgrind python3 util-linux e2fsprogs
  ca-certificates curl openssl time radosgw ceph-mon ceph-osd nodejs
  libzookeeper-java libslf4j-java openjdk-17-jre-headless"

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -42,7 +43,7 @@
 struct options {
 	char *key_file, *password_file;
 	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
-	char *readahead;
+	char *readahead, *stage_dir, *commit_wait;
 	int anonymous, no_disk_cache;
 	int allow_other;
 	int dropped_suid, dropped_dev; /* asked for, and refused */
@@ -51,6 +52,7 @@ struct options {
 
 static struct {
 	struct vfs *v;
+	struct fuse_session *se;
 	int use_syslog;
 	int acl; /* the kernel enforces POSIX ACLs (allow_other) */
 } G;
@@ -88,6 +90,12 @@ static int fail(int rc, const char *what)
 	return e;
 }
 
+/* errno for a change below control/: the core logged why already. */
+static int cerr(int rc)
+{
+	return snap_errno(rc);
+}
+
 static void to_stat(const struct vfs_attr *a, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -98,6 +106,7 @@ static void to_stat(const struct vfs_attr *a, struct stat *st)
 	st->st_gid = a->gid;
 	st->st_size = (off_t)a->size;
 	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_rdev = makedev(a->rdev_major, a->rdev_minor);
 	st->st_blksize = 1 << 20;
 	st->st_mtim.tv_sec = a->mtime_ns / 1000000000;
 	st->st_mtim.tv_nsec = a->mtime_ns % 1000000000;
@@ -293,6 +302,8 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		size_t need;
 
 		rc = vfs_dirent(G.v, d, idx, plus, &name, &a);
+		if (rc == VFS_DIRENT_SKIP)
+			continue;
 		if (rc)
 			break;
 		if (plus) {
@@ -349,25 +360,53 @@ static void sl_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* Files of backups never change: the kernel keeps their pages.  Files of
+ * control/ may, and .snapfs/status has no size ahead of reading it. */
+static void file_opened(fuse_req_t req, struct fuse_file_info *fi,
+			struct vfs_file *f, int direct, int writable_tree)
+{
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = !writable_tree;
+	fi->direct_io = direct;
+	fi->noflush = !writable_tree;
+}
+
 static void sl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vfs_file *f;
-	int rc;
+	int rc, direct;
 
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	rc = vfs_open_file(G.v, ino, &f);
+	rc = vfs_open_file(G.v, ino, fi->flags, &f, &direct);
 	if (rc) {
 		fuse_reply_err(req, rc == SNAP_EINVAL ? EISDIR
-						       : fail(rc, "open"));
+			       : rc == SNAP_EROFS     ? EROFS
+			       : ino >= OVL_INO_MIN   ? cerr(rc)
+						      : fail(rc, "open"));
 		return;
 	}
-	fi->fh = (uintptr_t)f;
-	fi->keep_cache = 1;
-	fi->noflush = 1;
+	file_opened(req, fi, f, direct, ino >= OVL_INO_MIN);
 	if (fuse_reply_open(req, fi) == -ENOENT)
+		vfs_close_file(G.v, f);
+}
+
+static void sl_create(fuse_req_t req, fuse_ino_t p, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+	struct ovl_ctx c = {fc->uid, fc->gid, fc->umask};
+	struct fuse_entry_param e;
+	struct vfs_attr a;
+	struct vfs_file *f;
+	int rc, direct;
+
+	rc = vfs_create(G.v, &c, p, name, mode, fi->flags, &a, &f, &direct);
+	if (rc) {
+		fuse_reply_err(req, cerr(rc));
+		return;
+	}
+	to_entry(&a, &e);
+	file_opened(req, fi, f, direct, 1);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		vfs_close_file(G.v, f);
 }
 
@@ -385,10 +424,20 @@ static void sl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, fail(rc, vfs_file_name(f)));
 		return;
 	}
-	if (rd.niov)
+	if (rd.fd >= 0 && rd.len) {
+		/* A staged file: the kernel gets its bytes from the stage's
+		 * file, spliced where it can be. */
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(rd.len);
+
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = rd.fd;
+		bv.buf[0].pos = (off_t)rd.fd_off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	} else if (rd.niov) {
 		fuse_reply_iov(req, rd.iov, rd.niov);
-	else
+	} else {
 		fuse_reply_buf(req, NULL, 0);
+	}
 	vfs_read_done(G.v, &rd);
 }
 
@@ -403,7 +452,7 @@ static void sl_release(fuse_req_t req, fuse_ino_t ino,
 static void reply_xattr(fuse_req_t req, int rc, const struct buf *b,
 			size_t size)
 {
-	if (rc == SNAP_ENOENT)
+	if (rc == SNAP_ENOENT || rc == SNAP_ENODATA)
 		fuse_reply_err(req, ENODATA);
 	else if (rc == SNAP_EUNSUPP) /* a namespace the backup never uses */
 		fuse_reply_err(req, EOPNOTSUPP);
@@ -438,7 +487,10 @@ static void sl_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
 
-	(void)ino;
+	if (vfs_statfs(G.v, ino, &sv) == 0) {
+		fuse_reply_statfs(req, &sv);
+		return;
+	}
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = sv.f_frsize = 4096;
 	sv.f_namemax = 255;
@@ -446,68 +498,182 @@ static void sl_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* Backups are read-only; control/ (the write side) comes later. */
-static void rofs(fuse_req_t req)
+/* ---- changes: control/ only (the core answers EROFS elsewhere) -------- */
+
+static void reply_entry(fuse_req_t req, int rc, const struct vfs_attr *a)
 {
-	fuse_reply_err(req, EROFS);
+	struct fuse_entry_param e;
+
+	if (rc) {
+		fuse_reply_err(req, cerr(rc));
+		return;
+	}
+	to_entry(a, &e);
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		vfs_forget(G.v, a->ino, 1);
 }
+
+static void req_ctx(fuse_req_t req, struct ovl_ctx *c)
+{
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+
+	c->uid = fc->uid;
+	c->gid = fc->gid;
+	c->umask = fc->umask;
+}
+
 static void sl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
-	(void)ino, (void)attr, (void)to_set, (void)fi;
-	rofs(req);
+	struct vfs_setattr sa;
+	struct vfs_attr a;
+	struct stat st;
+	int rc;
+
+	memset(&sa, 0, sizeof(sa));
+	if (to_set & FUSE_SET_ATTR_MODE)
+		sa.valid |= VFS_SET_MODE, sa.mode = attr->st_mode;
+	if (to_set & FUSE_SET_ATTR_UID)
+		sa.valid |= VFS_SET_UID, sa.uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		sa.valid |= VFS_SET_GID, sa.gid = attr->st_gid;
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		sa.valid |= VFS_SET_SIZE, sa.size = (uint64_t)attr->st_size;
+	if (to_set & FUSE_SET_ATTR_MTIME)
+		sa.valid |= VFS_SET_MTIME,
+			sa.mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
+				      attr->st_mtim.tv_nsec;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		sa.valid |= VFS_SET_MTIME | VFS_SET_MTIME_NOW;
+	if (to_set & FUSE_SET_ATTR_ATIME)
+		sa.valid |= VFS_SET_ATIME;
+	if (to_set & FUSE_SET_ATTR_CTIME)
+		sa.valid |= VFS_SET_CTIME,
+			sa.ctime_ns = (int64_t)attr->st_ctim.tv_sec * 1000000000 +
+				      attr->st_ctim.tv_nsec;
+	rc = vfs_setattr(G.v, ino, &sa,
+			 fi ? (struct vfs_file *)(uintptr_t)fi->fh : NULL, &a);
+	if (rc) {
+		fuse_reply_err(req, cerr(rc));
+		return;
+	}
+	to_stat(&a, &st);
+	fuse_reply_attr(req, &st, a.timeout);
 }
+
 static void sl_mknod(fuse_req_t req, fuse_ino_t p, const char *name,
 		     mode_t mode, dev_t rdev)
 {
-	(void)p, (void)name, (void)mode, (void)rdev;
-	rofs(req);
+	struct ovl_ctx c;
+	struct vfs_attr a;
+
+	req_ctx(req, &c);
+	reply_entry(req, vfs_mknod(G.v, &c, p, name, mode, major(rdev),
+				   minor(rdev), &a),
+		    &a);
 }
+
 static void sl_mkdir(fuse_req_t req, fuse_ino_t p, const char *name,
 		     mode_t mode)
 {
-	(void)p, (void)name, (void)mode;
-	rofs(req);
+	struct ovl_ctx c;
+	struct vfs_attr a;
+
+	req_ctx(req, &c);
+	reply_entry(req, vfs_mkdir(G.v, &c, p, name, mode, &a), &a);
 }
-static void sl_unlink(fuse_req_t req, fuse_ino_t p, const char *name)
-{
-	(void)p, (void)name;
-	rofs(req);
-}
+
 static void sl_symlink(fuse_req_t req, const char *link, fuse_ino_t p,
 		       const char *name)
 {
-	(void)link, (void)p, (void)name;
-	rofs(req);
+	struct ovl_ctx c;
+	struct vfs_attr a;
+
+	req_ctx(req, &c);
+	reply_entry(req, vfs_symlink(G.v, &c, p, name, link, &a), &a);
 }
-static void sl_rename(fuse_req_t req, fuse_ino_t p, const char *name,
-		      fuse_ino_t np, const char *nname, unsigned int flags)
-{
-	(void)p, (void)name, (void)np, (void)nname, (void)flags;
-	rofs(req);
-}
+
 static void sl_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np,
 		    const char *nname)
 {
-	(void)ino, (void)np, (void)nname;
-	rofs(req);
+	struct vfs_attr a;
+
+	reply_entry(req, vfs_link(G.v, ino, np, nname, &a), &a);
 }
-static void sl_create(fuse_req_t req, fuse_ino_t p, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
+
+static void sl_unlink(fuse_req_t req, fuse_ino_t p, const char *name)
 {
-	(void)p, (void)name, (void)mode, (void)fi;
-	rofs(req);
+	fuse_reply_err(req, cerr(vfs_unlink(G.v, p, name)));
 }
+
+static void sl_rmdir(fuse_req_t req, fuse_ino_t p, const char *name)
+{
+	fuse_reply_err(req, cerr(vfs_rmdir(G.v, p, name)));
+}
+
+static void sl_rename(fuse_req_t req, fuse_ino_t p, const char *name,
+		      fuse_ino_t np, const char *nname, unsigned int flags)
+{
+	fuse_reply_err(req, cerr(vfs_rename(G.v, p, name, np, nname, flags)));
+}
+
 static void sl_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
-	(void)ino, (void)name, (void)value, (void)size, (void)flags;
-	rofs(req);
+	fuse_reply_err(req,
+		       cerr(vfs_setxattr(G.v, ino, name, value, size, flags)));
 }
+
 static void sl_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	(void)ino, (void)name;
-	rofs(req);
+	fuse_reply_err(req, cerr(vfs_removexattr(G.v, ino, name)));
+}
+
+static void sl_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct vfs_file *f = (struct vfs_file *)(uintptr_t)fi->fh;
+	int rc;
+
+	(void)ino;
+	rc = vfs_write(G.v, f, buf, size, (uint64_t)off);
+	if (rc)
+		fuse_reply_err(req, cerr(rc));
+	else
+		fuse_reply_write(req, size);
+}
+
+static void sl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vfs_file *f = (struct vfs_file *)(uintptr_t)fi->fh;
+	int rc;
+
+	(void)ino;
+	loop_handoff(); /* a commit can take long: others go on meanwhile */
+	rc = vfs_flush(G.v, f);
+	if (rc)
+		logmsg(LOG_ERR, "%s", snap_errmsg());
+	/* A commit that did not land is EIO to the closing process;
+	 * status says why. */
+	fuse_reply_err(req, rc ? EIO : 0);
+}
+
+static void sl_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	fuse_reply_err(req, cerr(vfs_fsync(G.v,
+					   (struct vfs_file *)(uintptr_t)fi->fh,
+					   datasync)));
+}
+
+static void sl_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			 off_t off, off_t len, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fuse_reply_err(req, cerr(vfs_fallocate(
+				    G.v, (struct vfs_file *)(uintptr_t)fi->fh,
+				    mode, (uint64_t)off, (uint64_t)len)));
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -531,13 +697,17 @@ static const struct fuse_lowlevel_ops ops = {
 	.mknod = sl_mknod,
 	.mkdir = sl_mkdir,
 	.unlink = sl_unlink,
-	.rmdir = sl_unlink,
+	.rmdir = sl_rmdir,
 	.symlink = sl_symlink,
 	.rename = sl_rename,
 	.link = sl_link,
 	.create = sl_create,
 	.setxattr = sl_setxattr,
 	.removexattr = sl_removexattr,
+	.write = sl_write,
+	.flush = sl_flush,
+	.fsync = sl_fsync,
+	.fallocate = sl_fallocate,
 };
 
 /* ---- start-up --------------------------------------------------------- */
@@ -565,6 +735,10 @@ static const char usage[] =
 	"  readahead=SIZE        largest read-ahead of a sequential reader (32M)\n"
 	"  parallel=N            concurrent store requests (8; 4 for local)\n"
 	"  anonymous             unsigned requests (public buckets)\n"
+	"  stage_dir=DIR         where control/'s labels keep their stages\n"
+	"                        (default: CACHE_DIR/<repository id>/stage)\n"
+	"  commit_wait=SECONDS   how long a commit waits for files still open\n"
+	"                        for writing (60)\n"
 	"  allow_other           let other users in (off; needs user_allow_other\n"
 	"                        in /etc/fuse.conf unless root); modes, owners\n"
 	"                        and POSIX ACLs are then checked by the kernel\n"
@@ -585,6 +759,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("cache_dir=%s", cache_dir),
 	OPT("cache_size=%s", cache_size),
 	OPT("readahead=%s", readahead),
+	OPT("stage_dir=%s", stage_dir),
+	OPT("commit_wait=%s", commit_wait),
 	OPT("parallel=%s", parallel),
 	OPT("anonymous", anonymous),
 	OPT("no_disk_cache", no_disk_cache),
@@ -707,6 +883,28 @@ static int size_opt(const char *name, const char *s, uint64_t def,
 	return 0;
 }
 
+/* The core's requests to the kernel: forget a name, an inode's data. */
+static void inval_entry(void *ctx, uint64_t parent, const char *name)
+{
+	(void)ctx;
+	if (G.se)
+		fuse_lowlevel_notify_inval_entry(G.se, parent, name,
+						 strlen(name));
+}
+
+static void inval_inode(void *ctx, uint64_t ino)
+{
+	(void)ctx;
+	if (G.se)
+		fuse_lowlevel_notify_inval_inode(G.se, ino, 0, 0);
+}
+
+static void core_log(void *ctx, const char *msg)
+{
+	(void)ctx;
+	logmsg(LOG_NOTICE, "%s", msg);
+}
+
 static char *default_cache_dir(void)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -735,8 +933,8 @@ int main(int argc, char **argv)
 	struct cache_opts cop;
 	struct vfs_opts vo;
 	uint64_t mem, disk, ra;
-	char warning[512], fsname[1200], *cache_dir = NULL;
-	double refresh = 30;
+	char warning[512], fsname[1200], *cache_dir = NULL, *stage_root = NULL;
+	double refresh = 30, commit_wait = 60;
 	int rc, ret = 1, mounted = 0, handlers = 0;
 
 	prctl(PR_SET_DUMPABLE, 0); /* no core dump may hold the key */
@@ -776,6 +974,16 @@ int main(int argc, char **argv)
 		refresh = strtod(o.refresh, &end);
 		if (*end || !(refresh >= 0)) {
 			startup_error("bad refresh '%s': seconds", o.refresh);
+			goto out;
+		}
+	}
+	if (o.commit_wait) {
+		char *end;
+
+		commit_wait = strtod(o.commit_wait, &end);
+		if (*end || !(commit_wait >= 0)) {
+			startup_error("bad commit_wait '%s': seconds",
+				      o.commit_wait);
 			goto out;
 		}
 	}
@@ -833,6 +1041,28 @@ int main(int argc, char **argv)
 	vo.gid = getgid();
 	vo.readahead_max = ra < mem / 2 ? ra : mem / 2;
 	vo.kernel_acl = o.allow_other;
+	/* control/'s stages: local repositories have a cache directory for
+	 * them too. */
+	if (o.stage_dir) {
+		stage_root = strdup(o.stage_dir);
+	} else {
+		char *base = o.cache_dir ? strdup(o.cache_dir)
+					 : default_cache_dir();
+
+		if (base && asprintf(&stage_root, "%s/%s/stage", base, r->id) < 0)
+			stage_root = NULL;
+		free(base);
+	}
+	if (!stage_root) {
+		startup_error("no directory for control/'s stages: set "
+			      "-o stage_dir=DIR (or HOME)");
+		goto out;
+	}
+	vo.stage_root = stage_root;
+	vo.commit_wait = commit_wait;
+	vo.inval_entry = inval_entry;
+	vo.inval_inode = inval_inode;
+	vo.log = core_log;
 	rc = vfs_open(r, c, &vo, &G.v);
 	if (rc) {
 		startup_error("%s", snap_errmsg());
@@ -867,6 +1097,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	mounted = 1;
+	G.se = se;
 	find_bdi(co.mountpoint);
 	G.use_syslog = !co.foreground;
 	logmsg(LOG_INFO, "mounted %s on %s", r->st->url, co.mountpoint);
@@ -886,6 +1117,7 @@ int main(int argc, char **argv)
 	ret = rc < 0 ? 1 : 0;
 	logmsg(LOG_INFO, "unmounting %s", co.mountpoint);
 out:
+	G.se = NULL;
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)
@@ -896,6 +1128,7 @@ out:
 	cache_close(c);
 	repo_close(r);
 	free(cache_dir);
+	free(stage_root);
 	if (report_fd >= 0)
 		close(report_fd);
 out_free:
@@ -907,6 +1140,8 @@ out_free:
 	free(o.cache_dir);
 	free(o.cache_size);
 	free(o.readahead);
+	free(o.stage_dir);
+	free(o.commit_wait);
 	free(o.parallel);
 	free(o.repo);
 	fuse_opt_free_args(&args);

@@ -40,7 +40,7 @@ static void upload_job(void *arg)
 		else
 			add_stat(&e->res->bytes_new, p->data.len);
 		if (rc == 0 && e->on_pack)
-			e->on_pack(e->pack_ctx, p->id);
+			e->on_pack(e->pack_ctx, p->id, p->data.len);
 	}
 	bufpool_put(&e->pbufs, &p->data);
 	pack_free(p);

@@ -96,7 +96,8 @@ struct bsession_opts {
 	void (*warn)(const char *msg, void *ctx);
 	void *warn_ctx;
 	/* Called for each pack uploaded (from upload threads). */
-	void (*on_pack)(void *ctx, const uint8_t id[PACK_ID_LEN]);
+	void (*on_pack)(void *ctx, const uint8_t id[PACK_ID_LEN],
+			uint64_t size);
 	void *pack_ctx;
 };
 

@@ -70,7 +70,8 @@ struct eng {
 	struct bufpool bufs, pbufs;
 
 	/* Reports each uploaded pack (sessions; may be NULL). */
-	void (*on_pack)(void *ctx, const uint8_t id[PACK_ID_LEN]);
+	void (*on_pack)(void *ctx, const uint8_t id[PACK_ID_LEN],
+			uint64_t size);
 	void *pack_ctx;
 	/* Subtrees or groups were taken from the parent unread: their
 	 * attribute namespaces are the parent's. */

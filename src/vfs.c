@@ -2,12 +2,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "control.h"
 #include "err.h"
 #include "vfs.h"
 
@@ -92,6 +94,7 @@ struct vfs {
 	/* Open handles, freed at vfs_close() when the kernel never released
 	 * them (an unmount with readers inside). */
 	struct vfs_handle *handles;
+	struct control *ctl; /* control/ and below */
 };
 
 struct vfs_handle {
@@ -107,10 +110,12 @@ struct vfs_dir {
 	const struct tree *t;
 	char **names; /* virtual directories */
 	size_t n;
+	struct cdir *cd; /* a directory of control/ */
 };
 
 struct vfs_file {
 	struct vfs_handle h;
+	struct cfile *cf; /* a file of control/ */
 	struct bk *bk;
 	struct centry *te;
 	const struct tent *e; /* NULL for manifest.json */
@@ -131,8 +136,9 @@ static uint64_t mix(uint64_t x)
 
 static uint64_t fold(uint64_t h)
 {
-	/* 63 bits: some tools still treat st_ino as signed. */
-	h &= INT64_MAX;
+	/* 62 bits: some tools still treat st_ino as signed, and control/
+	 * numbers its entries from 2^62 up (overlay.h). */
+	h &= OVL_INO_MIN - 1;
 	return h < INO_FIRST_HASHED ? h + INO_FIRST_HASHED : h;
 }
 
@@ -309,6 +315,10 @@ void vfs_forget(struct vfs *v, uint64_t ino, uint64_t nlookup)
 
 	if (ino < INO_FIRST_HASHED)
 		return; /* the fixed directories live as long as the mount */
+	if (control_owns(v->ctl, ino)) {
+		control_forget(v->ctl, ino, nlookup);
+		return;
+	}
 	pthread_mutex_lock(&v->lock);
 	pp = &v->tab[mix(ino) & (v->tabsz - 1)];
 	while (*pp && (*pp)->ino != ino)
@@ -596,7 +606,7 @@ static void virt_attr(const struct vfs *v, uint32_t mode, int64_t mtime,
 	a->timeout = timeout;
 }
 
-static void tent_attr(const struct tent *e, struct vfs_attr *a)
+void vfs_tent_attr(const struct tent *e, struct vfs_attr *a)
 {
 	uint64_t stored = 0;
 
@@ -644,7 +654,7 @@ static void entry_child(const struct vfs *v, const struct node *dir,
 	t->ptree = dir->tree;
 	t->has_ptree = 1;
 	t->target = e->type == ET_LNK ? e->target : NULL;
-	tent_attr(e, a);
+	vfs_tent_attr(e, a);
 	if (e->type == ET_REG && e->hardlink) {
 		t->hl = e->hardlink;
 		*base = ino_hardlink(v, dir->gino, e->hardlink);
@@ -800,6 +810,8 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name,
 	int rc;
 
 	memset(a, 0, sizeof(*a));
+	if (control_owns(v->ctl, parent))
+		return control_lookup(v->ctl, parent, name, a);
 	rc = node_pin(v, parent, &dir);
 	if (rc)
 		return rc;
@@ -846,8 +858,11 @@ int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_attr *a)
 	struct node n;
 	struct catalog *cat;
 	const struct cseries *s;
-	int rc = node_pin(v, ino, &n);
+	int rc;
 
+	if (control_owns(v->ctl, ino))
+		return control_getattr(v->ctl, ino, a);
+	rc = node_pin(v, ino, &n);
 	if (rc)
 		return rc;
 	*a = n.attr;
@@ -881,9 +896,12 @@ int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_attr *a)
 int vfs_readlink(struct vfs *v, uint64_t ino, char **target)
 {
 	struct node n;
-	int rc = node_pin(v, ino, &n);
+	int rc;
 
 	*target = NULL;
+	if (control_owns(v->ctl, ino))
+		return control_readlink(v->ctl, ino, target);
+	rc = node_pin(v, ino, &n);
 	if (rc)
 		return rc;
 	if (n.kind != K_LINK && n.kind != K_LATEST && n.kind != K_LABEL)
@@ -953,6 +971,29 @@ static int virt_names(struct vfs_dir *d)
 	return rc;
 }
 
+/* A listing of control/ or below; control/ itself lists the catalog's
+ * labels besides its own. */
+static int control_opendir_catalog(struct vfs *v, uint64_t ino,
+				   struct vfs_dir *d)
+{
+	struct catalog *cat = ino == INO_CONTROL ? cat_get(v, 1) : NULL;
+	const char **labels = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (cat) {
+		labels = malloc((cat->nl ? cat->nl : 1) * sizeof(*labels));
+		if (!labels)
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		for (size_t i = 0; labels && i < cat->nl; i++)
+			labels[n++] = cat->s[cat->labels[i]].label;
+	}
+	rc = rc ? rc : control_opendir(v->ctl, ino, labels, n, &d->cd);
+	free(labels);
+	cat_put(v, cat);
+	return rc;
+}
+
 int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **out)
 {
 	struct vfs_dir *d = calloc(1, sizeof(*d));
@@ -961,6 +1002,16 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **out)
 	*out = NULL;
 	if (!d)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	if (control_owns(v->ctl, ino)) {
+		rc = control_opendir_catalog(v, ino, d);
+		if (rc) {
+			free(d);
+			return rc;
+		}
+		handle_add(v, &d->h, 1);
+		*out = d;
+		return 0;
+	}
 	rc = node_pin(v, ino, &d->self);
 	if (rc) {
 		free(d);
@@ -1001,6 +1052,8 @@ int vfs_dirent(struct vfs *v, struct vfs_dir *d, size_t idx, int plus,
 	uint64_t base;
 	int rc;
 
+	if (d->cd)
+		return control_dirent(v->ctl, d->cd, idx, plus, name, a);
 	if (idx < 2) {
 		*name = idx ? ".." : ".";
 		virt_attr(v, S_IFDIR | 0555, 0, 0, a);
@@ -1042,6 +1095,7 @@ void vfs_closedir(struct vfs *v, struct vfs_dir *d)
 	if (!d)
 		return;
 	handle_del(v, &d->h);
+	control_closedir(v->ctl, d->cd);
 	cache_release(v->c, d->te);
 	cat_put(v, d->cat);
 	for (size_t i = 0; i < d->n; i++)
@@ -1077,13 +1131,39 @@ static int node_entry(struct vfs *v, const struct node *n, struct centry **te,
 	return 0;
 }
 
-int vfs_open_file(struct vfs *v, uint64_t ino, struct vfs_file **out)
+/* A handle around a file of control/. */
+static int ctl_handle(struct vfs *v, struct cfile *cf, struct vfs_file **out)
+{
+	struct vfs_file *f = calloc(1, sizeof(*f));
+
+	if (!f) {
+		control_release(v->ctl, cf);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	f->cf = cf;
+	handle_add(v, &f->h, 0);
+	*out = f;
+	return 0;
+}
+
+int vfs_open_file(struct vfs *v, uint64_t ino, int flags,
+		  struct vfs_file **out, int *direct)
 {
 	struct vfs_file *f;
 	struct node n;
-	int rc = node_pin(v, ino, &n);
+	int rc;
 
 	*out = NULL;
+	*direct = 0;
+	if (control_owns(v->ctl, ino)) {
+		struct cfile *cf;
+
+		rc = control_open_file(v->ctl, ino, flags, &cf, direct);
+		return rc ? rc : ctl_handle(v, cf, out);
+	}
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		return snap_seterr(SNAP_EROFS, "backups are read-only");
+	rc = node_pin(v, ino, &n);
 	if (rc)
 		return rc;
 	if (n.kind != K_FILE && n.kind != K_MANIFEST) {
@@ -1114,7 +1194,7 @@ int vfs_open_file(struct vfs *v, uint64_t ino, struct vfs_file **out)
 
 const char *vfs_file_name(const struct vfs_file *f)
 {
-	return f->label;
+	return f->cf ? control_file_name(f->cf) : f->label;
 }
 
 void vfs_close_file(struct vfs *v, struct vfs_file *f)
@@ -1122,6 +1202,11 @@ void vfs_close_file(struct vfs *v, struct vfs_file *f)
 	if (!f)
 		return;
 	handle_del(v, &f->h);
+	if (f->cf) {
+		control_release(v->ctl, f->cf);
+		free(f);
+		return;
+	}
 	cache_release(v->c, f->te);
 	bk_put(v, f->bk);
 	fread_destroy(&f->rd);
@@ -1131,6 +1216,8 @@ void vfs_close_file(struct vfs *v, struct vfs_file *f)
 int vfs_read(struct vfs *v, struct vfs_file *f, uint64_t off, size_t size,
 	     struct vfs_read *rd)
 {
+	if (f->cf)
+		return control_read(v->ctl, f->cf, off, size, rd);
 	if (!f->e)
 		return fread_mem(f->bk->json.p, f->bk->json.len, off, size, rd);
 	return fread_range(v->c, f->bk->series, f->e, &f->rd, v->o.readahead_max,
@@ -1180,6 +1267,8 @@ int vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 
 	if (ino == VFS_ROOT_INO && strcmp(name, STATS_XATTR) == 0)
 		return stats_text(v, out);
+	if (control_owns(v->ctl, ino))
+		return control_getxattr(v->ctl, ino, name, out);
 	rc = node_pin(v, ino, &n);
 	if (rc)
 		return rc;
@@ -1213,9 +1302,12 @@ int vfs_listxattr(struct vfs *v, uint64_t ino, struct buf *out)
 	struct centry *te = NULL;
 	const struct tent *e;
 	struct node n;
-	int rc = node_pin(v, ino, &n);
+	int rc;
 
 	out->len = 0;
+	if (control_owns(v->ctl, ino))
+		return control_listxattr(v->ctl, ino, out);
+	rc = node_pin(v, ino, &n);
 	if (rc)
 		return rc;
 	if (n.has_ptree)
@@ -1226,6 +1318,175 @@ int vfs_listxattr(struct vfs *v, uint64_t ino, struct buf *out)
 	cache_release(v->c, te);
 	node_unpin(v, &n);
 	return rc;
+}
+
+/* ---- changes (control/ only) ----------------------------------------- */
+
+static int rofs(void)
+{
+	return snap_seterr(SNAP_EROFS, "backups are read-only (write into "
+			   "control/<label>/)");
+}
+
+#define CTL(v, ino) if (!control_owns((v)->ctl, (ino))) return rofs()
+
+int vfs_mknod(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
+	      const char *name, uint32_t mode, uint32_t rmajor,
+	      uint32_t rminor, struct vfs_attr *a)
+{
+	CTL(v, parent);
+	return control_mknod(v->ctl, c, parent, name, mode, rmajor, rminor, a);
+}
+
+int vfs_mkdir(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
+	      const char *name, uint32_t mode, struct vfs_attr *a)
+{
+	CTL(v, parent);
+	return control_mkdir(v->ctl, c, parent, name, mode, a);
+}
+
+int vfs_symlink(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
+		const char *name, const char *target, struct vfs_attr *a)
+{
+	CTL(v, parent);
+	return control_symlink(v->ctl, c, parent, name, target, a);
+}
+
+int vfs_link(struct vfs *v, uint64_t ino, uint64_t parent, const char *name,
+	     struct vfs_attr *a)
+{
+	CTL(v, parent);
+	if (!control_owns(v->ctl, ino))
+		return snap_seterr(SNAP_EXDEV, "links into control/ come from "
+				   "inside it");
+	return control_link(v->ctl, ino, parent, name, a);
+}
+
+int vfs_unlink(struct vfs *v, uint64_t parent, const char *name)
+{
+	CTL(v, parent);
+	return control_unlink(v->ctl, parent, name);
+}
+
+int vfs_rmdir(struct vfs *v, uint64_t parent, const char *name)
+{
+	CTL(v, parent);
+	return control_rmdir(v->ctl, parent, name);
+}
+
+int vfs_rename(struct vfs *v, uint64_t parent, const char *name,
+	       uint64_t nparent, const char *nname, unsigned flags)
+{
+	CTL(v, parent);
+	if (!control_owns(v->ctl, nparent))
+		return snap_seterr(SNAP_EXDEV, "renames stay inside control/");
+	return control_rename(v->ctl, parent, name, nparent, nname, flags);
+}
+
+int vfs_setattr(struct vfs *v, uint64_t ino, const struct vfs_setattr *sa,
+		struct vfs_file *f, struct vfs_attr *a)
+{
+	CTL(v, ino);
+	return control_setattr(v->ctl, ino, sa, f ? f->cf : NULL, a);
+}
+
+int vfs_setxattr(struct vfs *v, uint64_t ino, const char *name,
+		 const void *val, size_t len, int flags)
+{
+	CTL(v, ino);
+	return control_setxattr(v->ctl, ino, name, val, len, flags);
+}
+
+int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name)
+{
+	CTL(v, ino);
+	return control_removexattr(v->ctl, ino, name);
+}
+
+int vfs_create(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
+	       const char *name, uint32_t mode, int flags, struct vfs_attr *a,
+	       struct vfs_file **f, int *direct)
+{
+	struct cfile *cf;
+	int rc;
+
+	*f = NULL;
+	CTL(v, parent);
+	rc = control_create(v->ctl, c, parent, name, mode, flags, a, &cf,
+			    direct);
+	return rc ? rc : ctl_handle(v, cf, f);
+}
+
+int vfs_write(struct vfs *v, struct vfs_file *f, const void *buf, size_t n,
+	      uint64_t off)
+{
+	if (!f->cf)
+		return rofs();
+	return control_write(v->ctl, f->cf, buf, n, off);
+}
+
+int vfs_flush(struct vfs *v, struct vfs_file *f)
+{
+	return f->cf ? control_flush(v->ctl, f->cf) : 0;
+}
+
+int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync)
+{
+	return f->cf ? control_fsync(v->ctl, f->cf, datasync) : 0;
+}
+
+int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
+		  uint64_t len)
+{
+	if (!f->cf)
+		return rofs();
+	return control_fallocate(v->ctl, f->cf, mode, off, len);
+}
+
+int vfs_statfs(struct vfs *v, uint64_t ino, struct statvfs *sv)
+{
+	if (!control_owns(v->ctl, ino))
+		return snap_seterr(SNAP_ENOENT, "read-only");
+	return control_statfs(v->ctl, ino, sv);
+}
+
+/* A commit landed: list the backups again now and make the kernel forget
+ * what it cached of series/ and labels/, so the backup is there at once. */
+static void committed(void *ctx, const char *label, const char *series,
+		      uint32_t num)
+{
+	struct vfs *v = ctx;
+	struct catalog *c = NULL, *old;
+	uint64_t sino;
+	struct node t, *live;
+
+	(void)num;
+	if (cat_build(v, v->cat, &c) == 0) {
+		pthread_mutex_lock(&v->lock);
+		old = v->cat;
+		v->cat = c;
+		v->cat_at = mono_sec();
+		pthread_mutex_unlock(&v->lock);
+		cat_put(v, old);
+	}
+	if (!v->o.inval_entry)
+		return;
+	memset(&t, 0, sizeof(t));
+	t.kind = K_SERIES;
+	t.parent = INO_SERIES;
+	t.name = (char *)series;
+	pthread_mutex_lock(&v->lock);
+	sino = ino_resolve(v, &t, ino_name(v, INO_SERIES, series), &live);
+	pthread_mutex_unlock(&v->lock);
+	v->o.inval_entry(v->o.ctx, INO_SERIES, series);
+	v->o.inval_inode(v->o.ctx, INO_SERIES);
+	v->o.inval_entry(v->o.ctx, INO_LABELS, label);
+	v->o.inval_inode(v->o.ctx, INO_LABELS);
+	if (live) {
+		v->o.inval_entry(v->o.ctx, sino, "latest");
+		v->o.inval_inode(v->o.ctx, sino);
+	}
+	v->o.inval_inode(v->o.ctx, VFS_ROOT_INO);
 }
 
 /* ---- lifetime --------------------------------------------------------- */
@@ -1287,6 +1548,20 @@ int vfs_open(struct repo *r, struct cache *c, const struct vfs_opts *o,
 	if (rc)
 		goto fail;
 	v->cat_at = mono_sec();
+	{
+		struct control_opts co = {
+			.r = r, .c = c, .stage_root = o->stage_root,
+			.commit_wait = o->commit_wait,
+			.readahead_max = o->readahead_max,
+			.kernel_acl = o->kernel_acl, .uid = o->uid, .gid = o->gid,
+			.ino = INO_CONTROL, .inval_entry = o->inval_entry,
+			.inval_inode = o->inval_inode, .log = o->log,
+			.committed = committed, .ctx = v};
+
+		rc = control_open(&co, &v->ctl);
+		if (rc)
+			goto fail;
+	}
 	*out = v;
 	return 0;
 fail:
@@ -1306,6 +1581,7 @@ void vfs_close(struct vfs *v)
 		else
 			vfs_close_file(v, (struct vfs_file *)h);
 	}
+	control_close(v->ctl);
 	for (size_t i = 0; v->tab && i < v->tabsz; i++) {
 		struct node *n = v->tab[i], *next;
 

@@ -37,10 +37,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 
 #include "cache.h"
 #include "fileread.h"
+#include "overlay.h"
+#include "vattr.h"
 #include "repo.h"
 
 #define VFS_ROOT_INO 1
@@ -54,19 +57,25 @@ struct vfs_opts {
 	 * system.posix_acl_* on permission checks and takes "not supported"
 	 * for a failure, so absent ACLs must be ENOENT, never SNAP_EUNSUPP. */
 	int kernel_acl;
+	/* control/ (control.h): where the labels' stages live, and how long
+	 * a commit waits for files still open for writing. */
+	const char *stage_root;
+	double commit_wait;
+	/* The frontend: invalidation of the kernel's caches (a name in a
+	 * directory; an inode's attributes and data), and log lines. */
+	void (*inval_entry)(void *ctx, uint64_t parent, const char *name);
+	void (*inval_inode)(void *ctx, uint64_t ino);
+	void (*log)(void *ctx, const char *msg);
+	void *ctx;
 };
 
-struct vfs_attr {
-	uint64_t ino;
-	uint32_t mode, nlink, uid, gid;
-	uint64_t size, blocks; /* blocks of 512 bytes actually stored */
-	int64_t mtime_ns, ctime_ns;
-	double timeout; /* how long entry and attributes may be cached */
-};
 
 struct vfs;
 struct vfs_dir;
 struct vfs_file;
+
+/* The attributes of a stored entry (long-lived: backups never change). */
+void vfs_tent_attr(const struct tent *e, struct vfs_attr *a);
 
 /* Lists the catalog; fails (with the store's error) when it cannot. */
 int vfs_open(struct repo *r, struct cache *c, const struct vfs_opts *o,
@@ -81,14 +90,18 @@ int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_attr *a);
 int vfs_readlink(struct vfs *v, uint64_t ino, char **target);
 
 int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **d);
-/* Entry idx of an open directory ("." and ".." first): 0, or 1 past the
- * end.  With plus the entry gains a lookup reference (undo it with
+/* Entry idx of an open directory ("." and ".." first): 0, 1 past the end,
+ * or VFS_DIRENT_SKIP when the entry went away since opendir.  With plus the entry gains a lookup reference (undo it with
  * vfs_forget() when it cannot be delivered). */
 int vfs_dirent(struct vfs *v, struct vfs_dir *d, size_t idx, int plus,
 	       const char **name, struct vfs_attr *a);
 void vfs_closedir(struct vfs *v, struct vfs_dir *d);
 
-int vfs_open_file(struct vfs *v, uint64_t ino, struct vfs_file **f);
+/* flags are open(2)'s: anything but a read-only open is SNAP_EROFS outside
+ * control/.  *direct: read it without the page cache (its size is not
+ * known ahead). */
+int vfs_open_file(struct vfs *v, uint64_t ino, int flags, struct vfs_file **f,
+		  int *direct);
 /* Up to size bytes at off (fewer only at end of file). */
 int vfs_read(struct vfs *v, struct vfs_file *f, uint64_t off, size_t size,
 	     struct vfs_read *rd);
@@ -105,5 +118,42 @@ int vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 		 struct buf *out);
 /* The names, each NUL-terminated, concatenated. */
 int vfs_listxattr(struct vfs *v, uint64_t ino, struct buf *out);
+
+/*
+ * Changes: only below control/ (control.h, overlay.h); anywhere else they
+ * are SNAP_EROFS.  Entry-making calls fill *a like vfs_lookup() (with a
+ * lookup reference).
+ */
+int vfs_mknod(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
+	      const char *name, uint32_t mode, uint32_t rmajor,
+	      uint32_t rminor, struct vfs_attr *a);
+int vfs_mkdir(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
+	      const char *name, uint32_t mode, struct vfs_attr *a);
+int vfs_symlink(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
+		const char *name, const char *target, struct vfs_attr *a);
+int vfs_link(struct vfs *v, uint64_t ino, uint64_t parent, const char *name,
+	     struct vfs_attr *a);
+int vfs_unlink(struct vfs *v, uint64_t parent, const char *name);
+int vfs_rmdir(struct vfs *v, uint64_t parent, const char *name);
+int vfs_rename(struct vfs *v, uint64_t parent, const char *name,
+	       uint64_t nparent, const char *nname, unsigned flags);
+int vfs_setattr(struct vfs *v, uint64_t ino, const struct vfs_setattr *sa,
+		struct vfs_file *f, struct vfs_attr *a);
+int vfs_setxattr(struct vfs *v, uint64_t ino, const char *name,
+		 const void *val, size_t len, int flags);
+int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name);
+int vfs_create(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
+	       const char *name, uint32_t mode, int flags, struct vfs_attr *a,
+	       struct vfs_file **f, int *direct);
+int vfs_write(struct vfs *v, struct vfs_file *f, const void *buf, size_t n,
+	      uint64_t off);
+/* The error a close must report (a commit that failed, for one). */
+int vfs_flush(struct vfs *v, struct vfs_file *f);
+int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync);
+int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
+		  uint64_t len);
+/* The filesystem's numbers for ino: SNAP_ENOENT where nothing can be
+ * written (the frontend answers for a read-only mount then). */
+int vfs_statfs(struct vfs *v, uint64_t ino, struct statvfs *sv);
 
 #endif

@@ -1,0 +1,186 @@
+/*
+ * overlay.h - the writable tree of one label: control/<label>/, its base
+ * backup seen through its stage (stage.h).
+ *
+ * The tree starts as the base (the label's newest backup, read lazily
+ * through the mount's cache, or nothing with the "empty" flag).  Every
+ * change copies up only what it touches: the entry, and its directories up
+ * to the label directory get stage rows; a directory's listing is then its
+ * base directory object merged with its staged names (and whiteouts for
+ * removed base names).  Untouched directories are never read beyond what
+ * the kernel asks for, and a commit (commit.c) takes them by reference.
+ *
+ * Inode numbers (all >= OVL_INO_MIN, the range vfs.c gives control/):
+ *   - an entry that a backup written through control/ stored with bit 63
+ *     of its inode set keeps that number (bits 0..62);
+ *   - any other base entry: a hash of its directory's number and its name
+ *     (of its group and hardlink id for hardlinks), so every name of a
+ *     hardlinked file shares one number;
+ *   - a created entry: the stage's counter, in its own sub-range.
+ * A staged entry keeps its number through renames and commits (a commit
+ * stores it with bit 63 set), so numbers are stable while the mount lives.
+ *
+ * Writes: a file opened for writing gets a local copy, data/<ino> in the
+ * stage (whole, except with O_TRUNC); reads of it come from there, so a
+ * reader sees every write.  Errors reach the caller: a failed local write
+ * is the write's error, and one that could not be reported (none today)
+ * would be flush's.
+ *
+ * Locking: one mutex per label guards the stage and the node table; it is
+ * never held while the store is read.  While a commit runs
+ * (ovl_gate_close) every change waits; lookups, listings and reads never
+ * do.  Errors are core codes with a message, the POSIX ones (SNAP_EPERM,
+ * SNAP_ENOTEMPTY, SNAP_EXDEV, ...) mapped to their errno at the edge.
+ */
+#ifndef SNAPFS_OVERLAY_H
+#define SNAPFS_OVERLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/statvfs.h>
+
+#include "cache.h"
+#include "stage.h"
+#include "fileread.h"
+#include "vattr.h"
+
+#define OVL_INO_MIN (1ULL << 62)
+
+struct ovl;
+struct ovl_file;
+
+/* The base a label's tree starts from. */
+struct ovl_base {
+	char series[SERIES_MAX]; /* "" when none */
+	uint32_t num;
+	const struct manifest *m; /* NULL when none */
+};
+
+struct ovl_opts {
+	struct repo *r;
+	struct cache *c;
+	const char *label;
+	uint64_t root_ino;   /* control/<label>'s number */
+	size_t readahead_max;
+	int kernel_acl;      /* the kernel keeps modes and ACLs in step */
+	int read_only;       /* every change is SNAP_EROFS */
+	uint32_t uid, gid;   /* owner of the label directory */
+};
+
+/* Opens the label's tree over an opened stage (the overlay takes it over,
+ * closing it at ovl_close) with base b (copied).  The stage's meta must
+ * already name b. */
+int ovl_open(const struct ovl_opts *o, struct stage *st,
+	     const struct ovl_base *b, struct ovl **out);
+void ovl_close(struct ovl *o);
+
+struct stage *ovl_stage(struct ovl *o);
+void ovl_lock(struct ovl *o);
+void ovl_unlock(struct ovl *o);
+
+
+int ovl_lookup(struct ovl *o, uint64_t dir, const char *name,
+	       struct vfs_attr *a);
+void ovl_forget(struct ovl *o, uint64_t ino, uint64_t n);
+int ovl_getattr(struct ovl *o, uint64_t ino, struct vfs_attr *a);
+int ovl_readlink(struct ovl *o, uint64_t ino, char **target);
+/* Does this overlay hold the node? */
+int ovl_has(struct ovl *o, uint64_t ino);
+
+/* Listings: the names are a snapshot taken at opendir, each resolved
+ * when listed. */
+struct ovl_dir;
+int ovl_opendir(struct ovl *o, uint64_t ino, struct ovl_dir **d);
+/* Entry idx (after "." and ".."): 0, 1 past the end, VFS_DIRENT_SKIP for
+ * a name removed since opendir, or an error.  With plus the entry gains a
+ * lookup reference. */
+int ovl_dirent(struct ovl *o, struct ovl_dir *d, size_t idx, int plus,
+	       const char **name, struct vfs_attr *a);
+void ovl_closedir(struct ovl *o, struct ovl_dir *d);
+
+int ovl_mknod(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
+	      const char *name, uint32_t mode, uint32_t rmajor,
+	      uint32_t rminor, struct vfs_attr *a);
+int ovl_mkdir(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
+	      const char *name, uint32_t mode, struct vfs_attr *a);
+int ovl_symlink(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
+		const char *name, const char *target, struct vfs_attr *a);
+int ovl_link(struct ovl *o, uint64_t ino, uint64_t dir, const char *name,
+	     struct vfs_attr *a);
+int ovl_unlink(struct ovl *o, uint64_t dir, const char *name);
+int ovl_rmdir(struct ovl *o, uint64_t dir, const char *name);
+/* flags: RENAME_NOREPLACE, RENAME_EXCHANGE. */
+int ovl_rename(struct ovl *o, uint64_t dir, const char *name, uint64_t ndir,
+	       const char *nname, unsigned flags);
+
+int ovl_setattr(struct ovl *o, uint64_t ino, const struct vfs_setattr *sa,
+		struct ovl_file *f, struct vfs_attr *a);
+
+int ovl_getxattr(struct ovl *o, uint64_t ino, const char *name,
+		 struct buf *out);
+int ovl_listxattr(struct ovl *o, uint64_t ino, struct buf *out);
+/* flags: XATTR_CREATE, XATTR_REPLACE. */
+int ovl_setxattr(struct ovl *o, uint64_t ino, const char *name,
+		 const void *val, size_t len, int flags);
+int ovl_removexattr(struct ovl *o, uint64_t ino, const char *name);
+
+/* Files.  flags are open(2)'s. */
+int ovl_create(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
+	       const char *name, uint32_t mode, int flags, struct vfs_attr *a,
+	       struct ovl_file **f);
+int ovl_open_file(struct ovl *o, uint64_t ino, int flags,
+		  struct ovl_file **f);
+int ovl_read(struct ovl *o, struct ovl_file *f, uint64_t off, size_t size,
+	     struct vfs_read *rd);
+int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
+	      uint64_t off);
+int ovl_flush(struct ovl *o, struct ovl_file *f);
+int ovl_fsync(struct ovl *o, struct ovl_file *f, int datasync);
+int ovl_fallocate(struct ovl *o, struct ovl_file *f, int mode, uint64_t off,
+		  uint64_t len);
+void ovl_release(struct ovl *o, struct ovl_file *f);
+const char *ovl_file_name(const struct ovl_file *f);
+
+int ovl_statfs(struct ovl *o, struct statvfs *sv);
+
+/* Commits: ovl_gate_close() makes further changes wait and waits (at most
+ * wait_s seconds) until no file is open for writing; SNAP_EBUSY then, with
+ * the open paths in the message.  ovl_gate_open() lets changes go on. */
+int ovl_gate_close(struct ovl *o, double wait_s);
+void ovl_gate_open(struct ovl *o);
+
+/* Is anything staged? */
+int ovl_dirty(struct ovl *o);
+/* Makes the stage durable if anything changed since the last time. */
+int ovl_sync(struct ovl *o);
+/* Counts for status: staged files and their bytes. */
+void ovl_counts(struct ovl *o, uint64_t *files, uint64_t *bytes);
+
+/* After a commit landed (or an abort): the tree starts afresh from base
+ * b; the stage must have been cleared.  Nodes the kernel holds are bound
+ * again lazily, keeping their numbers. */
+int ovl_rebase(struct ovl *o, const struct ovl_base *b);
+
+/* Calls fn(parent, name) for every name of a node the kernel may cache,
+ * so the frontend can invalidate them (after abort or empty).  fn runs
+ * with no lock held: it may wait for the kernel. */
+void ovl_each_name(struct ovl *o,
+		   void (*fn)(void *ctx, uint64_t parent, const char *name),
+		   void *ctx);
+
+/* For commit.c: the base, and a directory's merged listing.  Base
+ * entries come as tents of the base tree (valid during the call); staged
+ * ones as the inode number. */
+const struct ovl_base *ovl_get_base(struct ovl *o);
+uint64_t ovl_root(struct ovl *o);
+/* The next number a created entry would get (recorded by commits). */
+uint64_t ovl_next_ino(struct ovl *o);
+/* Hardlink groups of the base copied up in group g (a group root's
+ * number): the commit then walks that whole group. */
+int ovl_group_has_hl(struct ovl *o, uint64_t g);
+int ovl_staged_hl(struct ovl *o, uint64_t g, uint64_t hl, uint64_t *ino);
+/* The number a base entry e of directory dir has. */
+uint64_t ovl_base_ino(struct ovl *o, uint64_t dir, uint64_t group,
+		      const struct tent *e);
+
+#endif
