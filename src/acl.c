@@ -74,3 +74,18 @@ int acl_from_mode(void *xattr, size_t len, uint32_t mode)
 	o[3] = 0;
 	return 0;
 }
+
+int acl_is_minimal(const void *xattr, size_t len)
+{
+	const uint8_t *p = xattr;
+
+	SNAP_TRY(check(xattr, len));
+	for (size_t i = 4; i + 8 <= len; i += 8) {
+		uint16_t tag = get_u16le(p + i);
+
+		if (tag != TAG_USER_OBJ && tag != TAG_GROUP_OBJ &&
+		    tag != TAG_OTHER)
+			return 0;
+	}
+	return 1;
+}

@@ -25,4 +25,9 @@ int acl_to_mode(const void *xattr, size_t len, uint32_t *perm);
  * group::) and other:: entries, in place. */
 int acl_from_mode(void *xattr, size_t len, uint32_t mode);
 
+/* 1 when the ACL holds only user::, group:: and other:: (it says no more
+ * than the mode, and Linux keeps no such ACL), 0 when it holds more,
+ * SNAP_EINVAL when malformed. */
+int acl_is_minimal(const void *xattr, size_t len);
+
 #endif

@@ -184,6 +184,20 @@ int manifest_encode(const struct manifest *m, const struct keys *k,
 		"stats", stats);
 	if (!root)
 		goto out;
+	/* Fields only some writers have: absent means "not recorded". */
+	if (m->ino_next &&
+	    json_object_set_new(root, "ino_next", json_integer((json_int_t)m->ino_next)))
+		goto out;
+	if (m->stage_token[0] &&
+	    json_object_set_new(root, "stage_token", json_string(m->stage_token)))
+		goto out;
+	for (size_t i = 0; i < m->ngroups; i++)
+		if (m->groups[i].hardlink_next &&
+		    json_object_set_new(json_array_get(groups, i),
+					"hardlink_next",
+					json_integer((json_int_t)m->groups[i]
+							     .hardlink_next)))
+			goto out;
 	if (m->xattr_ns >= 0) {
 		json_t *ns = json_array();
 
@@ -361,6 +375,14 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 		m->xattr_ns |= xattr_ns_of(name);
 	}
 
+	if (json_object_get(root, "ino_next") &&
+	    u64_field(root, "ino_next", &m->ino_next))
+		BAD("%s: bad ino_next", key);
+	s = json_string_value(json_object_get(root, "stage_token"));
+	if (s && strlen(s) >= sizeof(m->stage_token))
+		BAD("%s: bad stage_token", key);
+	snprintf(m->stage_token, sizeof(m->stage_token), "%s", s ? s : "");
+
 	groups = json_object_get(root, "groups");
 	if (!json_is_array(groups))
 		BAD("%s: bad groups", key);
@@ -387,6 +409,9 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 		    !json_is_integer(json_object_get(g, "mtime_ns")))
 			BAD("%s: bad group '%s'", key, s);
 		mg->mtime_ns = json_integer_value(json_object_get(g, "mtime_ns"));
+		if (json_object_get(g, "hardlink_next") &&
+		    u64_field(g, "hardlink_next", &mg->hardlink_next))
+			BAD("%s: bad group '%s'", key, s);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(m->groups[j].name, mg->name) == 0)
 				BAD("%s: duplicate group '%s'", key, s);

@@ -209,7 +209,8 @@ static void node_free(struct ovl *o, struct onode *n)
 
 /* ---- attributes ------------------------------------------------------- */
 
-static void staged_attr(const struct onode *n, struct vfs_attr *a)
+static void staged_attr(struct ovl *o, const struct onode *n,
+			struct vfs_attr *a)
 {
 	const struct sinode *si = &n->si;
 
@@ -226,7 +227,9 @@ static void staged_attr(const struct onode *n, struct vfs_attr *a)
 	switch (si->type) {
 	case ET_REG:
 		a->size = si->size;
-		a->blocks = (si->size + 511) / 512;
+		/* What is stored: the local copy's blocks, else the base's. */
+		if (!si->data || stage_data_blocks(o->st, n->ino, &a->blocks))
+			a->blocks = n->attr.blocks;
 		a->nlink = n->unlinked ? 0 : si->nlink ? si->nlink : 1;
 		if (si->bhl && a->nlink < 2)
 			a->nlink = 2;
@@ -244,10 +247,11 @@ static void staged_attr(const struct onode *n, struct vfs_attr *a)
 	}
 }
 
-static void node_attr(const struct onode *n, struct vfs_attr *a)
+static void node_attr(struct ovl *o, const struct onode *n,
+		      struct vfs_attr *a)
 {
 	if (n->staged) {
-		staged_attr(n, a);
+		staged_attr(o, n, a);
 	} else {
 		*a = n->attr;
 		a->ino = n->ino;
@@ -987,7 +991,7 @@ int ovl_lookup(struct ovl *o, uint64_t dir, const char *name,
 	if (rc == 0) {
 		n = node_adopt(o, &t, 1);
 		if (n)
-			node_attr(n, a);
+			node_attr(o, n, a);
 		else
 			rc = SNAP_ENOMEM;
 	}
@@ -1027,7 +1031,7 @@ int ovl_getattr(struct ovl *o, uint64_t ino, struct vfs_attr *a)
 	ovl_lock(o);
 	rc = node_get(o, ino, &n);
 	if (rc == 0)
-		node_attr(n, a);
+		node_attr(o, n, a);
 	ovl_unlock(o);
 	return rc;
 }
@@ -1134,7 +1138,7 @@ int ovl_dirent(struct ovl *o, struct ovl_dir *d, size_t idx, int plus,
 	if (rc == 0) {
 		n = node_adopt(o, &t, plus);
 		if (n)
-			node_attr(n, a);
+			node_attr(o, n, a);
 		else
 			rc = SNAP_ENOMEM;
 	}
@@ -1201,7 +1205,7 @@ int ovl_mknod(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 		}
 		rc = stage_end(o->st, rc);
 		if (rc == 0)
-			node_attr(n, a);
+			node_attr(o, n, a);
 	}
 	ovl_unlock(o);
 	return rc;
@@ -1222,7 +1226,7 @@ int ovl_mkdir(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 			     &n);
 		rc = stage_end(o->st, rc);
 		if (rc == 0)
-			node_attr(n, a);
+			node_attr(o, n, a);
 	}
 	ovl_unlock(o);
 	return rc;
@@ -1251,7 +1255,7 @@ int ovl_symlink(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 		}
 		rc = stage_end(o->st, rc);
 		if (rc == 0)
-			node_attr(n, a);
+			node_attr(o, n, a);
 	}
 	ovl_unlock(o);
 	return rc;
@@ -1292,7 +1296,7 @@ int ovl_link(struct ovl *o, uint64_t ino, uint64_t dir, const char *name,
 		rc = stage_end(o->st, rc);
 		if (rc == 0) {
 			n->nlookup++;
-			node_attr(n, a);
+			node_attr(o, n, a);
 		}
 	}
 	ovl_unlock(o);
@@ -1599,7 +1603,7 @@ int ovl_setattr(struct ovl *o, uint64_t ino, const struct vfs_setattr *sa,
 	}
 	rc = stage_end(o->st, rc);
 	if (rc == 0)
-		node_attr(n, a);
+		node_attr(o, n, a);
 out:
 	ovl_unlock(o);
 	return rc;
@@ -1699,21 +1703,29 @@ int ovl_setxattr(struct ovl *o, uint64_t ino, const char *name,
 {
 	struct onode *n;
 	struct buf old = BUF_INIT;
-	uint32_t perm;
-	int rc, had;
+	uint32_t perm = 0;
+	int rc, had = SNAP_ENOENT, acl = 0, minimal = 0;
 
 	if (strlen(name) > 255 || len > 65536)
 		return snap_seterr(SNAP_ERANGE, "attribute too large");
+	/* An access ACL sets the mode's permission bits, and one that says
+	 * no more than the mode is not kept (as Linux filesystems do): tar
+	 * and cp set one on every directory, the group directories too. */
+	if (!o->o.kernel_acl && strcmp(name, ACL_XATTR_ACCESS) == 0 &&
+	    acl_to_mode(val, len, &perm) == 0) {
+		acl = 1;
+		minimal = acl_is_minimal(val, len) == 1;
+	}
 	ovl_lock(o);
 	rc = gate_wait(o);
 	rc = rc ? rc : node_get(o, ino, &n);
-	rc = rc ? rc : xattr_storable(o, n);
+	rc = rc || minimal ? rc : xattr_storable(o, n);
 	rc = rc ? rc : stage_begin(o->st);
 	if (rc)
 		goto out;
 	rc = copy_up(o, n);
-	rc = rc ? rc : own_xattrs(o, n);
-	if (rc == 0) {
+	rc = rc || (minimal && xattr_storable(o, n)) ? rc : own_xattrs(o, n);
+	if (rc == 0 && n->si.own_xattrs) {
 		had = stage_xattr_get(o->st, n->ino, name, &old);
 		if (had != 0 && had != SNAP_ENOENT)
 			rc = had;
@@ -1722,11 +1734,12 @@ int ovl_setxattr(struct ovl *o, uint64_t ino, const char *name,
 		else if ((flags & XATTR_REPLACE) && had == SNAP_ENOENT)
 			rc = snap_seterr(SNAP_ENODATA, "no attribute %s", name);
 	}
-	rc = rc ? rc : stage_xattr_set(o->st, n->ino, name, val, len);
-	/* An access ACL sets the mode's permission bits. */
-	if (rc == 0 && !o->o.kernel_acl && strcmp(name, ACL_XATTR_ACCESS) == 0 &&
-	    acl_to_mode(val, len, &perm) == 0)
+	if (rc == 0 && acl)
 		n->si.mode = (n->si.mode & ~0777u) | perm;
+	if (rc == 0 && minimal)
+		rc = had == 0 ? stage_xattr_del(o->st, n->ino, name) : 0;
+	else
+		rc = rc ? rc : stage_xattr_set(o->st, n->ino, name, val, len);
 	if (rc == 0) {
 		n->si.ctime_ns = now();
 		rc = put_node(o, n);
@@ -1894,7 +1907,7 @@ int ovl_create(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 	 * written until it is closed. */
 	rc = rc ? rc : open_common(o, n, (flags & ~O_ACCMODE) | O_RDWR, out);
 	if (rc == 0)
-		node_attr(n, a);
+		node_attr(o, n, a);
 	ovl_unlock(o);
 	return rc;
 }

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -74,6 +75,7 @@ static const char *usage_text =
 	"  export SERIES[/N] [--group G] -o FILE|-\n"
 	"                                    write a backup as a tar archive\n"
 	"  delete SERIES                     delete a whole series\n"
+	"  commit MOUNT/control/LABEL        commit what was copied into a mount\n"
 	"  check [--read-data] [SERIES]      verify the repository\n"
 	"  stats                             objects and bytes the repository holds\n"
 	"\n"
@@ -1422,6 +1424,78 @@ static int cmd_delete(int argc, char **argv)
 	return ex;
 }
 
+/* --- commit -------------------------------------------------------------*/
+
+static const char *commit_help =
+	"usage: snapctl commit MOUNT/control/LABEL\n"
+	"\n"
+	"Commits what was copied into a label of a snapfs mount: the same as\n"
+	"touching MOUNT/control/LABEL/.snapfs/commit.  Waits until the backup's\n"
+	"manifest is durable in the store, then prints the new backup (--json:\n"
+	"the label's status).  Fails (exit 1) when the commit did not land;\n"
+	"the reason is printed and the staged changes are kept.\n";
+
+/* The label's .snapfs/status, parsed. */
+static json_t *read_status(const char *dir)
+{
+	char path[PATH_MAX];
+	json_error_t jerr;
+
+	snprintf(path, sizeof(path), "%s/.snapfs/status", dir);
+	return json_load_file(path, 0, &jerr);
+}
+
+static int cmd_commit(int argc, char **argv)
+{
+	char path[PATH_MAX];
+	json_t *st, *last;
+	int fd, ex, failed;
+
+	if ((ex = parse_args(argc, argv, "commit", commit_help, NULL, NULL,
+			     NULL)) >= 0)
+		return ex;
+	if (optind + 1 != argc)
+		return usage_error("commit", "give MOUNT/control/LABEL");
+	snprintf(path, sizeof(path), "%s/.snapfs/commit", argv[optind]);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "snapctl commit: %s: %s (is it a label "
+				"directory of a snapfs mount?)\n",
+			path, strerror(errno));
+		return errno == ENOENT ? EX_NOTFOUND : EX_FAIL;
+	}
+	/* The close waits for the commit and tells whether it landed. */
+	failed = close(fd) != 0;
+	st = read_status(argv[optind]);
+	if (failed) {
+		const char *why = json_string_value(json_object_get(st, "last_error"));
+
+		fprintf(stderr, "snapctl commit: %s: the commit failed: %s\n",
+			argv[optind], why && *why ? why : strerror(errno));
+		json_decref(st);
+		return EX_FAIL;
+	}
+	last = json_object_get(st, "last_commit");
+	if (G.json) {
+		print_json(json_incref(st));
+	} else if (!G.quiet && last) {
+		char h[32];
+
+		human_bytes((uint64_t)json_integer_value(
+				    json_object_get(last, "bytes_new")),
+			    h);
+		printf("%s/%lld: %lld files, %s new\n",
+		       json_string_value(json_object_get(last, "series")),
+		       (long long)json_integer_value(
+			       json_object_get(last, "backup_num")),
+		       (long long)json_integer_value(
+			       json_object_get(last, "files")),
+		       h);
+	}
+	json_decref(st);
+	return EX_OK;
+}
+
 /* --- check --------------------------------------------------------------*/
 
 static const char *check_help =
@@ -1583,7 +1657,7 @@ static const struct {
 	{"list", cmd_list},       {"show", cmd_show},
 	{"ls", cmd_ls},           {"cat", cmd_cat},
 	{"restore", cmd_restore}, {"export", cmd_export},
-	{"delete", cmd_delete},
+	{"delete", cmd_delete},   {"commit", cmd_commit},
 	{"check", cmd_check},     {"stats", cmd_stats},
 };
 

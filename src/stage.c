@@ -689,6 +689,21 @@ int stage_data_open(struct stage *s, uint64_t ino, int flags, int *fd)
 	return 0;
 }
 
+int stage_data_blocks(struct stage *s, uint64_t ino, uint64_t *blocks)
+{
+	char name[24];
+	struct stat st;
+
+	*blocks = 0;
+	if (s->datafd < 0)
+		return 0;
+	data_name(ino, name);
+	if (fstatat(s->datafd, name, &st, 0))
+		return snap_syserr(errno, "stage %s: data/%s", s->dir, name);
+	*blocks = (uint64_t)st.st_blocks;
+	return 0;
+}
+
 int stage_data_unlink(struct stage *s, uint64_t ino)
 {
 	char name[24];

@@ -169,6 +169,8 @@ int stage_xattr_each(struct stage *s, uint64_t ino,
 /* data/<ino>: open with open(2) flags (O_CREAT makes it), unlink. */
 int stage_data_open(struct stage *s, uint64_t ino, int flags, int *fd);
 int stage_data_unlink(struct stage *s, uint64_t ino);
+/* The 512-byte blocks data/<ino> occupies (its holes stay holes). */
+int stage_data_blocks(struct stage *s, uint64_t ino, uint64_t *blocks);
 
 /* Packs uploaded by commit attempts of this stage. */
 int stage_pack_add(struct stage *s, const uint8_t id[PACK_ID_LEN]);

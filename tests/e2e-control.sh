@@ -1,0 +1,142 @@
+#!/bin/sh
+# The write side of the mount: backups made by copying into
+# control/<label>/ with real rsync, cp and tar, committed through
+# .snapfs/commit, compared exactly with their sources; incremental
+# commits send only what changed; every backupNum restores as its source
+# was then; the control names' rules and errors.
+. "$TESTLIB"
+
+[ "$(id -u)" = 0 ] || { echo "needs root (FUSE)"; exit 77; }
+python3 "$TESTS_DIR/mkcorpus.py" "$T/src/g" --small 1500 >/dev/null
+# ACLs as rsync -A and cp -a carry them (stored like any xattr).
+if command -v setfacl >/dev/null; then
+	setfacl -m u:nobody:r--,g:daemon:rw- "$T/src/g/links/target"
+	setfacl -d -m u:nobody:rwx "$T/src/g/modes"
+	touch -h -d @1650000000.123456789 "$T/src/g/links/target" "$T/src/g/modes"
+fi
+head -c $((3 << 20)) /dev/urandom >"$T/src/g/big.bin"
+mkdir -p "$T/src/h"
+echo second group >"$T/src/h/file"
+head -c 32 /dev/urandom >"$T/key"
+export SNAPFS_KEY_FILE="$T/key"
+r=$(repo_url repo)
+repo_init "$r" --encryption-key-file "$T/key"
+m="$T/mnt"
+mount_repo "$r" "$m"
+c="$m/control/alpha"
+
+# retime: past times (with nanoseconds) on the source's directories.  rsync
+# compares times to the second: a directory changed in the same second as
+# rsync changes it again on the destination would differ in its
+# nanoseconds only, and rsync would leave it so (on any filesystem).
+retime() {
+	python3 - "$T/src" <<'PY'
+import os, random, sys
+rng = random.Random(7)
+for d, _, _ in os.walk(sys.argv[1], topdown=False):
+    t = 1_650_000_000_000_000_000 + rng.randrange(10**17)
+    os.utime(d, ns=(t, t))
+PY
+}
+# state NAME: keeps a copy of the source as it is now.
+state() { cp -a "$T/src" "$T/state-$1"; }
+status() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$c/.snapfs/status" "$1"; }
+latest() { ls "$m/series" | grep "^$1-" | head -n 1; }
+
+say "mkdir control/alpha; rsync -aHAXS --delete into it; commit"
+mkdir "$c"
+[ "$(ls "$m/control")" = alpha ] || fail "control/ does not list the new label"
+[ "$(status state)" = STATUS_IDLE ] || fail "new label: $(status state)"
+rsync -aHAXS --delete "$T/src/" "$c/" || fail "rsync into control/ failed"
+[ "$(status state)" = STATUS_STAGING ] || fail "after rsync: $(status state)"
+same_tree "$T/src" "$c"
+touch "$c/.snapfs/commit" || fail "commit failed"
+[ "$(status state)" = STATUS_READY ] || fail "after commit: $(status state)"
+state 1
+A=$(latest alpha)
+[ -n "$A" ] || fail "no series under series/ right after the commit"
+[ "$(readlink "$m/labels/alpha")" = "../series/$A" ] || fail "labels/alpha"
+same_tree "$T/state-1/g" "$m/series/$A/1/g"
+same_tree "$T/state-1/h" "$m/series/$A/1/h"
+same_tree "$T/state-1" "$c"
+[ -z "$(ls -A "$c" | grep snapfs)" ] || fail ".snapfs is listed"
+
+say "incremental: 1% of the files change, some go, a tree moves"
+f0=$(mount_stat "$m" fetches)
+for i in 3 100 407 999 1203; do
+	f=$(find "$T/src/g/small" -name "f0*$i.dat" | head -n 1)
+	[ -n "$f" ] && echo "changed $i" >>"$f"
+done
+head -c 100000 /dev/urandom >"$T/src/g/new-file"
+rm -rf "$T/src/g/small/d05"
+mv "$T/src/g/small/d07" "$T/src/g/moved-d07"
+dd if=/dev/urandom of="$T/src/g/big.bin" bs=64k count=1 seek=10 conv=notrunc 2>/dev/null
+retime
+rsync -aHAXS --delete "$T/src/" "$c/" || fail "second rsync failed"
+f1=$(mount_stat "$m" fetches)
+# rsync's quick check skips unchanged files: nothing of them is read
+# beyond the directory objects of the directories it walks.
+[ $((f1 - f0)) -lt 200 ] || fail "an incremental rsync fetched $((f1 - f0)) objects"
+snapctl commit "$c" >"$T/commit.out" || fail "snapctl commit failed"
+grep -q "^$A/2: " "$T/commit.out" || { cat "$T/commit.out"; fail "snapctl commit output"; }
+state 2
+up=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["last_commit"]["bytes_new"])' "$c/.snapfs/status")
+# What changed: ~100 KB new, a 64 KiB region of a 3 MiB file, a few small
+# files, directory objects; chunks are ~1 MiB, so a changed chunk of
+# big.bin costs up to its size.
+[ "$up" -lt $((8 << 20)) ] || fail "the incremental commit uploaded $up bytes"
+same_tree "$T/state-2/g" "$m/series/$A/2/g"
+same_tree "$T/state-2" "$c"
+
+say "rsync --inplace of a changed file, a commit with no changes"
+dd if=/dev/urandom of="$T/src/g/big.bin" bs=4k count=3 seek=100 conv=notrunc 2>/dev/null
+truncate -s 2M "$T/src/g/islands.sparse"
+retime
+rsync -aHAXS --inplace --delete "$T/src/" "$c/" || fail "rsync --inplace failed"
+touch "$c/.snapfs/commit" || fail "commit 3"
+state 3
+same_tree "$T/state-3/g" "$m/series/$A/3/g"
+touch "$c/.snapfs/commit" || fail "an empty commit failed"
+[ -d "$m/series/$A/4" ] || fail "a commit with no changes made no backup"
+same_tree "$T/state-3/g" "$m/series/$A/4/g"
+
+say "cp -a into an emptied label, tar -x into a new one"
+touch "$c/.snapfs/empty" || fail "empty"
+[ -z "$(ls -A "$c")" ] || fail "an emptied label still shows its base"
+rm -rf "$T/src/h"
+retime
+cp -a "$T/src/g" "$c/g" || fail "cp -a failed"
+touch "$c/.snapfs/commit" || fail "commit after empty"
+state 5
+[ ! -e "$m/series/$A/5/h" ] || fail "group h survived an empty label"
+same_tree "$T/state-5/g" "$m/series/$A/5/g"
+tar --sparse --xattrs --acls -C "$T/src" -cf "$T/src.tar" g
+mkdir "$m/control/beta" "$m/control/beta/g"
+tar --xattrs --acls --xattrs-include='*' -C "$m/control/beta" -xpf "$T/src.tar" ||
+	fail "tar -x into control/ failed"
+touch "$m/control/beta/.snapfs/commit" || fail "commit beta"
+B=$(latest beta)
+same_tree "$T/state-5/g" "$m/series/$B/1/g"
+
+say "every backupNum restores as its source was then"
+for n in 1 2 3 5; do
+	rm -rf "$T/res"
+	snapctl -r "$r" restore "$A/$n" --target "$T/res" -q
+	same_tree "$T/state-$n" "$T/res"
+done
+snapctl -r "$r" check --read-data -q || fail "check --read-data"
+
+say "rules: labels, groups, read-only backups, full while staged"
+expect_fail 1 "Invalid argument" mkdir "$m/control/x"
+grep -q "label" "$T/snapfs.log" || fail "no log line for a bad label"
+expect_fail 1 "Operation not permitted" touch "$c/file-at-group-level"
+expect_fail 1 "Read-only file system" touch "$m/series/$A/1/g/new"
+echo staged >"$c/g/staged-file"
+expect_fail 1 "Device or resource busy" touch "$c/.snapfs/full"
+touch "$c/.snapfs/abort" || fail "abort"
+[ ! -e "$c/g/staged-file" ] || fail "abort kept a staged file"
+[ "$(status staged_files)" = 0 ] || fail "abort: staged_files $(status staged_files)"
+same_tree "$T/state-5" "$c"
+
+unmount_repo "$m" "$MOUNT_PID"
+say "control: all checks passed"
