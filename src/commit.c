@@ -422,6 +422,7 @@ static int do_group(struct cw *w, const struct manifest *bm,
 		meta.uid = si->uid;
 		meta.gid = si->gid;
 		meta.mtime_ns = si->mtime_ns;
+		meta.ino = si->ino | INO_STORED;
 	} else {
 		meta = *g;
 	}

@@ -1566,11 +1566,11 @@ int control_flush(struct control *c, struct cfile *f)
 		pthread_cond_wait(&l->cv, &l->lock);
 	rc = l->rc[f->seq % RESULTS];
 	pthread_mutex_unlock(&l->lock);
+	/* Every close of the descriptor tells (touch(1) dups it and
+	 * reports only the last close). */
 	if (rc)
 		snap_seterr(rc, "control/%s: commit failed (see .snapfs/status)",
 			    l->name);
-	/* Only the descriptor that asked reports the commit. */
-	f->seq = 0;
 	return rc;
 }
 

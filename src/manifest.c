@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,13 +192,24 @@ int manifest_encode(const struct manifest *m, const struct keys *k,
 	if (m->stage_token[0] &&
 	    json_object_set_new(root, "stage_token", json_string(m->stage_token)))
 		goto out;
-	for (size_t i = 0; i < m->ngroups; i++)
+	for (size_t i = 0; i < m->ngroups; i++) {
+		json_t *g = json_array_get(groups, i);
+
 		if (m->groups[i].hardlink_next &&
-		    json_object_set_new(json_array_get(groups, i),
-					"hardlink_next",
+		    json_object_set_new(g, "hardlink_next",
 					json_integer((json_int_t)m->groups[i]
 							     .hardlink_next)))
 			goto out;
+		/* The inode's bits as a string: bit 63 is set. */
+		if (m->groups[i].ino) {
+			char ino[24];
+
+			snprintf(ino, sizeof(ino), "%llu",
+				 (unsigned long long)m->groups[i].ino);
+			if (json_object_set_new(g, "ino", json_string(ino)))
+				goto out;
+		}
+	}
 	if (m->xattr_ns >= 0) {
 		json_t *ns = json_array();
 
@@ -412,6 +424,15 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 		if (json_object_get(g, "hardlink_next") &&
 		    u64_field(g, "hardlink_next", &mg->hardlink_next))
 			BAD("%s: bad group '%s'", key, s);
+		if (json_object_get(g, "ino")) {
+			const char *ino = json_string_value(json_object_get(g, "ino"));
+			char *end;
+
+			errno = 0;
+			mg->ino = ino ? strtoull(ino, &end, 10) : 0;
+			if (!ino || !*ino || *end || errno)
+				BAD("%s: bad group '%s'", key, s);
+		}
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(m->groups[j].name, mg->name) == 0)
 				BAD("%s: duplicate group '%s'", key, s);

@@ -49,6 +49,9 @@ struct mgroup {
 	int64_t mtime_ns;
 	/* hardlink ids below this may be taken (0: not recorded) */
 	uint64_t hardlink_next;
+	/* the group directory's inode number as the mount's control/ gave
+	 * it, bit 63 set (0: not recorded) */
+	uint64_t ino;
 };
 
 struct manifest {

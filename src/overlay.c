@@ -294,6 +294,7 @@ static int build_gtree(struct ovl *o)
 		e->sub = g->root;
 		e->sub_files = g->files;
 		e->sub_bytes = g->bytes;
+		e->ino = g->ino;
 	}
 	o->gtree.n = m->ngroups;
 	qsort(o->gtree.ents, o->gtree.n, sizeof(struct tent), cmp_tent);

@@ -25,19 +25,6 @@ m="$T/mnt"
 mount_repo "$r" "$m"
 c="$m/control/alpha"
 
-# retime: past times (with nanoseconds) on the source's directories.  rsync
-# compares times to the second: a directory changed in the same second as
-# rsync changes it again on the destination would differ in its
-# nanoseconds only, and rsync would leave it so (on any filesystem).
-retime() {
-	python3 - "$T/src" <<'PY'
-import os, random, sys
-rng = random.Random(7)
-for d, _, _ in os.walk(sys.argv[1], topdown=False):
-    t = 1_650_000_000_000_000_000 + rng.randrange(10**17)
-    os.utime(d, ns=(t, t))
-PY
-}
 # state NAME: keeps a copy of the source as it is now.
 state() { cp -a "$T/src" "$T/state-$1"; }
 status() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$c/.snapfs/status" "$1"; }
@@ -71,7 +58,7 @@ head -c 100000 /dev/urandom >"$T/src/g/new-file"
 rm -rf "$T/src/g/small/d05"
 mv "$T/src/g/small/d07" "$T/src/g/moved-d07"
 dd if=/dev/urandom of="$T/src/g/big.bin" bs=64k count=1 seek=10 conv=notrunc 2>/dev/null
-retime
+retime_dirs "$T/src"
 rsync -aHAXS --delete "$T/src/" "$c/" || fail "second rsync failed"
 f1=$(mount_stat "$m" fetches)
 # rsync's quick check skips unchanged files: nothing of them is read
@@ -91,7 +78,7 @@ same_tree "$T/state-2" "$c"
 say "rsync --inplace of a changed file, a commit with no changes"
 dd if=/dev/urandom of="$T/src/g/big.bin" bs=4k count=3 seek=100 conv=notrunc 2>/dev/null
 truncate -s 2M "$T/src/g/islands.sparse"
-retime
+retime_dirs "$T/src"
 rsync -aHAXS --inplace --delete "$T/src/" "$c/" || fail "rsync --inplace failed"
 touch "$c/.snapfs/commit" || fail "commit 3"
 state 3
@@ -104,7 +91,7 @@ say "cp -a into an emptied label, tar -x into a new one"
 touch "$c/.snapfs/empty" || fail "empty"
 [ -z "$(ls -A "$c")" ] || fail "an emptied label still shows its base"
 rm -rf "$T/src/h"
-retime
+retime_dirs "$T/src"
 cp -a "$T/src/g" "$c/g" || fail "cp -a failed"
 touch "$c/.snapfs/commit" || fail "commit after empty"
 state 5
