@@ -761,13 +761,16 @@ static int restore_tree(struct reng *e, int dfd, const char *rel,
 			const struct tree *t);
 
 /* Creates directory name (recorded for its metadata at the end) and
- * returns an fd for it that cannot be a symlink. */
+ * returns an fd for it in *out that cannot be a symlink.  On failure *out
+ * is -1 and nothing is left open: callers close what they got either way,
+ * and a stale number would close a descriptor a worker owns. */
 static int make_dir(struct reng *e, int dfd, const char *name, const char *rel,
 		    uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime,
 		    const struct xattr *x, size_t nx, int *out)
 {
-	int fd;
+	int fd, rc;
 
+	*out = -1;
 	SNAP_TRY(make_entry(e, dfd, name, rel, 1));
 	if (mkdirat(dfd, name, 0700) && !(errno == EEXIST && e->overwrite))
 		return snap_syserr(errno, "%s: mkdir", rel);
@@ -780,9 +783,14 @@ static int make_dir(struct reng *e, int dfd, const char *name, const char *rel,
 					   rel);
 		return snap_syserr(errno, "%s", rel);
 	}
+	rc = add_dir_meta(e, rel, mode, uid, gid, mtime, x, nx);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
 	e->res->dirs++;
 	*out = fd;
-	return add_dir_meta(e, rel, mode, uid, gid, mtime, x, nx);
+	return 0;
 }
 
 /* Restores one entry; a directory's tree comes from the walk's window
@@ -842,7 +850,7 @@ static int restore_group(struct reng *e, const struct mgroup *g)
 	char *path = NULL, *comp, *save = NULL, *rel = NULL;
 	const struct tent *ent = NULL;
 	const char *gname = g->name;
-	int gfd, dfd, rc;
+	int gfd, dfd, fd, rc;
 
 	linkmap_reset(&e->links);
 	if (e->o->flat) {
@@ -905,15 +913,13 @@ static int restore_group(struct reng *e, const struct mgroup *g)
 					 rel);
 			break;
 		}
-		int fd;
-
 		rc = make_dir(e, dfd, ent->name, rel, ent->mode, ent->uid,
 			      ent->gid, ent->mtime_ns, ent->xattrs,
 			      ent->nxattrs, &fd);
 		rc = rc ? rc : repo_read_tree(e->r, e->series, &ent->sub, &next);
 		if (dfd != gfd)
 			close(dfd);
-		dfd = fd;
+		dfd = fd; /* -1 when make_dir failed */
 		if (rc)
 			break;
 		tree_free(&t);
