@@ -224,19 +224,50 @@ static int apply_meta(struct reng *e, int fd, const struct meta *m)
 	return 0;
 }
 
-/* Removes a file the restore could not finish. */
-static void remove_partial(struct reng *e, const char *rel)
+/* An open beneath the target that met a symlink or a non-directory where
+ * the restore made a directory: the target changed under the restore,
+ * and following it could leave the target. */
+static int beneath_err(int err, const char *rel)
+{
+	if (err == ELOOP || err == ENOTDIR || err == EXDEV)
+		return snap_seterr(SNAP_EUNSAFE,
+				   "%s: refusing to restore through a symlink "
+				   "or non-directory",
+				   rel);
+	return snap_syserr(err, "%s", rel);
+}
+
+/* Opens the directory that holds rel, beneath the target, and points
+ * *base at rel's last component.  Returns an fd or -1 with errno set. */
+static int open_parent(const struct reng *e, const char *rel,
+		       const char **base)
 {
 	const char *slash = strrchr(rel, '/');
 	char *dir = strndup(rel, slash ? (size_t)(slash - rel) : 0);
-	int dfd = dir ? open_beneath(e->rootfd, dir, O_RDONLY | O_DIRECTORY)
-		      : -1;
+	int fd, err;
+
+	*base = slash ? slash + 1 : rel;
+	if (!dir) {
+		errno = ENOMEM;
+		return -1;
+	}
+	fd = open_beneath(e->rootfd, dir, O_RDONLY | O_DIRECTORY);
+	err = errno;
+	free(dir);
+	errno = err;
+	return fd;
+}
+
+/* Removes a file the restore could not finish. */
+static void remove_partial(struct reng *e, const char *rel)
+{
+	const char *base;
+	int dfd = open_parent(e, rel, &base);
 
 	if (dfd >= 0) {
-		unlinkat(dfd, slash ? slash + 1 : rel, 0);
+		unlinkat(dfd, base, 0);
 		close(dfd);
 	}
-	free(dir);
 }
 
 /* How many files may be open at once under the descriptor limit. */
@@ -687,6 +718,29 @@ fail:
 	return rc;
 }
 
+/* Links rel to first, the name its file was restored under.  first is
+ * resolved like every other path (beneath the target, no symlinks):
+ * linkat from the target root would follow a directory of first's that
+ * was swapped for a symlink, and link a file from outside into the
+ * restore. */
+static int restore_hardlink(struct reng *e, int dfd, const char *rel,
+			    const struct tent *t, const char *first)
+{
+	const char *base;
+	int pfd, rc = 0;
+
+	SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
+	pfd = open_parent(e, first, &base);
+	if (pfd < 0)
+		return snap_preerr(beneath_err(errno, first), "%s: link", rel);
+	if (linkat(pfd, base, dfd, t->name, 0))
+		rc = snap_syserr(errno, "%s: link to %s", rel, first);
+	else
+		e->res->links++;
+	close(pfd);
+	return rc;
+}
+
 static int restore_file(struct reng *e, int dfd, const char *rel,
 			const struct tent *t)
 {
@@ -695,13 +749,8 @@ static int restore_file(struct reng *e, int dfd, const char *rel,
 	struct rfile *f;
 	int fd, rc;
 
-	if (first) {
-		SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
-		if (linkat(e->rootfd, first, dfd, t->name, 0))
-			return snap_syserr(errno, "%s: link to %s", rel, first);
-		e->res->links++;
-		return 0;
-	}
+	if (first)
+		return restore_hardlink(e, dfd, rel, t, first);
 	fd = open_file(e, dfd, rel, t, &v);
 	if (fd < 0)
 		return fd;
@@ -775,14 +824,8 @@ static int make_dir(struct reng *e, int dfd, const char *name, const char *rel,
 	if (mkdirat(dfd, name, 0700) && !(errno == EEXIST && e->overwrite))
 		return snap_syserr(errno, "%s: mkdir", rel);
 	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ELOOP || errno == ENOTDIR)
-			return snap_seterr(SNAP_EUNSAFE,
-					   "%s: refusing to restore through a "
-					   "symlink or non-directory",
-					   rel);
-		return snap_syserr(errno, "%s", rel);
-	}
+	if (fd < 0)
+		return beneath_err(errno, rel);
 	rc = add_dir_meta(e, rel, mode, uid, gid, mtime, x, nx);
 	if (rc) {
 		close(fd);
@@ -947,7 +990,7 @@ static int finish_dirs(struct reng *e)
 				      O_RDONLY | O_DIRECTORY);
 
 		if (fd < 0)
-			return snap_syserr(errno, "%s", e->dirs[i].rel);
+			return beneath_err(errno, e->dirs[i].rel);
 		rc = apply_meta(e, fd, &e->dirs[i]);
 		close(fd);
 	}

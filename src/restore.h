@@ -7,11 +7,13 @@
  * hardlinks and holes come back as they were backed up.
  *
  * Safety: every entry is created relative to its parent directory's file
- * descriptor with O_NOFOLLOW / O_EXCL, and directories are reopened with
- * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, so neither a hostile backup ("..",
- * "/", names with '/') nor a symlink planted in the target can make a
- * restore write outside TARGET (SNAP_EUNSAFE).  The target must be empty
- * (or missing) unless opts->overwrite or opts->skip_existing.
+ * descriptor with O_NOFOLLOW / O_EXCL, and directories are reopened (for
+ * their metadata, and as the source of a hard link) with RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS, so neither a hostile backup ("..", "/", names with
+ * '/') nor a symlink planted in the target, before or during the restore,
+ * can make a restore write, link or chmod outside TARGET (SNAP_EUNSAFE).
+ * The target must be empty (or missing) unless opts->overwrite or
+ * opts->skip_existing.
  *
  * Resuming: with skip_existing, a regular file already in the target is
  * read back and kept when every chunk hashes to the id the backup records
