@@ -100,11 +100,17 @@ int open_beneath(int root, const char *rel, int flags)
 
 	fd = (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how,
 			  sizeof(how));
-	if (fd >= 0 || errno != ENOSYS)
+	/* openat2 unavailable: ENOSYS before Linux 5.6, under valgrind and
+	 * from seccomp profiles that say so; EPERM from container profiles
+	 * that deny what they do not list (Docker before 20.10, podman,
+	 * systemd's SystemCallFilter=).  An EPERM of the open itself (an
+	 * immutable file) comes back from the walk below as well.  EXDEV and
+	 * ELOOP mean a hostile path and are final; E2BIG cannot mean an old
+	 * kernel, as how is the first open_how, which every openat2 takes. */
+	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
 		return fd;
-	/* No openat2 (kernel < 5.6, valgrind): walk one component at a
-	 * time, refusing symlinks and "..", which is what RESOLVE_BENEATH |
-	 * RESOLVE_NO_SYMLINKS guarantee. */
+	/* Walk one component at a time, refusing symlinks and "..", which
+	 * is what RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS guarantee. */
 	copy = strdup(rel);
 	if (!copy)
 		return -1;

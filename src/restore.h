@@ -74,7 +74,11 @@ int restore_verify(struct repo *r, const char *series, uint32_t num,
 		   struct restore_result *res);
 
 /* Opens rel below root without following any symlink and without leaving
- * root; rel "" is root itself.  Returns an fd or -1 with errno set. */
+ * root; rel "" is root itself.  Returns an fd or -1 with errno set (ELOOP
+ * or ENOTDIR for a symlink on the way, EXDEV for "..").  Uses openat2
+ * RESOLVE_BENEATH, and where openat2 is missing or denied (ENOSYS, or
+ * EPERM as container seccomp profiles answer) an equivalent walk of
+ * O_NOFOLLOW opens, one component at a time. */
 int open_beneath(int root, const char *rel, int flags);
 
 #endif

@@ -69,4 +69,11 @@ swapped_restore() {
 }
 swapped_restore "$T/ht"
 
+say "openat2 denied (EPERM) or missing (ENOSYS): the fallback refuses the same"
+for err in EPERM ENOSYS; do
+	"$SYSFILTER" -e openat2=$err -- "$SNAPCTL" restore links --target "$T/o2-$err" -q
+	same_tree "$T/hsrc" "$T/o2-$err/g"
+	swapped_restore "$T/ht-$err" -e openat2=$err
+done
+
 echo "e2e-restore-safety: all good"
