@@ -197,28 +197,131 @@ static int aside_name(const char *path, char out[PATH_MAX])
 	return 0;
 }
 
-/* Moves dest (if any) aside and stage into its place. */
-static int swap_in(const struct helper_opts *o, const char *stage,
-		   const char *dest, const char *parent, char aside[PATH_MAX])
+/* rename(2) that never replaces: EEXIST when to exists.  Where the
+ * filesystem has no RENAME_NOREPLACE (EINVAL), a check before the rename
+ * stands in for it, racy but no worse than rename alone. */
+static int rename_new(const char *from, const char *to)
 {
 	struct stat st;
 
-	aside[0] = 0;
-	if (lstat(dest, &st) == 0) {
-		SNAP_TRY(aside_name(dest, aside));
-		if (rename(dest, aside))
-			return snap_syserr(errno, "moving %s aside", dest);
-		say(o, "moved %s aside to %s", dest, aside);
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (lstat(to, &st) == 0) {
+		errno = EEXIST;
+		return -1;
 	}
-	if (rename(stage, dest)) {
-		int rc = snap_syserr(errno, "renaming %s to %s", stage, dest);
+	return rename(from, to);
+}
 
+/* Trades the names a and b in one step.  -1 with errno EINVAL (or
+ * ENOSYS) where the filesystem cannot (some FUSE and network ones). */
+static int exchange(const char *a, const char *b)
+{
+	return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}
+
+static int no_exchange(int err)
+{
+	return err == EINVAL || err == ENOSYS;
+}
+
+/*
+ * Moves stage into dest's place and dest (if any) aside, without dest ever
+ * missing: the restored directory takes the aside name, then trades places
+ * with dest.  Interrupted in between, dest is as it was and the restored
+ * copy sits under the aside name; never the old directory under the
+ * stage's name, where the next attempt would resume into it.  Where the
+ * filesystem cannot exchange, dest is missing between two renames, as
+ * rename(2) alone allows.  On failure nothing has moved (aside is "").
+ */
+static int swap_in(const struct helper_opts *o, const char *stage,
+		   const char *dest, char aside[PATH_MAX])
+{
+	struct stat st;
+	int rc, err;
+
+	aside[0] = 0;
+	if (lstat(dest, &st)) {
+		if (errno != ENOENT)
+			return snap_syserr(errno, "%s", dest);
+		if (rename_new(stage, dest))
+			return snap_syserr(errno, "renaming %s to %s", stage,
+					   dest);
+		return 0;
+	}
+	SNAP_TRY(aside_name(dest, aside));
+	if (rename_new(stage, aside)) {
+		rc = snap_syserr(errno, "renaming %s to %s", stage, aside);
+		aside[0] = 0;
+		return rc;
+	}
+	if (exchange(aside, dest) == 0) {
+		say(o, "moved %s aside to %s", dest, aside);
+		return 0;
+	}
+	err = errno;
+	if (rename_new(aside, stage)) {
+		rc = snap_syserr(errno,
+				 "replacing %s with %s: %s; then moving it "
+				 "from %s back",
+				 dest, stage, strerror(err), aside);
+		aside[0] = 0;
+		return rc;
+	}
+	if (!no_exchange(err)) {
+		rc = snap_syserr(err, "replacing %s with %s", dest, stage);
+		aside[0] = 0;
+		return rc;
+	}
+	if (rename_new(dest, aside)) {
+		rc = snap_syserr(errno, "moving %s aside", dest);
+		aside[0] = 0;
+		return rc;
+	}
+	if (rename_new(stage, dest)) {
+		rc = snap_syserr(errno, "renaming %s to %s", stage, dest);
 		/* Put the old one back: nothing changed after all. */
-		if (aside[0] && rename(aside, dest) == 0)
+		if (rename_new(aside, dest) == 0)
 			aside[0] = 0;
 		return rc;
 	}
-	return fsync_dir(parent);
+	say(o, "moved %s aside to %s", dest, aside);
+	return 0;
+}
+
+/* Undoes a swap_in: the old directory (if there was one) back at dest,
+ * the restored one back at stage for the next attempt. */
+static int swap_out(const struct helper_opts *o, const char *stage,
+		    const char *dest, const char *aside)
+{
+	if (!aside[0]) {
+		if (rename_new(dest, stage))
+			return snap_syserr(errno, "renaming %s back to %s", dest,
+					   stage);
+	} else if (exchange(aside, dest) == 0) {
+		/* dest is as it was: a restored copy left under the aside
+		 * name only costs the next attempt a fresh start. */
+		if (rename_new(aside, stage))
+			say(o, "put %s back as it was; the restored copy stays "
+			       "as %s (renaming it to %s: %s)",
+			    dest, aside, stage, strerror(errno));
+		else
+			say(o, "put %s back as it was", dest);
+		return 0;
+	} else if (!no_exchange(errno)) {
+		return snap_syserr(errno, "putting %s back from %s", dest,
+				   aside);
+	} else if (rename_new(dest, stage)) {
+		return snap_syserr(errno, "renaming %s back to %s", dest,
+				   stage);
+	} else if (rename_new(aside, dest)) {
+		return snap_syserr(errno, "renaming %s back to %s", aside,
+				   dest);
+	}
+	say(o, "put %s back as it was", dest);
+	return 0;
 }
 
 static void sum_into(struct restore_result *s, const struct restore_result *r)
@@ -275,7 +378,7 @@ static void after_failure(const struct helper_opts *o, int rc,
 struct pgroup {
 	const char *name;
 	unsigned n;
-	char stage[PATH_MAX], dest[PATH_MAX];
+	char stage[PATH_MAX], dest[PATH_MAX], aside[PATH_MAX];
 };
 
 static unsigned map_group(const struct helper_opts *o, const char *name)
@@ -308,6 +411,33 @@ static int write_group_id(const char *stage, unsigned n)
 		rc = snap_syserr(errno, "%s: chown", path);
 	close(fd);
 	return rc;
+}
+
+/* After the swap of group failed with rc: puts back the groups before it,
+ * last first, so that the posting directories are all as they were and
+ * every stage is there to resume from.  Returns rc with its message, plus
+ * what could not be put back. */
+static int unswap(const struct helper_opts *o, const struct pgroup *pg,
+		  size_t failed, int rc)
+{
+	char msg[1024];
+	size_t len;
+
+	rc = snap_preerr(rc, "group %s", pg[failed].name);
+	len = (size_t)snprintf(msg, sizeof(msg), "%s", snap_errmsg());
+	for (size_t k = failed; k-- > 0;) {
+		if (swap_out(o, pg[k].stage, pg[k].dest, pg[k].aside) == 0)
+			continue;
+		if (len < sizeof(msg))
+			len += (size_t)snprintf(msg + len, sizeof(msg) - len,
+						"; %s not put back (%s)%s%s",
+						pg[k].dest, snap_errmsg(),
+						pg[k].aside[0] ? ": the old one is "
+							       : "",
+						pg[k].aside);
+	}
+	fsync_dir(o->postings);
+	return snap_seterr(rc, "%s", msg);
 }
 
 int restore_postings(struct repo *r, const char *series, uint32_t num,
@@ -395,14 +525,19 @@ int restore_postings(struct repo *r, const char *series, uint32_t num,
 			goto out;
 		}
 	}
-	/* Every group is complete: only now touch the live directories. */
-	for (i = 0; i < n && rc == 0; i++) {
-		char aside[PATH_MAX];
-
-		rc = swap_in(o, pg[i].stage, pg[i].dest, dir, aside);
-		if (rc == 0 && aside[0] && !res->aside[0])
-			snprintf(res->aside, sizeof(res->aside), "%s", aside);
+	/* Every group is complete: only now touch the live directories, all
+	 * of them or none. */
+	for (i = 0; i < n && rc == 0; i++)
+		rc = swap_in(o, pg[i].stage, pg[i].dest, pg[i].aside);
+	if (rc) {
+		rc = unswap(o, pg, i - 1, rc);
+		for (size_t k = 0; k < n; k++)
+			after_failure(o, rc, pg[k].stage);
+		goto out;
 	}
+	for (i = 0; i < n && !res->aside[0]; i++)
+		snprintf(res->aside, sizeof(res->aside), "%s", pg[i].aside);
+	rc = fsync_dir(dir);
 	res->sum.elapsed = mono_sec() - t0;
 out:
 	free(pg);
@@ -829,11 +964,13 @@ int restore_zookeeper(struct repo *r, const char *series, uint32_t num,
 	if (f.dcos) {
 		/* The stage is the group root; its zookeeper/ goes in. */
 		rc = pathf(inner, "%s/zookeeper", stage);
-		rc = rc ? rc : swap_in(o, inner, live, parent, res->aside);
+		rc = rc ? rc : swap_in(o, inner, live, res->aside);
+		rc = rc ? rc : fsync_dir(parent);
 		if (rc == 0)
 			rc = rm_tree(stage);
 	} else {
-		rc = swap_in(o, stage, live, parent, res->aside);
+		rc = swap_in(o, stage, live, res->aside);
+		rc = rc ? rc : fsync_dir(parent);
 	}
 	if (rc == 0)
 		say(o, "%s restored from %s/%u", live, series, num);

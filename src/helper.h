@@ -26,6 +26,15 @@
  * a failure so that the same command resumes (files that verify are kept);
  * after ENOSPC it is removed to give the space back.  Siblings left by
  * attempts at other backups are removed first.
+ *
+ * The swap: an existing destination trades places with the restored copy
+ * in one renameat2(RENAME_EXCHANGE), so it never goes missing, even for a
+ * moment; where the filesystem cannot exchange (EINVAL), two renames do it
+ * and the destination is missing between them.  Nothing is ever renamed
+ * over an existing name (RENAME_NOREPLACE).  Posting directories are
+ * swapped all or none: when one group's swap fails, the groups already
+ * swapped are put back as they were (their restored copies back in their
+ * siblings, to resume from), and the error says which could not be.
  */
 #ifndef SNAPFS_HELPER_H
 #define SNAPFS_HELPER_H

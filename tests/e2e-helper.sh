@@ -58,6 +58,41 @@ aside=$(ls -d "$T/post"/p1.bak-*)
 rm "$T/post/p1/group_id"
 same_tree "$T/src/p1" "$T/post/p1"
 
+echo old >"$T/post/p1/old-only"
+echo old >"$T/post/p2/old-only"
+if [ "$(id -u)" = 0 ] && chattr +i "$T/post/p2" 2>/dev/null; then
+	say "--force replaces every group or none: p2 cannot move, p1 goes back"
+	on_exit "chattr -i '$T/post/p2' 2>/dev/null"
+	asides=$(ls -d "$T/post"/p*.bak-* | wc -l)
+	# Also where the filesystem cannot exchange (EINVAL): two renames.
+	for how in "" "-e renameat2=EINVAL"; do
+		# shellcheck disable=SC2086
+		expect_fail 11 "p2.*: Operation not permitted" \
+			"$SYSFILTER" $how -- "$SNAPCTL" restore dgraph --postings "$T/post" --force
+		grep -q "put .*/p1 back as it was" "$T/err" || fail "p1 not put back"
+		[ -f "$T/post/p1/old-only" ] && [ -f "$T/post/p2/old-only" ] ||
+			fail "a posting directory is not the old one"
+		[ "$(ls -d "$T/post"/p*.bak-* | wc -l)" = "$asides" ] ||
+			fail "moved aside after all: $(ls -A "$T/post")"
+		[ "$(ls -d "$T/post"/.p[12].snapfs-* | wc -l)" = 2 ] ||
+			fail "stages not kept for the next attempt: $(ls -A "$T/post")"
+	done
+	chattr -i "$T/post/p2"
+	# dest never missing: at every rename, p1 and p2 are there.
+	present="test -d '$T/post/p1' && test -d '$T/post/p2'"
+	"$SYSFILTER" -x "rename=$present" -x "renameat2=$present" -- \
+		"$SNAPCTL" restore dgraph --postings "$T/post" --force -q 2>"$T/err" ||
+		{ cat "$T/err" >&2; fail "a posting directory went missing during the swap"; }
+	[ ! -e "$T/post/p1/old-only" ] && [ ! -e "$T/post/p2/old-only" ] ||
+		fail "old content in the new posting directories"
+	[ "$(ls "$T/post"/p[12].bak-*/old-only | wc -l)" = 2 ] ||
+		fail "old directories not kept aside"
+	rm "$T/post/p1/group_id"
+	same_tree "$T/src/p1" "$T/post/p1"
+	same_tree "$T/src/p2" "$T/post/p2"
+	[ -z "$(ls -A "$T/post" | grep snapfs)" ] || fail "stages left: $(ls -A "$T/post")"
+fi
+
 say "--owner sets every entry's owner; --verify reads the result back"
 snapctl restore dgraph --target "$T/owned" --group g2 --owner 1234:5678 --verify -q
 [ "$(find "$T/owned/g2" ! -user 1234 -o ! -group 5678 | wc -l)" = 0 ] ||

@@ -70,6 +70,9 @@ static const struct {
 	{"openat2", SYS_openat2},   {"pwrite64", SYS_pwrite64},
 	{"renameat2", SYS_renameat2}, {"unlinkat", SYS_unlinkat},
 	{"fchmod", SYS_fchmod},     {"fsync", SYS_fsync},
+#ifdef SYS_rename
+	{"rename", SYS_rename},
+#endif
 };
 
 static const struct {
