@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -684,63 +686,141 @@ static int pid_file_alive(const char *path)
 			   pid, path);
 }
 
-/* 1 when the symlink at link (a /proc entry) points at or below dir. */
+/* 1 when the symlink at link (a /proc entry) points at or below dir, 0
+ * when not or when it is gone (the process exited, the file was closed),
+ * -1 with errno set when it cannot be read (another user's process). */
 static int link_below(const char *link, const char *dir, size_t len,
 		      char target[PATH_MAX])
 {
 	ssize_t n = readlink(link, target, PATH_MAX - 1);
 
-	if (n <= 0)
-		return 0;
+	if (n < 0)
+		return errno == ENOENT || errno == ESRCH ? 0 : -1;
 	target[n] = 0;
 	return !strncmp(target, dir, len) && (target[len] == '/' || !target[len]);
 }
 
-/* Any process with its working directory or an open file below dir. */
-static int proc_uses(const char *dir)
+/* What the processes a check could not see are, for the message. */
+struct unseen {
+	size_t n;
+	long pid;
+	int err;
+};
+
+/* Whether process pid works in or has a file open below real: SNAP_EEXIST
+ * when it does; what could not be read is counted in u. */
+static int pid_uses(long pid, const char *real, size_t len, struct unseen *u)
 {
-	char real[PATH_MAX], link[PATH_MAX + 32], target[PATH_MAX];
-	struct dirent *p, *fe;
-	DIR *procd, *fdd;
+	char link[PATH_MAX + 32], target[PATH_MAX];
+	struct dirent *fe;
+	DIR *fdd;
+	int below, rc = 0;
+
+	snprintf(link, sizeof(link), "/proc/%ld/cwd", pid);
+	below = link_below(link, real, len, target);
+	if (below > 0)
+		return snap_seterr(SNAP_EEXIST,
+				   "process %ld works in %s: stop ZooKeeper "
+				   "first",
+				   pid, target);
+	snprintf(link, sizeof(link), "/proc/%ld/fd", pid);
+	fdd = below == 0 ? opendir(link) : NULL;
+	if (!fdd && (below < 0 || errno != ENOENT)) {
+		if (!u->n++) {
+			u->pid = pid;
+			u->err = errno;
+		}
+		return 0;
+	}
+	for (fe = fdd ? readdir(fdd) : NULL; fe && rc == 0; fe = readdir(fdd)) {
+		if (fe->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "/proc/%ld/fd/%s", pid,
+			 fe->d_name);
+		below = link_below(link, real, len, target);
+		if (below > 0)
+			rc = snap_seterr(SNAP_EEXIST,
+					 "process %ld has %s open: stop "
+					 "ZooKeeper first",
+					 pid, target);
+		else if (below < 0 && !u->n++) {
+			u->pid = pid;
+			u->err = errno;
+		}
+	}
+	if (fdd)
+		closedir(fdd);
+	return rc;
+}
+
+/*
+ * Any process with its working directory or an open file below dir.  Not
+ * seeing a process is no proof that it does not use dir, so the check
+ * fails closed (SNAP_EACCES): when /proc is not procfs, when it hides
+ * processes (hidepid: pid 1, in every pid namespace, is missing), and for
+ * processes whose entries cannot be read (other users', as non-root).
+ * force takes the risk for the processes not seen, with a warning; a
+ * process seen using dir is refused all the same.
+ */
+static int proc_uses(const struct helper_opts *o, const char *dir)
+{
+	char real[PATH_MAX];
+	struct unseen u = {0};
+	const char *why = NULL;
+	struct statfs sf;
+	struct dirent *p;
+	DIR *procd = NULL;
 	size_t len;
 	int rc = 0;
 
-	if (!realpath(dir, real))
-		return 0; /* no data directory yet: nobody uses it */
+	if (!realpath(dir, real)) {
+		if (errno == ENOENT)
+			return 0; /* no data directory yet: nobody uses it */
+		return snap_syserr(errno, "%s", dir);
+	}
 	len = strlen(real);
-	procd = opendir("/proc");
-	if (!procd)
-		return 0;
-	while (rc == 0 && (p = readdir(procd))) {
+	/* What can be seen is checked even when not everything can: a
+	 * process seen using dir is the better message. */
+	if (statfs("/proc", &sf) || sf.f_type != PROC_SUPER_MAGIC) {
+		why = "/proc is not mounted";
+	} else {
+		if (access("/proc/1", F_OK))
+			why = "/proc hides other users' processes (hidepid)";
+		procd = opendir("/proc");
+		if (!procd)
+			why = "/proc cannot be read";
+	}
+	while (procd && rc == 0 && (p = readdir(procd))) {
 		long pid = strtol(p->d_name, NULL, 10);
 
-		if (pid <= 0 || pid == getpid())
-			continue;
-		snprintf(link, sizeof(link), "/proc/%ld/cwd", pid);
-		if (link_below(link, real, len, target)) {
-			rc = snap_seterr(SNAP_EEXIST,
-					 "process %ld works in %s: stop "
-					 "ZooKeeper first",
-					 pid, target);
-			break;
-		}
-		snprintf(link, sizeof(link), "/proc/%ld/fd", pid);
-		fdd = opendir(link);
-		for (fe = fdd ? readdir(fdd) : NULL; fe && rc == 0;
-		     fe = readdir(fdd)) {
-			snprintf(link, sizeof(link), "/proc/%ld/fd/%s", pid,
-				 fe->d_name);
-			if (link_below(link, real, len, target))
-				rc = snap_seterr(SNAP_EEXIST,
-						 "process %ld has %s open: stop "
-						 "ZooKeeper first",
-						 pid, target);
-		}
-		if (fdd)
-			closedir(fdd);
+		if (pid > 0 && pid != getpid())
+			rc = pid_uses(pid, real, len, &u);
 	}
-	closedir(procd);
-	return rc;
+	if (procd)
+		closedir(procd);
+	if (rc)
+		return rc;
+	if (why && !o->force)
+		return snap_seterr(SNAP_EACCES,
+				   "cannot tell whether a process uses %s: %s "
+				   "(stop ZooKeeper, then --force skips this "
+				   "check)",
+				   dir, why);
+	if (u.n && !o->force)
+		return snap_seterr(SNAP_EACCES,
+				   "cannot tell whether a process uses %s: %zu "
+				   "process(es) cannot be inspected (pid %ld: "
+				   "%s): run as root with CAP_SYS_PTRACE, or "
+				   "stop ZooKeeper and add --force",
+				   dir, u.n, u.pid, strerror(u.err));
+	if (why)
+		say(o, "warning: %s: --force assumes no process uses %s", why,
+		    dir);
+	else if (u.n)
+		say(o, "warning: %zu process(es) cannot be inspected: --force "
+		       "assumes none uses %s",
+		    u.n, dir);
+	return 0;
 }
 
 /* A server accepting connections at HOST:PORT means ZooKeeper runs;
@@ -810,10 +890,11 @@ static int zk_running(const struct helper_opts *o, const char *datadir)
 	SNAP_TRY(pid_file_alive(path));
 	SNAP_TRY(pathf(path, "%s/zk.pid", datadir));
 	SNAP_TRY(pid_file_alive(path));
-	SNAP_TRY(proc_uses(datadir));
+	/* The server answering is the clearer message when the processes
+	 * cannot all be seen. */
 	if (o->zk_address)
 		SNAP_TRY(zk_probe(o->zk_address));
-	return 0;
+	return proc_uses(o, datadir);
 }
 
 static int copy_file(const char *from, const char *to)

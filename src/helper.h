@@ -15,9 +15,12 @@
  * data directory: a live pid in pid_file, DATADIR/zookeeper_server.pid
  * (zkServer.sh) or DATADIR/zk.pid (Exhibitor); any process with a file or
  * its working directory below DATADIR; or a server answering at
- * zk_address.  The current DATADIR is moved aside as
- * DATADIR.bak-<timestamp>; myid is the node's: the current one is kept,
- * and the backup's is dropped unless restore_myid.
+ * zk_address.  Processes that cannot be inspected (other users', when not
+ * run as root; all of them when /proc is not mounted or hides them) might
+ * be that server: SNAP_EACCES, unless force, which then assumes (with a
+ * warning) that none of them uses DATADIR.  The current DATADIR is moved
+ * aside as DATADIR.bak-<timestamp>; myid is the node's: the current one
+ * is kept, and the backup's is dropped unless restore_myid.
  *
  * Both restore into a sibling of the destination on the same filesystem,
  * ".<name>.snapfs-<series>-<num>", and rename only after every group is
@@ -55,7 +58,7 @@ struct helper_opts {
 	const char *postings;
 	const struct group_map *maps;
 	size_t nmaps;
-	int force;
+	int force; /* postings: move p<N> aside; zookeeper: see above */
 	/* zookeeper */
 	const char *zookeeper;
 	const char *pid_file, *zk_address;
