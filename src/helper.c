@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,28 +199,131 @@ static int aside_name(const char *path, char out[PATH_MAX])
 	return 0;
 }
 
-/* Moves dest (if any) aside and stage into its place. */
-static int swap_in(const struct helper_opts *o, const char *stage,
-		   const char *dest, const char *parent, char aside[PATH_MAX])
+/* rename(2) that never replaces: EEXIST when to exists.  Where the
+ * filesystem has no RENAME_NOREPLACE (EINVAL), a check before the rename
+ * stands in for it, racy but no worse than rename alone. */
+static int rename_new(const char *from, const char *to)
 {
 	struct stat st;
 
-	aside[0] = 0;
-	if (lstat(dest, &st) == 0) {
-		SNAP_TRY(aside_name(dest, aside));
-		if (rename(dest, aside))
-			return snap_syserr(errno, "moving %s aside", dest);
-		say(o, "moved %s aside to %s", dest, aside);
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (lstat(to, &st) == 0) {
+		errno = EEXIST;
+		return -1;
 	}
-	if (rename(stage, dest)) {
-		int rc = snap_syserr(errno, "renaming %s to %s", stage, dest);
+	return rename(from, to);
+}
 
+/* Trades the names a and b in one step.  -1 with errno EINVAL (or
+ * ENOSYS) where the filesystem cannot (some FUSE and network ones). */
+static int exchange(const char *a, const char *b)
+{
+	return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}
+
+static int no_exchange(int err)
+{
+	return err == EINVAL || err == ENOSYS;
+}
+
+/*
+ * Moves stage into dest's place and dest (if any) aside, without dest ever
+ * missing: the restored directory takes the aside name, then trades places
+ * with dest.  Interrupted in between, dest is as it was and the restored
+ * copy sits under the aside name; never the old directory under the
+ * stage's name, where the next attempt would resume into it.  Where the
+ * filesystem cannot exchange, dest is missing between two renames, as
+ * rename(2) alone allows.  On failure nothing has moved (aside is "").
+ */
+static int swap_in(const struct helper_opts *o, const char *stage,
+		   const char *dest, char aside[PATH_MAX])
+{
+	struct stat st;
+	int rc, err;
+
+	aside[0] = 0;
+	if (lstat(dest, &st)) {
+		if (errno != ENOENT)
+			return snap_syserr(errno, "%s", dest);
+		if (rename_new(stage, dest))
+			return snap_syserr(errno, "renaming %s to %s", stage,
+					   dest);
+		return 0;
+	}
+	SNAP_TRY(aside_name(dest, aside));
+	if (rename_new(stage, aside)) {
+		rc = snap_syserr(errno, "renaming %s to %s", stage, aside);
+		aside[0] = 0;
+		return rc;
+	}
+	if (exchange(aside, dest) == 0) {
+		say(o, "moved %s aside to %s", dest, aside);
+		return 0;
+	}
+	err = errno;
+	if (rename_new(aside, stage)) {
+		rc = snap_syserr(errno,
+				 "replacing %s with %s: %s; then moving it "
+				 "from %s back",
+				 dest, stage, strerror(err), aside);
+		aside[0] = 0;
+		return rc;
+	}
+	if (!no_exchange(err)) {
+		rc = snap_syserr(err, "replacing %s with %s", dest, stage);
+		aside[0] = 0;
+		return rc;
+	}
+	if (rename_new(dest, aside)) {
+		rc = snap_syserr(errno, "moving %s aside", dest);
+		aside[0] = 0;
+		return rc;
+	}
+	if (rename_new(stage, dest)) {
+		rc = snap_syserr(errno, "renaming %s to %s", stage, dest);
 		/* Put the old one back: nothing changed after all. */
-		if (aside[0] && rename(aside, dest) == 0)
+		if (rename_new(aside, dest) == 0)
 			aside[0] = 0;
 		return rc;
 	}
-	return fsync_dir(parent);
+	say(o, "moved %s aside to %s", dest, aside);
+	return 0;
+}
+
+/* Undoes a swap_in: the old directory (if there was one) back at dest,
+ * the restored one back at stage for the next attempt. */
+static int swap_out(const struct helper_opts *o, const char *stage,
+		    const char *dest, const char *aside)
+{
+	if (!aside[0]) {
+		if (rename_new(dest, stage))
+			return snap_syserr(errno, "renaming %s back to %s", dest,
+					   stage);
+	} else if (exchange(aside, dest) == 0) {
+		/* dest is as it was: a restored copy left under the aside
+		 * name only costs the next attempt a fresh start. */
+		if (rename_new(aside, stage))
+			say(o, "put %s back as it was; the restored copy stays "
+			       "as %s (renaming it to %s: %s)",
+			    dest, aside, stage, strerror(errno));
+		else
+			say(o, "put %s back as it was", dest);
+		return 0;
+	} else if (!no_exchange(errno)) {
+		return snap_syserr(errno, "putting %s back from %s", dest,
+				   aside);
+	} else if (rename_new(dest, stage)) {
+		return snap_syserr(errno, "renaming %s back to %s", dest,
+				   stage);
+	} else if (rename_new(aside, dest)) {
+		return snap_syserr(errno, "renaming %s back to %s", aside,
+				   dest);
+	}
+	say(o, "put %s back as it was", dest);
+	return 0;
 }
 
 static void sum_into(struct restore_result *s, const struct restore_result *r)
@@ -275,7 +380,7 @@ static void after_failure(const struct helper_opts *o, int rc,
 struct pgroup {
 	const char *name;
 	unsigned n;
-	char stage[PATH_MAX], dest[PATH_MAX];
+	char stage[PATH_MAX], dest[PATH_MAX], aside[PATH_MAX];
 };
 
 static unsigned map_group(const struct helper_opts *o, const char *name)
@@ -308,6 +413,33 @@ static int write_group_id(const char *stage, unsigned n)
 		rc = snap_syserr(errno, "%s: chown", path);
 	close(fd);
 	return rc;
+}
+
+/* After the swap of group failed with rc: puts back the groups before it,
+ * last first, so that the posting directories are all as they were and
+ * every stage is there to resume from.  Returns rc with its message, plus
+ * what could not be put back. */
+static int unswap(const struct helper_opts *o, const struct pgroup *pg,
+		  size_t failed, int rc)
+{
+	char msg[1024];
+	size_t len;
+
+	rc = snap_preerr(rc, "group %s", pg[failed].name);
+	len = (size_t)snprintf(msg, sizeof(msg), "%s", snap_errmsg());
+	for (size_t k = failed; k-- > 0;) {
+		if (swap_out(o, pg[k].stage, pg[k].dest, pg[k].aside) == 0)
+			continue;
+		if (len < sizeof(msg))
+			len += (size_t)snprintf(msg + len, sizeof(msg) - len,
+						"; %s not put back (%s)%s%s",
+						pg[k].dest, snap_errmsg(),
+						pg[k].aside[0] ? ": the old one is "
+							       : "",
+						pg[k].aside);
+	}
+	fsync_dir(o->postings);
+	return snap_seterr(rc, "%s", msg);
 }
 
 int restore_postings(struct repo *r, const char *series, uint32_t num,
@@ -395,14 +527,19 @@ int restore_postings(struct repo *r, const char *series, uint32_t num,
 			goto out;
 		}
 	}
-	/* Every group is complete: only now touch the live directories. */
-	for (i = 0; i < n && rc == 0; i++) {
-		char aside[PATH_MAX];
-
-		rc = swap_in(o, pg[i].stage, pg[i].dest, dir, aside);
-		if (rc == 0 && aside[0] && !res->aside[0])
-			snprintf(res->aside, sizeof(res->aside), "%s", aside);
+	/* Every group is complete: only now touch the live directories, all
+	 * of them or none. */
+	for (i = 0; i < n && rc == 0; i++)
+		rc = swap_in(o, pg[i].stage, pg[i].dest, pg[i].aside);
+	if (rc) {
+		rc = unswap(o, pg, i - 1, rc);
+		for (size_t k = 0; k < n; k++)
+			after_failure(o, rc, pg[k].stage);
+		goto out;
 	}
+	for (i = 0; i < n && !res->aside[0]; i++)
+		snprintf(res->aside, sizeof(res->aside), "%s", pg[i].aside);
+	rc = fsync_dir(dir);
 	res->sum.elapsed = mono_sec() - t0;
 out:
 	free(pg);
@@ -549,63 +686,141 @@ static int pid_file_alive(const char *path)
 			   pid, path);
 }
 
-/* 1 when the symlink at link (a /proc entry) points at or below dir. */
+/* 1 when the symlink at link (a /proc entry) points at or below dir, 0
+ * when not or when it is gone (the process exited, the file was closed),
+ * -1 with errno set when it cannot be read (another user's process). */
 static int link_below(const char *link, const char *dir, size_t len,
 		      char target[PATH_MAX])
 {
 	ssize_t n = readlink(link, target, PATH_MAX - 1);
 
-	if (n <= 0)
-		return 0;
+	if (n < 0)
+		return errno == ENOENT || errno == ESRCH ? 0 : -1;
 	target[n] = 0;
 	return !strncmp(target, dir, len) && (target[len] == '/' || !target[len]);
 }
 
-/* Any process with its working directory or an open file below dir. */
-static int proc_uses(const char *dir)
+/* What the processes a check could not see are, for the message. */
+struct unseen {
+	size_t n;
+	long pid;
+	int err;
+};
+
+/* Whether process pid works in or has a file open below real: SNAP_EEXIST
+ * when it does; what could not be read is counted in u. */
+static int pid_uses(long pid, const char *real, size_t len, struct unseen *u)
 {
-	char real[PATH_MAX], link[PATH_MAX + 32], target[PATH_MAX];
-	struct dirent *p, *fe;
-	DIR *procd, *fdd;
+	char link[PATH_MAX + 32], target[PATH_MAX];
+	struct dirent *fe;
+	DIR *fdd;
+	int below, rc = 0;
+
+	snprintf(link, sizeof(link), "/proc/%ld/cwd", pid);
+	below = link_below(link, real, len, target);
+	if (below > 0)
+		return snap_seterr(SNAP_EEXIST,
+				   "process %ld works in %s: stop ZooKeeper "
+				   "first",
+				   pid, target);
+	snprintf(link, sizeof(link), "/proc/%ld/fd", pid);
+	fdd = below == 0 ? opendir(link) : NULL;
+	if (!fdd && (below < 0 || errno != ENOENT)) {
+		if (!u->n++) {
+			u->pid = pid;
+			u->err = errno;
+		}
+		return 0;
+	}
+	for (fe = fdd ? readdir(fdd) : NULL; fe && rc == 0; fe = readdir(fdd)) {
+		if (fe->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "/proc/%ld/fd/%s", pid,
+			 fe->d_name);
+		below = link_below(link, real, len, target);
+		if (below > 0)
+			rc = snap_seterr(SNAP_EEXIST,
+					 "process %ld has %s open: stop "
+					 "ZooKeeper first",
+					 pid, target);
+		else if (below < 0 && !u->n++) {
+			u->pid = pid;
+			u->err = errno;
+		}
+	}
+	if (fdd)
+		closedir(fdd);
+	return rc;
+}
+
+/*
+ * Any process with its working directory or an open file below dir.  Not
+ * seeing a process is no proof that it does not use dir, so the check
+ * fails closed (SNAP_EACCES): when /proc is not procfs, when it hides
+ * processes (hidepid: pid 1, in every pid namespace, is missing), and for
+ * processes whose entries cannot be read (other users', as non-root).
+ * force takes the risk for the processes not seen, with a warning; a
+ * process seen using dir is refused all the same.
+ */
+static int proc_uses(const struct helper_opts *o, const char *dir)
+{
+	char real[PATH_MAX];
+	struct unseen u = {0};
+	const char *why = NULL;
+	struct statfs sf;
+	struct dirent *p;
+	DIR *procd = NULL;
 	size_t len;
 	int rc = 0;
 
-	if (!realpath(dir, real))
-		return 0; /* no data directory yet: nobody uses it */
+	if (!realpath(dir, real)) {
+		if (errno == ENOENT)
+			return 0; /* no data directory yet: nobody uses it */
+		return snap_syserr(errno, "%s", dir);
+	}
 	len = strlen(real);
-	procd = opendir("/proc");
-	if (!procd)
-		return 0;
-	while (rc == 0 && (p = readdir(procd))) {
+	/* What can be seen is checked even when not everything can: a
+	 * process seen using dir is the better message. */
+	if (statfs("/proc", &sf) || sf.f_type != PROC_SUPER_MAGIC) {
+		why = "/proc is not mounted";
+	} else {
+		if (access("/proc/1", F_OK))
+			why = "/proc hides other users' processes (hidepid)";
+		procd = opendir("/proc");
+		if (!procd)
+			why = "/proc cannot be read";
+	}
+	while (procd && rc == 0 && (p = readdir(procd))) {
 		long pid = strtol(p->d_name, NULL, 10);
 
-		if (pid <= 0 || pid == getpid())
-			continue;
-		snprintf(link, sizeof(link), "/proc/%ld/cwd", pid);
-		if (link_below(link, real, len, target)) {
-			rc = snap_seterr(SNAP_EEXIST,
-					 "process %ld works in %s: stop "
-					 "ZooKeeper first",
-					 pid, target);
-			break;
-		}
-		snprintf(link, sizeof(link), "/proc/%ld/fd", pid);
-		fdd = opendir(link);
-		for (fe = fdd ? readdir(fdd) : NULL; fe && rc == 0;
-		     fe = readdir(fdd)) {
-			snprintf(link, sizeof(link), "/proc/%ld/fd/%s", pid,
-				 fe->d_name);
-			if (link_below(link, real, len, target))
-				rc = snap_seterr(SNAP_EEXIST,
-						 "process %ld has %s open: stop "
-						 "ZooKeeper first",
-						 pid, target);
-		}
-		if (fdd)
-			closedir(fdd);
+		if (pid > 0 && pid != getpid())
+			rc = pid_uses(pid, real, len, &u);
 	}
-	closedir(procd);
-	return rc;
+	if (procd)
+		closedir(procd);
+	if (rc)
+		return rc;
+	if (why && !o->force)
+		return snap_seterr(SNAP_EACCES,
+				   "cannot tell whether a process uses %s: %s "
+				   "(stop ZooKeeper, then --force skips this "
+				   "check)",
+				   dir, why);
+	if (u.n && !o->force)
+		return snap_seterr(SNAP_EACCES,
+				   "cannot tell whether a process uses %s: %zu "
+				   "process(es) cannot be inspected (pid %ld: "
+				   "%s): run as root with CAP_SYS_PTRACE, or "
+				   "stop ZooKeeper and add --force",
+				   dir, u.n, u.pid, strerror(u.err));
+	if (why)
+		say(o, "warning: %s: --force assumes no process uses %s", why,
+		    dir);
+	else if (u.n)
+		say(o, "warning: %zu process(es) cannot be inspected: --force "
+		       "assumes none uses %s",
+		    u.n, dir);
+	return 0;
 }
 
 /* A server accepting connections at HOST:PORT means ZooKeeper runs;
@@ -675,10 +890,11 @@ static int zk_running(const struct helper_opts *o, const char *datadir)
 	SNAP_TRY(pid_file_alive(path));
 	SNAP_TRY(pathf(path, "%s/zk.pid", datadir));
 	SNAP_TRY(pid_file_alive(path));
-	SNAP_TRY(proc_uses(datadir));
+	/* The server answering is the clearer message when the processes
+	 * cannot all be seen. */
 	if (o->zk_address)
 		SNAP_TRY(zk_probe(o->zk_address));
-	return 0;
+	return proc_uses(o, datadir);
 }
 
 static int copy_file(const char *from, const char *to)
@@ -829,11 +1045,13 @@ int restore_zookeeper(struct repo *r, const char *series, uint32_t num,
 	if (f.dcos) {
 		/* The stage is the group root; its zookeeper/ goes in. */
 		rc = pathf(inner, "%s/zookeeper", stage);
-		rc = rc ? rc : swap_in(o, inner, live, parent, res->aside);
+		rc = rc ? rc : swap_in(o, inner, live, res->aside);
+		rc = rc ? rc : fsync_dir(parent);
 		if (rc == 0)
 			rc = rm_tree(stage);
 	} else {
-		rc = swap_in(o, stage, live, parent, res->aside);
+		rc = swap_in(o, stage, live, res->aside);
+		rc = rc ? rc : fsync_dir(parent);
 	}
 	if (rc == 0)
 		say(o, "%s restored from %s/%u", live, series, num);

@@ -15,9 +15,12 @@
  * data directory: a live pid in pid_file, DATADIR/zookeeper_server.pid
  * (zkServer.sh) or DATADIR/zk.pid (Exhibitor); any process with a file or
  * its working directory below DATADIR; or a server answering at
- * zk_address.  The current DATADIR is moved aside as
- * DATADIR.bak-<timestamp>; myid is the node's: the current one is kept,
- * and the backup's is dropped unless restore_myid.
+ * zk_address.  Processes that cannot be inspected (other users', when not
+ * run as root; all of them when /proc is not mounted or hides them) might
+ * be that server: SNAP_EACCES, unless force, which then assumes (with a
+ * warning) that none of them uses DATADIR.  The current DATADIR is moved
+ * aside as DATADIR.bak-<timestamp>; myid is the node's: the current one
+ * is kept, and the backup's is dropped unless restore_myid.
  *
  * Both restore into a sibling of the destination on the same filesystem,
  * ".<name>.snapfs-<series>-<num>", and rename only after every group is
@@ -26,6 +29,15 @@
  * a failure so that the same command resumes (files that verify are kept);
  * after ENOSPC it is removed to give the space back.  Siblings left by
  * attempts at other backups are removed first.
+ *
+ * The swap: an existing destination trades places with the restored copy
+ * in one renameat2(RENAME_EXCHANGE), so it never goes missing, even for a
+ * moment; where the filesystem cannot exchange (EINVAL), two renames do it
+ * and the destination is missing between them.  Nothing is ever renamed
+ * over an existing name (RENAME_NOREPLACE).  Posting directories are
+ * swapped all or none: when one group's swap fails, the groups already
+ * swapped are put back as they were (their restored copies back in their
+ * siblings, to resume from), and the error says which could not be.
  */
 #ifndef SNAPFS_HELPER_H
 #define SNAPFS_HELPER_H
@@ -46,7 +58,7 @@ struct helper_opts {
 	const char *postings;
 	const struct group_map *maps;
 	size_t nmaps;
-	int force;
+	int force; /* postings: move p<N> aside; zookeeper: see above */
 	/* zookeeper */
 	const char *zookeeper;
 	const char *pid_file, *zk_address;

@@ -100,11 +100,17 @@ int open_beneath(int root, const char *rel, int flags)
 
 	fd = (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how,
 			  sizeof(how));
-	if (fd >= 0 || errno != ENOSYS)
+	/* openat2 unavailable: ENOSYS before Linux 5.6, under valgrind and
+	 * from seccomp profiles that say so; EPERM from container profiles
+	 * that deny what they do not list (Docker before 20.10, podman,
+	 * systemd's SystemCallFilter=).  An EPERM of the open itself (an
+	 * immutable file) comes back from the walk below as well.  EXDEV and
+	 * ELOOP mean a hostile path and are final; E2BIG cannot mean an old
+	 * kernel, as how is the first open_how, which every openat2 takes. */
+	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
 		return fd;
-	/* No openat2 (kernel < 5.6, valgrind): walk one component at a
-	 * time, refusing symlinks and "..", which is what RESOLVE_BENEATH |
-	 * RESOLVE_NO_SYMLINKS guarantee. */
+	/* Walk one component at a time, refusing symlinks and "..", which
+	 * is what RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS guarantee. */
 	copy = strdup(rel);
 	if (!copy)
 		return -1;
@@ -224,19 +230,50 @@ static int apply_meta(struct reng *e, int fd, const struct meta *m)
 	return 0;
 }
 
-/* Removes a file the restore could not finish. */
-static void remove_partial(struct reng *e, const char *rel)
+/* An open beneath the target that met a symlink or a non-directory where
+ * the restore made a directory: the target changed under the restore,
+ * and following it could leave the target. */
+static int beneath_err(int err, const char *rel)
+{
+	if (err == ELOOP || err == ENOTDIR || err == EXDEV)
+		return snap_seterr(SNAP_EUNSAFE,
+				   "%s: refusing to restore through a symlink "
+				   "or non-directory",
+				   rel);
+	return snap_syserr(err, "%s", rel);
+}
+
+/* Opens the directory that holds rel, beneath the target, and points
+ * *base at rel's last component.  Returns an fd or -1 with errno set. */
+static int open_parent(const struct reng *e, const char *rel,
+		       const char **base)
 {
 	const char *slash = strrchr(rel, '/');
 	char *dir = strndup(rel, slash ? (size_t)(slash - rel) : 0);
-	int dfd = dir ? open_beneath(e->rootfd, dir, O_RDONLY | O_DIRECTORY)
-		      : -1;
+	int fd, err;
+
+	*base = slash ? slash + 1 : rel;
+	if (!dir) {
+		errno = ENOMEM;
+		return -1;
+	}
+	fd = open_beneath(e->rootfd, dir, O_RDONLY | O_DIRECTORY);
+	err = errno;
+	free(dir);
+	errno = err;
+	return fd;
+}
+
+/* Removes a file the restore could not finish. */
+static void remove_partial(struct reng *e, const char *rel)
+{
+	const char *base;
+	int dfd = open_parent(e, rel, &base);
 
 	if (dfd >= 0) {
-		unlinkat(dfd, slash ? slash + 1 : rel, 0);
+		unlinkat(dfd, base, 0);
 		close(dfd);
 	}
-	free(dir);
 }
 
 /* How many files may be open at once under the descriptor limit. */
@@ -687,6 +724,29 @@ fail:
 	return rc;
 }
 
+/* Links rel to first, the name its file was restored under.  first is
+ * resolved like every other path (beneath the target, no symlinks):
+ * linkat from the target root would follow a directory of first's that
+ * was swapped for a symlink, and link a file from outside into the
+ * restore. */
+static int restore_hardlink(struct reng *e, int dfd, const char *rel,
+			    const struct tent *t, const char *first)
+{
+	const char *base;
+	int pfd, rc = 0;
+
+	SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
+	pfd = open_parent(e, first, &base);
+	if (pfd < 0)
+		return snap_preerr(beneath_err(errno, first), "%s: link", rel);
+	if (linkat(pfd, base, dfd, t->name, 0))
+		rc = snap_syserr(errno, "%s: link to %s", rel, first);
+	else
+		e->res->links++;
+	close(pfd);
+	return rc;
+}
+
 static int restore_file(struct reng *e, int dfd, const char *rel,
 			const struct tent *t)
 {
@@ -695,13 +755,8 @@ static int restore_file(struct reng *e, int dfd, const char *rel,
 	struct rfile *f;
 	int fd, rc;
 
-	if (first) {
-		SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
-		if (linkat(e->rootfd, first, dfd, t->name, 0))
-			return snap_syserr(errno, "%s: link to %s", rel, first);
-		e->res->links++;
-		return 0;
-	}
+	if (first)
+		return restore_hardlink(e, dfd, rel, t, first);
 	fd = open_file(e, dfd, rel, t, &v);
 	if (fd < 0)
 		return fd;
@@ -761,28 +816,30 @@ static int restore_tree(struct reng *e, int dfd, const char *rel,
 			const struct tree *t);
 
 /* Creates directory name (recorded for its metadata at the end) and
- * returns an fd for it that cannot be a symlink. */
+ * returns an fd for it in *out that cannot be a symlink.  On failure *out
+ * is -1 and nothing is left open: callers close what they got either way,
+ * and a stale number would close a descriptor a worker owns. */
 static int make_dir(struct reng *e, int dfd, const char *name, const char *rel,
 		    uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime,
 		    const struct xattr *x, size_t nx, int *out)
 {
-	int fd;
+	int fd, rc;
 
+	*out = -1;
 	SNAP_TRY(make_entry(e, dfd, name, rel, 1));
 	if (mkdirat(dfd, name, 0700) && !(errno == EEXIST && e->overwrite))
 		return snap_syserr(errno, "%s: mkdir", rel);
 	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ELOOP || errno == ENOTDIR)
-			return snap_seterr(SNAP_EUNSAFE,
-					   "%s: refusing to restore through a "
-					   "symlink or non-directory",
-					   rel);
-		return snap_syserr(errno, "%s", rel);
+	if (fd < 0)
+		return beneath_err(errno, rel);
+	rc = add_dir_meta(e, rel, mode, uid, gid, mtime, x, nx);
+	if (rc) {
+		close(fd);
+		return rc;
 	}
 	e->res->dirs++;
 	*out = fd;
-	return add_dir_meta(e, rel, mode, uid, gid, mtime, x, nx);
+	return 0;
 }
 
 /* Restores one entry; a directory's tree comes from the walk's window
@@ -842,7 +899,7 @@ static int restore_group(struct reng *e, const struct mgroup *g)
 	char *path = NULL, *comp, *save = NULL, *rel = NULL;
 	const struct tent *ent = NULL;
 	const char *gname = g->name;
-	int gfd, dfd, rc;
+	int gfd, dfd, fd, rc;
 
 	linkmap_reset(&e->links);
 	if (e->o->flat) {
@@ -905,15 +962,13 @@ static int restore_group(struct reng *e, const struct mgroup *g)
 					 rel);
 			break;
 		}
-		int fd;
-
 		rc = make_dir(e, dfd, ent->name, rel, ent->mode, ent->uid,
 			      ent->gid, ent->mtime_ns, ent->xattrs,
 			      ent->nxattrs, &fd);
 		rc = rc ? rc : repo_read_tree(e->r, e->series, &ent->sub, &next);
 		if (dfd != gfd)
 			close(dfd);
-		dfd = fd;
+		dfd = fd; /* -1 when make_dir failed */
 		if (rc)
 			break;
 		tree_free(&t);
@@ -941,7 +996,7 @@ static int finish_dirs(struct reng *e)
 				      O_RDONLY | O_DIRECTORY);
 
 		if (fd < 0)
-			return snap_syserr(errno, "%s", e->dirs[i].rel);
+			return beneath_err(errno, e->dirs[i].rel);
 		rc = apply_meta(e, fd, &e->dirs[i]);
 		close(fd);
 	}

@@ -7,11 +7,13 @@
  * hardlinks and holes come back as they were backed up.
  *
  * Safety: every entry is created relative to its parent directory's file
- * descriptor with O_NOFOLLOW / O_EXCL, and directories are reopened with
- * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, so neither a hostile backup ("..",
- * "/", names with '/') nor a symlink planted in the target can make a
- * restore write outside TARGET (SNAP_EUNSAFE).  The target must be empty
- * (or missing) unless opts->overwrite or opts->skip_existing.
+ * descriptor with O_NOFOLLOW / O_EXCL, and directories are reopened (for
+ * their metadata, and as the source of a hard link) with RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS, so neither a hostile backup ("..", "/", names with
+ * '/') nor a symlink planted in the target, before or during the restore,
+ * can make a restore write, link or chmod outside TARGET (SNAP_EUNSAFE).
+ * The target must be empty (or missing) unless opts->overwrite or
+ * opts->skip_existing.
  *
  * Resuming: with skip_existing, a regular file already in the target is
  * read back and kept when every chunk hashes to the id the backup records
@@ -72,7 +74,11 @@ int restore_verify(struct repo *r, const char *series, uint32_t num,
 		   struct restore_result *res);
 
 /* Opens rel below root without following any symlink and without leaving
- * root; rel "" is root itself.  Returns an fd or -1 with errno set. */
+ * root; rel "" is root itself.  Returns an fd or -1 with errno set (ELOOP
+ * or ENOTDIR for a symlink on the way, EXDEV for "..").  Uses openat2
+ * RESOLVE_BENEATH, and where openat2 is missing or denied (ENOSYS, or
+ * EPERM as container seccomp profiles answer) an equivalent walk of
+ * O_NOFOLLOW opens, one component at a time. */
 int open_beneath(int root, const char *rel, int flags);
 
 #endif

@@ -1,9 +1,11 @@
 #!/bin/sh
 # The restore helper without servers: posting directories (groups g1, g2
 # restored as p1, p2, byte- and metadata-identical), refusals, --map and
-# --force; a dcos-zk tarball imported as a group and exported back member
-# by member; hostile and broken archives; a restore killed midway and run
-# again (--target --skip-existing and --postings); ENOSPC leaving nothing
+# --force (every group swapped in or none, the live name never missing); a
+# dcos-zk tarball imported as a group and exported back member by member;
+# the ZooKeeper process check refusing when it cannot see every process;
+# hostile and broken archives; a restore killed midway and run again
+# (--target --skip-existing and --postings); ENOSPC leaving nothing
 # half-renamed.  Runs on the store under test (file unless the remote
 # drivers say otherwise).
 . "$TESTLIB"
@@ -57,6 +59,41 @@ aside=$(ls -d "$T/post"/p1.bak-*)
 [ ! -e "$T/post/p1/local-only" ] || fail "old p1 content in the new one"
 rm "$T/post/p1/group_id"
 same_tree "$T/src/p1" "$T/post/p1"
+
+echo old >"$T/post/p1/old-only"
+echo old >"$T/post/p2/old-only"
+if [ "$(id -u)" = 0 ] && chattr +i "$T/post/p2" 2>/dev/null; then
+	say "--force replaces every group or none: p2 cannot move, p1 goes back"
+	on_exit "chattr -i '$T/post/p2' 2>/dev/null"
+	asides=$(ls -d "$T/post"/p*.bak-* | wc -l)
+	# Also where the filesystem cannot exchange (EINVAL): two renames.
+	for how in "" "-e renameat2=EINVAL"; do
+		# shellcheck disable=SC2086
+		expect_fail 11 "p2.*: Operation not permitted" \
+			"$SYSFILTER" $how -- "$SNAPCTL" restore dgraph --postings "$T/post" --force
+		grep -q "put .*/p1 back as it was" "$T/err" || fail "p1 not put back"
+		[ -f "$T/post/p1/old-only" ] && [ -f "$T/post/p2/old-only" ] ||
+			fail "a posting directory is not the old one"
+		[ "$(ls -d "$T/post"/p*.bak-* | wc -l)" = "$asides" ] ||
+			fail "moved aside after all: $(ls -A "$T/post")"
+		[ "$(ls -d "$T/post"/.p[12].snapfs-* | wc -l)" = 2 ] ||
+			fail "stages not kept for the next attempt: $(ls -A "$T/post")"
+	done
+	chattr -i "$T/post/p2"
+	# dest never missing: at every rename, p1 and p2 are there.
+	present="test -d '$T/post/p1' && test -d '$T/post/p2'"
+	"$SYSFILTER" -x "rename=$present" -x "renameat2=$present" -- \
+		"$SNAPCTL" restore dgraph --postings "$T/post" --force -q 2>"$T/err" ||
+		{ cat "$T/err" >&2; fail "a posting directory went missing during the swap"; }
+	[ ! -e "$T/post/p1/old-only" ] && [ ! -e "$T/post/p2/old-only" ] ||
+		fail "old content in the new posting directories"
+	[ "$(ls "$T/post"/p[12].bak-*/old-only | wc -l)" = 2 ] ||
+		fail "old directories not kept aside"
+	rm "$T/post/p1/group_id"
+	same_tree "$T/src/p1" "$T/post/p1"
+	same_tree "$T/src/p2" "$T/post/p2"
+	[ -z "$(ls -A "$T/post" | grep snapfs)" ] || fail "stages left: $(ls -A "$T/post")"
+fi
 
 say "--owner sets every entry's owner; --verify reads the result back"
 snapctl restore dgraph --target "$T/owned" --group g2 --owner 1234:5678 --verify -q
@@ -144,7 +181,7 @@ expect_fail 8 "ZooKeeper is running \(pid $sleeper from .*zk.pid\)" \
 	snapctl restore zkdcos --zookeeper "$live"
 kill $sleeper 2>/dev/null || true
 wait $sleeper 2>/dev/null || true
-snapctl restore zkdcos --zookeeper "$live" -q 2>"$T/err"
+snapctl restore zkdcos --zookeeper "$live" $(zk_force) -q 2>"$T/err"
 [ "$(cat "$live/zookeeper/snapshot/myid")" = 7 ] || fail "DC/OS myid not kept"
 [ ! -e "$live/zookeeper/snapshot/version-2/snapshot.ff" ] || fail "old snapshot survived"
 cmp "$live/zookeeper/snapshot/version-2/snapshot.100000000" \
@@ -152,6 +189,39 @@ cmp "$live/zookeeper/snapshot/version-2/snapshot.100000000" \
 [ "$(cat "$live/exhibitor.conf")" = "exhibitor state" ] || fail "DATADIR itself replaced"
 ls -d "$live"/zookeeper.bak-* >/dev/null || fail "old zookeeper/ not kept aside"
 [ -z "$(ls -A "$live" | grep snapfs)" ] || fail "stage left: $(ls -A "$live")"
+
+if [ "$(id -u)" = 0 ]; then
+	say "processes it cannot see might be ZooKeeper: refused unless --force"
+	# As nobody, other users' /proc entries are closed (pid 1's first).
+	nzk="$T/nobody/exhibitor"
+	mkdir -p "$nzk"
+	chmod 755 "$T"
+	chown -R nobody "$T/nobody"
+	as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+	expect_fail 11 "cannot tell whether a process uses .*exhibitor: [0-9]+ process\(es\) cannot be inspected \(pid 1: Permission denied\): run as root with CAP_SYS_PTRACE, or stop ZooKeeper and add --force" \
+		as_nobody "$SNAPCTL" restore zkdcos --zookeeper "$nzk"
+	[ -z "$(ls -A "$nzk")" ] || fail "refused restore left: $(ls -A "$nzk")"
+	# Its own processes it sees: one working in DATADIR is refused all
+	# the same.
+	(cd "$nzk" && exec setpriv --reuid=nobody --regid=nogroup --clear-groups sleep 30) &
+	sleeper=$!
+	expect_fail 8 "process $sleeper works in .*exhibitor: stop ZooKeeper first" \
+		as_nobody "$SNAPCTL" restore zkdcos --zookeeper "$nzk" --force
+	kill $sleeper 2>/dev/null || true
+	wait $sleeper 2>/dev/null || true
+	as_nobody "$SNAPCTL" restore zkdcos --zookeeper "$nzk" --force 2>"$T/err" >/dev/null
+	grep -q "warning: [0-9]* process(es) cannot be inspected: --force assumes none uses" "$T/err" ||
+		fail "no warning about the processes not inspected"
+	cmp "$nzk/zookeeper/snapshot/version-2/snapshot.100000000" \
+		"$z/snapshot/version-2/snapshot.100000000" || fail "--force restore as nobody"
+	# /proc that is not procfs shows no process at all.  (Not under ASan,
+	# which needs /proc/self/maps.)
+	if [ "${SNAPFS_SANITIZED:-0}" != 1 ] && unshare -m true 2>/dev/null; then
+		expect_fail 11 "cannot tell whether a process uses .*exhibitor: /proc is not mounted \(stop ZooKeeper, then --force skips this check\)" \
+			unshare -m sh -c 'mount -t tmpfs none /proc && exec "$@"' sh \
+			"$SNAPCTL" restore zkdcos --zookeeper "$nzk"
+	fi
+fi
 
 say "hostile and broken archives are refused and store nothing"
 python3 - "$T" <<'EOF'
@@ -177,21 +247,22 @@ mkdir -p "$T/big/g"
 for i in $(seq 1 24); do head -c $((8 << 20)) /dev/urandom >"$T/big/g/f$i"; done
 truncate -s 100M "$T/big/g/sparse"
 snapctl backup -q --label bigone "$T/big/g"
-kill_midway() { # kill_midway DIR ARGS...: snapctl ARGS, SIGKILL once DIR holds 40 MiB
-	dir=$1
-	shift
-	# The binary itself, not the wrapper function: $! must be snapctl.
-	"$SNAPCTL" "$@" >/dev/null 2>&1 &
-	pid=$!
-	for _ in $(seq 1 3000); do
-		used=$(du -sm "$dir" 2>/dev/null | cut -f1)
-		[ "${used:-0}" -ge 40 ] && break
-		sleep 0.01
-	done
-	kill -9 "$pid" 2>/dev/null || fail "restore finished before it could be killed"
-	wait "$pid" 2>/dev/null || true
+# kill_midway ARGS...: snapctl ARGS, SIGKILLed as it starts its 40th
+# write.  With --threads 1 chunks are written one at a time, so that is
+# about 40 MiB into 192, whatever the speed of the machine: sysfilter
+# kills it at the call itself instead of a poll racing the restore.
+kill_midway() {
+	set +e
+	"$SYSFILTER" -x 'pwrite64@40=kill -9 $SYSFILTER_PID' -- \
+		"$SNAPCTL" "$@" >/dev/null 2>"$T/kill.err"
+	st=$?
+	set -e
+	[ "$st" = 137 ] || {
+		cat "$T/kill.err" >&2
+		fail "restore not killed at its 40th write (exit $st)"
+	}
 }
-kill_midway "$T/res" restore bigone --target "$T/res" --threads 1
+kill_midway restore bigone --target "$T/res" --threads 1
 [ "$(du -sm "$T/res" | cut -f1)" -lt 200 ] || fail "kill came too late"
 snapctl restore bigone --target "$T/res" --skip-existing --json >"$T/resume.json"
 kept=$(json_get files_kept <"$T/resume.json")
@@ -205,7 +276,7 @@ snapctl restore bigone --target "$T/res" --verify -q --skip-existing
 say "postings killed midway: no p1 appears; the rerun resumes"
 snapctl backup -q --label bigpost g1="$T/big/g"
 mkdir -p "$T/bp"
-kill_midway "$T/bp" restore bigpost --postings "$T/bp" --threads 1
+kill_midway restore bigpost --postings "$T/bp" --threads 1
 [ ! -e "$T/bp/p1" ] || fail "a half-restored p1 is visible"
 ls -A "$T/bp" | grep -q '^\.p1\.snapfs-' || fail "no stage to resume from"
 snapctl restore bigpost --postings "$T/bp" 2>"$T/err" >/dev/null

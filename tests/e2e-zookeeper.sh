@@ -55,6 +55,12 @@ expect_fail 8 "has .* open: stop ZooKeeper first" \
 	snapctl restore zookeeper --zookeeper "$data"
 expect_fail 8 "ZooKeeper is running \(pid [0-9]+ from .*zk.pid\)" \
 	snapctl restore zookeeper --zookeeper "$data" --pid-file "$T/zksrv/zk.pid"
+# Run as another user, the helper cannot see ZooKeeper's open files:
+# that is no proof they are not there.
+chmod 755 "$T"
+expect_fail 11 "cannot tell whether a process uses .*data: [0-9]+ process\(es\) cannot be inspected" \
+	setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
+	"$SNAPCTL" restore zookeeper --zookeeper "$data"
 mv "$data" "$T/elsewhere"
 mkdir "$data"
 expect_fail 8 "a ZooKeeper server answers at 127.0.0.1:$ZK_PORT" \
@@ -76,7 +82,7 @@ expect_fail 2 "not a ZooKeeper data directory: .* found conf/" \
 
 say "restore (this node's myid is 5 now)"
 echo 5 >"$data/myid"
-snapctl restore zookeeper --zookeeper "$data" \
+snapctl restore zookeeper --zookeeper "$data" $(zk_force) \
 	--zk-address "127.0.0.1:$ZK_PORT" --pid-file "$T/zksrv/zk.pid" 2>"$T/log"
 cat "$T/log"
 grep -q "verifying" "$T/log" || fail "no verification step"
@@ -96,6 +102,6 @@ start_zk
 stop_zk
 
 say "--restore-myid takes the backup's"
-snapctl restore zookeeper --zookeeper "$data" --restore-myid -q 2>/dev/null
+snapctl restore zookeeper --zookeeper "$data" --restore-myid $(zk_force) -q 2>/dev/null
 [ "$(cat "$data/myid")" = 1 ] || fail "--restore-myid"
 echo "e2e-zookeeper: all good"
