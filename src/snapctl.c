@@ -97,8 +97,9 @@ static const char *usage_text =
 	"  -h, --help                   this text; 'snapctl COMMAND --help' for more\n"
 	"  -V, --version                print the version\n"
 	"\n"
-	"SERIES is a series id, a label (its newest series) or a unique prefix\n"
-	"of a series id; /N picks backup N (default: the latest).\n"
+	"SERIES is a series id, a label (its newest series, never another\n"
+	"label's) or a prefix of one series id with at least 8 hex digits of its\n"
+	"uuid; /N picks backup N (default: the latest).\n"
 	"See snapctl(1) for exit statuses and examples.\n";
 
 static int exit_of(int rc)
