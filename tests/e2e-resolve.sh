@@ -4,7 +4,8 @@
 # never to another label's (restore zk1 must not bring back zk10's data,
 # delete zk1 must not remove zk10).  Every command that takes SERIES is run
 # on each label, before and after zk1 has a series; a series-id prefix is
-# accepted only when it names one series with 8 hex digits of its uuid.
+# accepted only when it names one series with 8 hex digits of its uuid,
+# and delete takes nothing but an exact series id.
 . "$TESTLIB"
 
 r=$(repo_url repo)
@@ -55,7 +56,8 @@ no_label() {
 	expect_fail 7 "$msg" S export "$l" -o "$T/x-$l.tar"
 	[ ! -e "$T/x-$l.tar" ] || fail "export $l wrote an archive"
 	expect_fail 7 "$msg" S check "$l"
-	expect_fail 7 "$msg" S delete "$l"
+	expect_fail 2 "'$l' is not a series id: delete takes the exact id" \
+		S delete "$l"
 	[ -z "$(series_of "$l")" ] || fail "list $l shows another label's series"
 	S list "$l" | grep -q "(no backups with label $l)" ||
 		fail "list $l: no '(no backups with label $l)'"
@@ -82,6 +84,7 @@ own_label() {
 import json, sys
 print(" ".join(sorted({b["label"] for b in json.load(sys.stdin)})))')" = "$l" ] ||
 		fail "list $l shows other labels"
+	expect_fail 2 "'$l' is not a series id" S delete "$l"
 	printf '   ok: every command finds %s\n' "$id"
 }
 
@@ -149,9 +152,23 @@ if [ "$STORE" = file ]; then
 	resolves_to "$p8" "$id10"
 fi
 
-say "zk1 deleted, zk1.old too"
-S delete "$id1" -q
-S delete "$idold" -q
+say "delete takes only an exact series id, and says what it deleted"
+for spec in zk1 zk10 zk1.old "$p8" "$p7" "$id10/1" "$id10-"; do
+	expect_fail 2 "is not a series id|give SERIES-ID without /N" S delete "$spec"
+done
+[ "$(S list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 4 ] ||
+	fail "a refused delete removed a backup"
+expect_fail 7 "no series $absent" S delete "$absent"
+S delete "$id1" >"$T/del.out"
+grep -qx "deleted series $id1 (label zk1): 1 backups, [0-9]* packs" "$T/del.out" || {
+	cat "$T/del.out" >&2
+	fail "delete does not say what it deleted"
+}
+S delete "$idold" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["deleted"] == sys.argv[1] and d["label"] == "zk1.old", d
+assert d["backups"] == 1 and d["packs"] >= 1, d' "$idold"
 # zk1 is gone again: it must not fall through to zk10 (nor to zk1-...).
 no_label zk1
 no_label zk1.old
