@@ -1,6 +1,7 @@
 #!/bin/sh
-# The whole test suite, as CI runs it: installs dependencies, builds with
-# gcc and clang at -Wall -Wextra -Werror, runs `make check` (unit tests and
+# The whole test suite, as CI runs it: installs dependencies, runs
+# autoreconf (a warning fails the run), builds with gcc and clang at
+# -Wall -Wextra -Werror, runs `make check` (unit tests and
 # end-to-end tests), the same suite under AddressSanitizer and
 # UndefinedBehaviorSanitizer, the unit tests under valgrind, and
 # `make distcheck`.  Ends with one "N passed, N failed" line.
@@ -25,8 +26,19 @@ tally() { # tally LOGDIR: add automake's counts from test-suite.log
 status=0
 step() { printf '\n=== %s\n' "$*"; }
 
-step "autoreconf"
-autoreconf -fi >/dev/null 2>&1
+step "autoreconf (a warning fails the run)"
+mkdir -p _build
+ok=yes
+autoreconf -fi >_build/autoreconf.log 2>&1 || ok=no
+cat _build/autoreconf.log
+grep -qi 'warning' _build/autoreconf.log && ok=no
+if [ "$ok" = yes ]; then
+	passed=$((passed + 1))
+else
+	echo "FAIL: autoreconf failed or warned (above)"
+	failed=$((failed + 1))
+	status=1
+fi
 
 step "clang build, warnings are errors"
 rm -rf _build/clang && mkdir -p _build/clang
