@@ -40,6 +40,32 @@ else
 	status=1
 fi
 
+step ".gitignore: build products ignored, sources never"
+# ignored PATH: git would ignore PATH (tracked or not, present or not).
+ignored() { git -C "$top" check-ignore -q --no-index "$1"; }
+gitignore_ok() {
+	ok=yes
+	for p in snapctl snapfs contrib/bench/storebench tests/unit; do
+		ignored "$p" || { echo "not ignored: $p"; ok=no; }
+	done
+	# Unanchored names would hide a source named like a program.
+	for p in src/snapctl src/snapctl.c fuse/snapfs contrib/completion/snapctl; do
+		! ignored "$p" || { echo "ignored: $p"; ok=no; }
+	done
+	bad=$(git -C "$top" ls-files -ci --exclude-standard)
+	[ -z "$bad" ] || { echo "tracked but ignored: $bad"; ok=no; }
+	[ "$ok" = yes ]
+}
+if ! git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
+	echo "not a git checkout: skipped"
+	skipped=$((skipped + 1))
+elif gitignore_ok; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+	status=1
+fi
+
 step "clang build, warnings are errors"
 rm -rf _build/clang && mkdir -p _build/clang
 if (cd _build/clang && "$top/configure" -q CC=clang CFLAGS="-O2 -g -Werror" &&
