@@ -40,6 +40,17 @@ else
 	status=1
 fi
 
+step "configure names no placeholder address"
+# RFC 2606 names (example.*, *.invalid) send reports nowhere.
+if "$top/configure" --help | grep -i '^report bugs' |
+	grep -Eq '(^|[./@])(example|invalid|test)([./>]|$)'; then
+	"$top/configure" --help | grep -i '^report bugs'
+	failed=$((failed + 1))
+	status=1
+else
+	passed=$((passed + 1))
+fi
+
 step ".gitignore: build products ignored, sources never"
 # ignored PATH: git would ignore PATH (tracked or not, present or not).
 ignored() { git -C "$top" check-ignore -q --no-index "$1"; }
