@@ -521,15 +521,79 @@ int repo_newest_series(struct repo *r, const char *label,
 	return rc;
 }
 
+/* A series-id prefix must reach this far into the uuid: labels may hold
+ * '-', so "zk1-a" could be label "zk1-a" as well as the start of
+ * "zk1-a3f...", and a shorter prefix is too easily another label's id. */
+#define PREFIX_UUID_DIGITS 8
+#define CANDIDATES_SHOWN 5
+
+/* Appends ", id" (or ": id" first) to a candidate list, up to
+ * CANDIDATES_SHOWN ids. */
+static void add_candidate(char *list, size_t cap, size_t i, const char *id)
+{
+	size_t len = strlen(list);
+
+	if (i < CANDIDATES_SHOWN)
+		snprintf(list + len, cap - len, "%s%s", i ? ", " : ": ", id);
+	else if (i == CANDIDATES_SHOWN)
+		snprintf(list + len, cap - len, ", ...");
+}
+
+/* The series whose id starts with name, when it is the only one and name
+ * reaches PREFIX_UUID_DIGITS into its uuid.  is_label says whether name
+ * could be a label, which words the message: the caller has found no
+ * series with that label. */
+static int resolve_prefix(struct repo *r, const char *name, int is_label,
+			  char series[SERIES_MAX])
+{
+	char list[CANDIDATES_SHOWN * (SERIES_MAX + 2) + 8] = "";
+	const char *what = is_label ? "no series with label" : "no series";
+	char lbl[LABEL_MAX + 1];
+	struct backup_id *v = NULL;
+	size_t n, len = strlen(name), matches = 0, long_enough = 0;
+	int rc;
+
+	rc = repo_list(r, &v, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (i && strcmp(v[i].series, v[i - 1].series) == 0)
+			continue;
+		if (strncmp(v[i].series, name, len) != 0)
+			continue;
+		add_candidate(list, sizeof(list), matches++, v[i].series);
+		series_label(v[i].series, lbl);
+		if (len >= strlen(lbl) + 1 + PREFIX_UUID_DIGITS) {
+			long_enough++;
+			memcpy(series, v[i].series, SERIES_MAX);
+		}
+	}
+	free(v);
+	if (matches == 1 && long_enough == 1)
+		return 0;
+	series[0] = 0;
+	if (matches == 0)
+		return snap_seterr(SNAP_ENOENT, "%s %s", what, name);
+	if (long_enough == 0)
+		return snap_seterr(SNAP_ENOENT,
+				   "%s %s (series ids starting with it%s; a "
+				   "prefix must include %d hex digits of the "
+				   "uuid)",
+				   what, name, list, PREFIX_UUID_DIGITS);
+	return snap_seterr(SNAP_EINVAL,
+			   "%s %s, and it is the start of %zu series ids%s: "
+			   "give more of the id",
+			   what, name, matches, list);
+}
+
 int repo_resolve(struct repo *r, const char *spec, char series[SERIES_MAX],
 		 uint32_t *num)
 {
 	char name[256], *slash, *end;
-	struct backup_id *v = NULL;
-	size_t n, matches = 0;
 	int rc;
 
 	*num = 0;
+	series[0] = 0;
 	if (strlen(spec) >= sizeof(name) || !*spec)
 		return snap_seterr(SNAP_EINVAL, "bad backup '%s'", spec);
 	strcpy(name, spec);
@@ -548,6 +612,8 @@ int repo_resolve(struct repo *r, const char *spec, char series[SERIES_MAX],
 					   spec);
 		*num = x;
 	}
+	if (!*name)
+		return snap_seterr(SNAP_EINVAL, "bad backup '%s'", spec);
 	if (series_check(name) == 0) {
 		memcpy(series, name, strlen(name) + 1);
 		return 0;
@@ -556,29 +622,9 @@ int repo_resolve(struct repo *r, const char *spec, char series[SERIES_MAX],
 		rc = repo_newest_series(r, name, series);
 		if (rc != SNAP_ENOENT)
 			return rc;
+		return resolve_prefix(r, name, 1, series);
 	}
-	rc = repo_list(r, &v, &n);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		if (i && strcmp(v[i].series, v[i - 1].series) == 0)
-			continue;
-		if (strncmp(v[i].series, name, strlen(name)) == 0) {
-			if (matches++ == 0)
-				memcpy(series, v[i].series, SERIES_MAX);
-		}
-	}
-	free(v);
-	if (matches == 1)
-		return 0;
-	if (matches > 1)
-		return snap_seterr(SNAP_EINVAL,
-				   "'%s' matches %zu series: give more of the "
-				   "id",
-				   name, matches);
-	return snap_seterr(SNAP_ENOENT,
-			   "no series, label or series prefix matches '%s'",
-			   name);
+	return resolve_prefix(r, name, 0, series);
 }
 
 int repo_resolve_backup(struct repo *r, const char *spec,

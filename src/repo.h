@@ -61,9 +61,16 @@ void repo_close(struct repo *r);
  * *out is malloc'd. */
 int repo_list(struct repo *r, struct backup_id **out, size_t *n);
 
-/* Resolves a spec: a series id, a label (its newest series) or a unique
- * prefix of a series id, optionally followed by "/N".  *num is 0 when no
- * number was given.  SNAP_ENOENT / SNAP_EINVAL (ambiguous) with a message. */
+/* Resolves a spec "SERIES[/N]"; *num is N, or 0 when no number was given.
+ * SERIES is tried as, in this order:
+ *   - a series id (LABEL-UUID): taken as is, without asking the store;
+ *   - a label: its newest series (repo_newest_series()).  A label never
+ *     resolves to another label's series: "zk1" is not "zk10-...";
+ *   - a prefix of a series id that matches that one series only and
+ *     includes at least 8 hex digits of its uuid ("zk1-3f2a9c1b").
+ * Fails with SNAP_ENOENT "no series with label L" when nothing qualifies
+ * (listing the series ids that start with L, if any), SNAP_EINVAL when the
+ * prefix starts several series ids (listing them) or the spec is malformed. */
 int repo_resolve(struct repo *r, const char *spec, char series[SERIES_MAX],
 		 uint32_t *num);
 

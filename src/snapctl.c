@@ -74,7 +74,7 @@ static const char *usage_text =
 	"                                    restore a backup to local disk\n"
 	"  export SERIES[/N] [--group G] -o FILE|-\n"
 	"                                    write a backup as a tar archive\n"
-	"  delete SERIES                     delete a whole series\n"
+	"  delete SERIES-ID                  delete a whole series\n"
 	"  commit MOUNT/control/LABEL        commit what was copied into a mount\n"
 	"  check [--read-data] [SERIES]      verify the repository\n"
 	"  stats                             objects and bytes the repository holds\n"
@@ -97,8 +97,10 @@ static const char *usage_text =
 	"  -h, --help                   this text; 'snapctl COMMAND --help' for more\n"
 	"  -V, --version                print the version\n"
 	"\n"
-	"SERIES is a series id, a label (its newest series) or a unique prefix\n"
-	"of a series id; /N picks backup N (default: the latest).\n"
+	"SERIES is a series id, a label (its newest series, never another\n"
+	"label's) or a prefix of one series id with at least 8 hex digits of its\n"
+	"uuid; /N picks backup N (default: the latest).  delete takes only an\n"
+	"exact series id.\n"
 	"See snapctl(1) for exit statuses and examples.\n";
 
 static int exit_of(int rc)
@@ -1373,40 +1375,54 @@ out:
 /* --- delete -------------------------------------------------------------*/
 
 static const char *delete_help =
-	"usage: snapctl -r REPO delete SERIES\n"
+	"usage: snapctl -r REPO delete SERIES-ID\n"
 	"\n"
 	"Deletes a whole series: its manifests (newest first, so it vanishes\n"
 	"from listings at once), then its packs.  Nothing outside the series'\n"
-	"own prefixes is touched; other series never share its data.\n";
+	"own prefixes is touched; other series never share its data.\n"
+	"SERIES-ID is the exact id (LABEL-UUID, as 'snapctl list' shows), never\n"
+	"a label or a prefix.\n";
 
 static int cmd_delete(int argc, char **argv)
 {
-	char series[SERIES_MAX], prefix[SERIES_MAX + 16];
+	char prefix[SERIES_MAX + 16], label[LABEL_MAX + 1];
+	const char *series;
 	struct repo *r = NULL;
-	uint32_t num;
+	uint32_t num, nb = 0;
 	uint64_t np = 0;
 	int rc, ex;
 
 	if ((ex = parse_args(argc, argv, "delete", delete_help, NULL, NULL, NULL)) >= 0)
 		return ex;
 	if (optind + 1 != argc)
-		return usage_error("delete", "give exactly one SERIES");
-	if (strchr(argv[optind], '/'))
+		return usage_error("delete", "give exactly one SERIES-ID");
+	series = argv[optind];
+	if (strchr(series, '/'))
 		return usage_error("delete", "delete removes whole series; "
-					     "give SERIES without /N");
+					     "give SERIES-ID without /N");
+	/* No label, no prefix: what is destroyed must be what was typed,
+	 * whatever other series the repository holds or gains. */
+	if (series_check(series))
+		return usage_error("delete", "'%s' is not a series id: delete "
+					     "takes the exact id (LABEL-UUID, "
+					     "as 'snapctl list' shows), never "
+					     "a label or a prefix",
+				   series);
 	if ((ex = open_repo("delete", &r)))
 		return ex;
-	rc = repo_resolve(r, argv[optind], series, &num);
+	/* Newest manifest first: a partly deleted series still restores
+	 * its remaining (older) backups only if their packs remain, so data
+	 * goes last. */
+	rc = repo_latest_num(r, series, &num);
+	if (rc == SNAP_ENOENT)
+		rc = snap_seterr(rc, "no series %s", series);
 	if (rc == 0) {
-		/* Newest manifest first: a partly deleted series still
-		 * restores its remaining (older) backups only if their
-		 * packs remain, so data goes last. */
-		rc = repo_latest_num(r, series, &num);
 		for (; rc == 0 && num > 0; num--) {
 			char key[160];
 
 			manifest_key(series, num, key, sizeof(key));
 			rc = store_del(r->st, key);
+			nb += rc == 0;
 		}
 	}
 	if (rc == 0) {
@@ -1415,13 +1431,17 @@ static int cmd_delete(int argc, char **argv)
 		snprintf(prefix, sizeof(prefix), "data/%s/", series);
 		rc = rc ? rc : store_delete_prefix(r->st, prefix, &np);
 	}
+	series_label(series, label);
 	if (rc)
 		ex = die(rc, "delete");
 	else if (G.json)
-		print_json(json_pack("{s:s,s:I}", "deleted", series, "packs",
-				     (json_int_t)np));
+		print_json(json_pack("{s:s,s:s,s:I,s:I}", "deleted", series,
+				     "label", label, "backups", (json_int_t)nb,
+				     "packs", (json_int_t)np));
 	else if (!G.quiet)
-		printf("deleted series %s (%" PRIu64 " packs)\n", series, np);
+		printf("deleted series %s (label %s): %" PRIu32 " backups, %"
+		       PRIu64 " packs\n",
+		       series, label, nb, np);
 	repo_close(r);
 	return ex;
 }

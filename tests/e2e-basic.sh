@@ -106,7 +106,10 @@ same_tree "$T/src/data/names" "$T/grp/names"
 
 say "delete removes the series and nothing else"
 before=$(snapctl -r "$r" stats --json | json_get packs)
-snapctl -r "$r" delete multi -q
+multi=$(snapctl -r "$r" list multi --json | python3 -c '
+import json, sys
+print(json.load(sys.stdin)[0]["series"])')
+snapctl -r "$r" delete "$multi" -q
 snapctl -r "$r" list | grep -q multi && fail "series still listed"
 after=$(snapctl -r "$r" stats --json | json_get packs)
 [ "$after" -lt "$before" ] || fail "no packs deleted"

@@ -43,7 +43,7 @@ for bad in ab ..abc "a b" abcdefghijklmnopqrstuvwxyz "a/b" "ünï" ""; do
 	expect_fail 2 "a label is 3-25 characters of \[A-Za-z0-9_.-\] and does not start with '..'" \
 		snapctl -r "$r" $K backup --label "$bad" "$T/src/g"
 done
-expect_fail 7 'no series, label or series prefix matches' snapctl -r "$r" $K show nosuch
+expect_fail 7 'no series with label nosuch$' snapctl -r "$r" $K show nosuch
 expect_fail 7 'does not exist' snapctl -r "$r" $K show errs/9
 expect_fail 2 'bad backup number' snapctl -r "$r" $K show errs/x
 expect_fail 7 'has no group' snapctl -r "$r" $K restore errs --group nope --target "$T/x1"
