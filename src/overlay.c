@@ -586,19 +586,10 @@ static int node_get(struct ovl *o, uint64_t ino, struct onode **out)
 
 /* ---- copy-up ---------------------------------------------------------- */
 
-static int save_meta_next(struct ovl *o)
-{
-	struct stage_meta m;
-
-	SNAP_TRY(stage_get_meta(o->st, &m));
-	m.next_ino = o->next_ino;
-	return stage_put_meta(o->st, &m);
-}
-
 static int new_ino(struct ovl *o, uint64_t *ino)
 {
 	*ino = o->next_ino++;
-	return save_meta_next(o);
+	return stage_set_next_ino(o->st, o->next_ino);
 }
 
 static void sinode_from_base(const struct onode *n, struct sinode *si)

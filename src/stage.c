@@ -286,6 +286,11 @@ int stage_get_meta(struct stage *s, struct stage_meta *m)
 	return meta_u64(s, "staged_bytes", &m->staged_bytes);
 }
 
+int stage_set_next_ino(struct stage *s, uint64_t next)
+{
+	return meta_set_u64(s, "next_ino", next);
+}
+
 int stage_put_meta(struct stage *s, const struct stage_meta *m)
 {
 	int rc = stage_begin(s);
@@ -782,22 +787,29 @@ static void boot_id(char out[40])
 /* The path of a staged inode below the label directory, from its names. */
 static int staged_path(struct stage *s, uint64_t ino, char *out, size_t n)
 {
-	char tmp[4096];
 	int depth = 0;
 
 	out[0] = 0;
 	while (depth++ < 256) {
 		uint64_t dir;
 		char *name;
+		size_t nl, ol = strlen(out);
 		int rc = stage_dirent_of(s, ino, &dir, &name);
 
 		if (rc == SNAP_ENOENT)
 			return 0;
 		if (rc)
 			return rc;
-		snprintf(tmp, sizeof(tmp), "%s%s%s", name, out[0] ? "/" : "",
-			 out);
-		snprintf(out, n, "%s", tmp);
+		nl = strlen(name);
+		/* Too deep to name whole: the tail is what tells the file. */
+		if (nl + 1 + ol + 1 > n) {
+			free(name);
+			return 0;
+		}
+		memmove(out + nl + (ol ? 1 : 0), out, ol + 1);
+		memcpy(out, name, nl);
+		if (ol)
+			out[nl] = '/';
 		free(name);
 		ino = dir;
 	}

@@ -113,6 +113,48 @@ for n in 1 2 3 5; do
 done
 snapctl -r "$r" check --read-data -q || fail "check --read-data"
 
+say "inode numbers: stable across a commit; a hardlinked base file written through one name"
+ino_before=$(stat -c %i "$c/g/links/target" "$c/g/links/hard1" "$c/g/small/hard2" "$c/g/modes" | tr '\n' ' ')
+set -- $ino_before
+[ "$1" = "$2" ] && [ "$1" = "$3" ] || fail "hardlinked names do not share an inode: $ino_before"
+echo "through one name" >>"$c/g/links/hard1"
+[ "$(tail -n 1 "$c/g/small/hard2")" = "through one name" ] || fail "a write through one name did not change the others"
+touch "$c/.snapfs/commit" || fail "commit of the write through a hardlink"
+n=$(ls "$m/series/$A" | grep '^[0-9]' | sort -n | tail -n 1)
+[ "$(stat -c %i "$c/g/links/target" "$c/g/links/hard1" "$c/g/small/hard2" "$c/g/modes" | tr '\n' ' ')" = "$ino_before" ] ||
+	fail "inode numbers changed across a commit"
+for p in links/target links/hard1 small/hard2; do
+	[ "$(tail -n 1 "$m/series/$A/$n/g/$p")" = "through one name" ] || fail "$p lost the write in the backup"
+done
+stat -c %i "$m/series/$A/$n/g/links/target" "$m/series/$A/$n/g/small/hard2" | uniq | wc -l | grep -qx 1 ||
+	fail "the backup split the hardlink"
+cp -a "$m/series/$A/$n" "$T/state-hl"
+
+say "full: the next commit starts a series, its files stored anew"
+touch "$c/.snapfs/full" || fail "arm full"
+[ -e "$c/.snapfs/full" ] || fail "full is not shown armed"
+[ "$(status full)" = True ] || fail "status.full: $(status full)"
+touch "$c/.snapfs/commit" || fail "full commit"
+A2=$(ls "$m/series" | grep '^alpha-' | grep -v "^$A\$")
+[ -n "$A2" ] || fail "full made no new series"
+same_tree "$T/state-hl/g" "$m/series/$A2/1/g"
+[ "$(readlink "$m/labels/alpha")" = "../series/$A2" ] || fail "labels/alpha after full"
+[ ! -e "$c/.snapfs/full" ] || fail "full stayed armed after its commit"
+A=$A2
+
+say "a commit waits for files open for writing, then fails naming them"
+umount_and_remount() { unmount_repo "$m" "$MOUNT_PID"; mount_repo "$r" "$m" "$@"; }
+umount_and_remount -o commit_wait=1
+exec 7>>"$c/g/held-open"
+expect_fail 1 "Input/output error" touch "$c/.snapfs/commit"
+grep -q "held-open" "$c/.snapfs/status" || fail "status does not name the open file"
+exec 7>&-
+touch "$c/.snapfs/commit" || fail "commit after closing"
+[ -e "$m/series/$A/2/g/held-open" ] || fail "the file held open is not in the next backup"
+rm "$c/g/held-open"
+touch "$c/.snapfs/commit" || fail "commit dropping held-open"
+cp -a "$m/series/$A/3/g" "$T/state-last"
+
 say "rules: labels, groups, read-only backups, full while staged"
 expect_fail 1 "Invalid argument" mkdir "$m/control/x"
 grep -q "label" "$T/snapfs.log" || fail "no log line for a bad label"
@@ -123,7 +165,7 @@ expect_fail 1 "Device or resource busy" touch "$c/.snapfs/full"
 touch "$c/.snapfs/abort" || fail "abort"
 [ ! -e "$c/g/staged-file" ] || fail "abort kept a staged file"
 [ "$(status staged_files)" = 0 ] || fail "abort: staged_files $(status staged_files)"
-same_tree "$T/state-5" "$c"
+same_tree "$T/state-last" "$c/g"
 
 unmount_repo "$m" "$MOUNT_PID"
 say "control: all checks passed"

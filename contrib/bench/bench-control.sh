@@ -1,0 +1,110 @@
+#!/bin/sh
+# The write side: rsync into a snapfs mount's control/ against the same
+# rsync into libfuse's passthrough_ll example (the FUSE floor: what any
+# FUSE filesystem costs per file on this machine), one run, same data.
+#
+# usage: contrib/bench/bench-control.sh [WORKDIR]   (as root; needs rsync, cc)
+#
+# Data: FILES small files (default 20000, 1-30 KB) and a few 64 MiB files.
+# Everything (sources, passthrough's backing directory, snapfs's stage and
+# repository) lives in WORKDIR, so put it on the disk to measure (default
+# /var/tmp: a real disk, not tmpfs).  For each of ROUNDS rounds (default 3),
+# alternating the two: rsync -a of the tree into a fresh directory of each
+# (snapfs: a fresh label, then the commit, timed apart), then a no-change
+# rsync -a --delete.  Prints medians, per-file costs and the snapfs /
+# passthrough ratios (< 1.5 is the target for the per-file cost).
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+snapctl=${SNAPCTL:-$top/snapctl}
+snapfs=${SNAPFS:-$top/snapfs}
+files=${FILES:-20000}
+rounds=${ROUNDS:-3}
+[ "$(id -u)" = 0 ] || { echo "bench: run as root (FUSE)"; exit 1; }
+ex=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+[ -f "$ex" ] || { echo "bench: needs $ex (apt-get install libfuse3-dev)"; exit 1; }
+W=${1:-$(mktemp -d /var/tmp/snapfs-cbench.XXXXXX)}
+mkdir -p "$W"
+C="$W/corpus"
+
+if [ ! -d "$C" ]; then
+	echo "building $files small files and 4 x 64 MiB in $C"
+	python3 - "$C" "$files" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(1)
+for i in range(n):
+    d = os.path.join(root, "small", "d%03d" % (i % 200))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%06d" % i), "wb") as f:
+        f.write(os.urandom(rnd.randrange(1000, 30000)))
+os.makedirs(os.path.join(root, "big"), exist_ok=True)
+for i in range(4):
+    with open(os.path.join(root, "big", "b%d" % i), "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(1 << 20))
+PY
+fi
+nfiles=$(find "$C" -type f | wc -l)
+
+# libfuse's example, built from Debian's copy (nothing of it is ours).
+pt="$W/passthrough_ll"
+[ -x "$pt" ] || cc -O2 -o "$pt" "$ex" $(pkg-config --cflags --libs fuse3)
+
+P="$W/pt-mnt" S="$W/snap-mnt"
+mkdir -p "$P" "$S" "$W/pt-back"
+"$snapctl" -r "$W/repo" init --no-encryption >/dev/null 2>&1 || true
+ptpid="" snpid=""
+stop() {
+	for m in "$P" "$S"; do
+		fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
+	[ -n "$ptpid" ] && wait "$ptpid" 2>/dev/null || true
+	[ -n "$snpid" ] && wait "$snpid" 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+"$pt" -f -o source="$W/pt-back" "$P" 2>"$W/pt.log" &
+ptpid=$!
+"$snapfs" -f -o cache_dir="$W/cache" "$W/repo" "$S" 2>"$W/snapfs.log" &
+snpid=$!
+for _ in $(seq 1 100); do
+	grep -q " $P fuse" /proc/mounts && grep -q " $S fuse" /proc/mounts && break
+	sleep 0.1
+done
+
+secs() { # secs CMD...: wall seconds of CMD
+	t0=$(date +%s.%N)
+	"$@" >/dev/null 2>&1 || { echo "bench: '$*' failed" >&2; exit 1; }
+	t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
+}
+calc() { awk "BEGIN {printf \"%.4f\", $1}"; }
+median() { tr ' ' '\n' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+pa="" sa="" sc="" pn="" sn=""
+for r in $(seq 1 "$rounds"); do
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	t=$(secs rsync -a "$C/" "$P/r$r/")
+	pa="$pa $t"
+	mkdir "$S/control/bench$r"
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	t=$(secs rsync -a "$C/" "$S/control/bench$r/g/")
+	sa="$sa $t"
+	t=$(secs touch "$S/control/bench$r/.snapfs/commit")
+	sc="$sc $t"
+	t=$(secs rsync -a --delete "$C/" "$P/r$r/")
+	pn="$pn $t"
+	t=$(secs rsync -a --delete "$C/" "$S/control/bench$r/g/")
+	sn="$sn $t"
+	echo "round $r: passthrough rsync$(echo "$pa" | awk '{print $NF}') s, snapfs rsync$(echo "$sa" | awk '{print $NF}') s + commit$(echo "$sc" | awk '{print $NF}') s; no-change$(echo "$pn" | awk '{print $NF}') /$(echo "$sn" | awk '{print $NF}') s"
+done
+mpa=$(echo "$pa" | median) msa=$(echo "$sa" | median) msc=$(echo "$sc" | median)
+mpn=$(echo "$pn" | median) msn=$(echo "$sn" | median)
+echo
+echo "$nfiles files, medians of $rounds rounds (WORKDIR $W, $(df -T "$W" | awk 'NR==2{print $2}'))"
+printf '%-32s %10s %10s %8s\n' "" passthrough snapfs ratio
+printf '%-32s %9.2fs %9.2fs %7.2fx\n' "rsync -a into an empty tree" "$mpa" "$msa" "$(calc "$msa / $mpa")"
+printf '%-32s %8.3fms %8.3fms\n' "  per file" "$(calc "$mpa * 1000 / $nfiles")" "$(calc "$msa * 1000 / $nfiles")"
+printf '%-32s %10s %9.2fs\n' "commit (snapfs only)" "" "$msc"
+printf '%-32s %9.2fs %9.2fs %7.2fx\n' "no-change rsync -a --delete" "$mpn" "$msn" "$(calc "$msn / $mpn")"
