@@ -1,8 +1,10 @@
 /* fileread.c - reads of stored files through the cache; see fileread.h. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "fileread.h"
@@ -102,9 +104,28 @@ int fread_mem(const void *p, size_t n, uint64_t off, size_t size,
 	if (size > n - off)
 		size = n - off;
 	rd->iov = malloc(sizeof(*rd->iov));
-	if (!rd->iov)
+	rd->owned = malloc(size);
+	if (!rd->iov || !rd->owned) {
+		fread_done(NULL, rd);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	return rd_push(rd, (const uint8_t *)p + off, size, 1);
+	}
+	memcpy(rd->owned, (const uint8_t *)p + off, size);
+	return rd_push(rd, rd->owned, size, 1);
+}
+
+int fread_fd(int fd, uint64_t n, uint64_t off, size_t size,
+	     struct vfs_read *rd)
+{
+	memset(rd, 0, sizeof(*rd));
+	rd->fd = -1;
+	if (off >= n || size == 0)
+		return 0;
+	rd->fd = dup(fd);
+	if (rd->fd < 0)
+		return snap_syserr(errno, "reading a staged file");
+	rd->fd_off = off;
+	rd->len = size < n - off ? size : (size_t)(n - off);
+	return 0;
 }
 
 int fread_range(struct cache *c, const char *series, const struct tent *e,
@@ -177,8 +198,11 @@ void fread_done(struct cache *c, struct vfs_read *rd)
 {
 	for (int i = 0; i < rd->npins; i++)
 		cache_release(c, rd->pins[i]);
+	if (rd->fd >= 0)
+		close(rd->fd);
 	free(rd->pins);
 	free(rd->iov);
+	free(rd->owned);
 	memset(rd, 0, sizeof(*rd));
 	rd->fd = -1;
 }

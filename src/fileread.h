@@ -22,8 +22,10 @@
 #include "cache.h"
 #include "tree.h"
 
-/* The bytes of one read: iov (pinning pins) or, when fd >= 0, len bytes
- * of fd at fd_off. */
+/* The bytes of one read: iov (pinning pins, or into owned) or, when
+ * fd >= 0, len bytes of fd at fd_off.  A read owns what its reply needs
+ * (pins, a copy, a descriptor of its own): the file may be released while
+ * the reply is still being sent (a reader killed midway). */
 struct vfs_read {
 	struct iovec *iov;
 	int niov;
@@ -32,6 +34,7 @@ struct vfs_read {
 	size_t len;
 	int fd;
 	uint64_t fd_off;
+	uint8_t *owned;
 };
 
 /* Read-ahead state of one open file. */
@@ -49,10 +52,14 @@ void fread_destroy(struct fread *f);
 int fread_range(struct cache *c, const char *series, const struct tent *e,
 		struct fread *f, size_t readahead_max, uint64_t off,
 		size_t size, struct vfs_read *rd);
-/* [off, off+size) of an in-memory buffer of n bytes (not copied). */
+/* [off, off+size) of an in-memory buffer of n bytes, copied. */
 int fread_mem(const void *p, size_t n, uint64_t off, size_t size,
 	      struct vfs_read *rd);
-/* Releases the pins of a read. */
+/* [off, off+size) of descriptor fd (duplicated for the reply), at most
+ * to n, the file's size. */
+int fread_fd(int fd, uint64_t n, uint64_t off, size_t size,
+	     struct vfs_read *rd);
+/* Releases what a read holds. */
 void fread_done(struct cache *c, struct vfs_read *rd);
 
 #endif

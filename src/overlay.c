@@ -1929,15 +1929,8 @@ int ovl_read(struct ovl *o, struct ovl_file *f, uint64_t off, size_t size,
 	ovl_unlock(o);
 	if (rc)
 		return rc;
-	if (fd >= 0) {
-		memset(rd, 0, sizeof(*rd));
-		rd->fd = fd;
-		rd->fd_off = off;
-		rd->len = off >= fsize ? 0
-			  : size < fsize - off ? size
-					       : (size_t)(fsize - off);
-		return 0;
-	}
+	if (fd >= 0)
+		return fread_fd(fd, fsize, off, size, rd);
 	if (!f->e) {
 		memset(rd, 0, sizeof(*rd));
 		rd->fd = -1;
