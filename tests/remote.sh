@@ -37,7 +37,7 @@ start_azurite() {
 # run_engine_suite: the foundation's end-to-end tests on this store.
 # Listings are paged by 7 so continuation tokens / markers are exercised.
 run_engine_suite() {
-	for t in e2e-basic.sh e2e-incremental.sh e2e-mount.sh; do
+	for t in e2e-basic.sh e2e-incremental.sh e2e-mount.sh e2e-control.sh; do
 		say "engine suite on $SNAPFS_TEST_STORE: $t"
 		SNAPFS_LIST_PAGE=7 sh "$TESTS_DIR/$t" >"$T/$t.log" 2>&1 || {
 			tail -n 30 "$T/$t.log" >&2
