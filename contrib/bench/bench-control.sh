@@ -15,8 +15,10 @@
 # passthrough ratios (< 1.5 is the target for the per-file cost).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-snapctl=${SNAPCTL:-$top/snapctl}
-snapfs=${SNAPFS:-$top/snapfs}
+# The binaries of the build tree it runs from (or SNAPCTL, SNAPFS).
+snapctl=${SNAPCTL:-$PWD/snapctl}
+snapfs=${SNAPFS:-$PWD/snapfs}
+[ -x "$snapctl" ] && [ -x "$snapfs" ] || { echo "bench: run from a build tree (or set SNAPCTL, SNAPFS)"; exit 1; }
 files=${FILES:-20000}
 rounds=${ROUNDS:-3}
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (FUSE)"; exit 1; }
@@ -52,7 +54,7 @@ pt="$W/passthrough_ll"
 
 P="$W/pt-mnt" S="$W/snap-mnt"
 mkdir -p "$P" "$S" "$W/pt-back"
-"$snapctl" -r "$W/repo" init --no-encryption >/dev/null 2>&1 || true
+[ -f "$W/repo/snapfs.json" ] || "$snapctl" -r "$W/repo" init --no-encryption >/dev/null
 ptpid="" snpid=""
 stop() {
 	for m in "$P" "$S"; do
