@@ -74,7 +74,7 @@ struct ovl {
 	struct onode **tab;
 	size_t tabsz, count;
 	uint64_t gen;
-	uint64_t next_ino;
+	uint64_t next_ino, ino_reserved;
 	int closed_gate; /* a commit runs: changes wait */
 	int writers;     /* handles open for writing */
 	uint64_t changes, synced; /* changes made, and when last synced */
@@ -586,10 +586,19 @@ static int node_get(struct ovl *o, uint64_t ino, struct onode **out)
 
 /* ---- copy-up ---------------------------------------------------------- */
 
+/* Numbers are reserved in blocks: after a crash the next mount skips
+ * what was reserved and unused (numbers are plentiful; reusing one a
+ * commit stored would not be harmless). */
+#define INO_BLOCK 1024
+
 static int new_ino(struct ovl *o, uint64_t *ino)
 {
+	if (o->next_ino >= o->ino_reserved) {
+		SNAP_TRY(stage_set_next_ino(o->st, o->next_ino + INO_BLOCK));
+		o->ino_reserved = o->next_ino + INO_BLOCK;
+	}
 	*ino = o->next_ino++;
-	return stage_set_next_ino(o->st, o->next_ino);
+	return 0;
 }
 
 static void sinode_from_base(const struct onode *n, struct sinode *si)
@@ -1808,23 +1817,28 @@ static int start_writing(struct ovl *o, struct onode *n, int truncate)
 	return rc;
 }
 
-static int open_common(struct ovl *o, struct onode *n, int flags,
+/* A handle on n; fd, when >= 0, is the staged copy already open (and
+ * becomes the handle's). */
+static int open_common(struct ovl *o, struct onode *n, int flags, int fd,
 		       struct ovl_file **out)
 {
 	struct ovl_file *f = calloc(1, sizeof(*f));
 	int rc = 0, wr = (flags & O_ACCMODE) != O_RDONLY;
 
-	if (!f)
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	f->fd = -1;
+	}
+	f->fd = fd;
 	f->ino = n->ino;
 	f->wr = wr;
 	fread_init(&f->rd);
 	file_label(o, n, f);
-	if (n->staged && n->si.data) {
+	if (f->fd < 0 && n->staged && n->si.data) {
 		rc = stage_data_open(o->st, n->ino, wr ? O_RDWR : O_RDONLY,
 				     &f->fd);
-	} else if (!n->staged || n->si.has_orig) {
+	} else if (f->fd < 0 && (!n->staged || n->si.has_orig)) {
 		rc = base_entry(o, n, &f->te, &f->e);
 		if (rc == 0 && (!f->e || f->e->type != ET_REG))
 			rc = snap_seterr(SNAP_ECORRUPT, "%s vanished from its "
@@ -1864,7 +1878,7 @@ int ovl_open_file(struct ovl *o, uint64_t ino, int flags,
 		rc = rc ? rc : start_writing(o, n, (flags & O_TRUNC) != 0);
 		rc = stage_end(o->st, rc);
 	}
-	rc = rc ? rc : open_common(o, n, flags, out);
+	rc = rc ? rc : open_common(o, n, flags, -1, out);
 	ovl_unlock(o);
 	return rc;
 }
@@ -1874,7 +1888,7 @@ int ovl_create(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 	       struct ovl_file **out)
 {
 	struct onode *d, *n = NULL;
-	int rc, fd;
+	int rc, fd = -1;
 
 	*out = NULL;
 	ovl_lock(o);
@@ -1888,16 +1902,19 @@ int ovl_create(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 			: stage_data_open(o->st, n->ino,
 					  O_RDWR | O_CREAT | O_TRUNC, &fd);
 		if (rc == 0) {
-			close(fd);
 			n->si.data = 1;
 			n->si.wstate = WS_WRITING;
 			rc = put_node(o, n);
 		}
 		rc = stage_end(o->st, rc);
 	}
+	if (rc && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
 	/* Even opened read-only (O_CREAT|O_RDONLY) the new file counts as
 	 * written until it is closed. */
-	rc = rc ? rc : open_common(o, n, (flags & ~O_ACCMODE) | O_RDWR, out);
+	rc = rc ? rc : open_common(o, n, (flags & ~O_ACCMODE) | O_RDWR, fd, out);
 	if (rc == 0)
 		node_attr(o, n, a);
 	ovl_unlock(o);
@@ -2355,6 +2372,7 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	struct ovl *o = calloc(1, sizeof(*o));
 	struct stage_meta m;
 	struct onode *r;
+	uint64_t maxino;
 	int rc;
 
 	*out = NULL;
@@ -2387,6 +2405,13 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	o->next_ino = m.next_ino >= INO_NEW_BASE ? m.next_ino : INO_NEW_BASE;
 	if (o->base.m && o->base.m->ino_next > o->next_ino)
 		o->next_ino = o->base.m->ino_next;
+	/* A reservation lost with a rolled-back transaction must not hand
+	 * out a number a row already has. */
+	rc = stage_max_ino(st, &maxino);
+	if (rc)
+		goto fail;
+	if (maxino >= o->next_ino)
+		o->next_ino = maxino + 1;
 	*out = o;
 	return 0;
 fail:

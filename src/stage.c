@@ -99,7 +99,6 @@ static const char schema[] =
 	" data INTEGER, own_xattrs INTEGER, wstate INTEGER);"
 	"CREATE TABLE IF NOT EXISTS dirent (dir INTEGER, name BLOB,"
 	" ino INTEGER, PRIMARY KEY (dir, name)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS dirent_ino ON dirent (ino);"
 	"CREATE TABLE IF NOT EXISTS xattr (ino INTEGER, name TEXT, value BLOB,"
 	" PRIMARY KEY (ino, name)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS pack (id BLOB PRIMARY KEY);"
@@ -284,6 +283,24 @@ int stage_get_meta(struct stage *s, struct stage_meta *m)
 	SNAP_TRY(meta_u64(s, "next_ino", &m->next_ino));
 	SNAP_TRY(meta_u64(s, "staged_files", &m->staged_files));
 	return meta_u64(s, "staged_bytes", &m->staged_bytes);
+}
+
+int stage_max_ino(struct stage *s, uint64_t *max)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*max = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT max(ino) FROM inode", -1, &st,
+			       NULL) != SQLITE_OK)
+		return dberr(s, "reading the highest inode");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*max = col_u64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE
+		       ? 0
+		       : dberr(s, "reading the highest inode");
 }
 
 int stage_set_next_ino(struct stage *s, uint64_t next)
@@ -874,25 +891,37 @@ static int recover_one(void *ctx, const struct sinode *in)
 }
 
 /* Inodes with no name left and nobody holding them (they were open and
- * unlinked when the daemon died) go, with their data. */
-static int reap_orphan(void *ctx, const struct sinode *in)
+ * unlinked when the daemon died) go, with their data.  One query: names
+ * are looked up by inode only here and in recovery, so the table has no
+ * index by inode (it would cost a page per change). */
+static int reap_orphans(struct stage *s)
 {
-	struct stage *s = ctx;
-	uint64_t dir;
-	char *name;
-	int rc;
+	sqlite3_stmt *st;
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0, r;
 
-	if (in->type == ET_DIR || in->bhl)
-		return 0;
-	rc = stage_dirent_of(s, in->ino, &dir, &name);
-	if (rc == 0) {
-		free(name);
-		return 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT ino FROM inode WHERE type != ?1 AND "
+			       "bhl = 0 AND ino NOT IN (SELECT ino FROM dirent)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return dberr(s, "finding orphans");
+	sqlite3_bind_int(st, 1, ET_DIR);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = array_grow(&v, &cap, n, sizeof(*v), 16);
+		if (rc)
+			break;
+		v[n++] = col_u64(st, 0);
 	}
-	if (rc != SNAP_ENOENT)
-		return rc;
-	SNAP_TRY(stage_data_unlink(s, in->ino));
-	return stage_inode_del(s, in->ino);
+	if (rc == 0 && r != SQLITE_DONE)
+		rc = dberr(s, "finding orphans");
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = stage_data_unlink(s, v[i]);
+		rc = rc ? rc : stage_inode_del(s, v[i]);
+	}
+	free(v);
+	return rc;
 }
 
 static int recover(struct stage *s, struct stage_found *found)
@@ -910,7 +939,7 @@ static int recover(struct stage *s, struct stage_found *found)
 	if (rc == 0 && found->recovered)
 		rc = stage_inode_each(s, recover_one, &rv);
 	if (rc == 0)
-		rc = stage_inode_each(s, reap_orphan, s);
+		rc = reap_orphans(s);
 	rc = rc ? rc : meta_set(s, "boot_id", now);
 	rc = rc ? rc : meta_set(s, "clean_close", "0");
 	rc = stage_end(s, rc);
@@ -997,8 +1026,15 @@ db:
 	sqlite3_busy_timeout(s->db, 5000);
 	/* WAL: a transaction is one append, readable by the next open even
 	 * after kill -9; NORMAL syncs at checkpoints, stage_sync() does the
-	 * rest. */
-	rc = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+	 * rest.  The flock keeps every other process out, so SQLite's own
+	 * per-transaction locks (two fcntl calls each, a few dozen per file
+	 * rsync writes) are taken once, exclusively. */
+	/* Rows are small and every change is a few of them: small pages
+	 * keep the log that each transaction appends small (4 KiB pages
+	 * wrote ~80 KB of log per file rsync copied in). */
+	rc = exec(s, "PRAGMA page_size=1024; PRAGMA locking_mode=EXCLUSIVE;"
+		     " PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+		     " PRAGMA temp_store=MEMORY;");
 	rc = rc ? rc : exec(s, schema);
 	if (rc)
 		goto fail;

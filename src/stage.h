@@ -118,8 +118,10 @@ const char *stage_dir(const struct stage *s);
 
 int stage_get_meta(struct stage *s, struct stage_meta *m);
 int stage_put_meta(struct stage *s, const struct stage_meta *m);
-/* Just meta's next_ino (one per created entry: kept cheap). */
+/* Just meta's next_ino (kept cheap: it is reserved ahead in blocks). */
 int stage_set_next_ino(struct stage *s, uint64_t next);
+/* The highest inode number staged (0 when none). */
+int stage_max_ino(struct stage *s, uint64_t *max);
 
 /* Transactions: everything between begin and end is atomic; end(s, rc)
  * commits when rc == 0, else rolls back; it returns rc, or the commit's

@@ -53,8 +53,10 @@ pt="$W/passthrough_ll"
 [ -x "$pt" ] || cc -O2 -o "$pt" "$ex" $(pkg-config --cflags --libs fuse3)
 
 P="$W/pt-mnt" S="$W/snap-mnt"
+# Every run starts from nothing but the corpus.
+rm -rf "$W/pt-back" "$W/repo" "$W/cache"
 mkdir -p "$P" "$S" "$W/pt-back"
-[ -f "$W/repo/snapfs.json" ] || "$snapctl" -r "$W/repo" init --no-encryption >/dev/null
+"$snapctl" -r "$W/repo" init --no-encryption >/dev/null
 ptpid="" snpid=""
 stop() {
 	for m in "$P" "$S"; do
@@ -80,7 +82,7 @@ secs() { # secs CMD...: wall seconds of CMD
 	awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
 }
 calc() { awk "BEGIN {printf \"%.4f\", $1}"; }
-median() { tr ' ' '\n' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 pa="" sa="" sc="" pn="" sn=""
 for r in $(seq 1 "$rounds"); do
