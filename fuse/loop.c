@@ -1,4 +1,4 @@
-/* loop.c - leader/followers session loop with a spinning leader. */
+/* loop.c - leader/followers session loop; see loop.h. */
 #define FUSE_USE_VERSION 312
 #include "config.h"
 
@@ -12,7 +12,6 @@
 
 #include "loop.h"
 
-#define SPIN_NS 100000      /* poll without sleeping this long */
 #define TAKEOVER_NS 10000000 /* a leader busy this long is replaced */
 #define ACTIVE_NS 1000000000LL /* the standby watches this long after a request */
 #define MAX_THREADS 64
@@ -51,13 +50,12 @@ static void spawn(struct sloop *l)
 		l->threads++;
 }
 
-/* One request: spin, then sleep in poll().  Returns > 0 with a request,
- * 0 at the end of the session, < 0 on a device error. */
+/* One request, sleeping in poll() while there is none.  Returns > 0 with
+ * a request, 0 at the end of the session, < 0 on a device error. */
 static int receive(struct sloop *l, struct fuse_buf *fb)
 {
-	long long spin_end = now_ns_mono() + SPIN_NS;
-
 	for (;;) {
+		struct pollfd pf = {l->fd, POLLIN, 0};
 		int res;
 
 		if (fuse_session_exited(l->se))
@@ -71,14 +69,7 @@ static int receive(struct sloop *l, struct fuse_buf *fb)
 			continue;
 		if (res != -EAGAIN)
 			return res;
-		if (now_ns_mono() < spin_end)
-			continue;
-		{
-			struct pollfd pf = {l->fd, POLLIN, 0};
-
-			poll(&pf, 1, 1000);
-		}
-		spin_end = now_ns_mono() + SPIN_NS;
+		poll(&pf, 1, 1000);
 	}
 }
 
@@ -206,7 +197,7 @@ void loop_handoff(void)
 	my_loop = NULL;
 }
 
-int spin_loop(struct fuse_session *se, int max_threads)
+int leader_loop(struct fuse_session *se, int max_threads)
 {
 	struct sloop l;
 	pthread_condattr_t ca;

@@ -1113,7 +1113,7 @@ int main(int argc, char **argv)
 	if (co.singlethread)
 		rc = fuse_session_loop(se);
 	else
-		rc = spin_loop(se, (int)co.max_threads);
+		rc = leader_loop(se, (int)co.max_threads);
 	ret = rc < 0 ? 1 : 0;
 	logmsg(LOG_INFO, "unmounting %s", co.mountpoint);
 out:
