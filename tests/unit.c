@@ -24,6 +24,7 @@
 #include "manifest.h"
 #include "pack.h"
 #include "sigv4.h"
+#include "store.h"
 #include "tree.h"
 #include "util.h"
 
@@ -498,6 +499,234 @@ static void test_pack_trailer(void **state)
 	buf_free(&enc);
 }
 
+/* A trailer plaintext listing one data blob at [off, off+len). */
+static void trailer_of(struct buf *t, uint64_t off, uint64_t len)
+{
+	uint8_t id[ID_LEN] = {7};
+
+	buf_free(t);
+	assert_int_equal(buf_add(t, "SNPT", 4), 0);
+	assert_int_equal(buf_addc(t, 1), 0);
+	assert_int_equal(buf_addc(t, BT_DATA), 0);
+	assert_int_equal(buf_add(t, id, ID_LEN), 0);
+	assert_int_equal(buf_add_varint(t, off), 0);
+	assert_int_equal(buf_add_varint(t, len), 0);
+	assert_int_equal(buf_add_varint(t, len), 0);
+	assert_int_equal(buf_add_u32le(t, 1), 0);
+}
+
+/* A pack of data_len zero bytes, then trailer t (sealed) and its footer;
+ * tlen/rlen override what the footer says when not 0. */
+static void pack_of(const struct keys *k, size_t data_len, const struct buf *t,
+		    uint32_t tlen, uint32_t rlen, struct buf *out)
+{
+	uint8_t tid[ID_LEN], foot[PACK_FOOTER_LEN];
+	size_t start;
+
+	buf_free(out);
+	assert_int_equal(buf_reserve(out, data_len), 0);
+	memset(out->p, 0, data_len);
+	out->len = data_len;
+	chunk_id(k, t->p, t->len, tid);
+	assert_int_equal(blob_encode(k, tid, t->p, t->len, out), 0);
+	start = data_len;
+	memcpy(foot, tid, ID_LEN);
+	put_u32le(foot + 32, tlen ? tlen : (uint32_t)(out->len - start));
+	put_u32le(foot + 36, rlen ? rlen : (uint32_t)t->len);
+	memcpy(foot + 40, "SNP1", 4);
+	assert_int_equal(buf_add(out, foot, sizeof(foot)), 0);
+}
+
+/* Parses tail (the last n bytes of a pack of size bytes) both steps. */
+static int parse_tail(const struct keys *k, const uint8_t *tail, size_t n,
+		      uint64_t size, struct pack_entry **e, size_t *cnt)
+{
+	struct pack_footer f;
+	int rc = pack_parse_footer(tail, n, size, &f);
+
+	return rc ? rc : pack_parse_trailer(k, &f, tail, n, e, cnt);
+}
+
+static void test_pack_codec(void **state)
+{
+	struct keys k, plain;
+	struct buf t = BUF_INIT, pk = BUF_INIT;
+	struct pack_footer f;
+	struct pack_entry *e = NULL;
+	size_t cnt = 0;
+
+	(void)state;
+	keys_for(&k, 32);
+	keys_plain(&plain);
+	/* Good: the whole pack, or just its tail, parses. */
+	trailer_of(&t, 100, 50);
+	pack_of(&k, 150, &t, 0, 0, &pk);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len, &f), 0);
+	assert_int_equal(f.data_end, 150);
+	assert_int_equal(f.tail, pk.len - 150);
+	assert_int_equal(parse_tail(&k, pk.p + 150, pk.len - 150, pk.len, &e, &cnt), 0);
+	assert_int_equal(cnt, 1);
+	assert_int_equal(e[0].off, 100);
+	assert_int_equal(e[0].len, 50);
+	free(e);
+	/* ...but not with a wrong key, nor a tail short of the trailer. */
+	assert_int_equal(parse_tail(&plain, pk.p, pk.len, pk.len, &e, &cnt),
+			 SNAP_ECORRUPT);
+	assert_int_equal(pack_parse_trailer(&k, &f, pk.p + 151, pk.len - 151, &e,
+					    &cnt), SNAP_EINVAL);
+
+	/* Short: less than a footer, of the pack or of what was read. */
+	for (size_t n = 0; n < PACK_FOOTER_LEN; n++) {
+		assert_int_equal(pack_parse_footer(pk.p + pk.len - n, n, pk.len, &f),
+				 SNAP_ECORRUPT);
+		assert_int_equal(pack_parse_footer(pk.p + pk.len - n, n, n, &f),
+				 SNAP_ECORRUPT);
+	}
+	assert_int_equal(pack_parse_footer(NULL, 0, 0, &f), SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "truncated"));
+	/* A tail longer than the pack it claims to end. */
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len - 1, &f),
+			 SNAP_ECORRUPT);
+	/* Wrapped: tlen + footer is 0 in 32 bits, and the pack is large
+	 * enough for a 32-bit comparison to let it through. */
+	put_u32le(pk.p + pk.len - 12, UINT32_MAX - PACK_FOOTER_LEN + 1);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, 8ull << 30, &f),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "bad pack footer"));
+	put_u32le(pk.p + pk.len - 12, UINT32_MAX);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, 8ull << 30, &f),
+			 SNAP_ECORRUPT);
+
+	/* Lying footers: a trailer longer than the pack, longer than any
+	 * blob of rlen bytes, an rlen beyond the limit, a wrong magic. */
+	pack_of(&k, 150, &t, (uint32_t)pk.len, 0, &pk);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len, &f), SNAP_ECORRUPT);
+	pack_of(&k, 150, &t, (uint32_t)blob_bound(t.len) + 1, 0, &pk);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, 1u << 20, &f), SNAP_ECORRUPT);
+	pack_of(&k, 150, &t, 0, PACK_TRAILER_MAX + 1, &pk);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len, &f), SNAP_ECORRUPT);
+	pack_of(&k, 150, &t, 0, 0, &pk);
+	pk.p[pk.len - 1] ^= 1;
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len, &f), SNAP_ECORRUPT);
+	/* A trailer length off by one either way fails authentication. */
+	for (int d = -1; d <= 1; d += 2) {
+		uint32_t tlen = (uint32_t)(pk.len - 150 - PACK_FOOTER_LEN);
+
+		pack_of(&k, 150, &t, tlen + d, 0, &pk);
+		assert_int_equal(parse_tail(&k, pk.p, pk.len, pk.len, &e, &cnt),
+				 SNAP_ECORRUPT);
+	}
+	/* An rlen that does not match what the trailer decodes to. */
+	pack_of(&k, 150, &t, 0, (uint32_t)t.len + 1, &pk);
+	assert_int_equal(parse_tail(&k, pk.p, pk.len, pk.len, &e, &cnt),
+			 SNAP_ECORRUPT);
+
+	/* Authentic trailers whose entries lie: past the blob area, with an
+	 * offset + length that wraps in 64 bits, beyond 32 bits. */
+	uint64_t bad[][2] = {{100, 51}, {151, 0}, {UINT64_MAX - 10, 20},
+			     {10, UINT64_MAX}, {1ull << 32, 1}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		trailer_of(&t, bad[i][0], bad[i][1]);
+		pack_of(&plain, 150, &t, 0, 0, &pk);
+		assert_int_equal(parse_tail(&plain, pk.p, pk.len, pk.len, &e, &cnt),
+				 SNAP_ECORRUPT);
+	}
+	/* ...and the pack size decides, not a 32-bit view of it. */
+	trailer_of(&t, (1ull << 32) - 10, 20);
+	pack_of(&plain, 150, &t, 0, 0, &pk);
+	assert_int_equal(parse_tail(&plain, pk.p, pk.len, 8ull << 30, &e, &cnt),
+			 SNAP_ECORRUPT);
+	/* A count larger than the entries present. */
+	trailer_of(&t, 0, 150);
+	put_u32le(t.p + t.len - 4, 2);
+	pack_of(&plain, 150, &t, 0, 0, &pk);
+	assert_int_equal(parse_tail(&plain, pk.p, pk.len, pk.len, &e, &cnt),
+			 SNAP_ECORRUPT);
+	buf_free(&t);
+	buf_free(&pk);
+}
+
+/* A store that serves one object, whatever the key, from memory: size is
+ * what head says, tail the last bytes of the object, and only those are
+ * ever answered (a range before them comes back short, as from a hostile
+ * or broken server). */
+struct memstore {
+	struct store s;
+	uint64_t size;
+	const struct buf *tail;
+};
+
+static int mem_get(struct store *st, const char *key, int64_t off, int64_t len,
+		   struct buf *out)
+{
+	struct memstore *m = (struct memstore *)st;
+	uint64_t start = m->size - m->tail->len, from, to;
+
+	(void)key;
+	from = off < 0 ? m->size - (uint64_t)-off : (uint64_t)off;
+	to = len < 0 ? m->size : from + (uint64_t)len;
+	if (from < start)
+		from = start;
+	if (to > m->size)
+		to = m->size;
+	return to > from ? buf_add(out, m->tail->p + (from - start), to - from)
+			 : 0;
+}
+
+static int mem_head(struct store *st, const char *key, uint64_t *size)
+{
+	(void)key;
+	*size = ((struct memstore *)st)->size;
+	return 0;
+}
+
+static void test_pack_read_index_hostile(void **state)
+{
+	static const struct store_ops ops = {.scheme = "mem", .get = mem_get,
+					     .head = mem_head};
+	struct memstore m = {.s = {.ops = &ops, .url = "mem"}};
+	struct keys plain;
+	struct buf t = BUF_INIT, pk = BUF_INIT, tail = BUF_INIT;
+	struct pack_entry *e;
+	size_t n;
+	uint64_t size;
+
+	(void)state;
+	keys_plain(&plain);
+	trailer_of(&t, 0, 150);
+	pack_of(&plain, 150, &t, 0, 0, &pk);
+	m.tail = &pk;
+	m.size = pk.len;
+	assert_int_equal(pack_read_index(&m.s, &plain, "data/s/p", &e, &n, &size), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(size, pk.len);
+	free(e);
+	/* The server answers the suffix read with nothing at all. */
+	m.tail = &tail;
+	m.size = 1000;
+	assert_int_equal(pack_read_index(&m.s, &plain, "data/s/p", &e, &n, &size),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "data/s/p: truncated"));
+	/* An 8 GiB pack whose footer says tlen = 2^32 - 44. */
+	buf_add(&tail, pk.p + pk.len - PACK_FOOTER_LEN, PACK_FOOTER_LEN);
+	put_u32le(tail.p + 32, UINT32_MAX - PACK_FOOTER_LEN + 1);
+	m.size = 8ull << 30;
+	assert_int_equal(pack_read_index(&m.s, &plain, "data/s/p", &e, &n, &size),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "data/s/p: bad pack footer"));
+	/* An entry whose offset + length wraps. */
+	trailer_of(&t, UINT64_MAX - 10, 20);
+	pack_of(&plain, 150, &t, 0, 0, &pk);
+	m.tail = &pk;
+	m.size = pk.len;
+	assert_int_equal(pack_read_index(&m.s, &plain, "data/s/p", &e, &n, &size),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "data/s/p: pack index is malformed"));
+	buf_free(&t);
+	buf_free(&pk);
+	buf_free(&tail);
+}
+
 static void test_index(void **state)
 {
 	struct index ix;
@@ -680,6 +909,8 @@ int main(void)
 		cmocka_unit_test(test_tree_hostile),
 		cmocka_unit_test(test_manifest),
 		cmocka_unit_test(test_pack_trailer),
+		cmocka_unit_test(test_pack_codec),
+		cmocka_unit_test(test_pack_read_index_hostile),
 		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_varint),
 		cmocka_unit_test(test_sigv4_vectors),
