@@ -20,6 +20,7 @@
 #include "chunker.h"
 #include "crypto.h"
 #include "err.h"
+#include "http.h"
 #include "index.h"
 #include "manifest.h"
 #include "pack.h"
@@ -727,6 +728,202 @@ static void test_pack_read_index_hostile(void **state)
 	buf_free(&tail);
 }
 
+static int parse_page(const struct list_syntax *sx, const char *xml,
+		      struct list_page *pg)
+{
+	return list_page_parse(sx, (const uint8_t *)xml, strlen(xml), "pre/d/",
+			       pg);
+}
+
+#define S3_PAGE(body)                                                          \
+	"<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult "         \
+	"xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name>"     \
+	"<Prefix>pre/d/</Prefix>" body "</ListBucketResult>"
+#define S3_OBJ(key, size)                                                      \
+	"<Contents><Key>" key "</Key><LastModified>2026-01-01T00:00:00Z"       \
+	"</LastModified><Size>" size "</Size></Contents>"
+#define AZ_PAGE(body)                                                          \
+	"<?xml version=\"1.0\" encoding=\"utf-8\"?><EnumerationResults "       \
+	"ServiceEndpoint=\"http://x/\" ContainerName=\"c\"><Prefix>pre/d/"     \
+	"</Prefix><Blobs>" body
+#define AZ_BLOB(name, size)                                                    \
+	"<Blob><Name>" name "</Name><Properties><Content-Length>" size         \
+	"</Content-Length></Properties></Blob>"
+
+static void test_list_parse(void **state)
+{
+	struct list_page pg = {0};
+	static const char *s3_bad[] = {
+		/* more pages, but no token (or an empty one) to ask for them */
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<IsTruncated>true</IsTruncated>"),
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<IsTruncated>true</IsTruncated>"
+			"<NextContinuationToken></NextContinuationToken>"),
+		/* an entry without a key: not the previous key again */
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<Contents><Size>2</Size></Contents>"
+			"<IsTruncated>false</IsTruncated>"),
+		S3_PAGE("<Contents><Key></Key><Size>2</Size></Contents>"
+			"<IsTruncated>false</IsTruncated>"),
+		S3_PAGE("<Contents><Key>pre/d/a</Key><Key>pre/d/b</Key><Size>2"
+			"</Size></Contents><IsTruncated>false</IsTruncated>"),
+		/* sizes: missing, negative, not a number, too large */
+		S3_PAGE("<Contents><Key>pre/d/a</Key></Contents>"
+			"<IsTruncated>false</IsTruncated>"),
+		S3_PAGE(S3_OBJ("pre/d/a", "-1") "<IsTruncated>false</IsTruncated>"),
+		S3_PAGE(S3_OBJ("pre/d/a", "1x") "<IsTruncated>false</IsTruncated>"),
+		S3_PAGE(S3_OBJ("pre/d/a", "99999999999999999999")
+			"<IsTruncated>false</IsTruncated>"),
+		/* a key outside the prefix asked for */
+		S3_PAGE(S3_OBJ("pre/other", "1") "<IsTruncated>false</IsTruncated>"),
+		/* no word on further pages, or a word nobody knows */
+		S3_PAGE(S3_OBJ("pre/d/a", "1")),
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<IsTruncated>yes</IsTruncated>"),
+		/* another document altogether, and no document */
+		"<Error><Code>InternalError</Code></Error>",
+		"<ListBucketResult><IsTruncated>false</IsTruncated>",
+		"",
+		NULL};
+	static const char *az_bad[] = {
+		AZ_PAGE(AZ_BLOB("pre/d/a", "1") "</Blobs></EnumerationResults>"),
+		AZ_PAGE(AZ_BLOB("pre/d/a", "1")
+			"<Blob><Properties><Content-Length>2</Content-Length>"
+			"</Properties></Blob></Blobs><NextMarker/></EnumerationResults>"),
+		AZ_PAGE("<Blob><Name>pre/d/a</Name></Blob></Blobs><NextMarker/>"
+			"</EnumerationResults>"),
+		AZ_PAGE(AZ_BLOB("elsewhere", "1") "</Blobs><NextMarker/>"
+			"</EnumerationResults>"),
+		NULL};
+
+	(void)state;
+	assert_int_equal(parse_page(&s3_list_syntax,
+				    S3_PAGE(S3_OBJ("pre/d/a", "1") S3_OBJ("pre/d/b&amp;c", "0")
+					    "<IsTruncated>false</IsTruncated>"),
+				    &pg), 0);
+	assert_int_equal(pg.n, 2);
+	assert_string_equal(pg.v[0].name, "pre/d/a");
+	assert_int_equal(pg.v[0].size, 1);
+	assert_string_equal(pg.v[1].name, "pre/d/b&c");
+	assert_int_equal(pg.v[1].size, 0);
+	assert_null(pg.next);
+	assert_int_equal(parse_page(&s3_list_syntax,
+				    S3_PAGE(S3_OBJ("pre/d/a", "18446744073709551615")
+					    "<IsTruncated>true</IsTruncated>"
+					    "<NextContinuationToken>t/1=</NextContinuationToken>"),
+				    &pg), 0);
+	assert_int_equal(pg.n, 1);
+	assert_true(pg.v[0].size == UINT64_MAX);
+	assert_string_equal(pg.next, "t/1=");
+	/* An empty last page. */
+	assert_int_equal(parse_page(&s3_list_syntax,
+				    S3_PAGE("<KeyCount>0</KeyCount><IsTruncated>false"
+					    "</IsTruncated>"), &pg), 0);
+	assert_int_equal(pg.n, 0);
+	assert_null(pg.next);
+	for (int i = 0; s3_bad[i]; i++) {
+		assert_int_equal(parse_page(&s3_list_syntax, s3_bad[i], &pg),
+				 SNAP_ECORRUPT);
+		assert_non_null(strstr(snap_errmsg(), "ListObjectsV2"));
+	}
+	parse_page(&s3_list_syntax, s3_bad[0], &pg);
+	assert_non_null(strstr(snap_errmsg(), "more pages announced without "
+					      "NextContinuationToken"));
+	parse_page(&s3_list_syntax, s3_bad[2], &pg);
+	assert_non_null(strstr(snap_errmsg(), "an entry has no name"));
+
+	assert_int_equal(parse_page(&az_list_syntax,
+				    AZ_PAGE(AZ_BLOB("pre/d/a", "5") "</Blobs>"
+					    "<NextMarker>m2</NextMarker></EnumerationResults>"),
+				    &pg), 0);
+	assert_int_equal(pg.n, 1);
+	assert_int_equal(pg.v[0].size, 5);
+	assert_string_equal(pg.next, "m2");
+	assert_int_equal(parse_page(&az_list_syntax,
+				    AZ_PAGE(AZ_BLOB("pre/d/a", "5") "</Blobs>"
+					    "<NextMarker /></EnumerationResults>"),
+				    &pg), 0);
+	assert_null(pg.next);
+	for (int i = 0; az_bad[i]; i++)
+		assert_int_equal(parse_page(&az_list_syntax, az_bad[i], &pg),
+				 SNAP_ECORRUPT);
+	parse_page(&az_list_syntax, az_bad[0], &pg);
+	assert_non_null(strstr(snap_errmsg(), "List Blobs response: no NextMarker"));
+	list_page_free(&pg);
+}
+
+/* Serves canned pages: page i answers token "t<i>". */
+struct pages {
+	const char **xml;
+	int served;
+};
+
+static int pages_fetch(void *ctx, const char *token, struct buf *body)
+{
+	struct pages *p = ctx;
+	int i = token ? atoi(token + 1) : 0;
+
+	assert_true(!token || token[0] == 't');
+	p->served++;
+	return buf_addstr(body, p->xml[i]);
+}
+
+static int collect_names(const char *name, uint64_t size, void *ctx)
+{
+	struct buf *b = ctx;
+
+	(void)size;
+	if (!strcmp(name, "d/stop"))
+		return 42;
+	return buf_addstr(b, name) || buf_addc(b, ' ');
+}
+
+static void test_list_pages(void **state)
+{
+	const char *good[] = {
+		S3_PAGE(S3_OBJ("pre/d/a", "1") S3_OBJ("pre/d/b", "1")
+			"<IsTruncated>true</IsTruncated><NextContinuationToken>t1"
+			"</NextContinuationToken>"),
+		S3_PAGE(S3_OBJ("pre/d/c", "1") "<IsTruncated>false</IsTruncated>")};
+	const char *loop[] = {
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<IsTruncated>true</IsTruncated>"
+			"<NextContinuationToken>t1</NextContinuationToken>"),
+		S3_PAGE(S3_OBJ("pre/d/b", "1") "<IsTruncated>true</IsTruncated>"
+			"<NextContinuationToken>t1</NextContinuationToken>")};
+	const char *bad2[] = {
+		good[0],
+		S3_PAGE(S3_OBJ("pre/d/c", "1") "<Contents><Size>1</Size></Contents>"
+			"<IsTruncated>false</IsTruncated>")};
+	const char *stop[] = {
+		S3_PAGE(S3_OBJ("pre/d/stop", "1") S3_OBJ("pre/d/b", "1")
+			"<IsTruncated>false</IsTruncated>")};
+	struct pages p = {good, 0};
+	struct buf names = BUF_INIT;
+
+	(void)state;
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
+				    collect_names, &names), 0);
+	buf_addc(&names, 0);
+	assert_string_equal((char *)names.p, "d/a d/b d/c ");
+	assert_int_equal(p.served, 2);
+	/* A token handed back unchanged would list one page forever. */
+	names.len = 0;
+	p = (struct pages){loop, 0};
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
+				    collect_names, &names), SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "does not advance"));
+	assert_int_equal(p.served, 2);
+	/* A bad page passes none of its entries on. */
+	names.len = 0;
+	p = (struct pages){bad2, 0};
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
+				    collect_names, &names), SNAP_ECORRUPT);
+	buf_addc(&names, 0);
+	assert_string_equal((char *)names.p, "d/a d/b ");
+	/* The callback's value stops the listing. */
+	p = (struct pages){stop, 0};
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
+				    collect_names, &names), 42);
+	buf_free(&names);
+}
+
 static void test_index(void **state)
 {
 	struct index ix;
@@ -911,6 +1108,8 @@ int main(void)
 		cmocka_unit_test(test_pack_trailer),
 		cmocka_unit_test(test_pack_codec),
 		cmocka_unit_test(test_pack_read_index_hostile),
+		cmocka_unit_test(test_list_parse),
+		cmocka_unit_test(test_list_pages),
 		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_varint),
 		cmocka_unit_test(test_sigv4_vectors),
