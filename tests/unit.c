@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "blob.h"
 #include "bufpool.h"
@@ -472,6 +473,69 @@ static void test_manifest(void **state)
 	for (int i = 0; bad[i]; i++)
 		assert_int_not_equal(manifest_parse(bad[i], strlen(bad[i]), &plain,
 						    series, 1, &p), 0);
+}
+
+/* jansson's allocator for the test below: counts calls, and fails the
+ * one numbered fail_at (0: none). */
+static long alloc_calls, fail_at;
+
+static void *counting_malloc(size_t n)
+{
+	return ++alloc_calls == fail_at ? NULL : malloc(n);
+}
+
+static void test_manifest_encode_enomem(void **state)
+{
+	struct keys k;
+	struct mgroup g[3] = {{.name = "g1", .files = 1},
+			      {.name = "g2", .files = 2, .hardlink_next = 9,
+			       .ino = (1ull << 63) | 5},
+			      {.name = "zk", .files = 3}};
+	uint8_t packs[2][PACK_ID_LEN] = {{1}, {2}};
+	struct manifest m = {.num = 1, .full = 1, .encrypted = 1,
+			     .created = 1700000000000000000, .groups = g,
+			     .ngroups = 3, .packs = packs, .npacks = 2,
+			     .xattr_ns = XNS_USER | XNS_SECURITY,
+			     .ino_next = 77, .stage_token = "0123456789abcdef"};
+	struct buf want = BUF_INIT, got = BUF_INIT;
+	long total;
+
+	(void)state;
+	keys_for(&k, 32);
+	snprintf(m.series, sizeof(m.series), "zk1-0f8e1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b");
+	snprintf(m.label, sizeof(m.label), "zk1");
+	snprintf(m.status, sizeof(m.status), STATUS_READY);
+	json_set_alloc_funcs(counting_malloc, free);
+	alloc_calls = fail_at = 0;
+	assert_int_equal(manifest_encode(&m, &k, &want), 0);
+	total = alloc_calls;
+	assert_true(total > 10);
+	/* Each allocation in turn fails (once; later ones succeed, as after
+	 * a passing shortage): the encoding either fails with ENOMEM and
+	 * appends nothing, or is whole.  Never a manifest missing a part. */
+	for (fail_at = 1; fail_at <= total; fail_at++) {
+		int rc;
+
+		alloc_calls = 0;
+		got.len = 0;
+		assert_int_equal(buf_addstr(&got, "x"), 0);
+		rc = manifest_encode(&m, &k, &got);
+		if (rc == 0) {
+			assert_int_equal(got.len, 1 + want.len);
+			assert_memory_equal(got.p + 1, want.p, want.len);
+		} else {
+			assert_int_equal(rc, SNAP_ENOMEM);
+			assert_int_equal(got.len, 1);
+		}
+	}
+	json_set_alloc_funcs(malloc, free);
+	/* A group name that is not UTF-8 is refused, not dropped. */
+	g[1].name = "caf\xe9";
+	got.len = 0;
+	assert_int_equal(manifest_encode(&m, &k, &got), SNAP_EINVAL);
+	assert_int_equal(got.len, 0);
+	buf_free(&want);
+	buf_free(&got);
 }
 
 static void test_pack_trailer(void **state)
@@ -1105,6 +1169,7 @@ int main(void)
 		cmocka_unit_test(test_tree_roundtrip),
 		cmocka_unit_test(test_tree_hostile),
 		cmocka_unit_test(test_manifest),
+		cmocka_unit_test(test_manifest_encode_enomem),
 		cmocka_unit_test(test_pack_trailer),
 		cmocka_unit_test(test_pack_codec),
 		cmocka_unit_test(test_pack_read_index_hostile),
