@@ -358,6 +358,12 @@ static int parse_ref(json_t *o, struct ref *r)
 		rc = snap_seterr(SNAP_ECORRUPT, __VA_ARGS__);                  \
 		goto out;                                                      \
 	} while (0)
+/* Not BAD: a reader (the mount's cache) drops a copy that is corrupt. */
+#define NOMEM(key)                                                             \
+	do {                                                                   \
+		rc = snap_seterr(SNAP_ENOMEM, "%s: out of memory", key);       \
+		goto out;                                                      \
+	} while (0)
 
 int manifest_parse(const char *text, size_t n, const struct keys *k,
 		   const char *series, uint32_t num, struct manifest *m)
@@ -373,6 +379,8 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	memset(m, 0, sizeof(*m));
 	manifest_key(series, num, key, sizeof(key));
 	root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root && json_error_code(&jerr) == json_error_out_of_memory)
+		return snap_seterr(SNAP_ENOMEM, "%s: out of memory", key);
 	if (!root)
 		return snap_seterr(SNAP_ECORRUPT, "%s: not valid JSON: %s", key,
 				   jerr.text);
@@ -478,7 +486,7 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	m->ngroups = json_array_size(groups);
 	m->groups = calloc(m->ngroups ? m->ngroups : 1, sizeof(*m->groups));
 	if (!m->groups)
-		BAD("%s: out of memory", key);
+		NOMEM(key);
 	for (size_t i = 0; i < m->ngroups; i++) {
 		json_t *g = json_array_get(groups, i);
 		struct mgroup *mg = &m->groups[i];
@@ -488,7 +496,7 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 			BAD("%s: bad group_id", key);
 		mg->name = strdup(s);
 		if (!mg->name)
-			BAD("%s: out of memory", key);
+			NOMEM(key);
 		if (parse_ref(json_object_get(g, "root"), &mg->root) ||
 		    u64_field(g, "files", &mg->files) ||
 		    u64_field(g, "bytes", &mg->bytes) ||
@@ -520,7 +528,7 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	m->npacks = json_array_size(packs);
 	m->packs = calloc(m->npacks ? m->npacks : 1, PACK_ID_LEN);
 	if (!m->packs)
-		BAD("%s: out of memory", key);
+		NOMEM(key);
 	for (size_t i = 0; i < m->npacks; i++) {
 		s = json_string_value(json_array_get(packs, i));
 		if (!s || strlen(s) != 2 * PACK_ID_LEN ||
