@@ -224,6 +224,25 @@ cmp "$T/state3/big.bin" "$m/series/$A/3/d/big.bin" || fail "read after remount"
 [ "$(mount_stat "$m" fetches)" -le 3 ] || fail "$(mount_stat "$m" fetches) fetches despite the disk cache"
 unmount_repo "$m" "$MOUNT_PID"
 
+say "a damaged manifest in the disk cache is replaced from the store"
+c2=$(find "$T/cache" -path "*/manifests/$A/2.json")
+c3=$(find "$T/cache" -path "*/manifests/$A/3.json")
+[ -f "$c2" ] && [ -f "$c3" ] || fail "manifests of $A not in the disk cache"
+truncate -s 100 "$c3" # a torn write
+python3 - "$c2" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+# one hex digit of the MAC, changed: valid JSON that fails authentication
+t = re.sub(r'("mac": ")(.)', lambda m: m.group(1) + ("1" if m.group(2) != "1" else "2"), t, 1)
+open(sys.argv[1], "w").write(t)
+PY
+mount_repo "$r" "$m"
+cmp "$T/state3/big.bin" "$m/series/$A/3/d/big.bin" || fail "backup 3 unreadable with a torn cached manifest"
+cmp "$T/state2/big.bin" "$m/series/$A/2/d/big.bin" || fail "backup 2 unreadable with a tampered cached manifest"
+cmp "$c3" "$m/series/$A/3/manifest.json" || fail "the torn copy was not replaced"
+cmp "$c2" "$m/series/$A/2/manifest.json" || fail "the tampered copy was not replaced"
+unmount_repo "$m" "$MOUNT_PID"
+
 if [ "$STORE" = file ]; then
 	say "a corrupt pack: EIO for the files it holds, the rest still reads"
 	c=$(repo_url corrupt)
