@@ -80,7 +80,7 @@ say "layout: series, latest, labels, manifest.json, control"
 [ "$(ls "$m/labels/beta/1")" = "$(printf 'g1\ng2\nmanifest.json')" ] || fail "beta groups"
 python3 -c 'import json,sys; m = json.load(open(sys.argv[1])); assert m["backup_num"] == 2, m' \
 	"$m/series/$A/2/manifest.json"
-[ -z "$(ls -A "$m/control")" ] || fail "control/ not empty"
+[ "$(ls -A "$m/control")" = "$(printf 'alpha\nbeta')" ] || fail "control/: $(ls -A "$m/control")"
 [ ! -e "$m/series/$A/4" ] && [ ! -e "$m/series/nope" ] && [ ! -e "$m/labels/nope" ] ||
 	fail "absent names exist"
 
