@@ -284,13 +284,15 @@ if [ "$STORE" = file ]; then
 	grep -q "$new" "$T/snapfs.log" || fail "the log line does not name the pack"
 
 	say "unmount (SIGTERM) while a reader is active"
-	python3 - "$cm/series/$cs/2/cs/a" "$T/reader.out" <<'PY' &
+	python3 - "$cm/series/$cs/2/cs/a" "$T/reader.out" "$T/reader.ready" <<'PY' &
 import os, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
 # The file was read before: drop its cached pages so reads reach the daemon.
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 out = open(sys.argv[2], "w")
 try:
+    os.read(fd, 65536)
+    open(sys.argv[3], "w").write("reading\n")
     while os.read(fd, 65536):
         time.sleep(0.05)
     out.write("eof\n")
@@ -298,7 +300,13 @@ except OSError as e:
     out.write("error %s\n" % e.errno)
 PY
 	reader=$!
-	sleep 0.5
+	# SIGTERM once the reader is inside the file, however long a loaded
+	# machine takes to start it (a fixed sleep raced the open).
+	for _ in $(seq 1 300); do
+		[ -s "$T/reader.ready" ] || ! kill -0 "$reader" 2>/dev/null && break
+		sleep 0.1
+	done
+	[ -s "$T/reader.ready" ] || fail "the reader did not start reading: $(cat "$T/reader.out")"
 	kill -TERM "$MOUNT_PID"
 	for _ in $(seq 1 100); do kill -0 "$MOUNT_PID" 2>/dev/null || break; sleep 0.1; done
 	kill -0 "$MOUNT_PID" 2>/dev/null && fail "daemon still running 10 s after SIGTERM"
