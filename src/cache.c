@@ -350,13 +350,40 @@ static void disk_forget(struct disk *d, const uint8_t *id)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* Writes n bytes to path through a temporary file of its own (the
+ * daemon's threads write at once, and two that shared a name could rename
+ * each other's half-written file into place), synced before the rename
+ * when durable.  Returns 0, or -1 when nothing was written: failures
+ * only skip caching. */
+static int disk_write(struct disk *d, const char *path, const void *p,
+		      size_t n, int durable)
+{
+	char tmp[4200];
+	unsigned long seq;
+	int fd, ok;
+
+	pthread_mutex_lock(&d->lock);
+	seq = d->tmpseq++;
+	pthread_mutex_unlock(&d->lock);
+	snprintf(tmp, sizeof(tmp), "%s.tmp%lu", path, seq);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, p, n) == (ssize_t)n;
+	ok = ok && (!durable || fsync(fd) == 0);
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path)) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
 /* Writes an authenticated blob to disk; failures only skip caching. */
 static void disk_put(struct disk *d, const uint8_t *id, const uint8_t *p,
 		     size_t n)
 {
-	char path[4096], tmp[4200];
-	unsigned long seq;
-	int fd, ok;
+	char path[4096];
 
 	if (n > d->max)
 		return;
@@ -366,22 +393,13 @@ static void disk_put(struct disk *d, const uint8_t *id, const uint8_t *p,
 		return;
 	}
 	disk_evict(d, n);
-	seq = d->tmpseq++;
 	pthread_mutex_unlock(&d->lock);
 
 	blob_path(d, id, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp%lu", path, seq);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
+	/* Not synced: blobs are many, and a torn one fails authentication
+	 * at its next read and is fetched again. */
+	if (disk_write(d, path, p, n, 0))
 		return;
-	ok = write(fd, p, n) == (ssize_t)n;
-	ok = close(fd) == 0 && ok;
-	/* No fsync: a torn file after a crash fails authentication at the
-	 * next read and is fetched again. */
-	if (!ok || rename(tmp, path)) {
-		unlink(tmp);
-		return;
-	}
 	pthread_mutex_lock(&d->lock);
 	if (dent_add(d, id, n))
 		unlink(path);
@@ -681,31 +699,33 @@ static int read_whole(const char *path, struct buf *out)
 }
 
 int cache_manifest(struct cache *c, const char *series, uint32_t num,
-		   struct buf *text)
+		   struct buf *text, struct manifest *m)
 {
-	char path[4096], tmp[4200];
-	int rc, fd, ok;
+	char path[4096], dir[4200];
+	int rc;
 
 	if (c->dk) {
 		manifest_path(c->dk, series, num, path, sizeof(path));
-		if (read_whole(path, text) == 0)
-			return 0;
+		if (read_whole(path, text) == 0) {
+			rc = manifest_parse((char *)text->p, text->len,
+					    &c->r->keys, series, num, m);
+			if (rc != SNAP_ECORRUPT && rc != SNAP_EUNSUPP)
+				return rc;
+			/* A torn write, a bad disk, a hand: the store's copy
+			 * decides, and replaces this one if it parses. */
+			unlink(path);
+		}
 	}
 	rc = repo_manifest_text(c->r, series, num, text);
+	if (rc == 0)
+		rc = manifest_parse((char *)text->p, text->len, &c->r->keys,
+				    series, num, m);
 	if (rc || !c->dk)
 		return rc;
-	/* Parsing authenticates it on every use; store it as fetched. */
-	snprintf(tmp, sizeof(tmp), "%s/manifests/%s", c->dk->root, series);
-	if (make_dirs(tmp, 0700, 1))
-		return 0;
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return 0;
-	ok = write(fd, text->p, text->len) == (ssize_t)text->len;
-	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, path))
-		unlink(tmp);
+	snprintf(dir, sizeof(dir), "%s/manifests/%s", c->dk->root, series);
+	/* Synced: a remount browses from these without asking the store. */
+	if (make_dirs(dir, 0700, 1) == 0)
+		disk_write(c->dk, path, text->p, text->len, 1);
 	return 0;
 }
 

@@ -17,8 +17,11 @@
  * the blob fetched from the store, never reported as corruption.  Files
  * live under DIR/<repo id>/ and are evicted oldest-first beyond
  * disk_bytes; the index is rebuilt from the directory at open.  Manifests
- * (immutable once written) are kept there too, so a remount browses
- * without refetching them.  A second process on the same directory runs
+ * (immutable once written) are kept there too, synced, so a remount
+ * browses without refetching them; they are authenticated on every use,
+ * and a damaged one is replaced from the store.  Each copy is written under
+ * a temporary name of its own and renamed into place.  A second process on
+ * the same directory runs
  * without the disk cache (flock), with a warning in *warning.
  *
  * Failures: a failed fetch is never cached; every waiter gets the code and
@@ -72,9 +75,13 @@ void cache_release(struct cache *c, struct centry *e);
 void cache_prefetch(struct cache *c, const char *series,
 		    const struct ref *ref);
 
-/* A manifest's JSON text as stored (from the disk cache when there). */
+/* A backup's manifest, parsed and authenticated into *m (manifest_free()
+ * it), and its JSON text as stored into text: from the disk cache when a
+ * copy there parses, else from the store.  A cached copy that does not
+ * parse is deleted and replaced by the store's, so only the store's copy
+ * failing is an error (message as manifest_parse() or the store's). */
 int cache_manifest(struct cache *c, const char *series, uint32_t num,
-		   struct buf *text);
+		   struct buf *text, struct manifest *m);
 
 void cache_get_stats(struct cache *c, struct cache_stats *s);
 

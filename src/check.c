@@ -226,6 +226,10 @@ static int check_series(struct cctx *c, const struct backup_id *b, size_t n)
 	int rc;
 
 	snprintf(prefix, sizeof(prefix), "data/%s/", c->series);
+	/* Housekeeping on the way: what killed uploads left there, which no
+	 * listing shows.  Best effort: a read-only repository is still
+	 * checked. */
+	(void)store_sweep(c->r->st, prefix);
 	rc = store_list(c->r->st, prefix, on_pack, c);
 	if (rc)
 		return rc;

@@ -8,6 +8,10 @@
  * same offset and lengths.  With read_data, every blob of every pack is
  * read and authenticated as well.
  *
+ * On the way, each checked series' data prefix is swept (store_sweep):
+ * temporary files that killed uploads left there go, those of an upload
+ * still running stay.
+ *
  * Problems are reported one line each through opts->report, naming the
  * object; the walk goes on after a problem so one run finds them all.
  * Memory grows with the number of packs and directories of one series

@@ -2,7 +2,9 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,6 +429,188 @@ int xml_walk(const uint8_t *p, size_t n, xml_cb cb, void *ctx)
 	XML_ParserFree(xp);
 	buf_free(&x.text);
 	return ok ? 0 : snap_seterr(SNAP_ECORRUPT, "malformed XML response");
+}
+
+struct listctx {
+	const struct list_syntax *sx;
+	const char *prefix;
+	struct list_page *pg;
+	char *name, *size;     /* of the entry being read */
+	int names, sizes;      /* how many the entry had */
+	int truncated;         /* -1: not said, 0, 1 */
+	int has_next, foreign;
+	int rc;
+};
+
+/* Records the first problem of a page (later ones are consequences). */
+static int list_fail(struct listctx *l, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int list_fail(struct listctx *l, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1400];
+
+	if (l->rc)
+		return l->rc;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	l->rc = snap_seterr(rc, "%s response: %s", l->sx->what, msg);
+	return l->rc;
+}
+
+static int list_end_entry(struct listctx *l)
+{
+	struct list_page *pg = l->pg;
+	char *end;
+	uint64_t size;
+
+	if (l->names != 1 || !*l->name)
+		return list_fail(l, SNAP_ECORRUPT, "an entry has %s name",
+				 l->names > 1 ? "more than one" : "no");
+	if (strncmp(l->name, l->prefix, strlen(l->prefix)))
+		return list_fail(l, SNAP_ECORRUPT,
+				 "'%s' is outside the prefix asked for",
+				 l->name);
+	errno = 0;
+	size = strtoull(l->size ? l->size : "", &end, 10);
+	if (l->sizes != 1 || !isdigit((unsigned char)l->size[0]) || *end ||
+	    errno)
+		return list_fail(l, SNAP_ECORRUPT, "'%s' has no valid size",
+				 l->name);
+	if (array_grow(&pg->v, &pg->cap, pg->n, sizeof(*pg->v), 64))
+		return list_fail(l, SNAP_ENOMEM, "out of memory");
+	pg->v[pg->n].name = l->name;
+	pg->v[pg->n].size = size;
+	pg->n++;
+	l->name = NULL;
+	return 0;
+}
+
+static int set_text(struct listctx *l, char **slot, int *count,
+		    const char *text)
+{
+	free(*slot);
+	*slot = strdup(text);
+	(*count)++;
+	return *slot ? 0 : list_fail(l, SNAP_ENOMEM, "out of memory");
+}
+
+static void on_list(const char *path, const char *text, void *ctx)
+{
+	struct listctx *l = ctx;
+	const struct list_syntax *sx = l->sx;
+	size_t rl = strlen(sx->root);
+
+	if (l->rc)
+		return;
+	if (strncmp(path, sx->root, rl) || (path[rl] && path[rl] != '/')) {
+		l->foreign = 1;
+		return;
+	}
+	if (!strcmp(path, sx->name)) {
+		set_text(l, &l->name, &l->names, text);
+	} else if (!strcmp(path, sx->size)) {
+		set_text(l, &l->size, &l->sizes, text);
+	} else if (!strcmp(path, sx->entry)) {
+		list_end_entry(l);
+		free(l->name);
+		free(l->size);
+		l->name = l->size = NULL;
+		l->names = l->sizes = 0;
+	} else if (sx->truncated && !strcmp(path, sx->truncated)) {
+		if (strcmp(text, "true") && strcmp(text, "false"))
+			list_fail(l, SNAP_ECORRUPT, "%s is '%s'",
+				  strrchr(sx->truncated, '/') + 1, text);
+		l->truncated = !strcmp(text, "true");
+	} else if (!strcmp(path, sx->next)) {
+		l->has_next = 1;
+		free(l->pg->next);
+		l->pg->next = *text ? strdup(text) : NULL;
+		if (*text && !l->pg->next)
+			list_fail(l, SNAP_ENOMEM, "out of memory");
+	}
+}
+
+void list_page_free(struct list_page *pg)
+{
+	for (size_t i = 0; i < pg->n; i++)
+		free(pg->v[i].name);
+	free(pg->v);
+	free(pg->next);
+	memset(pg, 0, sizeof(*pg));
+}
+
+int list_page_parse(const struct list_syntax *sx, const uint8_t *p, size_t n,
+		    const char *prefix, struct list_page *pg)
+{
+	struct listctx l = {.sx = sx, .prefix = prefix, .pg = pg,
+			    .truncated = -1};
+	const char *leaf = strrchr(sx->next, '/') + 1;
+	int rc;
+
+	list_page_free(pg);
+	rc = xml_walk(p, n, on_list, &l);
+	free(l.name);
+	free(l.size);
+	if (rc)
+		return snap_preerr(rc, "%s", sx->what);
+	if (l.rc)
+		return l.rc;
+	if (l.foreign)
+		return list_fail(&l, SNAP_ECORRUPT, "not a <%s> document",
+				 sx->root);
+	if (sx->truncated) {
+		if (l.truncated < 0)
+			return list_fail(&l, SNAP_ECORRUPT,
+					 "%s says nothing of further pages",
+					 strrchr(sx->truncated, '/') + 1);
+		if (l.truncated && !pg->next)
+			return list_fail(&l, SNAP_ECORRUPT,
+					 "more pages announced without %s",
+					 leaf);
+		if (!l.truncated) {
+			free(pg->next);
+			pg->next = NULL;
+		}
+	} else if (!l.has_next) {
+		return list_fail(&l, SNAP_ECORRUPT, "no %s", leaf);
+	}
+	return 0;
+}
+
+int list_pages(const struct list_syntax *sx, list_fetch_fn fetch, void *fctx,
+	       const char *prefix, size_t strip,
+	       int (*cb)(const char *name, uint64_t size, void *ctx),
+	       void *ctx)
+{
+	struct list_page pg = {0};
+	struct buf body = BUF_INIT;
+	char *token = NULL;
+	int rc;
+
+	do {
+		body.len = 0;
+		rc = fetch(fctx, token, &body);
+		if (rc == 0)
+			rc = list_page_parse(sx, body.p, body.len, prefix, &pg);
+		for (size_t i = 0; rc == 0 && i < pg.n; i++)
+			rc = cb(pg.v[i].name + strip, pg.v[i].size, ctx);
+		/* A server that hands back the token it got would have us
+		 * list the same page forever. */
+		if (rc == 0 && pg.next && token && !strcmp(pg.next, token))
+			rc = snap_seterr(SNAP_ECORRUPT,
+					 "%s response: the listing does not "
+					 "advance (same token twice)",
+					 sx->what);
+		free(token);
+		token = pg.next;
+		pg.next = NULL;
+	} while (rc == 0 && token);
+	free(token);
+	list_page_free(&pg);
+	buf_free(&body);
+	return rc;
 }
 
 struct errctx {

@@ -73,6 +73,62 @@ int hdr_add(struct curl_slist **list, const char *name, const char *value);
 typedef void (*xml_cb)(const char *path, const char *text, void *ctx);
 int xml_walk(const uint8_t *p, size_t n, xml_cb cb, void *ctx);
 
+/*
+ * Object listings (S3 ListObjectsV2, Azure List Blobs).  A listing drives
+ * delete and check, so a page the parser does not fully understand is an
+ * error, never a shorter listing: an entry without a name or size, a name
+ * outside the prefix asked for, "more pages" without a way to ask for
+ * them, a token that does not advance, or a document of another kind.
+ */
+struct list_syntax {
+	const char *what;   /* the request, for messages: "ListObjectsV2" */
+	const char *root;   /* document element: "ListBucketResult" */
+	const char *entry;  /* path of one object: "ListBucketResult/Contents" */
+	const char *name;   /* paths of its key and length */
+	const char *size;
+	const char *next;   /* continuation token / marker */
+	/* "true" / "false" element saying whether more pages follow; NULL
+	 * when a non-empty next alone says so (Azure), and next must then be
+	 * present, if empty. */
+	const char *truncated;
+};
+
+struct list_entry {
+	char *name;
+	uint64_t size;
+};
+
+struct list_page {
+	struct list_entry *v;
+	size_t n, cap;
+	char *next; /* token of the next page; NULL on the last one */
+};
+
+/* Parses one listing page of n bytes into *pg (emptied first; the caller
+ * frees it with list_page_free() whatever the outcome).  Every name must
+ * start with prefix.  Returns 0, SNAP_ECORRUPT with a message saying what
+ * is wrong ("ListObjectsV2 response: ..."), or SNAP_ENOMEM. */
+int list_page_parse(const struct list_syntax *sx, const uint8_t *p, size_t n,
+		    const char *prefix, struct list_page *pg);
+void list_page_free(struct list_page *pg);
+
+/* What the S3 and Azure backends parse (exported for the unit tests). */
+extern const struct list_syntax s3_list_syntax, az_list_syntax;
+
+/* Fetches the page after token (NULL: the first) into body; 0 or a
+ * snap_err with a message. */
+typedef int (*list_fetch_fn)(void *ctx, const char *token, struct buf *body);
+
+/* Lists every object under prefix page by page, calling cb with each name
+ * minus its first strip bytes.  A page is validated whole before any of
+ * its entries is passed on.  Returns 0, the first non-zero cb value,
+ * fetch's error, or SNAP_ECORRUPT as list_page_parse() and when a page
+ * hands back the token it was fetched with. */
+int list_pages(const struct list_syntax *sx, list_fetch_fn fetch, void *fctx,
+	       const char *prefix, size_t strip,
+	       int (*cb)(const char *name, uint64_t size, void *ctx),
+	       void *ctx);
+
 /* First <Code> and <Message> of an error body (empty when absent). */
 void xml_error(const struct buf *body, char *code, size_t clen, char *msg,
 	       size_t mlen);

@@ -121,118 +121,195 @@ int xattr_ns_of(const char *name)
 
 static json_t *ref_json(const struct ref *r)
 {
+	/* A NULL from hexstr() makes the pack fail: "o" steals references
+	 * even then, so nothing leaks. */
 	return json_pack("{s:o,s:o,s:I,s:I,s:I}", "id", hexstr(r->id, ID_LEN),
 			 "pack", hexstr(r->pack, PACK_ID_LEN), "offset",
 			 (json_int_t)r->off, "length", (json_int_t)r->len,
 			 "raw_length", (json_int_t)r->raw);
 }
 
+struct dumpctx {
+	struct buf *out;
+	int err;
+};
+
+static int dump_cb(const char *p, size_t n, void *ctx)
+{
+	struct dumpctx *d = ctx;
+
+	if (!d->err)
+		d->err = buf_add(d->out, p, n);
+	return d->err ? -1 : 0;
+}
+
+/* Appends root's text to out (as it was on failure).  Not json_dumps():
+ * jansson ignores a failed write of an object's key, and an allocation
+ * failing in its string buffer there would drop the key from the text
+ * (from what the MAC covers, or from the manifest) without an error.  Our
+ * own sink remembers the failure. */
+static int dump_json(json_t *root, size_t flags, struct buf *out)
+{
+	struct dumpctx d = {out, 0};
+	size_t start = out->len;
+
+	if (json_dump_callback(root, dump_cb, &d, flags) || d.err) {
+		out->len = start;
+		return snap_seterr(SNAP_ENOMEM, "out of memory dumping JSON");
+	}
+	return 0;
+}
+
 static int mac_of(json_t *root, const struct keys *k, uint8_t mac[32])
 {
-	char *s = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+	struct buf s = BUF_INIT;
+	int rc = dump_json(root, JSON_COMPACT | JSON_SORT_KEYS, &s);
 
-	if (!s)
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	hmac_sha256(k->mac, sizeof(k->mac), s, strlen(s), mac);
-	free(s);
+	if (rc == 0)
+		hmac_sha256(k->mac, sizeof(k->mac), s.p, s.len, mac);
+	buf_free(&s);
+	return rc;
+}
+
+/* Why jansson refused (je: of a json_pack_ex, or NULL after a failed
+ * append or set).  Only a name that is not UTF-8 is the input's fault;
+ * anything else is an allocation that failed, here or in an inner pack
+ * whose NULL the outer one refused. */
+static int json_failed(const json_error_t *je)
+{
+	if (je && json_error_code(je) == json_error_invalid_utf8)
+		return snap_seterr(SNAP_EINVAL, "encoding manifest: %s",
+				   je->text);
+	return snap_seterr(SNAP_ENOMEM, "out of memory encoding manifest");
+}
+
+/* A group's fields only some writers have: absent means "not recorded".
+ * Non-zero when one could not be set. */
+static int group_extras(json_t *o, const struct mgroup *g)
+{
+	char ino[24];
+
+	if (g->hardlink_next &&
+	    json_object_set_new(o, "hardlink_next",
+				json_integer((json_int_t)g->hardlink_next)))
+		return -1;
+	/* The inode's bits as a string: bit 63 is set. */
+	snprintf(ino, sizeof(ino), "%llu", (unsigned long long)g->ino);
+	return g->ino && json_object_set_new(o, "ino", json_string(ino));
+}
+
+static int groups_json(const struct manifest *m, json_t *groups)
+{
+	for (size_t i = 0; i < m->ngroups; i++) {
+		const struct mgroup *g = &m->groups[i];
+		json_error_t je;
+		json_t *o;
+
+		o = json_pack_ex(&je, 0, "{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I}",
+				 "group_id", g->name, "root",
+				 ref_json(&g->root), "files",
+				 (json_int_t)g->files, "bytes",
+				 (json_int_t)g->bytes, "mode",
+				 (json_int_t)g->mode, "uid", (json_int_t)g->uid,
+				 "gid", (json_int_t)g->gid, "mtime_ns",
+				 (json_int_t)g->mtime_ns);
+		if (!o)
+			return json_failed(&je);
+		if (group_extras(o, g)) {
+			json_decref(o);
+			return json_failed(NULL);
+		}
+		if (json_array_append_new(groups, o))
+			return json_failed(NULL);
+	}
 	return 0;
 }
 
 int manifest_encode(const struct manifest *m, const struct keys *k,
 		    struct buf *out)
 {
-	json_t *root, *groups, *packs, *stats;
+	json_t *root, *packs, *ns = NULL;
 	char created[40], since[40];
+	json_error_t je;
 	uint8_t mac[32];
-	char *s = NULL;
-	int rc = SNAP_ENOMEM;
+	size_t start = out->len;
+	int rc = 0;
 
 	format_time(m->created, created);
 	format_time(m->since, since);
-	groups = json_array();
-	packs = json_array();
-	for (size_t i = 0; i < m->ngroups; i++)
-		json_array_append_new(
-			groups,
-			json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I}",
-				  "group_id", m->groups[i].name, "root",
-				  ref_json(&m->groups[i].root), "files",
-				  (json_int_t)m->groups[i].files, "bytes",
-				  (json_int_t)m->groups[i].bytes, "mode",
-				  (json_int_t)m->groups[i].mode, "uid",
-				  (json_int_t)m->groups[i].uid, "gid",
-				  (json_int_t)m->groups[i].gid, "mtime_ns",
-				  (json_int_t)m->groups[i].mtime_ns));
-	for (size_t i = 0; i < m->npacks; i++)
-		json_array_append_new(packs, hexstr(m->packs[i], PACK_ID_LEN));
-	stats = json_pack("{s:I,s:I,s:I,s:I,s:i}", "bytes_new",
-			  (json_int_t)m->bytes_new, "bytes_reused",
-			  (json_int_t)m->bytes_reused, "files_new",
-			  (json_int_t)m->files_new, "files_reused",
-			  (json_int_t)m->files_reused, "elapsed_ms",
-			  (int)(m->elapsed * 1000));
-	root = json_pack(
-		"{s:i,s:s,s:I,s:s,s:s,s:I,s:s,s:I,s:s,s:b,s:o,s:o,s:I,s:s,s:s,"
-		"s:o}",
+	/* Every jansson call is checked: a group or pack dropped by a failed
+	 * allocation would still make a valid-looking manifest, and this one
+	 * is the commit point of the backup. */
+	root = json_pack_ex(
+		&je, 0,
+		"{s:i,s:s,s:I,s:s,s:s,s:I,s:s,s:I,s:s,s:b,s:[],s:[],s:I,s:s,"
+		"s:s,s:{s:I,s:I,s:I,s:I,s:i}}",
 		"format_version", FORMAT_VERSION, "backup_id", m->series,
 		"backup_num", (json_int_t)m->num, "type",
 		m->full ? "full" : "incremental", "label", m->label,
 		"created_ns", (json_int_t)m->created, "created", created,
 		"since_ns", (json_int_t)m->since, "since",
 		m->since ? since : "", "encrypted", m->encrypted, "groups",
-		groups, "packs", packs, "parent", (json_int_t)m->parent,
-		"status", m->status, "snapfs_version", PACKAGE_VERSION,
-		"stats", stats);
+		"packs", "parent", (json_int_t)m->parent, "status", m->status,
+		"snapfs_version", PACKAGE_VERSION, "stats", "bytes_new",
+		(json_int_t)m->bytes_new, "bytes_reused",
+		(json_int_t)m->bytes_reused, "files_new",
+		(json_int_t)m->files_new, "files_reused",
+		(json_int_t)m->files_reused, "elapsed_ms",
+		(int)(m->elapsed * 1000));
 	if (!root)
+		return json_failed(&je);
+	rc = groups_json(m, json_object_get(root, "groups"));
+	if (rc)
 		goto out;
-	/* Fields only some writers have: absent means "not recorded". */
-	if (m->ino_next &&
-	    json_object_set_new(root, "ino_next", json_integer((json_int_t)m->ino_next)))
-		goto out;
-	if (m->stage_token[0] &&
-	    json_object_set_new(root, "stage_token", json_string(m->stage_token)))
-		goto out;
-	for (size_t i = 0; i < m->ngroups; i++) {
-		json_t *g = json_array_get(groups, i);
-
-		if (m->groups[i].hardlink_next &&
-		    json_object_set_new(g, "hardlink_next",
-					json_integer((json_int_t)m->groups[i]
-							     .hardlink_next)))
+	packs = json_object_get(root, "packs");
+	for (size_t i = 0; i < m->npacks; i++)
+		if (json_array_append_new(packs,
+					  hexstr(m->packs[i], PACK_ID_LEN))) {
+			rc = json_failed(NULL);
 			goto out;
-		/* The inode's bits as a string: bit 63 is set. */
-		if (m->groups[i].ino) {
-			char ino[24];
-
-			snprintf(ino, sizeof(ino), "%llu",
-				 (unsigned long long)m->groups[i].ino);
-			if (json_object_set_new(g, "ino", json_string(ino)))
-				goto out;
 		}
+	/* Fields only some writers have: absent means "not recorded". */
+	if ((m->ino_next &&
+	     json_object_set_new(root, "ino_next",
+				 json_integer((json_int_t)m->ino_next))) ||
+	    (m->stage_token[0] &&
+	     json_object_set_new(root, "stage_token",
+				 json_string(m->stage_token)))) {
+		rc = json_failed(NULL);
+		goto out;
 	}
 	if (m->xattr_ns >= 0) {
-		json_t *ns = json_array();
-
-		for (size_t i = 0; i < sizeof(xns) / sizeof(xns[0]); i++)
-			if (m->xattr_ns & xns[i].bit)
-				json_array_append_new(ns,
-						      json_string(xns[i].name));
-		if (json_object_set_new(root, "xattr_namespaces", ns))
+		ns = json_array();
+		for (size_t i = 0; ns && i < sizeof(xns) / sizeof(xns[0]); i++)
+			if ((m->xattr_ns & xns[i].bit) &&
+			    json_array_append_new(ns, json_string(xns[i].name))) {
+				json_decref(ns);
+				ns = NULL;
+			}
+		/* set_new takes ns (and drops it on failure), NULL included */
+		if (json_object_set_new(root, "xattr_namespaces", ns)) {
+			rc = json_failed(NULL);
 			goto out;
+		}
 	}
 	if (k->encrypted) {
 		rc = mac_of(root, k, mac);
 		if (rc)
 			goto out;
-		json_object_set_new(root, "mac", hexstr(mac, sizeof(mac)));
+		if (json_object_set_new(root, "mac", hexstr(mac, sizeof(mac)))) {
+			rc = json_failed(NULL);
+			goto out;
+		}
 	}
-	s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-	rc = s ? buf_addstr(out, s) : SNAP_ENOMEM;
-	rc = rc ? rc : buf_addc(out, '\n');
+	rc = dump_json(root, JSON_INDENT(2) | JSON_SORT_KEYS, out);
+	if (rc == 0 && buf_addc(out, '\n')) {
+		out->len = start;
+		rc = SNAP_ENOMEM;
+	}
+	if (rc)
+		rc = json_failed(NULL);
 out:
-	if (rc == SNAP_ENOMEM)
-		snap_seterr(rc, "out of memory encoding manifest");
-	free(s);
 	json_decref(root);
 	return rc;
 }
@@ -281,6 +358,12 @@ static int parse_ref(json_t *o, struct ref *r)
 		rc = snap_seterr(SNAP_ECORRUPT, __VA_ARGS__);                  \
 		goto out;                                                      \
 	} while (0)
+/* Not BAD: a reader (the mount's cache) drops a copy that is corrupt. */
+#define NOMEM(key)                                                             \
+	do {                                                                   \
+		rc = snap_seterr(SNAP_ENOMEM, "%s: out of memory", key);       \
+		goto out;                                                      \
+	} while (0)
 
 int manifest_parse(const char *text, size_t n, const struct keys *k,
 		   const char *series, uint32_t num, struct manifest *m)
@@ -296,6 +379,8 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	memset(m, 0, sizeof(*m));
 	manifest_key(series, num, key, sizeof(key));
 	root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root && json_error_code(&jerr) == json_error_out_of_memory)
+		return snap_seterr(SNAP_ENOMEM, "%s: out of memory", key);
 	if (!root)
 		return snap_seterr(SNAP_ECORRUPT, "%s: not valid JSON: %s", key,
 				   jerr.text);
@@ -401,7 +486,7 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	m->ngroups = json_array_size(groups);
 	m->groups = calloc(m->ngroups ? m->ngroups : 1, sizeof(*m->groups));
 	if (!m->groups)
-		BAD("%s: out of memory", key);
+		NOMEM(key);
 	for (size_t i = 0; i < m->ngroups; i++) {
 		json_t *g = json_array_get(groups, i);
 		struct mgroup *mg = &m->groups[i];
@@ -411,7 +496,7 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 			BAD("%s: bad group_id", key);
 		mg->name = strdup(s);
 		if (!mg->name)
-			BAD("%s: out of memory", key);
+			NOMEM(key);
 		if (parse_ref(json_object_get(g, "root"), &mg->root) ||
 		    u64_field(g, "files", &mg->files) ||
 		    u64_field(g, "bytes", &mg->bytes) ||
@@ -443,7 +528,7 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	m->npacks = json_array_size(packs);
 	m->packs = calloc(m->npacks ? m->npacks : 1, PACK_ID_LEN);
 	if (!m->packs)
-		BAD("%s: out of memory", key);
+		NOMEM(key);
 	for (size_t i = 0; i < m->npacks; i++) {
 		s = json_string_value(json_array_get(packs, i));
 		if (!s || strlen(s) != 2 * PACK_ID_LEN ||

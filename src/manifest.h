@@ -96,7 +96,9 @@ void series_label(const char *series, char out[LABEL_MAX + 1]);
 /* "manifests/<series>/<num>.json" */
 void manifest_key(const char *series, uint32_t num, char *out, size_t n);
 
-/* Serialises m (with MAC when k is encrypted) into out. */
+/* Appends m as JSON (with MAC when k is encrypted) to out.  Returns 0,
+ * SNAP_ENOMEM, or SNAP_EINVAL when a group name is not UTF-8; on failure
+ * out is as it was: never a manifest missing a part. */
 int manifest_encode(const struct manifest *m, const struct keys *k,
 		    struct buf *out);
 

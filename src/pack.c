@@ -87,57 +87,118 @@ void pack_key(const char *series, const uint8_t pack[PACK_ID_LEN], char *out,
 	snprintf(out, n, "data/%s/%s", series, hex);
 }
 
-static int parse_trailer(const uint8_t *p, size_t n, uint64_t pack_size,
-			 struct pack_entry **ents, size_t *count)
+int pack_parse_footer(const uint8_t *tail, size_t n, uint64_t size,
+		      struct pack_footer *f)
 {
+	const uint8_t *foot;
+
+	if (size < PACK_FOOTER_LEN || n < PACK_FOOTER_LEN)
+		return snap_seterr(SNAP_ECORRUPT, "truncated pack (%llu bytes)",
+				   (unsigned long long)(n < size ? n : size));
+	if (n > size)
+		return snap_seterr(SNAP_ECORRUPT,
+				   "pack tail of %zu bytes is longer than the "
+				   "pack (%llu bytes)",
+				   n, (unsigned long long)size);
+	foot = tail + n - PACK_FOOTER_LEN;
+	if (memcmp(foot + 40, footer_magic, 4))
+		return snap_seterr(SNAP_ECORRUPT,
+				   "bad pack footer (truncated or not a pack)");
+	memcpy(f->tid, foot, ID_LEN);
+	f->tlen = get_u32le(foot + 32);
+	f->rlen = get_u32le(foot + 36);
+	/* 64-bit sums: a 32-bit tlen + footer wraps and would point the
+	 * trailer anywhere. */
+	f->tail = (uint64_t)f->tlen + PACK_FOOTER_LEN;
+	if (f->rlen > PACK_TRAILER_MAX || f->tail > size ||
+	    f->tlen > blob_bound(f->rlen))
+		return snap_seterr(SNAP_ECORRUPT,
+				   "bad pack footer (trailer of %u bytes, %u "
+				   "plain, in a pack of %llu bytes)",
+				   f->tlen, f->rlen, (unsigned long long)size);
+	f->data_end = size - f->tail;
+	return 0;
+}
+
+int pack_parse_trailer(const struct keys *k, const struct pack_footer *f,
+		       const uint8_t *tail, size_t n,
+		       struct pack_entry **ents, size_t *count)
+{
+	struct buf raw = BUF_INIT, scratch = BUF_INIT;
+	struct pack_entry *e = NULL;
+	const uint8_t *p;
 	struct rd r;
 	uint32_t cnt;
-	struct pack_entry *e = NULL;
+	int rc;
 
-	if (n < 9 || memcmp(p, trailer_magic, 4) || p[4] != 1)
-		return SNAP_ECORRUPT;
-	cnt = get_u32le(p + n - 4);
+	if (n < f->tail)
+		return snap_seterr(SNAP_EINVAL,
+				   "pack tail of %zu bytes lacks the trailer "
+				   "(%llu needed)",
+				   n, (unsigned long long)f->tail);
+	rc = buf_reserve(&raw, f->rlen ? f->rlen : 1);
+	if (rc)
+		goto out;
+	rc = blob_decode(k, f->tid, tail + n - f->tail, f->tlen, raw.p,
+			 f->rlen, &scratch);
+	if (rc) {
+		if (rc == SNAP_ECORRUPT)
+			snap_seterr(rc, "pack index fails authentication");
+		goto out;
+	}
+	p = raw.p;
+	rc = snap_seterr(SNAP_ECORRUPT, "pack index is malformed");
+	if (f->rlen < 9 || memcmp(p, trailer_magic, 4) || p[4] != 1)
+		goto out;
+	cnt = get_u32le(p + f->rlen - 4);
 	/* Each entry takes at least 36 bytes: bound the allocation by what
 	 * the trailer can hold before trusting the count. */
-	if (cnt > (n - 9) / 36)
-		return SNAP_ECORRUPT;
+	if (cnt > (f->rlen - 9) / 36)
+		goto out;
 	e = calloc(cnt ? cnt : 1, sizeof(*e));
-	if (!e)
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	rd_init(&r, p + 5, n - 9);
+	if (!e) {
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		goto out;
+	}
+	rd_init(&r, p + 5, f->rlen - 9);
 	for (uint32_t i = 0; i < cnt; i++) {
 		const uint8_t *id;
+		uint64_t off, len, raw_len;
 
 		e[i].type = rd_u8(&r);
 		id = rd_take(&r, ID_LEN);
 		if (id)
 			memcpy(e[i].id, id, ID_LEN);
-		uint64_t off = rd_varint(&r), len = rd_varint(&r),
-			 raw = rd_varint(&r);
-		if (r.err || off + len > pack_size || raw > UINT32_MAX ||
-		    (e[i].type != BT_DATA && e[i].type != BT_TREE)) {
-			free(e);
-			return SNAP_ECORRUPT;
-		}
+		off = rd_varint(&r);
+		len = rd_varint(&r);
+		raw_len = rd_varint(&r);
+		/* off + len could wrap: compare each against the room left. */
+		if (r.err || off > f->data_end || len > f->data_end - off ||
+		    off + len > UINT32_MAX || raw_len > UINT32_MAX ||
+		    (e[i].type != BT_DATA && e[i].type != BT_TREE))
+			goto out;
 		e[i].off = off;
 		e[i].len = len;
-		e[i].raw = raw;
+		e[i].raw = raw_len;
 	}
-	if (r.p != r.end) {
-		free(e);
-		return SNAP_ECORRUPT;
-	}
+	if (r.p != r.end)
+		goto out;
 	*ents = e;
 	*count = cnt;
-	return 0;
+	e = NULL;
+	rc = 0;
+out:
+	free(e);
+	buf_free(&raw);
+	buf_free(&scratch);
+	return rc;
 }
 
 int pack_read_index(struct store *s, const struct keys *k, const char *key,
 		    struct pack_entry **ents, size_t *n, uint64_t *size)
 {
-	struct buf tail = BUF_INIT, scratch = BUF_INIT, raw = BUF_INIT;
-	const uint8_t *foot;
-	uint32_t tlen, rlen;
+	struct buf tail = BUF_INIT;
+	struct pack_footer f;
 	uint64_t psize;
 	int rc;
 
@@ -146,48 +207,28 @@ int pack_read_index(struct store *s, const struct keys *k, const char *key,
 	rc = store_head(s, key, &psize);
 	if (rc)
 		goto out;
-	if (psize < PACK_FOOTER_LEN) {
-		rc = snap_seterr(SNAP_ECORRUPT, "%s: truncated pack (%llu bytes)",
-				 key, (unsigned long long)psize);
-		goto out;
-	}
 	/* One request usually brings trailer and footer together. */
-	rc = store_get(s, key, -(int64_t)(psize < 65536 ? psize : 65536), -1,
-		       &tail);
+	if (psize > 0)
+		rc = store_get(s, key,
+			       -(int64_t)(psize < 65536 ? psize : 65536), -1,
+			       &tail);
 	if (rc)
 		goto out;
-	foot = tail.p + tail.len - PACK_FOOTER_LEN;
-	tlen = get_u32le(foot + 32);
-	rlen = get_u32le(foot + 36);
-	if (tail.len < PACK_FOOTER_LEN || memcmp(foot + 40, footer_magic, 4) ||
-	    tlen > psize - PACK_FOOTER_LEN || rlen > (64u << 20)) {
-		rc = snap_seterr(SNAP_ECORRUPT,
-				 "%s: bad pack footer (truncated or not a pack)",
-				 key);
-		goto out;
-	}
-	if (tlen + PACK_FOOTER_LEN > tail.len) {
-		rc = store_read_exact(s, key, psize - PACK_FOOTER_LEN - tlen,
-				      tlen + PACK_FOOTER_LEN, &tail);
+	rc = pack_parse_footer(tail.p, tail.len, psize, &f);
+	if (rc == 0 && f.tail > tail.len) {
+		/* store_read_exact names the key itself. */
+		rc = store_read_exact(s, key, f.data_end, f.tail, &tail);
 		if (rc)
 			goto out;
-		foot = tail.p + tail.len - PACK_FOOTER_LEN;
 	}
-	rc = buf_reserve(&raw, rlen);
-	if (rc)
-		goto out;
-	uint8_t tid[ID_LEN];
-	memcpy(tid, foot, ID_LEN);
-	rc = blob_decode(k, tid, foot - tlen, tlen, raw.p, rlen, &scratch);
 	if (rc == 0)
-		rc = parse_trailer(raw.p, rlen, psize - PACK_FOOTER_LEN - tlen,
-				   ents, n);
-	if (rc == SNAP_ECORRUPT)
-		snap_seterr(rc, "%s: pack index fails authentication", key);
+		rc = pack_parse_trailer(k, &f, tail.p, tail.len, ents, n);
+	if (rc) {
+		snap_preerr(rc, "%s", key);
+		goto out;
+	}
 	*size = psize;
 out:
 	buf_free(&tail);
-	buf_free(&scratch);
-	buf_free(&raw);
 	return rc;
 }

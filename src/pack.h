@@ -68,6 +68,41 @@ void pack_free(struct pack *p);
 void pack_key(const char *series, const uint8_t pack[PACK_ID_LEN], char *out,
 	      size_t n);
 
+/* The largest trailer plaintext a reader accepts: 64 MiB lists more than
+ * a million blobs, far beyond what PACK_TARGET packs hold. */
+#define PACK_TRAILER_MAX (64u << 20)
+
+/* What a pack's footer announces, checked against the pack's size. */
+struct pack_footer {
+	uint8_t tid[ID_LEN]; /* the trailer blob's id */
+	uint32_t tlen, rlen; /* trailer blob length, its plaintext length */
+	uint64_t tail;       /* tlen + PACK_FOOTER_LEN: what the reader needs */
+	uint64_t data_end;   /* where the blobs end and the trailer starts */
+};
+
+/*
+ * The trailer codec is pure (no I/O) so that hostile inputs can be fed to
+ * it directly.  Both functions take tail, the last n bytes of a pack that
+ * is size bytes long, and return 0 or SNAP_ECORRUPT with a message that
+ * says what is wrong but names no object (the caller adds the key), or
+ * SNAP_ENOMEM.
+ */
+
+/* Parses the footer at the end of tail.  SNAP_ECORRUPT when tail is
+ * shorter than a footer or longer than the pack, the magic is wrong, or the
+ * trailer it announces does not fit in the pack, is longer than any blob of
+ * rlen bytes can be, or rlen exceeds PACK_TRAILER_MAX. */
+int pack_parse_footer(const uint8_t *tail, size_t n, uint64_t size,
+		      struct pack_footer *f);
+
+/* Authenticates and parses the trailer f announces; tail must hold at
+ * least f->tail bytes (SNAP_EINVAL otherwise).  Every entry is checked to
+ * lie inside the blob area.  *ents is malloc'd (caller frees) and *count
+ * set only on success. */
+int pack_parse_trailer(const struct keys *k, const struct pack_footer *f,
+		       const uint8_t *tail, size_t n,
+		       struct pack_entry **ents, size_t *count);
+
 /* Reads and authenticates a pack's trailer.  *ents is malloc'd (caller
  * frees); *size receives the pack's length.  A missing, truncated or
  * tampered pack is an error naming the key. */

@@ -139,6 +139,8 @@ int store_delete_prefix(struct store *s, const char *prefix, uint64_t *n)
 		if (rc == 0)
 			(*n)++;
 	}
+	if (rc == 0)
+		rc = store_sweep(s, prefix);
 	for (size_t i = 0; i < kl.n; i++)
 		free(kl.keys[i]);
 	free(kl.keys);

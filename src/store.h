@@ -22,6 +22,7 @@
 #include "util.h"
 
 #define STORE_CREATE_ONLY 1 /* fail with SNAP_EEXIST if the key exists */
+#define STORE_TMP_GRACE 3600 /* seconds a put's temporary file is its own */
 
 struct store;
 
@@ -46,6 +47,13 @@ struct store_ops {
 	int (*del)(struct store *s, const char *key);
 	/* Optional: delete many keys in few requests (NULL: one by one). */
 	int (*del_many)(struct store *s, char **keys, size_t n);
+	/* Optional: removes what interrupted puts left under prefix and
+	 * list never shows (temporary files older than STORE_TMP_GRACE: a
+	 * younger one may belong to a put still running), and directories
+	 * that leaves empty.  prefix names a directory ("data/<series>/",
+	 * or "" for all); other prefixes may sweep nothing.  NULL: the
+	 * backend leaves nothing behind. */
+	int (*sweep)(struct store *s, const char *prefix);
 	/* Optional: create the bucket / container (NULL: nothing to do). */
 	int (*create)(struct store *s);
 	void (*close)(struct store *s);
@@ -107,6 +115,11 @@ static inline int store_del(struct store *s, const char *key)
 	return s->ops->del(s, key);
 }
 
+static inline int store_sweep(struct store *s, const char *prefix)
+{
+	return s->ops->sweep ? s->ops->sweep(s, prefix) : 0;
+}
+
 /* Reads exactly len bytes at off; a shorter object is SNAP_ECORRUPT
  * ("truncated").  out is cleared first. */
 int store_read_exact(struct store *s, const char *key, uint64_t off,
@@ -116,7 +129,9 @@ int store_read_exact(struct store *s, const char *key, uint64_t off,
  * after a lost reply finds its own object there, which is success. */
 int store_holds(struct store *s, const char *key, const void *p, size_t n);
 
-/* Deletes every object under prefix; returns the count in *n. */
+/* Deletes every object under prefix, then sweeps it (store_sweep), so
+ * that a deleted prefix leaves nothing behind but what a put still running
+ * writes; returns the count of objects in *n. */
 int store_delete_prefix(struct store *s, const char *prefix, uint64_t *n);
 
 /* Backend constructors (store_open dispatches). */

@@ -384,63 +384,57 @@ static int az_get(struct store *st, const char *key, int64_t off, int64_t len,
 	return rc;
 }
 
-struct azlist {
-	struct azure *a;
-	store_list_cb cb;
-	void *ctx;
-	char name[1200];
-	uint64_t size;
-	char marker[1200];
-	int rc;
+const struct list_syntax az_list_syntax = {
+	.what = "List Blobs",
+	.root = "EnumerationResults",
+	.entry = "EnumerationResults/Blobs/Blob",
+	.name = "EnumerationResults/Blobs/Blob/Name",
+	.size = "EnumerationResults/Blobs/Blob/Properties/Content-Length",
+	.next = "EnumerationResults/NextMarker",
 };
 
-static void on_az_list(const char *path, const char *text, void *ctx)
-{
-	struct azlist *l = ctx;
-	size_t plen = strlen(l->a->loc.prefix);
+struct az_listing {
+	struct azure *a;
+	const char *prefix; /* with the location's prefix */
+};
 
-	if (!strcmp(path, "EnumerationResults/Blobs/Blob/Name"))
-		snprintf(l->name, sizeof(l->name), "%s", text);
-	else if (!strcmp(path, "EnumerationResults/Blobs/Blob/Properties/Content-Length"))
-		l->size = strtoull(text, NULL, 10);
-	else if (!strcmp(path, "EnumerationResults/Blobs/Blob") && !l->rc &&
-		 !strncmp(l->name, l->a->loc.prefix, plen))
-		l->rc = l->cb(l->name + plen, l->size, l->ctx);
-	else if (!strcmp(path, "EnumerationResults/NextMarker"))
-		snprintf(l->marker, sizeof(l->marker), "%s", text);
+static int az_list_fetch(void *ctx, const char *marker, struct buf *body)
+{
+	struct az_listing *l = ctx;
+	const char *page = getenv("SNAPFS_LIST_PAGE"); /* tests: force paging */
+	struct http_resp r = {0};
+	struct kv q[5] = {{"comp", "list"}, {"restype", "container"},
+			  {"prefix", l->prefix}};
+	size_t nq = 3;
+	int rc;
+
+	if (marker)
+		q[nq++] = (struct kv){"marker", marker};
+	if (page)
+		q[nq++] = (struct kv){"maxresults", page};
+	rc = az_request(l->a, "GET", NULL, q, nq, NULL, NULL, 0, body, &r);
+	if (rc == 0 && r.status != 200)
+		rc = az_error(l->a, "List Blobs", NULL, &r);
+	http_resp_free(&r);
+	return rc;
 }
 
 static int az_list(struct store *st, const char *prefix, store_list_cb cb,
 		   void *ctx)
 {
 	struct azure *a = (struct azure *)st;
-	struct azlist l = {.a = a, .cb = cb, .ctx = ctx};
-	const char *page = getenv("SNAPFS_LIST_PAGE"); /* tests: force paging */
-	char full[1200], marker[1200];
+	char full[1200];
+	struct az_listing l = {a, full};
 	int rc;
 
-	snprintf(full, sizeof(full), "%s%s", a->loc.prefix, prefix);
-	do {
-		struct http_resp r = {0};
-		struct kv q[5] = {{"comp", "list"}, {"restype", "container"},
-				  {"prefix", full}};
-		size_t nq = 3;
-
-		snprintf(marker, sizeof(marker), "%s", l.marker);
-		if (marker[0])
-			q[nq++] = (struct kv){"marker", marker};
-		if (page)
-			q[nq++] = (struct kv){"maxresults", page};
-		l.marker[0] = 0;
-		rc = az_request(a, "GET", NULL, q, nq, NULL, NULL, 0, NULL, &r);
-		if (rc == 0 && r.status != 200)
-			rc = az_error(a, "List Blobs", NULL, &r);
-		if (rc == 0)
-			rc = xml_walk(r.body.p, r.body.len, on_az_list, &l);
-		http_resp_free(&r);
-		if (rc == 0)
-			rc = l.rc;
-	} while (rc == 0 && l.marker[0]);
+	if ((size_t)snprintf(full, sizeof(full), "%s%s", a->loc.prefix,
+			     prefix) >= sizeof(full))
+		return snap_seterr(SNAP_EINVAL, "listing prefix too long: %s",
+				   prefix);
+	rc = list_pages(&az_list_syntax, az_list_fetch, &l, full,
+			strlen(a->loc.prefix), cb, ctx);
+	if (rc == SNAP_ECORRUPT)
+		snap_preerr(rc, "%s/%s", a->loc.bucket, full);
 	return rc;
 }
 

@@ -5,9 +5,13 @@
  * beside its destination, fsyncs it, and then renames it into place (or, for
  * create-only puts, link()s it, which fails atomically when the key exists),
  * then fsyncs the directory: a crash leaves either the old state or the new
- * object, never a torn one.  Temporary files start with ".snapfs-tmp-" and
- * are never listed.  With direct_read, large ranges are read with O_DIRECT
- * (aligned to 4 KiB around the range asked for).
+ * object, never a torn one.  Directories a put creates are made durable in
+ * their parents before the object goes in.  Temporary files start with
+ * ".snapfs-tmp-" and are never listed; those a killed put left behind are
+ * swept (after STORE_TMP_GRACE, by their mtime, which a put still writing
+ * keeps fresh) when their prefix is deleted or checked.  With direct_read,
+ * large ranges are read with O_DIRECT (aligned to 4 KiB around the range
+ * asked for).
  */
 #include "config.h"
 
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -70,6 +75,36 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
+/* Creates the missing directories above path, each made durable in its
+ * parent: an object renamed into a new directory survives a crash only if
+ * the directory's own entry does.  One another put has just made may not
+ * be durable yet either, so below the root a directory found existing is
+ * synced too (this runs only when a put found its directory missing). */
+static int make_parents(struct fstore *fs, const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t root_len = strlen(fs->root);
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path),
+			     path) >= sizeof(dir))
+		return snap_seterr(SNAP_EINVAL, "path too long: %s", path);
+	for (char *p = strchr(dir + 1, '/');; p = strchr(p + 1, '/')) {
+		int made;
+
+		if (p)
+			*p = 0;
+		made = mkdir(dir, 0755) == 0;
+		if (!made && errno != EEXIST)
+			return snap_syserr(errno, "creating directory %s", dir);
+		if (made || strlen(dir) > root_len)
+			SNAP_TRY(fsync_dir_of(dir));
+		if (!p)
+			return 0;
+		*p = '/';
+	}
+}
+
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n) {
@@ -104,7 +139,7 @@ static int f_put(struct store *s, const char *key, const void *p, size_t n,
 		 (int)(slash - path), path, rhex);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0 && errno == ENOENT) {
-		SNAP_TRY(make_dirs(tmp, 0755, 0));
+		SNAP_TRY(make_parents(fs, tmp));
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	}
 	if (fd < 0)
@@ -312,22 +347,94 @@ static int f_list(struct store *s, const char *prefix, store_list_cb cb,
 	return walk(fs, start, prefix, cb, ctx);
 }
 
-static int f_del(struct store *s, const char *key)
+/* Removes the directories above path that are empty, up to the root, so
+ * that a deleted series leaves nothing behind. */
+static void prune_dirs(struct fstore *fs, char *path)
 {
-	struct fstore *fs = (struct fstore *)s;
-	char path[PATH_MAX], *slash;
+	char *slash;
 
-	SNAP_TRY(path_of(fs, key, path, sizeof(path)));
-	if (unlink(path) && errno != ENOENT)
-		return snap_syserr(errno, "%s: deleting", key);
-	/* Remove directories the delete emptied, up to the root, so that a
-	 * deleted series leaves nothing behind. */
 	while ((slash = strrchr(path, '/')) && slash > path + strlen(fs->root)) {
 		*slash = 0;
 		if (rmdir(path))
 			break;
 	}
+}
+
+static int f_del(struct store *s, const char *key)
+{
+	struct fstore *fs = (struct fstore *)s;
+	char path[PATH_MAX];
+
+	SNAP_TRY(path_of(fs, key, path, sizeof(path)));
+	if (unlink(path) && errno != ENOENT)
+		return snap_syserr(errno, "%s: deleting", key);
+	prune_dirs(fs, path);
 	return 0;
+}
+
+/* Unlinks the temporaries older than cutoff in dir and below, and the
+ * subdirectories that leaves empty. */
+static int sweep_dir(char *dir, size_t cap, time_t cutoff)
+{
+	size_t n = strlen(dir);
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int rc = 0;
+
+	if (!d)
+		return errno == ENOENT || errno == ENOTDIR
+			       ? 0
+			       : snap_syserr(errno, "sweeping %s", dir);
+	while (rc == 0 && (errno = 0, de = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if ((size_t)snprintf(dir + n, cap - n, "/%s",
+					     de->d_name) < cap - n) {
+				rc = sweep_dir(dir, cap, cutoff);
+				if (rc == 0)
+					rmdir(dir); /* only if emptied */
+			}
+			dir[n] = 0;
+		} else if (S_ISREG(st.st_mode) && st.st_mtime < cutoff &&
+			   !strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) &&
+			   unlinkat(dirfd(d), de->d_name, 0) && errno != ENOENT) {
+			rc = snap_syserr(errno, "removing %s/%s", dir,
+					 de->d_name);
+		}
+	}
+	if (rc == 0 && errno)
+		rc = snap_syserr(errno, "sweeping %s", dir);
+	closedir(d);
+	return rc;
+}
+
+static int f_sweep(struct store *s, const char *prefix)
+{
+	struct fstore *fs = (struct fstore *)s;
+	size_t n = strlen(prefix);
+	char dir[PATH_MAX];
+	int rc;
+
+	/* Temporaries are named at random beside their object: only those
+	 * in a directory the prefix names whole belong to it. */
+	if (n && prefix[n - 1] != '/')
+		return 0;
+	if (n)
+		SNAP_TRY(key_ok(prefix));
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", fs->root, prefix) >=
+	    sizeof(dir) - 1)
+		return snap_seterr(SNAP_EINVAL, "prefix too long: %s", prefix);
+	dir[strlen(dir) - 1] = 0; /* the trailing '/' */
+	rc = sweep_dir(dir, sizeof(dir), time(NULL) - STORE_TMP_GRACE);
+	if (rc == 0 && n) {
+		strcat(dir, "/x"); /* as if dir/x had been deleted */
+		prune_dirs(fs, dir);
+	}
+	return rc;
 }
 
 static void f_close(struct store *s)
@@ -346,6 +453,7 @@ static const struct store_ops file_ops = {
 	.head = f_head,
 	.list = f_list,
 	.del = f_del,
+	.sweep = f_sweep,
 	.close = f_close,
 };
 

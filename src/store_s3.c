@@ -490,66 +490,57 @@ static int s3_head(struct store *st, const char *key, uint64_t *size)
 	return rc;
 }
 
-struct listpage {
-	struct s3 *s;
-	store_list_cb cb;
-	void *ctx;
-	char key[1200];
-	uint64_t size;
-	int truncated, rc;
-	char token[1200];
+const struct list_syntax s3_list_syntax = {
+	.what = "ListObjectsV2",
+	.root = "ListBucketResult",
+	.entry = "ListBucketResult/Contents",
+	.name = "ListBucketResult/Contents/Key",
+	.size = "ListBucketResult/Contents/Size",
+	.next = "ListBucketResult/NextContinuationToken",
+	.truncated = "ListBucketResult/IsTruncated",
 };
 
-static void on_list(const char *path, const char *text, void *ctx)
-{
-	struct listpage *lp = ctx;
-	size_t plen = strlen(lp->s->loc.prefix);
+struct s3_listing {
+	struct s3 *s;
+	const char *prefix; /* with the location's prefix */
+};
 
-	if (!strcmp(path, "ListBucketResult/Contents/Key"))
-		snprintf(lp->key, sizeof(lp->key), "%s", text);
-	else if (!strcmp(path, "ListBucketResult/Contents/Size"))
-		lp->size = strtoull(text, NULL, 10);
-	else if (!strcmp(path, "ListBucketResult/Contents") && !lp->rc &&
-		 !strncmp(lp->key, lp->s->loc.prefix, plen))
-		lp->rc = lp->cb(lp->key + plen, lp->size, lp->ctx);
-	else if (!strcmp(path, "ListBucketResult/IsTruncated"))
-		lp->truncated = !strcmp(text, "true");
-	else if (!strcmp(path, "ListBucketResult/NextContinuationToken"))
-		snprintf(lp->token, sizeof(lp->token), "%s", text);
+static int s3_list_fetch(void *ctx, const char *token, struct buf *body)
+{
+	struct s3_listing *l = ctx;
+	const char *page = getenv("SNAPFS_LIST_PAGE"); /* tests: force paging */
+	struct http_resp r = {0};
+	struct kv q[4] = {{"list-type", "2"}, {"prefix", l->prefix}};
+	size_t nq = 2;
+	int rc;
+
+	if (page)
+		q[nq++] = (struct kv){"max-keys", page};
+	if (token)
+		q[nq++] = (struct kv){"continuation-token", token};
+	rc = request(l->s, "GET", NULL, q, nq, NULL, NULL, 0, body, &r);
+	if (rc == 0 && r.status != 200)
+		rc = s3_error(l->s, "LIST", NULL, &r);
+	http_resp_free(&r);
+	return rc;
 }
 
 static int s3_list(struct store *st, const char *prefix, store_list_cb cb,
 		   void *ctx)
 {
 	struct s3 *s = (struct s3 *)st;
-	struct listpage lp = {.s = s, .cb = cb, .ctx = ctx};
-	const char *page = getenv("SNAPFS_LIST_PAGE"); /* tests: force paging */
 	char full[1200];
-	int rc = 0;
+	struct s3_listing l = {s, full};
+	int rc;
 
-	snprintf(full, sizeof(full), "%s%s", s->loc.prefix, prefix);
-	do {
-		struct http_resp r = {0};
-		struct kv q[4] = {{"list-type", "2"}, {"prefix", full}};
-		size_t nq = 2;
-		char tok[1200];
-
-		snprintf(tok, sizeof(tok), "%s", lp.token);
-		if (page)
-			q[nq++] = (struct kv){"max-keys", page};
-		if (tok[0])
-			q[nq++] = (struct kv){"continuation-token", tok};
-		lp.truncated = 0;
-		lp.token[0] = 0;
-		rc = request(s, "GET", NULL, q, nq, NULL, NULL, 0, NULL, &r);
-		if (rc == 0 && r.status != 200)
-			rc = s3_error(s, "LIST", NULL, &r);
-		if (rc == 0)
-			rc = xml_walk(r.body.p, r.body.len, on_list, &lp);
-		http_resp_free(&r);
-		if (rc == 0)
-			rc = lp.rc;
-	} while (rc == 0 && lp.truncated && lp.token[0]);
+	if ((size_t)snprintf(full, sizeof(full), "%s%s", s->loc.prefix,
+			     prefix) >= sizeof(full))
+		return snap_seterr(SNAP_EINVAL, "listing prefix too long: %s",
+				   prefix);
+	rc = list_pages(&s3_list_syntax, s3_list_fetch, &l, full,
+			strlen(s->loc.prefix), cb, ctx);
+	if (rc == SNAP_ECORRUPT)
+		snap_preerr(rc, "%s/%s", s->loc.bucket, full);
 	return rc;
 }
 

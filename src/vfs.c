@@ -384,9 +384,7 @@ static void series_origin(struct vfs *v, struct cseries *s)
 
 	series_label(s->id, s->label);
 	s->created = 0;
-	if (cache_manifest(v->c, s->id, s->nums[0], &json) == 0 &&
-	    manifest_parse((char *)json.p, json.len, &v->r->keys, s->id,
-			   s->nums[0], &m) == 0) {
+	if (cache_manifest(v->c, s->id, s->nums[0], &json, &m) == 0) {
 		s->created = m.created;
 		manifest_free(&m);
 	}
@@ -534,10 +532,7 @@ static int bk_get(struct vfs *v, const char *series, uint32_t num,
 	snprintf(nb->series, sizeof(nb->series), "%s", series);
 	nb->num = num;
 	nb->refs = 1;
-	rc = cache_manifest(v->c, series, num, &nb->json);
-	if (rc == 0)
-		rc = manifest_parse((char *)nb->json.p, nb->json.len,
-				    &v->r->keys, series, num, &nb->m);
+	rc = cache_manifest(v->c, series, num, &nb->json, &nb->m);
 	if (rc) {
 		buf_free(&nb->json);
 		free(nb);

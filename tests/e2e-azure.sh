@@ -66,5 +66,6 @@ snapctl -r "$b" restore blocks -q --target "$T/bbout"
 cmp "$T/bb/big" "$T/bbout/bb/big"
 snapctl -r "$b" check --read-data -q
 paged_listing "$(u "$AZ_PORT" faults)"
+hostile_listing "$AZ_PORT" u
 mount_outage "$AZ_PORT" u
 echo "e2e-azure: all good"

@@ -120,5 +120,6 @@ python3 -c "import sys; sys.exit(0 if $took >= 2.0 else 1)" || fail "upload cap 
 snapctl -r "$s" restore rate -q --parallel 1 --target "$T/rateout"
 cmp "$T/rate/f" "$T/rateout/rate/f"
 paged_listing "$(u "$S3_PORT" faults)"
+hostile_listing "$S3_PORT" u
 mount_outage "$S3_PORT" u
 echo "e2e-s3: all good"

@@ -4,6 +4,7 @@
 usage: faultproxy.py --upstream HOST:PORT [--rate 0.1] [--stall 5]
                      [--kinds error,drop,stall,reset] [--expired-token]
                      [--seed N] [--stats FILE] [--delay MS] [--fail-parts]
+                     [--list-fault no-next|no-name]
 
 Listens on 127.0.0.1 on a free port and prints the port.  For each request
 it picks, with probability --rate, one fault:
@@ -19,6 +20,11 @@ token, so this stands in for AWS there.
 --fail-parts answers every multipart part upload after the first (an S3
 PUT with partNumber >= 2) with 500, so that an upload fails for good once
 a part of it is stored: what the client then leaves behind can be listed.
+--list-fault rewrites the server's real answers to object listings (S3
+ListObjectsV2, Azure List Blobs) the way a broken or hostile server might:
+  no-next  drop NextContinuationToken / NextMarker (S3 still says
+           IsTruncated=true: "more pages, but no way to ask for them")
+  no-name  drop the Key / Name of the second entry of each page
 Fault counts go to --stats at exit (SIGTERM).
 """
 import argparse, random, re, signal, socket, socketserver, sys, threading, time
@@ -33,14 +39,18 @@ ap.add_argument("--seed", type=int, default=None)
 ap.add_argument("--delay", type=float, default=0,
                 help="milliseconds added to every request (WAN latency)")
 ap.add_argument("--fail-parts", action="store_true")
+ap.add_argument("--list-fault", choices=["no-next", "no-name"])
 ap.add_argument("--stats")
 a = ap.parse_args()
 uhost, uport = a.upstream.rsplit(":", 1)
 kinds = a.kinds.split(",")
 rng = random.Random(a.seed)
 lock = threading.Lock()
-counts = {k: 0 for k in kinds + ["ok", "expired", "part"]}
+counts = {k: 0 for k in kinds + ["ok", "expired", "part", "listing"]}
 part_re = re.compile(rb"[?&]partNumber=(\d+)")
+list_re = re.compile(rb"[?&](list-type=2|comp=list)(&|$)")
+next_re = re.compile(rb"<(NextContinuationToken|NextMarker)>[^<]*</\1>")
+name_re = re.compile(rb"<(Key|Name)>[^<]*</\1>")
 
 def bump(k):
     with lock:
@@ -56,6 +66,40 @@ def reply(conn, status, reason, body):
     conn.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\n"
                  b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
                  % (status, reason, len(body), body))
+
+def dechunk(body):
+    out, i = bytearray(), 0
+    while True:
+        j = body.index(b"\r\n", i)
+        n = int(body[i:j].split(b";")[0], 16)
+        if n == 0:
+            return bytes(out)
+        out += body[j + 2 : j + 2 + n]
+        i = j + 2 + n + 2
+
+def rewrite_listing(resp):
+    """The response with its listing body damaged as --list-fault says."""
+    head_end = resp.find(b"\r\n\r\n")
+    head, body = bytes(resp[:head_end]), bytes(resp[head_end + 4 :])
+    lines = head.split(b"\r\n")
+    if b" 200 " not in lines[0] + b" ":
+        return resp
+    keep = []
+    for h in lines[1:]:
+        name = h.split(b":", 1)[0].strip().lower()
+        if name == b"transfer-encoding" and b"chunked" in h.lower():
+            body = dechunk(body)
+        elif name != b"content-length":
+            keep.append(h)
+    if a.list_fault == "no-next":
+        body = next_re.sub(b"", body)
+    else:
+        names = list(name_re.finditer(body))
+        if len(names) >= 2:
+            body = body[: names[1].start()] + body[names[1].end() :]
+    bump("listing")
+    keep.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join([lines[0]] + keep) + b"\r\n\r\n" + body
 
 class Handler(socketserver.BaseRequestHandler):
     def handle(self):
@@ -118,6 +162,8 @@ class Handler(socketserver.BaseRequestHandler):
                 break
             resp += chunk
         up.close()
+        if a.list_fault and list_re.search(line.split(b" ")[1]):
+            resp = rewrite_listing(resp)
         head_end = resp.find(b"\r\n\r\n") + 4
         if fault == "drop" and len(resp) - head_end > 1:
             bump(fault)

@@ -111,6 +111,38 @@ paged_listing() {
 	[ "$full" -gt 4 ] && [ "$full" = "$paged" ] || fail "paged listing lost objects"
 }
 
+# hostile_listing UPSTREAM_PORT URLFN: the proxy damages the server's real
+# listing pages (more pages announced without a token or marker; an entry
+# without a name): list and delete fail with a message, and nothing is
+# deleted, rather than acting on a shorter or repeated listing.
+hostile_listing() {
+	say "a listing page that cannot be followed is an error, not a shorter listing"
+	hl=$($2 "$1" hostile)
+	repo_init "$hl" --no-encryption
+	mkdir -p "$T/hs"
+	for i in 1 2 3 4 5; do
+		echo "$i" >"$T/hs/f$i"
+		snapctl -r "$hl" backup --label hostile -q "$T/hs"
+	done
+	n0=$(objects "$hl")
+	hs=$(snapctl -r "$hl" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["series"])')
+	for fault in no-next no-name; do
+		case $fault in
+		no-next) pat="more pages announced without (NextContinuationToken|NextMarker)|no NextMarker" ;;
+		no-name) pat="an entry has no name" ;;
+		esac
+		port=$(start_proxy "$1" --rate 0 --list-fault $fault)
+		hp=$($2 "$port" hostile)
+		SNAPFS_LIST_PAGE=2 expect_fail 6 "$pat" snapctl -r "$hp" list
+		SNAPFS_LIST_PAGE=2 expect_fail 6 "$pat" snapctl -r "$hp" delete "$hs"
+		stop_proxy
+		grep -q "^listing [1-9]" "$T/proxy.stats" || fail "the proxy rewrote no listing"
+		[ "$(objects "$hl")" = "$n0" ] || fail "a delete through a damaged listing deleted objects"
+	done
+	snapctl -r "$hl" delete "$hs" >/dev/null
+	[ "$(objects "$hl")" = 1 ] || fail "delete left $(objects "$hl") objects"
+}
+
 # mount_outage UPSTREAM_PORT URLFN: mounts a repository through a proxy,
 # reads a file, stops the proxy: a read of what is not cached then fails
 # with EIO after the retries (within a minute, not a hang), while what is

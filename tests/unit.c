@@ -14,16 +14,19 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "blob.h"
 #include "bufpool.h"
 #include "chunker.h"
 #include "crypto.h"
 #include "err.h"
+#include "http.h"
 #include "index.h"
 #include "manifest.h"
 #include "pack.h"
 #include "sigv4.h"
+#include "store.h"
 #include "tree.h"
 #include "util.h"
 
@@ -472,6 +475,69 @@ static void test_manifest(void **state)
 						    series, 1, &p), 0);
 }
 
+/* jansson's allocator for the test below: counts calls, and fails the
+ * one numbered fail_at (0: none). */
+static long alloc_calls, fail_at;
+
+static void *counting_malloc(size_t n)
+{
+	return ++alloc_calls == fail_at ? NULL : malloc(n);
+}
+
+static void test_manifest_encode_enomem(void **state)
+{
+	struct keys k;
+	struct mgroup g[3] = {{.name = "g1", .files = 1},
+			      {.name = "g2", .files = 2, .hardlink_next = 9,
+			       .ino = (1ull << 63) | 5},
+			      {.name = "zk", .files = 3}};
+	uint8_t packs[2][PACK_ID_LEN] = {{1}, {2}};
+	struct manifest m = {.num = 1, .full = 1, .encrypted = 1,
+			     .created = 1700000000000000000, .groups = g,
+			     .ngroups = 3, .packs = packs, .npacks = 2,
+			     .xattr_ns = XNS_USER | XNS_SECURITY,
+			     .ino_next = 77, .stage_token = "0123456789abcdef"};
+	struct buf want = BUF_INIT, got = BUF_INIT;
+	long total;
+
+	(void)state;
+	keys_for(&k, 32);
+	snprintf(m.series, sizeof(m.series), "zk1-0f8e1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b");
+	snprintf(m.label, sizeof(m.label), "zk1");
+	snprintf(m.status, sizeof(m.status), STATUS_READY);
+	json_set_alloc_funcs(counting_malloc, free);
+	alloc_calls = fail_at = 0;
+	assert_int_equal(manifest_encode(&m, &k, &want), 0);
+	total = alloc_calls;
+	assert_true(total > 10);
+	/* Each allocation in turn fails (once; later ones succeed, as after
+	 * a passing shortage): the encoding either fails with ENOMEM and
+	 * appends nothing, or is whole.  Never a manifest missing a part. */
+	for (fail_at = 1; fail_at <= total; fail_at++) {
+		int rc;
+
+		alloc_calls = 0;
+		got.len = 0;
+		assert_int_equal(buf_addstr(&got, "x"), 0);
+		rc = manifest_encode(&m, &k, &got);
+		if (rc == 0) {
+			assert_int_equal(got.len, 1 + want.len);
+			assert_memory_equal(got.p + 1, want.p, want.len);
+		} else {
+			assert_int_equal(rc, SNAP_ENOMEM);
+			assert_int_equal(got.len, 1);
+		}
+	}
+	json_set_alloc_funcs(malloc, free);
+	/* A group name that is not UTF-8 is refused, not dropped. */
+	g[1].name = "caf\xe9";
+	got.len = 0;
+	assert_int_equal(manifest_encode(&m, &k, &got), SNAP_EINVAL);
+	assert_int_equal(got.len, 0);
+	buf_free(&want);
+	buf_free(&got);
+}
+
 static void test_pack_trailer(void **state)
 {
 	struct keys k;
@@ -496,6 +562,430 @@ static void test_pack_trailer(void **state)
 	assert_memory_equal(p.data.p + p.data.len - 4, "SNP1", 4);
 	pack_free(&p);
 	buf_free(&enc);
+}
+
+/* A trailer plaintext listing one data blob at [off, off+len). */
+static void trailer_of(struct buf *t, uint64_t off, uint64_t len)
+{
+	uint8_t id[ID_LEN] = {7};
+
+	buf_free(t);
+	assert_int_equal(buf_add(t, "SNPT", 4), 0);
+	assert_int_equal(buf_addc(t, 1), 0);
+	assert_int_equal(buf_addc(t, BT_DATA), 0);
+	assert_int_equal(buf_add(t, id, ID_LEN), 0);
+	assert_int_equal(buf_add_varint(t, off), 0);
+	assert_int_equal(buf_add_varint(t, len), 0);
+	assert_int_equal(buf_add_varint(t, len), 0);
+	assert_int_equal(buf_add_u32le(t, 1), 0);
+}
+
+/* A pack of data_len zero bytes, then trailer t (sealed) and its footer;
+ * tlen/rlen override what the footer says when not 0. */
+static void pack_of(const struct keys *k, size_t data_len, const struct buf *t,
+		    uint32_t tlen, uint32_t rlen, struct buf *out)
+{
+	uint8_t tid[ID_LEN], foot[PACK_FOOTER_LEN];
+	size_t start;
+
+	buf_free(out);
+	assert_int_equal(buf_reserve(out, data_len), 0);
+	memset(out->p, 0, data_len);
+	out->len = data_len;
+	chunk_id(k, t->p, t->len, tid);
+	assert_int_equal(blob_encode(k, tid, t->p, t->len, out), 0);
+	start = data_len;
+	memcpy(foot, tid, ID_LEN);
+	put_u32le(foot + 32, tlen ? tlen : (uint32_t)(out->len - start));
+	put_u32le(foot + 36, rlen ? rlen : (uint32_t)t->len);
+	memcpy(foot + 40, "SNP1", 4);
+	assert_int_equal(buf_add(out, foot, sizeof(foot)), 0);
+}
+
+/* Parses tail (the last n bytes of a pack of size bytes) both steps. */
+static int parse_tail(const struct keys *k, const uint8_t *tail, size_t n,
+		      uint64_t size, struct pack_entry **e, size_t *cnt)
+{
+	struct pack_footer f;
+	int rc = pack_parse_footer(tail, n, size, &f);
+
+	return rc ? rc : pack_parse_trailer(k, &f, tail, n, e, cnt);
+}
+
+static void test_pack_codec(void **state)
+{
+	struct keys k, plain;
+	struct buf t = BUF_INIT, pk = BUF_INIT;
+	struct pack_footer f;
+	struct pack_entry *e = NULL;
+	size_t cnt = 0;
+
+	(void)state;
+	keys_for(&k, 32);
+	keys_plain(&plain);
+	/* Good: the whole pack, or just its tail, parses. */
+	trailer_of(&t, 100, 50);
+	pack_of(&k, 150, &t, 0, 0, &pk);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len, &f), 0);
+	assert_int_equal(f.data_end, 150);
+	assert_int_equal(f.tail, pk.len - 150);
+	assert_int_equal(parse_tail(&k, pk.p + 150, pk.len - 150, pk.len, &e, &cnt), 0);
+	assert_int_equal(cnt, 1);
+	assert_int_equal(e[0].off, 100);
+	assert_int_equal(e[0].len, 50);
+	free(e);
+	/* ...but not with a wrong key, nor a tail short of the trailer. */
+	assert_int_equal(parse_tail(&plain, pk.p, pk.len, pk.len, &e, &cnt),
+			 SNAP_ECORRUPT);
+	assert_int_equal(pack_parse_trailer(&k, &f, pk.p + 151, pk.len - 151, &e,
+					    &cnt), SNAP_EINVAL);
+
+	/* Short: less than a footer, of the pack or of what was read. */
+	for (size_t n = 0; n < PACK_FOOTER_LEN; n++) {
+		assert_int_equal(pack_parse_footer(pk.p + pk.len - n, n, pk.len, &f),
+				 SNAP_ECORRUPT);
+		assert_int_equal(pack_parse_footer(pk.p + pk.len - n, n, n, &f),
+				 SNAP_ECORRUPT);
+	}
+	assert_int_equal(pack_parse_footer(NULL, 0, 0, &f), SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "truncated"));
+	/* A tail longer than the pack it claims to end. */
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len - 1, &f),
+			 SNAP_ECORRUPT);
+	/* Wrapped: tlen + footer is 0 in 32 bits, and the pack is large
+	 * enough for a 32-bit comparison to let it through. */
+	put_u32le(pk.p + pk.len - 12, UINT32_MAX - PACK_FOOTER_LEN + 1);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, 8ull << 30, &f),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "bad pack footer"));
+	put_u32le(pk.p + pk.len - 12, UINT32_MAX);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, 8ull << 30, &f),
+			 SNAP_ECORRUPT);
+
+	/* Lying footers: a trailer longer than the pack, longer than any
+	 * blob of rlen bytes, an rlen beyond the limit, a wrong magic. */
+	pack_of(&k, 150, &t, (uint32_t)pk.len, 0, &pk);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len, &f), SNAP_ECORRUPT);
+	pack_of(&k, 150, &t, (uint32_t)blob_bound(t.len) + 1, 0, &pk);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, 1u << 20, &f), SNAP_ECORRUPT);
+	pack_of(&k, 150, &t, 0, PACK_TRAILER_MAX + 1, &pk);
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len, &f), SNAP_ECORRUPT);
+	pack_of(&k, 150, &t, 0, 0, &pk);
+	pk.p[pk.len - 1] ^= 1;
+	assert_int_equal(pack_parse_footer(pk.p, pk.len, pk.len, &f), SNAP_ECORRUPT);
+	/* A trailer length off by one either way fails authentication. */
+	for (int d = -1; d <= 1; d += 2) {
+		uint32_t tlen = (uint32_t)(pk.len - 150 - PACK_FOOTER_LEN);
+
+		pack_of(&k, 150, &t, tlen + d, 0, &pk);
+		assert_int_equal(parse_tail(&k, pk.p, pk.len, pk.len, &e, &cnt),
+				 SNAP_ECORRUPT);
+	}
+	/* An rlen that does not match what the trailer decodes to. */
+	pack_of(&k, 150, &t, 0, (uint32_t)t.len + 1, &pk);
+	assert_int_equal(parse_tail(&k, pk.p, pk.len, pk.len, &e, &cnt),
+			 SNAP_ECORRUPT);
+
+	/* Authentic trailers whose entries lie: past the blob area, with an
+	 * offset + length that wraps in 64 bits, beyond 32 bits. */
+	uint64_t bad[][2] = {{100, 51}, {151, 0}, {UINT64_MAX - 10, 20},
+			     {10, UINT64_MAX}, {1ull << 32, 1}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		trailer_of(&t, bad[i][0], bad[i][1]);
+		pack_of(&plain, 150, &t, 0, 0, &pk);
+		assert_int_equal(parse_tail(&plain, pk.p, pk.len, pk.len, &e, &cnt),
+				 SNAP_ECORRUPT);
+	}
+	/* ...and the pack size decides, not a 32-bit view of it. */
+	trailer_of(&t, (1ull << 32) - 10, 20);
+	pack_of(&plain, 150, &t, 0, 0, &pk);
+	assert_int_equal(parse_tail(&plain, pk.p, pk.len, 8ull << 30, &e, &cnt),
+			 SNAP_ECORRUPT);
+	/* A count larger than the entries present. */
+	trailer_of(&t, 0, 150);
+	put_u32le(t.p + t.len - 4, 2);
+	pack_of(&plain, 150, &t, 0, 0, &pk);
+	assert_int_equal(parse_tail(&plain, pk.p, pk.len, pk.len, &e, &cnt),
+			 SNAP_ECORRUPT);
+	buf_free(&t);
+	buf_free(&pk);
+}
+
+/* A store that serves one object, whatever the key, from memory: size is
+ * what head says, tail the last bytes of the object, and only those are
+ * ever answered (a range before them comes back short, as from a hostile
+ * or broken server). */
+struct memstore {
+	struct store s;
+	uint64_t size;
+	const struct buf *tail;
+};
+
+static int mem_get(struct store *st, const char *key, int64_t off, int64_t len,
+		   struct buf *out)
+{
+	struct memstore *m = (struct memstore *)st;
+	uint64_t start = m->size - m->tail->len, from, to;
+
+	(void)key;
+	from = off < 0 ? m->size - (uint64_t)-off : (uint64_t)off;
+	to = len < 0 ? m->size : from + (uint64_t)len;
+	if (from < start)
+		from = start;
+	if (to > m->size)
+		to = m->size;
+	return to > from ? buf_add(out, m->tail->p + (from - start), to - from)
+			 : 0;
+}
+
+static int mem_head(struct store *st, const char *key, uint64_t *size)
+{
+	(void)key;
+	*size = ((struct memstore *)st)->size;
+	return 0;
+}
+
+static void test_pack_read_index_hostile(void **state)
+{
+	static const struct store_ops ops = {.scheme = "mem", .get = mem_get,
+					     .head = mem_head};
+	struct memstore m = {.s = {.ops = &ops, .url = "mem"}};
+	struct keys plain;
+	struct buf t = BUF_INIT, pk = BUF_INIT, tail = BUF_INIT;
+	struct pack_entry *e;
+	size_t n;
+	uint64_t size;
+
+	(void)state;
+	keys_plain(&plain);
+	trailer_of(&t, 0, 150);
+	pack_of(&plain, 150, &t, 0, 0, &pk);
+	m.tail = &pk;
+	m.size = pk.len;
+	assert_int_equal(pack_read_index(&m.s, &plain, "data/s/p", &e, &n, &size), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(size, pk.len);
+	free(e);
+	/* The server answers the suffix read with nothing at all. */
+	m.tail = &tail;
+	m.size = 1000;
+	assert_int_equal(pack_read_index(&m.s, &plain, "data/s/p", &e, &n, &size),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "data/s/p: truncated"));
+	/* An 8 GiB pack whose footer says tlen = 2^32 - 44. */
+	buf_add(&tail, pk.p + pk.len - PACK_FOOTER_LEN, PACK_FOOTER_LEN);
+	put_u32le(tail.p + 32, UINT32_MAX - PACK_FOOTER_LEN + 1);
+	m.size = 8ull << 30;
+	assert_int_equal(pack_read_index(&m.s, &plain, "data/s/p", &e, &n, &size),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "data/s/p: bad pack footer"));
+	/* An entry whose offset + length wraps. */
+	trailer_of(&t, UINT64_MAX - 10, 20);
+	pack_of(&plain, 150, &t, 0, 0, &pk);
+	m.tail = &pk;
+	m.size = pk.len;
+	assert_int_equal(pack_read_index(&m.s, &plain, "data/s/p", &e, &n, &size),
+			 SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "data/s/p: pack index is malformed"));
+	buf_free(&t);
+	buf_free(&pk);
+	buf_free(&tail);
+}
+
+static int parse_page(const struct list_syntax *sx, const char *xml,
+		      struct list_page *pg)
+{
+	return list_page_parse(sx, (const uint8_t *)xml, strlen(xml), "pre/d/",
+			       pg);
+}
+
+#define S3_PAGE(body)                                                          \
+	"<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult "         \
+	"xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name>"     \
+	"<Prefix>pre/d/</Prefix>" body "</ListBucketResult>"
+#define S3_OBJ(key, size)                                                      \
+	"<Contents><Key>" key "</Key><LastModified>2026-01-01T00:00:00Z"       \
+	"</LastModified><Size>" size "</Size></Contents>"
+#define AZ_PAGE(body)                                                          \
+	"<?xml version=\"1.0\" encoding=\"utf-8\"?><EnumerationResults "       \
+	"ServiceEndpoint=\"http://x/\" ContainerName=\"c\"><Prefix>pre/d/"     \
+	"</Prefix><Blobs>" body
+#define AZ_BLOB(name, size)                                                    \
+	"<Blob><Name>" name "</Name><Properties><Content-Length>" size         \
+	"</Content-Length></Properties></Blob>"
+
+static void test_list_parse(void **state)
+{
+	struct list_page pg = {0};
+	static const char *s3_bad[] = {
+		/* more pages, but no token (or an empty one) to ask for them */
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<IsTruncated>true</IsTruncated>"),
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<IsTruncated>true</IsTruncated>"
+			"<NextContinuationToken></NextContinuationToken>"),
+		/* an entry without a key: not the previous key again */
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<Contents><Size>2</Size></Contents>"
+			"<IsTruncated>false</IsTruncated>"),
+		S3_PAGE("<Contents><Key></Key><Size>2</Size></Contents>"
+			"<IsTruncated>false</IsTruncated>"),
+		S3_PAGE("<Contents><Key>pre/d/a</Key><Key>pre/d/b</Key><Size>2"
+			"</Size></Contents><IsTruncated>false</IsTruncated>"),
+		/* sizes: missing, negative, not a number, too large */
+		S3_PAGE("<Contents><Key>pre/d/a</Key></Contents>"
+			"<IsTruncated>false</IsTruncated>"),
+		S3_PAGE(S3_OBJ("pre/d/a", "-1") "<IsTruncated>false</IsTruncated>"),
+		S3_PAGE(S3_OBJ("pre/d/a", "1x") "<IsTruncated>false</IsTruncated>"),
+		S3_PAGE(S3_OBJ("pre/d/a", "99999999999999999999")
+			"<IsTruncated>false</IsTruncated>"),
+		/* a key outside the prefix asked for */
+		S3_PAGE(S3_OBJ("pre/other", "1") "<IsTruncated>false</IsTruncated>"),
+		/* no word on further pages, or a word nobody knows */
+		S3_PAGE(S3_OBJ("pre/d/a", "1")),
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<IsTruncated>yes</IsTruncated>"),
+		/* another document altogether, and no document */
+		"<Error><Code>InternalError</Code></Error>",
+		"<ListBucketResult><IsTruncated>false</IsTruncated>",
+		"",
+		NULL};
+	static const char *az_bad[] = {
+		AZ_PAGE(AZ_BLOB("pre/d/a", "1") "</Blobs></EnumerationResults>"),
+		AZ_PAGE(AZ_BLOB("pre/d/a", "1")
+			"<Blob><Properties><Content-Length>2</Content-Length>"
+			"</Properties></Blob></Blobs><NextMarker/></EnumerationResults>"),
+		AZ_PAGE("<Blob><Name>pre/d/a</Name></Blob></Blobs><NextMarker/>"
+			"</EnumerationResults>"),
+		AZ_PAGE(AZ_BLOB("elsewhere", "1") "</Blobs><NextMarker/>"
+			"</EnumerationResults>"),
+		NULL};
+
+	(void)state;
+	assert_int_equal(parse_page(&s3_list_syntax,
+				    S3_PAGE(S3_OBJ("pre/d/a", "1") S3_OBJ("pre/d/b&amp;c", "0")
+					    "<IsTruncated>false</IsTruncated>"),
+				    &pg), 0);
+	assert_int_equal(pg.n, 2);
+	assert_string_equal(pg.v[0].name, "pre/d/a");
+	assert_int_equal(pg.v[0].size, 1);
+	assert_string_equal(pg.v[1].name, "pre/d/b&c");
+	assert_int_equal(pg.v[1].size, 0);
+	assert_null(pg.next);
+	assert_int_equal(parse_page(&s3_list_syntax,
+				    S3_PAGE(S3_OBJ("pre/d/a", "18446744073709551615")
+					    "<IsTruncated>true</IsTruncated>"
+					    "<NextContinuationToken>t/1=</NextContinuationToken>"),
+				    &pg), 0);
+	assert_int_equal(pg.n, 1);
+	assert_true(pg.v[0].size == UINT64_MAX);
+	assert_string_equal(pg.next, "t/1=");
+	/* An empty last page. */
+	assert_int_equal(parse_page(&s3_list_syntax,
+				    S3_PAGE("<KeyCount>0</KeyCount><IsTruncated>false"
+					    "</IsTruncated>"), &pg), 0);
+	assert_int_equal(pg.n, 0);
+	assert_null(pg.next);
+	for (int i = 0; s3_bad[i]; i++) {
+		assert_int_equal(parse_page(&s3_list_syntax, s3_bad[i], &pg),
+				 SNAP_ECORRUPT);
+		assert_non_null(strstr(snap_errmsg(), "ListObjectsV2"));
+	}
+	parse_page(&s3_list_syntax, s3_bad[0], &pg);
+	assert_non_null(strstr(snap_errmsg(), "more pages announced without "
+					      "NextContinuationToken"));
+	parse_page(&s3_list_syntax, s3_bad[2], &pg);
+	assert_non_null(strstr(snap_errmsg(), "an entry has no name"));
+
+	assert_int_equal(parse_page(&az_list_syntax,
+				    AZ_PAGE(AZ_BLOB("pre/d/a", "5") "</Blobs>"
+					    "<NextMarker>m2</NextMarker></EnumerationResults>"),
+				    &pg), 0);
+	assert_int_equal(pg.n, 1);
+	assert_int_equal(pg.v[0].size, 5);
+	assert_string_equal(pg.next, "m2");
+	assert_int_equal(parse_page(&az_list_syntax,
+				    AZ_PAGE(AZ_BLOB("pre/d/a", "5") "</Blobs>"
+					    "<NextMarker /></EnumerationResults>"),
+				    &pg), 0);
+	assert_null(pg.next);
+	for (int i = 0; az_bad[i]; i++)
+		assert_int_equal(parse_page(&az_list_syntax, az_bad[i], &pg),
+				 SNAP_ECORRUPT);
+	parse_page(&az_list_syntax, az_bad[0], &pg);
+	assert_non_null(strstr(snap_errmsg(), "List Blobs response: no NextMarker"));
+	list_page_free(&pg);
+}
+
+/* Serves canned pages: page i answers token "t<i>". */
+struct pages {
+	const char **xml;
+	int served;
+};
+
+static int pages_fetch(void *ctx, const char *token, struct buf *body)
+{
+	struct pages *p = ctx;
+	int i = token ? atoi(token + 1) : 0;
+
+	assert_true(!token || token[0] == 't');
+	p->served++;
+	return buf_addstr(body, p->xml[i]);
+}
+
+static int collect_names(const char *name, uint64_t size, void *ctx)
+{
+	struct buf *b = ctx;
+
+	(void)size;
+	if (!strcmp(name, "d/stop"))
+		return 42;
+	return buf_addstr(b, name) || buf_addc(b, ' ');
+}
+
+static void test_list_pages(void **state)
+{
+	const char *good[] = {
+		S3_PAGE(S3_OBJ("pre/d/a", "1") S3_OBJ("pre/d/b", "1")
+			"<IsTruncated>true</IsTruncated><NextContinuationToken>t1"
+			"</NextContinuationToken>"),
+		S3_PAGE(S3_OBJ("pre/d/c", "1") "<IsTruncated>false</IsTruncated>")};
+	const char *loop[] = {
+		S3_PAGE(S3_OBJ("pre/d/a", "1") "<IsTruncated>true</IsTruncated>"
+			"<NextContinuationToken>t1</NextContinuationToken>"),
+		S3_PAGE(S3_OBJ("pre/d/b", "1") "<IsTruncated>true</IsTruncated>"
+			"<NextContinuationToken>t1</NextContinuationToken>")};
+	const char *bad2[] = {
+		good[0],
+		S3_PAGE(S3_OBJ("pre/d/c", "1") "<Contents><Size>1</Size></Contents>"
+			"<IsTruncated>false</IsTruncated>")};
+	const char *stop[] = {
+		S3_PAGE(S3_OBJ("pre/d/stop", "1") S3_OBJ("pre/d/b", "1")
+			"<IsTruncated>false</IsTruncated>")};
+	struct pages p = {good, 0};
+	struct buf names = BUF_INIT;
+
+	(void)state;
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
+				    collect_names, &names), 0);
+	buf_addc(&names, 0);
+	assert_string_equal((char *)names.p, "d/a d/b d/c ");
+	assert_int_equal(p.served, 2);
+	/* A token handed back unchanged would list one page forever. */
+	names.len = 0;
+	p = (struct pages){loop, 0};
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
+				    collect_names, &names), SNAP_ECORRUPT);
+	assert_non_null(strstr(snap_errmsg(), "does not advance"));
+	assert_int_equal(p.served, 2);
+	/* A bad page passes none of its entries on. */
+	names.len = 0;
+	p = (struct pages){bad2, 0};
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
+				    collect_names, &names), SNAP_ECORRUPT);
+	buf_addc(&names, 0);
+	assert_string_equal((char *)names.p, "d/a d/b ");
+	/* The callback's value stops the listing. */
+	p = (struct pages){stop, 0};
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
+				    collect_names, &names), 42);
+	buf_free(&names);
 }
 
 static void test_index(void **state)
@@ -679,7 +1169,12 @@ int main(void)
 		cmocka_unit_test(test_tree_roundtrip),
 		cmocka_unit_test(test_tree_hostile),
 		cmocka_unit_test(test_manifest),
+		cmocka_unit_test(test_manifest_encode_enomem),
 		cmocka_unit_test(test_pack_trailer),
+		cmocka_unit_test(test_pack_codec),
+		cmocka_unit_test(test_pack_read_index_hostile),
+		cmocka_unit_test(test_list_parse),
+		cmocka_unit_test(test_list_pages),
 		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_varint),
 		cmocka_unit_test(test_sigv4_vectors),
