@@ -790,6 +790,18 @@ static int backup_group(struct eng *e, const struct backup_group *g,
 	mg->uid = st.st_uid;
 	mg->gid = st.st_gid;
 	mg->mtime_ns = ts_ns(&st.st_mtim);
+	{
+		/* The group directory's own attributes go in the manifest. */
+		struct tent gt = {.name = (char *)g->name};
+
+		rc = read_xattrs(e, g->path, &gt);
+		mg->xattrs = gt.xattrs;
+		mg->nxattrs = gt.nxattrs;
+		if (rc) {
+			close(fd);
+			return rc;
+		}
+	}
 	for (size_t i = 0; parent && i < parent->ngroups; i++) {
 		if (strcmp(parent->groups[i].name, g->name))
 			continue;
@@ -915,6 +927,9 @@ static int write_manifest(struct bsession *s)
 	m->files_reused = e->res->files_reused;
 	m->elapsed = e->res->elapsed;
 	ns = __atomic_load_n(&e->xattr_ns, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < m->ngroups; i++)
+		for (size_t x = 0; x < m->groups[i].nxattrs; x++)
+			ns |= xattr_ns_of(m->groups[i].xattrs[x].name);
 	/* What was taken unread uses what the parent's entries used. */
 	if (e->used_refs)
 		ns = parent && parent->xattr_ns >= 0 ? ns | parent->xattr_ns
@@ -1041,10 +1056,7 @@ static int new_group(struct bsession *s, const struct mgroup *g,
 					   "twice", g->name);
 	SNAP_TRY(group_check(g->name));
 	mg = &s->m.groups[s->m.ngroups];
-	*mg = *g;
-	mg->name = strdup(g->name);
-	if (!mg->name)
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	SNAP_TRY(mgroup_copy(mg, g));
 	s->m.ngroups++;
 	*out = mg;
 	return 0;

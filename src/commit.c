@@ -407,6 +407,7 @@ static int do_group(struct cw *w, const struct manifest *bm,
 		    const struct sinode *si, uint64_t links)
 {
 	const struct mgroup *g = base_group(bm, name);
+	struct xlist xl = {0};
 	struct mgroup meta;
 	struct bdir *root;
 	int rc;
@@ -418,11 +419,26 @@ static int do_group(struct cw *w, const struct manifest *bm,
 	memset(&meta, 0, sizeof(meta));
 	meta.name = (char *)name;
 	if (si) {
+		const struct mgroup *og = si->oname ? base_group(bm, si->oname)
+						    : NULL;
+
 		meta.mode = si->mode;
 		meta.uid = si->uid;
 		meta.gid = si->gid;
 		meta.mtime_ns = si->mtime_ns;
 		meta.ino = si->ino | INO_STORED;
+		if (si->own_xattrs) {
+			ovl_lock(w->o);
+			rc = stage_xattr_each(w->st, si->ino, xcollect, &xl);
+			ovl_unlock(w->o);
+			if (rc)
+				goto out;
+			meta.xattrs = xl.v;
+			meta.nxattrs = xl.n;
+		} else if (og) {
+			meta.xattrs = og->xattrs;
+			meta.nxattrs = og->nxattrs;
+		}
 	} else {
 		meta = *g;
 	}
@@ -432,12 +448,16 @@ static int do_group(struct cw *w, const struct manifest *bm,
 		     : g && g->hardlink_next  ? g->hardlink_next
 					      : HL_DEFAULT_NEXT;
 	meta.hardlink_next = w->hl_next + links;
-	SNAP_TRY(bsession_group(w->s, &meta, &root));
+	rc = bsession_group(w->s, &meta, &root);
+	if (rc)
+		goto out;
 	if (si)
 		rc = walk_dir(w, gino, si->bkind, &si->btree, 1, root);
 	else
 		rc = walk_dir(w, gino, B_TREE, &g->root, 0, root);
 	bdir_close(w->s, root);
+out:
+	xlist_free(&xl);
 	return rc;
 }
 

@@ -531,7 +531,8 @@ static int export_tree(struct xeng *x, const char *path, struct tree *t)
 static int export_group(struct xeng *x, const struct mgroup *g)
 {
 	struct tent root = {.type = ET_DIR, .mode = g->mode, .uid = g->uid,
-			    .gid = g->gid, .mtime_ns = g->mtime_ns};
+			    .gid = g->gid, .mtime_ns = g->mtime_ns,
+			    .xattrs = g->xattrs, .nxattrs = g->nxattrs};
 	const char *name = x->o->group ? "." : g->name;
 	struct tree t, sub = {0};
 	const struct tent *zk;

@@ -195,7 +195,22 @@ static int group_extras(json_t *o, const struct mgroup *g)
 		return -1;
 	/* The inode's bits as a string: bit 63 is set. */
 	snprintf(ino, sizeof(ino), "%llu", (unsigned long long)g->ino);
-	return g->ino && json_object_set_new(o, "ino", json_string(ino));
+	if (g->ino && json_object_set_new(o, "ino", json_string(ino)))
+		return -1;
+	if (g->nxattrs) {
+		json_t *xs = json_array();
+
+		if (!xs || json_object_set_new(o, "xattrs", xs))
+			return -1;
+		for (size_t i = 0; i < g->nxattrs; i++)
+			if (json_array_append_new(
+				    xs, json_pack("{s:s,s:o}", "name",
+						  g->xattrs[i].name, "value",
+						  hexstr(g->xattrs[i].val,
+							 g->xattrs[i].len))))
+				return -1;
+	}
+	return 0;
 }
 
 static int groups_json(const struct manifest *m, json_t *groups)
@@ -365,6 +380,37 @@ static int parse_ref(json_t *o, struct ref *r)
 		goto out;                                                      \
 	} while (0)
 
+/* A group's attributes: [{name, value (hex)}], names unique. */
+static int parse_xattrs(json_t *v, struct mgroup *g)
+{
+	if (!json_is_array(v) || json_array_size(v) > 4096)
+		return -1;
+	for (size_t i = 0; i < json_array_size(v); i++) {
+		json_t *x = json_array_get(v, i);
+		const char *name = json_string_value(json_object_get(x, "name"));
+		const char *hex = json_string_value(json_object_get(x, "value"));
+		size_t n = hex ? strlen(hex) : 1;
+		uint8_t *val;
+		int bad;
+
+		if (!name || !*name || strlen(name) > 255 || !hex || n % 2 ||
+		    n / 2 > 65536)
+			return -1;
+		for (size_t j = 0; j < g->nxattrs; j++)
+			if (strcmp(g->xattrs[j].name, name) == 0)
+				return -1;
+		val = malloc(n / 2 + 1);
+		if (!val)
+			return -1;
+		bad = hex_decode(hex, val, n / 2) ||
+		      xattr_append(&g->xattrs, &g->nxattrs, name, val, n / 2);
+		free(val);
+		if (bad)
+			return -1;
+	}
+	return 0;
+}
+
 int manifest_parse(const char *text, size_t n, const struct keys *k,
 		   const char *series, uint32_t num, struct manifest *m)
 {
@@ -518,6 +564,9 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 			if (!ino || !*ino || *end || errno)
 				BAD("%s: bad group '%s'", key, s);
 		}
+		v = json_object_get(g, "xattrs");
+		if (v && parse_xattrs(v, mg))
+			BAD("%s: bad attributes of group '%s'", key, s);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(m->groups[j].name, mg->name) == 0)
 				BAD("%s: duplicate group '%s'", key, s);
@@ -552,10 +601,40 @@ out:
 	return rc;
 }
 
+void mgroup_free(struct mgroup *g)
+{
+	free(g->name);
+	for (size_t i = 0; i < g->nxattrs; i++) {
+		free(g->xattrs[i].name);
+		free(g->xattrs[i].val);
+	}
+	free(g->xattrs);
+	g->name = NULL;
+	g->xattrs = NULL;
+	g->nxattrs = 0;
+}
+
+int mgroup_copy(struct mgroup *dst, const struct mgroup *src)
+{
+	*dst = *src;
+	dst->xattrs = NULL;
+	dst->nxattrs = 0;
+	dst->name = strdup(src->name);
+	if (!dst->name)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	for (size_t i = 0; i < src->nxattrs; i++)
+		if (xattr_append(&dst->xattrs, &dst->nxattrs, src->xattrs[i].name,
+				 src->xattrs[i].val, src->xattrs[i].len)) {
+			mgroup_free(dst);
+			return SNAP_ENOMEM;
+		}
+	return 0;
+}
+
 void manifest_free(struct manifest *m)
 {
 	for (size_t i = 0; m->groups && i < m->ngroups; i++)
-		free(m->groups[i].name);
+		mgroup_free(&m->groups[i]);
 	free(m->groups);
 	free(m->packs);
 	m->groups = NULL;

@@ -20,6 +20,7 @@
 
 #include "crypto.h"
 #include "pack.h"
+#include "tree.h"
 #include "util.h"
 
 #define SERIES_MAX 64 /* label (25) + '-' + uuid (36) + NUL, rounded */
@@ -52,6 +53,9 @@ struct mgroup {
 	/* the group directory's inode number as the mount's control/ gave
 	 * it, bit 63 set (0: not recorded) */
 	uint64_t ino;
+	/* the group directory's extended attributes (owned) */
+	struct xattr *xattrs;
+	size_t nxattrs;
 };
 
 struct manifest {
@@ -109,5 +113,9 @@ int manifest_parse(const char *json, size_t n, const struct keys *k,
 		   const char *series, uint32_t num, struct manifest *m);
 
 void manifest_free(struct manifest *m);
+
+/* Deep copies of a group (name and attributes), and their release. */
+int mgroup_copy(struct mgroup *dst, const struct mgroup *src);
+void mgroup_free(struct mgroup *g);
 
 #endif

@@ -295,6 +295,8 @@ static int build_gtree(struct ovl *o)
 		e->sub_files = g->files;
 		e->sub_bytes = g->bytes;
 		e->ino = g->ino;
+		e->xattrs = g->xattrs; /* the manifest's, alive as long */
+		e->nxattrs = g->nxattrs;
 	}
 	o->gtree.n = m->ngroups;
 	qsort(o->gtree.ents, o->gtree.n, sizeof(struct tent), cmp_tent);
@@ -351,16 +353,21 @@ static int template_base(struct ovl *o, const struct onode *d,
 		t->bkind = B_TREE;
 		t->tree = e->sub;
 	}
-	if (dkind == B_TREE) {
+	/* A group directory's entry is in the base manifest: its location
+	 * is the all-zero ref (base_entry). */
+	if (dkind == B_TREE || dkind == B_GROUPS) {
 		t->has_loc = 1;
-		t->ptree = *dref;
+		if (dkind == B_TREE)
+			t->ptree = *dref;
+		else
+			memset(&t->ptree, 0, sizeof(t->ptree));
 		t->pname = strdup(e->name);
 	}
 	if (e->type == ET_REG && e->hardlink)
 		t->hl = e->hardlink;
 	if (e->type == ET_LNK)
 		t->target = strdup(e->target);
-	if (!t->name || (dkind == B_TREE && !t->pname) ||
+	if (!t->name || (t->has_loc && !t->pname) ||
 	    (e->type == ET_LNK && !t->target)) {
 		node_clear(t);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
@@ -693,11 +700,40 @@ static int copy_up(struct ovl *o, struct onode *n)
 	return 0;
 }
 
+static int ref_is_zero(const struct ref *r)
+{
+	static const uint8_t zero[ID_LEN];
+
+	return memcmp(r->id, zero, ID_LEN) == 0;
+}
+
+/* The base entry of an unstaged (or copied-up) node, pinned: in its
+ * directory object, or for a group directory among the base's groups. */
+static int base_entry(struct ovl *o, const struct onode *n,
+		      struct centry **pin, const struct tent **e)
+{
+	const struct tree *t;
+	const struct ref *ref = n->staged ? &n->si.otree : &n->ptree;
+	const char *name = n->staged ? n->si.oname : n->pname;
+	int has = n->staged ? n->si.has_orig : n->has_loc;
+
+	*pin = NULL;
+	*e = NULL;
+	if (!has || !name)
+		return 0;
+	if (ref_is_zero(ref)) {
+		*e = tree_find(&o->gtree, name);
+		return 0;
+	}
+	SNAP_TRY(cache_tree(o->o.c, o->base.series, ref, pin, &t));
+	*e = tree_find(t, name);
+	return 0;
+}
+
 /* Brings a staged file's content into data/<ino>: its base chunks, or
  * nothing when it is about to be truncated. */
 static int materialize(struct ovl *o, struct onode *n, int truncate)
 {
-	const struct tree *t;
 	const struct tent *e;
 	struct centry *pin = NULL;
 	int fd, rc = 0;
@@ -707,8 +743,7 @@ static int materialize(struct ovl *o, struct onode *n, int truncate)
 	SNAP_TRY(stage_data_open(o->st, n->ino, O_RDWR | O_CREAT | O_TRUNC,
 				 &fd));
 	if (!truncate && n->si.has_orig && n->si.oname) {
-		rc = cache_tree(o->o.c, o->base.series, &n->si.otree, &pin, &t);
-		e = rc ? NULL : tree_find(t, n->si.oname);
+		rc = base_entry(o, n, &pin, &e);
 		if (rc == 0 && (!e || e->type != ET_REG))
 			rc = snap_seterr(SNAP_ECORRUPT, "%s vanished from its "
 					 "directory object", n->si.oname);
@@ -1506,23 +1541,17 @@ out:
 /* Moves the base's attributes of a copied-up inode into the stage. */
 static int own_xattrs(struct ovl *o, struct onode *n)
 {
-	const struct tree *t;
 	const struct tent *e;
 	struct centry *pin;
-	int rc = 0;
+	int rc;
 
 	if (n->si.own_xattrs)
 		return 0;
-	if (n->si.has_orig && n->si.oname) {
-		rc = cache_tree(o->o.c, o->base.series, &n->si.otree, &pin, &t);
-		if (rc)
-			return rc;
-		e = tree_find(t, n->si.oname);
-		for (size_t i = 0; e && rc == 0 && i < e->nxattrs; i++)
-			rc = stage_xattr_set(o->st, n->ino, e->xattrs[i].name,
-					     e->xattrs[i].val, e->xattrs[i].len);
-		cache_release(o->o.c, pin);
-	}
+	rc = base_entry(o, n, &pin, &e);
+	for (size_t i = 0; e && rc == 0 && i < e->nxattrs; i++)
+		rc = stage_xattr_set(o->st, n->ino, e->xattrs[i].name,
+				     e->xattrs[i].val, e->xattrs[i].len);
+	cache_release(o->o.c, pin);
 	if (rc == 0)
 		n->si.own_xattrs = 1;
 	return rc;
@@ -1610,24 +1639,6 @@ out:
 	return rc;
 }
 
-/* The base entry of an unstaged (or metadata-copied) node, pinned. */
-static int base_entry(struct ovl *o, const struct onode *n,
-		      struct centry **pin, const struct tent **e)
-{
-	const struct tree *t;
-	const struct ref *ref = n->staged ? &n->si.otree : &n->ptree;
-	const char *name = n->staged ? n->si.oname : n->pname;
-	int has = n->staged ? n->si.has_orig : n->has_loc;
-
-	*pin = NULL;
-	*e = NULL;
-	if (!has || !name)
-		return 0;
-	SNAP_TRY(cache_tree(o->o.c, o->base.series, ref, pin, &t));
-	*e = tree_find(t, name);
-	return 0;
-}
-
 int ovl_getxattr(struct ovl *o, uint64_t ino, const char *name,
 		 struct buf *out)
 {
@@ -1689,12 +1700,12 @@ int ovl_listxattr(struct ovl *o, uint64_t ino, struct buf *out)
 	return rc;
 }
 
-/* The group directories' attributes have no place in a manifest. */
+/* control/<label> itself is not part of any backup. */
 static int xattr_storable(struct ovl *o, const struct onode *n)
 {
-	if (n->ino == o->o.root_ino || n->group == n->ino)
-		return snap_seterr(SNAP_EUNSUPP, "attributes of control/%s "
-				   "and of group directories are not kept",
+	if (n->ino == o->o.root_ino)
+		return snap_seterr(SNAP_EUNSUPP, "control/%s keeps no "
+				   "attributes (its groups do)",
 				   o->label);
 	return 0;
 }

@@ -909,14 +909,15 @@ static int restore_group(struct reng *e, const struct mgroup *g)
 		if (gfd < 0)
 			return snap_syserr(errno, "%s", e->o->target);
 		rc = add_dir_meta(e, "", g->mode, g->uid, g->gid, g->mtime_ns,
-				  NULL, 0);
+				  g->xattrs, g->nxattrs);
 		if (rc) {
 			close(gfd);
 			return rc;
 		}
 	} else {
 		SNAP_TRY(make_dir(e, e->rootfd, g->name, g->name, g->mode,
-				  g->uid, g->gid, g->mtime_ns, NULL, 0, &gfd));
+				  g->uid, g->gid, g->mtime_ns, g->xattrs,
+				  g->nxattrs, &gfd));
 	}
 	rc = repo_read_tree(e->r, e->series, &g->root, &t);
 	if (rc) {

@@ -62,6 +62,38 @@ void tree_free(struct tree *t)
 	t->n = 0;
 }
 
+int xattr_append(struct xattr **v, size_t *n, const char *name,
+		 const void *val, size_t len)
+{
+	struct xattr *p = realloc(*v, (*n + 1) * sizeof(**v));
+	char *nm;
+	uint8_t *vl;
+
+	if (!p)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	*v = p;
+	nm = strdup(name);
+	vl = malloc(len ? len : 1);
+	if (!nm || !vl) {
+		free(nm);
+		free(vl);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	memcpy(vl, val, len);
+	p[*n] = (struct xattr){nm, vl, len};
+	(*n)++;
+	return 0;
+}
+
+void xattrs_free(struct xattr *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].val);
+	}
+	free(v);
+}
+
 int name_ok(const char *name, size_t len)
 {
 	if (len == 0 || len > 4096 || memchr(name, '/', len) ||

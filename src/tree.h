@@ -89,6 +89,13 @@ const struct tent *tree_find(const struct tree *t, const char *name);
 /* Non-zero when name is acceptable as one path component. */
 int name_ok(const char *name, size_t len);
 
+/* Appends a copy of one attribute to the malloc'd array *v of *n (for
+ * builders of entries).  0 or SNAP_ENOMEM with the array unchanged. */
+int xattr_append(struct xattr **v, size_t *n, const char *name,
+		 const void *val, size_t len);
+/* Frees such an array. */
+void xattrs_free(struct xattr *v, size_t n);
+
 /* Allocation from the tree's arena (for builders that assemble trees). */
 void *tree_alloc(struct tree *t, size_t n);
 char *tree_strdup(struct tree *t, const char *s, size_t n);

@@ -1252,12 +1252,38 @@ static int stats_text(struct vfs *v, struct buf *out)
 	return buf_add(out, text, (size_t)n);
 }
 
+/* The attributes of a node: its entry's, a group directory's (from the
+ * manifest), or none.  *te pins the entry's directory object. */
+static int node_xattrs(struct vfs *v, const struct node *n, struct centry **te,
+		       const struct xattr **x, size_t *nx)
+{
+	const struct tent *e;
+
+	*te = NULL;
+	*x = NULL;
+	*nx = 0;
+	if (n->has_ptree) {
+		SNAP_TRY(node_entry(v, n, te, &e));
+		*x = e->xattrs;
+		*nx = e->nxattrs;
+		return 0;
+	}
+	for (size_t i = 0; n->kind == K_DIR && n->bk && i < n->bk->m.ngroups;
+	     i++)
+		if (strcmp(n->bk->m.groups[i].name, n->name) == 0) {
+			*x = n->bk->m.groups[i].xattrs;
+			*nx = n->bk->m.groups[i].nxattrs;
+		}
+	return 0;
+}
+
 int vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 		 struct buf *out)
 {
 	struct centry *te = NULL;
-	const struct tent *e;
+	const struct xattr *x;
 	struct node n;
+	size_t nx;
 	int rc;
 
 	if (ino == VFS_ROOT_INO && strcmp(name, STATS_XATTR) == 0)
@@ -1267,21 +1293,20 @@ int vfs_getxattr(struct vfs *v, uint64_t ino, const char *name,
 	rc = node_pin(v, ino, &n);
 	if (rc)
 		return rc;
-	rc = n.has_ptree ? node_entry(v, &n, &te, &e)
-			 : snap_seterr(SNAP_ENOENT, "no attribute %s", name);
+	rc = node_xattrs(v, &n, &te, &x, &nx);
 	if (rc)
 		goto out;
 	rc = snap_seterr(SNAP_ENOENT, "no attribute %s", name);
-	for (size_t i = 0; i < e->nxattrs; i++)
-		if (strcmp(e->xattrs[i].name, name) == 0) {
+	for (size_t i = 0; i < nx; i++)
+		if (strcmp(x[i].name, name) == 0) {
 			out->len = 0;
-			rc = buf_add(out, e->xattrs[i].val, e->xattrs[i].len);
+			rc = buf_add(out, x[i].val, x[i].len);
 			break;
 		}
 	/* ls -l asks every file for security.selinux and its ACL: two round
 	 * trips per file, most of the time of ls -lR.  "Not supported" makes
 	 * it stop asking (per filesystem), and is true of this backup. */
-	if (rc == SNAP_ENOENT && n.bk->m.xattr_ns >= 0 &&
+	if (rc == SNAP_ENOENT && n.bk && n.bk->m.xattr_ns >= 0 &&
 	    !(n.bk->m.xattr_ns & xattr_ns_of(name)) &&
 	    !(v->o.kernel_acl && strncmp(name, "system.posix_acl_", 17) == 0))
 		rc = snap_seterr(SNAP_EUNSUPP, "the backup has no %s attributes",
@@ -1295,8 +1320,9 @@ out:
 int vfs_listxattr(struct vfs *v, uint64_t ino, struct buf *out)
 {
 	struct centry *te = NULL;
-	const struct tent *e;
+	const struct xattr *x;
 	struct node n;
+	size_t nx;
 	int rc;
 
 	out->len = 0;
@@ -1305,11 +1331,9 @@ int vfs_listxattr(struct vfs *v, uint64_t ino, struct buf *out)
 	rc = node_pin(v, ino, &n);
 	if (rc)
 		return rc;
-	if (n.has_ptree)
-		rc = node_entry(v, &n, &te, &e);
-	for (size_t i = 0; n.has_ptree && rc == 0 && i < e->nxattrs; i++)
-		rc = buf_add(out, e->xattrs[i].name,
-			     strlen(e->xattrs[i].name) + 1);
+	rc = node_xattrs(v, &n, &te, &x, &nx);
+	for (size_t i = 0; rc == 0 && i < nx; i++)
+		rc = buf_add(out, x[i].name, strlen(x[i].name) + 1);
 	cache_release(v->c, te);
 	node_unpin(v, &n);
 	return rc;

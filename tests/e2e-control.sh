@@ -14,6 +14,9 @@ if command -v setfacl >/dev/null; then
 	setfacl -d -m u:nobody:rwx "$T/src/g/modes"
 	touch -h -d @1650000000.123456789 "$T/src/g/links/target" "$T/src/g/modes"
 fi
+# The group directories' own attributes (kept in the manifest).
+setfattr -n user.group -v "of the group" "$T/src/g"
+command -v setfacl >/dev/null && setfacl -m u:nobody:r-x "$T/src/g"
 head -c $((3 << 20)) /dev/urandom >"$T/src/g/big.bin"
 mkdir -p "$T/src/h"
 echo second group >"$T/src/h/file"
@@ -31,6 +34,7 @@ status() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.a
 latest() { ls "$m/series" | grep "^$1-" | head -n 1; }
 
 say "mkdir control/alpha; rsync -aHAXS --delete into it; commit"
+retime_dirs "$T/src"
 mkdir "$c"
 [ "$(ls "$m/control")" = alpha ] || fail "control/ does not list the new label"
 [ "$(status state)" = STATUS_IDLE ] || fail "new label: $(status state)"
@@ -47,6 +51,13 @@ same_tree "$T/state-1/g" "$m/series/$A/1/g"
 same_tree "$T/state-1/h" "$m/series/$A/1/h"
 same_tree "$T/state-1" "$c"
 [ -z "$(ls -A "$c" | grep snapfs)" ] || fail ".snapfs is listed"
+[ "$(getfattr --only-values -n user.group "$m/series/$A/1/g")" = "of the group" ] ||
+	fail "the group directory's attribute is not in the backup"
+snapctl -r "$r" backup --label walked -q "$T/src/g"
+snapctl -r "$r" restore walked --target "$T/walked" -q
+[ "$(getfattr --only-values -n user.group "$T/walked/g")" = "of the group" ] ||
+	fail "snapctl backup or restore lost the group directory's attribute"
+rm -rf "$T/walked"
 
 say "incremental: 1% of the files change, some go, a tree moves"
 f0=$(mount_stat "$m" fetches)
