@@ -153,11 +153,7 @@ static void bdir_free(struct bdir *d)
 		free(t->name);
 		free(t->chunks);
 		free(t->target);
-		for (size_t x = 0; x < t->nxattrs; x++) {
-			free(t->xattrs[x].name);
-			free(t->xattrs[x].val);
-		}
-		free(t->xattrs);
+		xattrs_free(t->xattrs, t->nxattrs);
 	}
 	free(d->ents);
 	free(d->ccap);
@@ -438,38 +434,22 @@ static int read_file(struct eng *e, struct bdir *d, size_t ei, int dfd,
 static int read_xattrs(struct eng *e, const char *path, struct tent *t)
 {
 	char names[65536];
+	uint8_t val[65536]; /* the largest value Linux allows */
 	ssize_t n = llistxattr(path, names, sizeof(names));
 
 	if (n <= 0)
 		return 0; /* none, or unsupported here */
 	for (char *nm = names; nm < names + n; nm += strlen(nm) + 1) {
-		ssize_t vl = lgetxattr(path, nm, NULL, 0);
-		struct xattr *x;
-		void *p;
+		ssize_t vl = lgetxattr(path, nm, val, sizeof(val));
 
-		if (vl < 0)
-			continue;
-		p = realloc(t->xattrs, (t->nxattrs + 1) * sizeof(*t->xattrs));
-		if (!p)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		t->xattrs = p;
-		x = &t->xattrs[t->nxattrs];
-		x->name = strdup(nm);
-		x->val = malloc(vl ? vl : 1);
-		if (!x->name || !x->val) {
-			free(x->name);
-			free(x->val);
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		}
-		vl = lgetxattr(path, nm, x->val, vl);
 		if (vl < 0) {
-			free(x->name);
-			free(x->val);
-			warn(e, "%s: xattr %s: %s", path, nm, strerror(errno));
+			if (errno != ENODATA) /* not gone meanwhile */
+				warn(e, "%s: xattr %s: %s", path, nm,
+				     strerror(errno));
 			continue;
 		}
-		x->len = vl;
-		t->nxattrs++;
+		SNAP_TRY(xattr_append(&t->xattrs, &t->nxattrs, nm, val,
+				      (size_t)vl));
 	}
 	return 0;
 }
@@ -1162,25 +1142,9 @@ static int copy_tent(struct tent *t, const struct tent *e, int chunks)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	if (e->target && !(t->target = strdup(e->target)))
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	if (e->nxattrs) {
-		t->xattrs = calloc(e->nxattrs, sizeof(*t->xattrs));
-		if (!t->xattrs)
-			return snap_seterr(SNAP_ENOMEM, "out of memory");
-		for (size_t i = 0; i < e->nxattrs; i++) {
-			struct xattr *x = &t->xattrs[i];
-
-			x->name = strdup(e->xattrs[i].name);
-			x->val = malloc(e->xattrs[i].len ? e->xattrs[i].len : 1);
-			if (!x->name || !x->val) {
-				free(x->name);
-				free(x->val);
-				return snap_seterr(SNAP_ENOMEM, "out of memory");
-			}
-			memcpy(x->val, e->xattrs[i].val, e->xattrs[i].len);
-			x->len = e->xattrs[i].len;
-			t->nxattrs++;
-		}
-	}
+	for (size_t i = 0; i < e->nxattrs; i++)
+		SNAP_TRY(xattr_append(&t->xattrs, &t->nxattrs, e->xattrs[i].name,
+				      e->xattrs[i].val, e->xattrs[i].len));
 	if (chunks) {
 		t->chunks = malloc(e->nchunks * sizeof(*t->chunks) + 1);
 		if (!t->chunks)

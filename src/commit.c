@@ -95,28 +95,13 @@ struct baseread {
 	struct buf blob, scratch;
 };
 
-static size_t chunk_after(const struct tent *e, uint64_t off)
-{
-	size_t lo = 0, hi = e->nchunks;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (e->chunks[mid].off + e->chunks[mid].r.raw <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* Extents are runs of chunks without a hole between them. */
 static int base_extent(void *src, uint64_t off, uint64_t *start,
 		       uint64_t *end)
 {
 	struct baseread *b = src;
 	const struct tent *e = b->e;
-	size_t i = chunk_after(e, off);
+	size_t i = tent_chunk_at(e, off);
 
 	if (i >= e->nchunks)
 		return 0;
@@ -136,7 +121,7 @@ static ssize_t base_read(void *src, uint8_t *buf, size_t n, uint64_t off)
 	size_t done = 0;
 
 	while (done < n) {
-		size_t i = chunk_after(e, off + done);
+		size_t i = tent_chunk_at(e, off + done);
 		const struct chunk *ch;
 		uint64_t in, k;
 
@@ -234,36 +219,19 @@ static int hardlink_of(struct cw *w, const struct sinode *si, uint64_t *id)
 
 struct xlist {
 	struct xattr *v;
-	size_t n, cap;
+	size_t n;
 };
 
 static int xcollect(void *ctx, const char *name, const void *val, size_t len)
 {
 	struct xlist *l = ctx;
-	struct xattr *x;
 
-	SNAP_TRY(array_grow(&l->v, &l->cap, l->n, sizeof(*l->v), 4));
-	x = &l->v[l->n];
-	x->name = strdup(name);
-	x->val = malloc(len ? len : 1);
-	if (!x->name || !x->val) {
-		free(x->name);
-		free(x->val);
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	}
-	memcpy(x->val, val, len);
-	x->len = len;
-	l->n++;
-	return 0;
+	return xattr_append(&l->v, &l->n, name, val, len);
 }
 
 static void xlist_free(struct xlist *l)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->v[i].name);
-		free(l->v[i].val);
-	}
-	free(l->v);
+	xattrs_free(l->v, l->n);
 }
 
 /* A staged inode under name: its row, its attributes, its content. */

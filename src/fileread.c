@@ -22,22 +22,6 @@ void fread_destroy(struct fread *f)
 	pthread_mutex_destroy(&f->lock);
 }
 
-/* First chunk ending after off. */
-static size_t chunk_at(const struct tent *e, uint64_t off)
-{
-	size_t lo = 0, hi = e->nchunks;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (e->chunks[mid].off + e->chunks[mid].r.raw <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* Sequential readers get a window that doubles per read up to the
  * maximum; anything else drops it, so random reads fetch only what they
  * ask for.  Returns the chunks [*from, *to) to prefetch. */
@@ -141,7 +125,7 @@ int fread_range(struct cache *c, const char *series, const struct tent *e,
 	if (off >= e->size || size == 0)
 		return 0;
 	end = off + size < e->size ? off + size : e->size;
-	first = chunk_at(e, off);
+	first = tent_chunk_at(e, off);
 	last = first;
 	while (last + 1 < e->nchunks && e->chunks[last + 1].off < end)
 		last++;

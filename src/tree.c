@@ -62,6 +62,21 @@ void tree_free(struct tree *t)
 	t->n = 0;
 }
 
+size_t tent_chunk_at(const struct tent *e, uint64_t off)
+{
+	size_t lo = 0, hi = e->nchunks;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (e->chunks[mid].off + e->chunks[mid].r.raw <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 int xattr_append(struct xattr **v, size_t *n, const char *name,
 		 const void *val, size_t len)
 {

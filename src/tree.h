@@ -86,6 +86,10 @@ void tree_free(struct tree *t);
 /* Binary search by name; NULL when absent. */
 const struct tent *tree_find(const struct tree *t, const char *name);
 
+/* The first chunk of file e that ends after offset off (e->nchunks when
+ * none does). */
+size_t tent_chunk_at(const struct tent *e, uint64_t off);
+
 /* Non-zero when name is acceptable as one path component. */
 int name_ok(const char *name, size_t len);
 

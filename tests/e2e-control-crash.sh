@@ -102,6 +102,7 @@ PY
 	wait $rs 2>/dev/null || true
 	remount
 	[ "$(status stage)" = resumed ] || fail "trial $trial: stage $(status stage) ($(status stage_reason))"
+	echo "   rsync trial $trial: killed after $n files, $(status dropped_count) open file(s) put back"
 	never_mixed || fail "trial $trial: a file holds a mix of old and new bytes"
 	same_tree "$T/committed/g" "$m/series/$S/1/g"
 	rsync -aHAXS --delete "$T/src/" "$c/" || fail "trial $trial: rsync after the kill"
@@ -132,10 +133,12 @@ for trial in $(seq 1 "$trials"); do
 	n1=$(ls "$m/series/$S" | grep -c '^[0-9]')
 	st=$(status state)
 	if [ "$n1" -gt "$n0" ]; then
+		echo "   commit trial $trial: the commit had landed"
 		# It landed before the kill: the stage knows (by its token).
 		[ "$st" = STATUS_READY ] || fail "trial $trial: landed but $st"
 		[ "$(status staged_files)" = 0 ] || fail "trial $trial: stage kept after landing"
 	else
+		echo "   commit trial $trial: killed before it landed; stage kept"
 		[ "$st" = STATUS_ERROR ] || fail "trial $trial: not landed and $st"
 		grep -q "during a commit" "$c/.snapfs/status" || fail "trial $trial: status says nothing"
 		touch "$c/.snapfs/commit" || fail "trial $trial: commit again"
