@@ -442,6 +442,20 @@ static int import_member(struct imp *m, struct bdir *root,
 	target = archive_entry_hardlink(ae);
 	if (target) {
 		SNAP_TRY(find_member(m, root, target, &sd, &si));
+		if (si >= 0 && sd->ents[si].type >= ET_FIFO) {
+			/* Special files have no hardlink ids (snapfs(5)): a
+			 * FIFO's or device's other name (bsdtar and cpio
+			 * link them) is a node of its own.  Copied first:
+			 * new_entry may move sd's entries. */
+			struct tent node = sd->ents[si];
+
+			SNAP_TRY(new_entry(m, d, last, &idx));
+			t = &d->ents[idx];
+			t->type = node.type;
+			t->rdev_major = node.rdev_major;
+			t->rdev_minor = node.rdev_minor;
+			return read_meta(ae, t, ent_ifmt(t->type));
+		}
 		if (si < 0 || sd->ents[si].type != ET_REG) {
 			warn(e, "%s: skipping %s: hardlink to %s, which is not "
 				"an earlier file of the archive",

@@ -94,6 +94,23 @@ if [ "$(id -u)" = 0 ]; then
 		fail "restore without CAP_MKNOD"
 fi
 
+# bsdtar and cpio make a FIFO's second name a hardlink member (GNU tar
+# does not): both names come back FIFOs.
+python3 - "$T/hlfifo.tar" <<'PY'
+import sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    p = tarfile.TarInfo("d/p")
+    p.type, p.mode, p.mtime = tarfile.FIFOTYPE, 0o640, 1600000000
+    q = tarfile.TarInfo("d/q")
+    q.type, q.linkname, q.mode, q.mtime = tarfile.LNKTYPE, "d/p", 0o640, 1600000000
+    t.addfile(p)
+    t.addfile(q)
+PY
+snapctl -r "$r" backup --label hlfifo -q "$T/hlfifo.tar"
+snapctl -r "$r" restore hlfifo --target "$T/hlfifo-out" -q
+[ "$(stat -c '%F %a %Y' "$T/hlfifo-out/hlfifo/d/p" "$T/hlfifo-out/hlfifo/d/q" | sort -u)" = \
+	"fifo 640 1600000000" ] || fail "a hardlinked FIFO from an archive"
+
 say "restore one group / one path"
 snapctl -r "$r" restore corpus --path links/target --target "$T/one" -q
 cmp "$T/one/data/links/target" "$T/src/data/links/target"
