@@ -10,9 +10,10 @@
 [ "$(id -u)" = 0 ] || { echo "SKIP: the fixture holds files of other owners"; exit 77; }
 F=$TESTS_DIR/fixtures/repo-v1
 export SNAPFS_KEY_FILE="$F/key.bin"
-# A copy: the fixture itself is never written (and read-only in distcheck).
-cp -R "$F/repo" "$T/repo"
-chmod -R u+w "$T/repo"
+# fresh DIR: a copy of the fixture's repository at DIR.
+fresh() { mkdir -p "$1" && tar -xzf "$F/repo.tgz" -C "$1" --strip-components=1; }
+fresh "$T/pristine"
+fresh "$T/repo"
 r=$T/repo
 cfg_version() {
 	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' "$1/snapfs.json"
@@ -38,13 +39,13 @@ snapctl -r "$r" ls fixture/2/data/sub | grep -q ' link -> ../hello.txt$' || fail
 restored_as 1 "$F/src-1.sum"
 restored_as 2 "$F/src-2.sum"
 snapctl -r "$r" check --read-data -q
-cmp -s "$F/repo/snapfs.json" "$r/snapfs.json" || fail "reading changed snapfs.json"
+cmp -s "$T/pristine/snapfs.json" "$r/snapfs.json" || fail "reading changed snapfs.json"
 
 say "format 1 stays format 1 while no backup needs more"
 cp -a "$T/restored/data" "$T/plain"
 snapctl -r "$r" backup --label fixture -q "data=$T/plain" 2>"$T/err"
 [ ! -s "$T/err" ] || { cat "$T/err" >&2; fail "a plain backup said something"; }
-cmp -s "$F/repo/snapfs.json" "$r/snapfs.json" || fail "upgraded without need"
+cmp -s "$T/pristine/snapfs.json" "$r/snapfs.json" || fail "upgraded without need"
 restored_as 3 "$F/src-2.sum"
 
 say "a backup with FIFOs and devices upgrades it to format 2, once"
@@ -57,7 +58,7 @@ snapctl -r "$r" backup --label fixture -q "data=$T/sp" 2>"$T/err"
 	{ cat "$T/err" >&2; fail "no (single) upgrade line"; }
 [ "$(cfg_version "$r")" = 2 ] || fail "snapfs.json not at version 2"
 # Nothing but the version changed: same keys, same id, same key check.
-python3 - "$F/repo/snapfs.json" "$r/snapfs.json" <<'PY'
+python3 - "$T/pristine/snapfs.json" "$r/snapfs.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 assert a.pop("version") == 1 and b.pop("version") == 2
@@ -74,8 +75,7 @@ same_tree "$T/sp" "$T/sp-out/data"
 snapctl -r "$r" check --read-data -q
 
 say "two writers upgrading at once both succeed"
-cp -R "$F/repo" "$T/race"
-chmod -R u+w "$T/race"
+fresh "$T/race"
 snapctl -r "$T/race" backup --label racea -q "$T/sp" 2>"$T/err.a" &
 a=$!
 snapctl -r "$T/race" backup --label raceb -q "$T/sp" 2>"$T/err.b" &
@@ -86,8 +86,7 @@ wait $b || fail "writer b failed: $(cat "$T/err.b")"
 snapctl -r "$T/race" check --read-data -q
 
 say "a format newer than this snapfs is refused, by its version"
-cp -R "$F/repo" "$T/v3"
-chmod -R u+w "$T/v3"
+fresh "$T/v3"
 sed -i 's/"version": 1/"version": 3/' "$T/v3/snapfs.json"
 expect_fail 1 'repository format version 3 is not supported \(this snapfs reads 1 to 2\)' \
 	snapctl -r "$T/v3" list
