@@ -988,6 +988,7 @@ int bsession_open(struct repo *r, const struct bsession_opts *o,
 	s->bo.full = o->full;
 	s->bo.warn = o->warn;
 	s->bo.warn_ctx = o->warn_ctx;
+	s->bo.info = o->info;
 	s->max_groups = o->max_groups;
 	s->ino_next = o->ino_next;
 	snprintf(s->token, sizeof(s->token), "%s", o->token ? o->token : "");
@@ -1178,6 +1179,8 @@ static int copy_tent(struct tent *t, const struct tent *e, int chunks)
 	t->sub = e->sub;
 	t->sub_files = e->sub_files;
 	t->sub_bytes = e->sub_bytes;
+	t->rdev_major = e->rdev_major;
+	t->rdev_minor = e->rdev_minor;
 	if (!(t->name = strdup(e->name)))
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	if (e->target && !(t->target = strdup(e->target)))

@@ -99,6 +99,7 @@ struct bsession_opts {
 	int threads, uploads;
 	void (*warn)(const char *msg, void *ctx);
 	void *warn_ctx;
+	void (*info)(const char *msg, void *ctx); /* as in backup_opts */
 	/* Called for each pack uploaded (from upload threads). */
 	void (*on_pack)(void *ctx, const uint8_t id[PACK_ID_LEN],
 			uint64_t size);
