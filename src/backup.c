@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -161,6 +162,24 @@ static void bdir_free(struct bdir *d)
 	free(d);
 }
 
+/* A directory object of version v goes only into a repository of format v
+ * or later: older snapfs then refuse the repository by its version rather
+ * than call the object corrupt. */
+static int need_format(struct eng *e, int v)
+{
+	int upgraded, rc = repo_require_format(e->r, v, &upgraded);
+
+	if (rc == 0 && upgraded && e->o->info) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg),
+			 "repository upgraded to format %d: older snapfs "
+			 "cannot read FIFOs/devices", v);
+		e->o->info(msg, e->o->warn_ctx);
+	}
+	return rc;
+}
+
 /* Encodes a finished directory and hands its ref to the parent; finishes
  * ancestors that were only waiting for it. */
 static void dir_done(struct eng *e, struct bdir *d)
@@ -187,7 +206,8 @@ static void dir_done(struct eng *e, struct bdir *d)
 				}
 			}
 			__atomic_fetch_or(&e->xattr_ns, ns, __ATOMIC_RELAXED);
-			rc = tree_encode(d->ents, kept, &raw);
+			rc = need_format(e, tree_version(d->ents, kept));
+			rc = rc ? rc : tree_encode(d->ents, kept, &raw);
 			rc = rc ? rc
 				: store_blob(e, BT_TREE, raw.p, raw.len, &ref,
 					     &isnew);
@@ -659,11 +679,23 @@ static int walk_entry(struct eng *e, struct bdir *d, size_t i, int dfd,
 		if (!t->target)
 			return snap_seterr(SNAP_ENOMEM, "out of memory");
 		return read_xattrs(e, cpath, t);
+	case S_IFIFO:
+	case S_IFCHR:
+	case S_IFBLK:
+		t->type = ent_type(st.st_mode);
+		if (t->type != ET_FIFO) {
+			t->rdev_major = major(st.st_rdev);
+			t->rdev_minor = minor(st.st_rdev);
+		}
+		return read_xattrs(e, cpath, t);
+	case S_IFSOCK:
+		/* A socket is made by the program that listens on it and
+		 * means nothing without it (restic and Borg skip them too). */
+		note(e, "skipping %s: sockets are not backed up", cpath);
+		return 0;
 	default:
-		warn(e, "skipping %s: %s are not backed up", cpath,
-		     S_ISSOCK(st.st_mode)  ? "sockets"
-		     : S_ISFIFO(st.st_mode) ? "FIFOs"
-					    : "device files");
+		warn(e, "skipping %s: unknown file type %o", cpath,
+		     st.st_mode & S_IFMT);
 		return 0;
 	}
 }
@@ -951,6 +983,7 @@ int bsession_open(struct repo *r, const struct bsession_opts *o,
 	s->bo.full = o->full;
 	s->bo.warn = o->warn;
 	s->bo.warn_ctx = o->warn_ctx;
+	s->bo.info = o->info;
 	s->max_groups = o->max_groups;
 	s->ino_next = o->ino_next;
 	snprintf(s->token, sizeof(s->token), "%s", o->token ? o->token : "");
@@ -1138,6 +1171,8 @@ static int copy_tent(struct tent *t, const struct tent *e, int chunks)
 	t->sub = e->sub;
 	t->sub_files = e->sub_files;
 	t->sub_bytes = e->sub_bytes;
+	t->rdev_major = e->rdev_major;
+	t->rdev_minor = e->rdev_minor;
 	if (!(t->name = strdup(e->name)))
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	if (e->target && !(t->target = strdup(e->target)))

@@ -41,9 +41,13 @@ struct backup_opts {
 	int threads; /* chunk workers; 0: one per CPU */
 	int uploads; /* parallel pack uploads; 0: default */
 	struct progress *progress; /* may be NULL */
-	/* Called for each skipped or changed entry (may be NULL). */
+	/* Called for each skipped or changed entry (may be NULL); a
+	 * skipped socket is reported too but not counted in warnings. */
 	void (*warn)(const char *msg, void *ctx);
 	void *warn_ctx;
+	/* Called (with warn_ctx) for news that is no warning: the
+	 * repository's format was upgraded (may be NULL). */
+	void (*info)(const char *msg, void *ctx);
 };
 
 struct backup_result {
@@ -95,6 +99,7 @@ struct bsession_opts {
 	int threads, uploads;
 	void (*warn)(const char *msg, void *ctx);
 	void *warn_ctx;
+	void (*info)(const char *msg, void *ctx); /* as in backup_opts */
 	/* Called for each pack uploaded (from upload threads). */
 	void (*on_pack)(void *ctx, const uint8_t id[PACK_ID_LEN],
 			uint64_t size);

@@ -442,6 +442,20 @@ static int import_member(struct imp *m, struct bdir *root,
 	target = archive_entry_hardlink(ae);
 	if (target) {
 		SNAP_TRY(find_member(m, root, target, &sd, &si));
+		if (si >= 0 && sd->ents[si].type >= ET_FIFO) {
+			/* Special files have no hardlink ids (snapfs(5)): a
+			 * FIFO's or device's other name (bsdtar and cpio
+			 * link them) is a node of its own.  Copied first:
+			 * new_entry may move sd's entries. */
+			struct tent node = sd->ents[si];
+
+			SNAP_TRY(new_entry(m, d, last, &idx));
+			t = &d->ents[idx];
+			t->type = node.type;
+			t->rdev_major = node.rdev_major;
+			t->rdev_minor = node.rdev_minor;
+			return read_meta(ae, t, ent_ifmt(t->type));
+		}
 		if (si < 0 || sd->ents[si].type != ET_REG) {
 			warn(e, "%s: skipping %s: hardlink to %s, which is not "
 				"an earlier file of the archive",
@@ -488,10 +502,36 @@ static int import_member(struct imp *m, struct bdir *root,
 		SNAP_TRY(import_data(m, d, idx, pathname));
 		progress_add(e->o->progress, 1, 0);
 		return 0;
+	case AE_IFIFO:
+	case AE_IFCHR:
+	case AE_IFBLK: {
+		unsigned ft = archive_entry_filetype(ae);
+		uint64_t maj = archive_entry_rdevmajor(ae),
+			 min = archive_entry_rdevminor(ae);
+
+		if (ft != AE_IFIFO && (maj > UINT32_MAX || min > UINT32_MAX)) {
+			warn(e, "%s: skipping %s: device number out of range",
+			     m->path, pathname);
+			return 0;
+		}
+		SNAP_TRY(new_entry(m, d, last, &idx));
+		t = &d->ents[idx];
+		t->type = ft == AE_IFIFO ? ET_FIFO : ft == AE_IFCHR ? ET_CHR
+								    : ET_BLK;
+		SNAP_TRY(read_meta(ae, t, ent_ifmt(t->type)));
+		if (ft != AE_IFIFO) {
+			t->rdev_major = maj;
+			t->rdev_minor = min;
+		}
+		return 0;
+	}
+	case AE_IFSOCK:
+		note(e, "%s: skipping %s: sockets are not backed up", m->path,
+		     pathname);
+		return 0;
 	default:
-		warn(e, "%s: skipping %s: only files, directories and "
-			"symlinks are backed up",
-		     m->path, pathname);
+		warn(e, "%s: skipping %s: unknown member type %o", m->path,
+		     pathname, archive_entry_filetype(ae));
 		return 0;
 	}
 }

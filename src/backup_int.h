@@ -94,6 +94,7 @@ struct cjob {
 #define fail(e, rc) errstate_fail(&(e)->es, (rc))
 #define failed(e) errstate_failed(&(e)->es)
 #define warn(e, ...) errstate_warn(&(e)->es, __VA_ARGS__)
+#define note(e, ...) errstate_note(&(e)->es, __VA_ARGS__)
 
 void add_stat(uint64_t *p, uint64_t v);
 int64_t ts_ns(const struct timespec *ts);

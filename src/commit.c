@@ -260,6 +260,8 @@ static int emit_staged(struct cw *w, uint64_t ino, const char *name,
 	meta.ino = si.ino | INO_STORED;
 	meta.size = si.size;
 	meta.target = si.target;
+	meta.rdev_major = si.rdev_major;
+	meta.rdev_minor = si.rdev_minor;
 	rc = hardlink_of(w, &si, &meta.hardlink);
 	if (rc == 0 && si.has_orig && si.oname) {
 		rc = cache_tree(w->c, w->bseries, &si.otree, &pin, &t);

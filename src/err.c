@@ -191,15 +191,34 @@ int errstate_result(struct errstate *es)
 	return es->err;
 }
 
-void errstate_warn(struct errstate *es, const char *fmt, ...)
+static void vwarn(struct errstate *es, int count, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void vwarn(struct errstate *es, int count, const char *fmt, va_list ap)
 {
 	char msg[1200];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (count)
+		__atomic_fetch_add(&es->warnings, 1, __ATOMIC_RELAXED);
+	if (es->warn)
+		es->warn(msg, es->warn_ctx);
+}
+
+void errstate_warn(struct errstate *es, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vwarn(es, 1, fmt, ap);
 	va_end(ap);
-	__atomic_fetch_add(&es->warnings, 1, __ATOMIC_RELAXED);
-	if (es->warn)
-		es->warn(msg, es->warn_ctx);
+}
+
+void errstate_note(struct errstate *es, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn(es, 0, fmt, ap);
+	va_end(ap);
 }

@@ -80,7 +80,8 @@ int snap_errno(int code);
  * threads: the first error wins (code and message), later ones are
  * dropped, and every thread can poll errstate_failed() to stop early.
  * Warnings (entries skipped, attributes not restored) are counted and
- * passed to an optional callback, which must be thread-safe.
+ * passed to an optional callback, which must be thread-safe; notes go to
+ * the same callback uncounted.
  */
 struct errstate {
 	pthread_mutex_t lock;
@@ -101,6 +102,10 @@ int errstate_failed(struct errstate *es);
 /* Puts the recorded message into this thread's slot; returns the code. */
 int errstate_result(struct errstate *es);
 void errstate_warn(struct errstate *es, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Like errstate_warn() but not counted: for what is left out by design
+ * (a socket), which makes no result partial. */
+void errstate_note(struct errstate *es, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 #define SNAP_TRY(expr)                                                         \

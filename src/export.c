@@ -431,6 +431,9 @@ static int put_header(struct xeng *x, const char *name, const struct tent *t,
 		archive_entry_set_size(e, 0);
 	} else if (t->type == ET_LNK) {
 		archive_entry_set_symlink(e, t->target);
+	} else if (t->type == ET_CHR || t->type == ET_BLK) {
+		archive_entry_set_rdevmajor(e, t->rdev_major);
+		archive_entry_set_rdevminor(e, t->rdev_minor);
 	} else if (t->type == ET_REG) {
 		uint64_t data = 0;
 
@@ -475,7 +478,10 @@ static int write_dir(struct xeng *x, struct xdir *d)
 		rc = path_join(&path, d->path, e->name);
 		rc = rc ? rc : put_header(x, path, e, d->hard[i]);
 		if (rc || e->type != ET_REG || d->hard[i]) {
-			x->res->links += !rc;
+			if (e->type == ET_REG || e->type == ET_LNK)
+				x->res->links += !rc;
+			else
+				x->res->specials += !rc;
 			continue;
 		}
 		for (size_t c = 0; c < e->nchunks && rc == 0; c++) {

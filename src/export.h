@@ -5,7 +5,7 @@
  * the root of opts->group.  pax format, an extended header per member:
  * nanosecond mtimes, numeric owners, modes, xattrs (SCHILY.xattr, as GNU
  * tar --xattrs reads them), symlinks, hardlinks (later names link to the
- * first), and holes as GNU sparse 1.0 members, so a 64 MiB preallocated
+ * first), FIFOs and device nodes (with their major and minor), and holes as GNU sparse 1.0 members, so a 64 MiB preallocated
  * ZooKeeper log costs only its data.  Names are written as UTF-8 whatever
  * the locale; one that is not valid UTF-8 goes out as its raw bytes
  * (hdrcharset=BINARY for that member).
@@ -43,6 +43,7 @@ struct export_opts {
 
 struct export_result {
 	uint64_t files, dirs, links, bytes;
+	uint64_t specials; /* FIFOs and device nodes */
 	double elapsed;
 };
 

@@ -259,7 +259,7 @@ int manifest_encode(const struct manifest *m, const struct keys *k,
 		&je, 0,
 		"{s:i,s:s,s:I,s:s,s:s,s:I,s:s,s:I,s:s,s:b,s:[],s:[],s:I,s:s,"
 		"s:s,s:{s:I,s:I,s:I,s:I,s:i}}",
-		"format_version", FORMAT_VERSION, "backup_id", m->series,
+		"format_version", MANIFEST_VERSION, "backup_id", m->series,
 		"backup_num", (json_int_t)m->num, "type",
 		m->full ? "full" : "incremental", "label", m->label,
 		"created_ns", (json_int_t)m->created, "created", created,
@@ -435,12 +435,12 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	v = json_object_get(root, "format_version");
 	if (!json_is_integer(v))
 		BAD("%s: no format_version", key);
-	if (json_integer_value(v) != FORMAT_VERSION) {
+	if (json_integer_value(v) != MANIFEST_VERSION) {
 		rc = snap_seterr(SNAP_EUNSUPP,
 				 "%s: format version %lld is not supported by "
 				 "this snapfs (%d)",
 				 key, (long long)json_integer_value(v),
-				 FORMAT_VERSION);
+				 MANIFEST_VERSION);
 		goto out;
 	}
 	if (k->encrypted) {

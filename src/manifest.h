@@ -26,7 +26,10 @@
 #define SERIES_MAX 64 /* label (25) + '-' + uuid (36) + NUL, rounded */
 #define LABEL_MIN 3
 #define LABEL_MAX 25
-#define FORMAT_VERSION 1
+/* The manifest's own format_version.  Format 2 of the repository changed
+ * directory objects only, so manifests stay at 1: the backups of a
+ * repository that never needed format 2 stay readable to snapfs 0.1. */
+#define MANIFEST_VERSION 1
 #define MANIFEST_MAX (64u << 20) /* refuse larger manifests unread */
 
 #define STATUS_READY "STATUS_READY"

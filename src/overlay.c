@@ -1195,22 +1195,12 @@ void ovl_closedir(struct ovl *o, struct ovl_dir *d)
 
 /* ---- namespace changes ------------------------------------------------ */
 
-static uint8_t type_of_mode(uint32_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFREG: return ET_REG;
-	case S_IFDIR: return ET_DIR;
-	case S_IFLNK: return ET_LNK;
-	default: return 0;
-	}
-}
-
 int ovl_mknod(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 	      const char *name, uint32_t mode, uint32_t rmajor,
 	      uint32_t rminor, struct vfs_attr *a)
 {
 	struct onode *d, *n;
-	uint8_t type = type_of_mode(mode);
+	uint8_t type = ent_type(mode); /* 0: a socket, never stored */
 	int rc;
 
 	if (!type || type == ET_DIR || type == ET_LNK)

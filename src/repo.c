@@ -111,6 +111,13 @@ static int wrap_aad(const char *repo_id, char *aad, size_t n)
 	return snprintf(aad, n, "snapfs master key %s", repo_id);
 }
 
+/* The one encoding of a config: an upgrade changes nothing else, and two
+ * writers upgrading at once write the same bytes. */
+static char *config_text(const json_t *cfg)
+{
+	return json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+}
+
 int repo_init(const char *location, const struct open_opts *ko)
 {
 	struct store *st = NULL;
@@ -208,7 +215,7 @@ int repo_init(const char *location, const struct open_opts *ko)
 				"pack_size", PACK_TARGET, "encryption", enc);
 	}
 	enc = NULL;
-	text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	text = cfg ? config_text(cfg) : NULL;
 	if (!text) {
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
 		goto out;
@@ -316,6 +323,7 @@ int repo_open(const char *location, const struct open_opts *ko,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	pthread_mutex_init(&r->lock, NULL);
 	rc = store_open(location, &ko->store, &r->st);
 	if (rc)
 		goto out;
@@ -340,15 +348,17 @@ int repo_open(const char *location, const struct open_opts *ko,
 		goto out;
 	}
 	v = json_object_get(cfg, "version");
-	if (!json_is_integer(v) || json_integer_value(v) != FORMAT_VERSION) {
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > FORMAT_VERSION) {
 		rc = snap_seterr(SNAP_EUNSUPP,
 				 "%s: repository format version %lld is not "
-				 "supported (this snapfs reads %d)",
+				 "supported (this snapfs reads 1 to %d)",
 				 r->st->url,
 				 (long long)json_integer_value(v),
 				 FORMAT_VERSION);
 		goto out;
 	}
+	r->format = (int)json_integer_value(v);
 	s = json_string_value(json_object_get(cfg, "id"));
 	if (!s || strlen(s) != 36) {
 		rc = snap_seterr(SNAP_ECORRUPT, "%s: bad repository id",
@@ -402,7 +412,67 @@ void repo_close(struct repo *r)
 		return;
 	keys_wipe(&r->keys);
 	store_close(r->st);
+	pthread_mutex_destroy(&r->lock);
 	free(r);
+}
+
+int repo_require_format(struct repo *r, int version, int *upgraded)
+{
+	struct buf text = BUF_INIT;
+	json_t *cfg = NULL, *v;
+	json_error_t jerr;
+	const char *id;
+	char *out = NULL;
+	int rc = 0, cur;
+
+	*upgraded = 0;
+	if (__atomic_load_n(&r->format, __ATOMIC_ACQUIRE) >= version)
+		return 0;
+	if (version > FORMAT_VERSION)
+		return snap_seterr(SNAP_EUNSUPP,
+				   "format version %d is not supported "
+				   "(this snapfs writes 1 to %d)",
+				   version, FORMAT_VERSION);
+	pthread_mutex_lock(&r->lock);
+	if (r->format >= version)
+		goto out;
+	/* Read afresh: another writer may have upgraded it meanwhile. */
+	rc = store_get(r->st, CONFIG_KEY, 0, -1, &text);
+	if (rc)
+		goto out;
+	cfg = json_loadb((char *)text.p, text.len, 0, &jerr);
+	v = cfg ? json_object_get(cfg, "version") : NULL;
+	id = cfg ? json_string_value(json_object_get(cfg, "id")) : NULL;
+	if (!json_is_integer(v) || !id || strcmp(id, r->id)) {
+		rc = snap_seterr(SNAP_ECORRUPT,
+				 "%s: %s changed since the repository was "
+				 "opened",
+				 r->st->url, CONFIG_KEY);
+		goto out;
+	}
+	cur = json_integer_value(v) > version ? (int)json_integer_value(v)
+					       : version;
+	if (json_integer_value(v) < version) {
+		if (json_object_set_new(cfg, "version", json_integer(version)) ||
+		    !(out = config_text(cfg))) {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = store_put(r->st, CONFIG_KEY, out, strlen(out), 0);
+		if (rc) {
+			snap_preerr(rc, "upgrading %s to format %d", CONFIG_KEY,
+				    version);
+			goto out;
+		}
+		*upgraded = 1;
+	}
+	__atomic_store_n(&r->format, cur, __ATOMIC_RELEASE);
+out:
+	pthread_mutex_unlock(&r->lock);
+	free(out);
+	json_decref(cfg);
+	buf_free(&text);
+	return rc;
 }
 
 struct listctx {

@@ -1,7 +1,8 @@
 /*
  * repo.h - a repository: a store plus its config and keys.
  *
- * repo_open() reads PREFIX/snapfs.json, checks the format version, and
+ * repo_open() reads PREFIX/snapfs.json, checks the format version (every
+ * version up to FORMAT_VERSION is read), and
  * unlocks the keys: a key file's bytes are the master key (checked against
  * the config's key check); a passphrase runs scrypt to unwrap the random
  * master key stored in the config.  Wrong or missing keys fail here with
@@ -15,6 +16,7 @@
 #ifndef SNAPFS_REPO_H
 #define SNAPFS_REPO_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +27,11 @@
 #include "tree.h"
 
 #define CONFIG_KEY "snapfs.json"
+
+/* The repository format (snapfs.json "version") of new repositories, and
+ * the newest this snapfs reads.  1: snapfs 0.1; 2: directory objects may
+ * be version 2 (FIFOs and devices, tree.h).  See snapfs(5). */
+#define FORMAT_VERSION 2
 
 /* How to open (or create) a repository. */
 struct open_opts {
@@ -41,6 +48,8 @@ struct repo {
 	struct chunker chunker;
 	char id[37];
 	uint32_t pack_size;
+	int format;           /* snapfs.json "version"; see repo_require_format() */
+	pthread_mutex_t lock; /* format upgrades */
 };
 
 struct backup_id {
@@ -56,6 +65,17 @@ int repo_init(const char *location, const struct open_opts *ko);
 int repo_open(const char *location, const struct open_opts *ko,
 	      struct repo **out);
 void repo_close(struct repo *r);
+
+/* Makes sure the repository's format is at least version before a writer
+ * stores an object that needs it (a version-2 directory object), so that
+ * an older snapfs refuses the repository with "format version N is not
+ * supported" instead of calling the object corrupt.  An older repository
+ * gets snapfs.json rewritten with the new version and nothing else changed;
+ * *upgraded is then 1 (for the caller to say so).  Writers racing to do it
+ * write the same bytes, and one that finds it done does nothing.
+ * Thread-safe.  SNAP_EUNSUPP for a version above FORMAT_VERSION, or a
+ * store error (the repository is then unchanged). */
+int repo_require_format(struct repo *r, int version, int *upgraded);
 
 /* Every backup in the repository, sorted by series id then number.
  * *out is malloc'd. */

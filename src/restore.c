@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -203,6 +204,27 @@ static void ns_to_times(int64_t ns, struct timespec ts[2])
 	}
 }
 
+/* Sets m's xattrs on fd, or (fd < 0) on path, not following it. */
+static int set_xattrs(struct reng *e, int fd, const char *path,
+		      const struct meta *m)
+{
+	for (size_t i = 0; i < m->nxattrs; i++) {
+		const struct xattr *x = &m->xattrs[i];
+
+		if ((fd >= 0 ? fsetxattr(fd, x->name, x->val, x->len, 0)
+			     : lsetxattr(path, x->name, x->val, x->len, 0)) == 0)
+			continue;
+		/* A target filesystem without xattrs, or a namespace we
+		 * may not write, loses the attribute, not the restore. */
+		if (errno != ENOTSUP && errno != EPERM)
+			return snap_syserr(errno, "%s: xattr %s", m->rel,
+					   x->name);
+		warn(e, "%s: xattr %s not restored: %s", m->rel, x->name,
+		     strerror(errno));
+	}
+	return 0;
+}
+
 static int apply_meta(struct reng *e, int fd, const struct meta *m)
 {
 	struct timespec ts[2];
@@ -210,18 +232,7 @@ static int apply_meta(struct reng *e, int fd, const struct meta *m)
 	if ((e->is_root || e->o->set_owner) &&
 	    fchown(fd, owner_uid(e, m->uid), owner_gid(e, m->gid)))
 		return snap_syserr(errno, "%s: chown", m->rel);
-	for (size_t i = 0; i < m->nxattrs; i++) {
-		if (fsetxattr(fd, m->xattrs[i].name, m->xattrs[i].val,
-			      m->xattrs[i].len, 0) == 0)
-			continue;
-		/* A target filesystem without xattrs, or a namespace we
-		 * may not write, loses the attribute, not the restore. */
-		if (errno != ENOTSUP && errno != EPERM)
-			return snap_syserr(errno, "%s: xattr %s", m->rel,
-					   m->xattrs[i].name);
-		warn(e, "%s: xattr %s not restored: %s", m->rel,
-		     m->xattrs[i].name, strerror(errno));
-	}
+	SNAP_TRY(set_xattrs(e, fd, NULL, m));
 	if (fchmod(fd, m->mode & 07777))
 		return snap_syserr(errno, "%s: chmod", m->rel);
 	ns_to_times(m->mtime_ns, ts);
@@ -812,6 +823,48 @@ static int restore_link(struct reng *e, int dfd, const char *rel,
 	return 0;
 }
 
+/* A FIFO or a device node.  It is never opened (that would act on the
+ * device, or wait for a FIFO's writer), so its metadata is set by name in
+ * dfd without following a symlink, the xattrs through /proc/self/fd
+ * since there is no lsetxattrat().  As tar and restic do, a device that
+ * may not be made (EPERM: not root) is a warning and the restore goes on,
+ * incomplete (exit status 3). */
+static int restore_node(struct reng *e, int dfd, const char *rel,
+			const struct tent *t)
+{
+	struct meta m = {.rel = (char *)rel, .xattrs = t->xattrs,
+			 .nxattrs = t->nxattrs};
+	dev_t dev = t->type == ET_FIFO ? 0
+				       : makedev(t->rdev_major, t->rdev_minor);
+	struct timespec ts[2];
+	char path[4200];
+
+	SNAP_TRY(make_entry(e, dfd, t->name, rel, 0));
+	if (mknodat(dfd, t->name, ent_ifmt(t->type) | 0600, dev)) {
+		if (errno != EPERM || t->type == ET_FIFO)
+			return snap_syserr(errno, "%s: mknod", rel);
+		warn(e, "%s: device not restored: %s", rel, strerror(errno));
+		return 0;
+	}
+	if ((e->is_root || e->o->set_owner) &&
+	    fchownat(dfd, t->name, owner_uid(e, t->uid), owner_gid(e, t->gid),
+		     AT_SYMLINK_NOFOLLOW))
+		return snap_syserr(errno, "%s: chown", rel);
+	if (t->nxattrs) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dfd,
+			 t->name);
+		SNAP_TRY(set_xattrs(e, -1, path, &m));
+	}
+	if (fchmodat(dfd, t->name, t->mode & 07777, AT_SYMLINK_NOFOLLOW))
+		return snap_syserr(errno, "%s: chmod", rel);
+	ns_to_times(t->mtime_ns, ts);
+	if (utimensat(dfd, t->name, ts, AT_SYMLINK_NOFOLLOW))
+		return snap_syserr(errno, "%s: setting times", rel);
+	e->res->specials++;
+	progress_add(e->o->progress, 1, 0);
+	return 0;
+}
+
 static int restore_tree(struct reng *e, int dfd, const char *rel,
 			const struct tree *t);
 
@@ -856,6 +909,10 @@ static int restore_entry(struct reng *e, int dfd, const char *rel,
 		return restore_file(e, dfd, rel, t);
 	case ET_LNK:
 		return restore_link(e, dfd, rel, t);
+	case ET_FIFO:
+	case ET_CHR:
+	case ET_BLK:
+		return restore_node(e, dfd, rel, t);
 	case ET_DIR:
 		SNAP_TRY(make_dir(e, dfd, t->name, rel, t->mode, t->uid, t->gid,
 				  t->mtime_ns, t->xattrs, t->nxattrs, &fd));
@@ -1180,6 +1237,14 @@ static int verify_entry(struct vstate *v, int dfd, const char *rel,
 			return differs(rel, "contents differ");
 		v->res->files++;
 		v->res->bytes += t->size;
+		return 0;
+	case ET_FIFO:
+	case ET_CHR:
+	case ET_BLK:
+		if (t->type != ET_FIFO &&
+		    st.st_rdev != makedev(t->rdev_major, t->rdev_minor))
+			return differs(rel, "device number differs");
+		v->res->specials++;
 		return 0;
 	default:
 		fd = openat(dfd, t->name,

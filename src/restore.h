@@ -4,7 +4,8 @@
  * Layout: TARGET/<group>/... for every group of the backup (or only
  * opts->group), optionally only the subtree opts->path inside each group.
  * Contents, modes, owners (when run as root), mtimes, xattrs, symlinks,
- * hardlinks and holes come back as they were backed up.
+ * hardlinks, holes, FIFOs and device nodes come back as they were backed
+ * up.  A device node needs CAP_MKNOD: without it each is a warning.
  *
  * Safety: every entry is created relative to its parent directory's file
  * descriptor with O_NOFOLLOW / O_EXCL, and directories are reopened (for
@@ -55,6 +56,7 @@ struct restore_opts {
 
 struct restore_result {
 	uint64_t files, dirs, links, bytes;
+	uint64_t specials; /* FIFOs and device nodes */
 	uint64_t files_kept, bytes_kept; /* skip_existing: verified, not fetched */
 	uint64_t warnings;
 	double elapsed;
@@ -64,11 +66,12 @@ int restore_run(struct repo *r, const char *series, uint32_t num,
 		const struct restore_opts *o, struct restore_result *res);
 
 /* Checks that dir holds exactly group's tree of backup series/num: the
- * same names and types, sizes, permission bits, symlink targets and, for
+ * same names and types, sizes, permission bits, symlink targets, device
+ * numbers and, for
  * every regular file, contents (each chunk hashed against its id, holes
  * zero).  Nothing is fetched but directory objects.  A difference is
  * SNAP_ECORRUPT naming the first path that differs; res counts what was
- * checked (files, dirs, links, bytes). */
+ * checked (files, dirs, links, specials, bytes). */
 int restore_verify(struct repo *r, const char *series, uint32_t num,
 		   const char *group, const char *dir,
 		   struct restore_result *res);

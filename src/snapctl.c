@@ -155,6 +155,13 @@ static void warn_cb(const char *msg, void *ctx)
 	fprintf(stderr, "%ssnapctl: warning: %s\n", clear_line(), msg);
 }
 
+static void info_cb(const char *msg, void *ctx)
+{
+	(void)ctx;
+	/* Even with --quiet: older snapfs no longer open the repository. */
+	fprintf(stderr, "%ssnapctl: %s\n", clear_line(), msg);
+}
+
 /* Common options accepted by every command. */
 enum {
 	OPT_KEY = 256,
@@ -380,8 +387,9 @@ static const char *backup_help =
 	"are refused.  The backup continues the newest series of LABEL, storing only\n"
 	"what changed; --full (or a label without backups) starts a new series.\n"
 	"LABEL: 3-25 characters of [A-Za-z0-9_.-], not starting with '..'.\n"
-	"Sockets and device files are skipped with a warning; unreadable files\n"
-	"are skipped with a warning and exit status 3.\n";
+	"FIFOs and device nodes are backed up; sockets are skipped with a\n"
+	"warning that leaves the exit status 0; unreadable files are skipped\n"
+	"with a warning and exit status 3.\n";
 
 struct backup_args {
 	const char *label, *group;
@@ -502,6 +510,7 @@ static int cmd_backup(int argc, char **argv)
 	bo.uploads = G.ko.store.parallel ? G.ko.store.parallel
 		     : store_is_remote(r->st) ? 8 : 2;
 	bo.warn = warn_cb;
+	bo.info = info_cb;
 	progress_start(&prog, "backup", show_progress());
 	bo.progress = &prog;
 	rc = backup_run(r, &bo, &res);
@@ -807,11 +816,22 @@ static void located_free(struct located *L)
 		manifest_free(&L->m);
 }
 
+/* ls(1)'s letter and a JSON name of each entry type (decoded trees hold
+ * no other types). */
+static const struct {
+	char letter;
+	const char *name;
+} ent_types[] = {
+	[ET_REG] = {'-', "file"},    [ET_DIR] = {'d', "dir"},
+	[ET_LNK] = {'l', "symlink"}, [ET_FIFO] = {'p', "fifo"},
+	[ET_CHR] = {'c', "chardev"}, [ET_BLK] = {'b', "blockdev"},
+};
+
 static void mode_string(uint32_t mode, uint8_t type, char out[11])
 {
 	static const char rwx[] = "rwxrwxrwx";
 
-	out[0] = type == ET_DIR ? 'd' : type == ET_LNK ? 'l' : '-';
+	out[0] = ent_types[type].letter;
 	for (int i = 0; i < 9; i++)
 		out[i + 1] = mode & (1 << (8 - i)) ? rwx[i] : '-';
 	if (mode & S_ISUID)
@@ -825,14 +845,12 @@ static void mode_string(uint32_t mode, uint8_t type, char out[11])
 
 static void print_entry(const struct tent *e)
 {
-	char mode[11], when[40];
+	int dev = e->type == ET_CHR || e->type == ET_BLK;
+	char mode[11], when[40], size[32];
 
 	if (G.json) {
 		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name",
-				      e->name, "type",
-				      e->type == ET_DIR   ? "dir"
-				      : e->type == ET_LNK ? "symlink"
-							  : "file",
+				      e->name, "type", ent_types[e->type].name,
 				      "mode", (json_int_t)(e->mode & 07777),
 				      "uid", (json_int_t)e->uid, "gid",
 				      (json_int_t)e->gid, "size",
@@ -841,6 +859,12 @@ static void print_entry(const struct tent *e)
 		if (e->type == ET_LNK)
 			json_object_set_new(j, "target",
 					    json_string(e->target));
+		if (dev) {
+			json_object_set_new(j, "rdev_major",
+					    json_integer(e->rdev_major));
+			json_object_set_new(j, "rdev_minor",
+					    json_integer(e->rdev_minor));
+		}
 		char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 
 		if (s)
@@ -851,9 +875,15 @@ static void print_entry(const struct tent *e)
 	}
 	mode_string(e->mode, e->type, mode);
 	format_time(e->mtime_ns, when);
-	printf("%s %6u %6u %12" PRIu64 " %.19s %s%s%s\n", mode, e->uid,
-	       e->gid, e->type == ET_DIR ? e->sub_bytes : e->size, when,
-	       e->name, e->type == ET_LNK ? " -> " : "",
+	/* A device shows its number where the size goes, as ls -l does. */
+	if (dev)
+		snprintf(size, sizeof(size), "%u, %u", e->rdev_major,
+			 e->rdev_minor);
+	else
+		snprintf(size, sizeof(size), "%" PRIu64,
+			 e->type == ET_DIR ? e->sub_bytes : e->size);
+	printf("%s %6u %6u %12s %.19s %s%s%s\n", mode, e->uid, e->gid, size,
+	       when, e->name, e->type == ET_LNK ? " -> " : "",
 	       e->type == ET_LNK ? e->target : "");
 }
 
@@ -1235,6 +1265,8 @@ static int cmd_restore(int argc, char **argv)
 			(json_int_t)res->files_kept, "bytes_kept",
 			(json_int_t)res->bytes_kept, "elapsed", res->elapsed);
 
+		json_object_set_new(j, "specials",
+				    json_integer((json_int_t)res->specials));
 		if (hr.aside[0])
 			json_object_set_new(j, "moved_aside",
 					    json_string(hr.aside));
@@ -1351,6 +1383,8 @@ static int cmd_export(int argc, char **argv)
 				      (json_int_t)res.links, "bytes",
 				      (json_int_t)res.bytes, "elapsed",
 				      res.elapsed);
+		json_object_set_new(j, "specials",
+				    json_integer((json_int_t)res.specials));
 		char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 
 		if (text)

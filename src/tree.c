@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "err.h"
 #include "tree.h"
@@ -172,6 +173,43 @@ static int put_ref(struct buf *b, struct ptab *pt, const struct ref *r)
 	return buf_add_varint(b, r->raw);
 }
 
+uint32_t ent_ifmt(uint8_t type)
+{
+	switch (type) {
+	case ET_REG: return S_IFREG;
+	case ET_DIR: return S_IFDIR;
+	case ET_LNK: return S_IFLNK;
+	case ET_FIFO: return S_IFIFO;
+	case ET_CHR: return S_IFCHR;
+	case ET_BLK: return S_IFBLK;
+	}
+	return 0;
+}
+
+uint8_t ent_type(uint32_t mode)
+{
+	for (uint8_t t = ET_REG; t <= ET_BLK; t++)
+		if (ent_ifmt(t) == (mode & S_IFMT))
+			return t;
+	return 0;
+}
+
+/* The first version that knows an entry type. */
+static int type_version(uint8_t type)
+{
+	return type >= ET_FIFO ? 2 : 1;
+}
+
+int tree_version(const struct tent *ents, size_t n)
+{
+	int v = 1;
+
+	for (size_t i = 0; i < n; i++)
+		if (type_version(ents[i].type) > v)
+			v = type_version(ents[i].type);
+	return v;
+}
+
 int tree_encode(const struct tent *ents, size_t n, struct buf *out)
 {
 	struct ptab pt = {0};
@@ -181,6 +219,14 @@ int tree_encode(const struct tent *ents, size_t n, struct buf *out)
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const struct tent *e = &ents[i];
 
+		/* Readers refuse such an entry: fail where the bug is. */
+		if (!ent_ifmt(e->type) ||
+		    (e->mode & S_IFMT) != ent_ifmt(e->type)) {
+			rc = snap_seterr(SNAP_EINVAL,
+					 "%s: entry type %d with mode %o",
+					 e->name, e->type, e->mode);
+			break;
+		}
 		rc = buf_add_bytes(&body, e->name, strlen(e->name));
 		rc = rc ? rc : buf_addc(&body, e->type);
 		rc = rc ? rc : buf_add_varint(&body, e->mode);
@@ -223,14 +269,16 @@ int tree_encode(const struct tent *ents, size_t n, struct buf *out)
 		case ET_LNK:
 			rc = buf_add_bytes(&body, e->target, strlen(e->target));
 			break;
-		default:
-			rc = snap_seterr(SNAP_EINVAL, "bad entry type %d",
-					 e->type);
+		case ET_CHR:
+		case ET_BLK:
+			rc = buf_add_varint(&body, e->rdev_major);
+			rc = rc ? rc : buf_add_varint(&body, e->rdev_minor);
+			break;
 		}
 	}
 	if (rc == 0)
 		rc = buf_add(out, tree_magic, 4);
-	rc = rc ? rc : buf_addc(out, 1);
+	rc = rc ? rc : buf_addc(out, (uint8_t)tree_version(ents, n));
 	rc = rc ? rc : buf_add_varint(out, pt.n);
 	for (size_t i = 0; rc == 0 && i < pt.n; i++)
 		rc = buf_add(out, pt.own[i], PACK_ID_LEN);
@@ -260,8 +308,9 @@ static void get_ref(struct rd *r, const uint8_t (*packs)[PACK_ID_LEN],
 	ref->raw = raw;
 }
 
-/* Reads one entry; returns 0 or SNAP_ECORRUPT / SNAP_ENOMEM. */
-static int get_entry(struct rd *r, struct tree *t,
+/* Reads one entry of a version-ver object; returns 0 or SNAP_ECORRUPT /
+ * SNAP_ENOMEM. */
+static int get_entry(struct rd *r, struct tree *t, int ver,
 		     const uint8_t (*packs)[PACK_ID_LEN], uint64_t npacks,
 		     struct tent *e)
 {
@@ -277,7 +326,9 @@ static int get_entry(struct rd *r, struct tree *t,
 		return SNAP_ENOMEM;
 	e->type = rd_u8(r);
 	e->mode = v = rd_varint(r);
-	if (v > UINT32_MAX)
+	/* The mount shows the mode as it is: its type must be the entry's. */
+	if (v > UINT32_MAX || !ent_ifmt(e->type) ||
+	    type_version(e->type) > ver || (v & S_IFMT) != ent_ifmt(e->type))
 		return SNAP_ECORRUPT;
 	e->uid = v = rd_varint(r);
 	if (v > UINT32_MAX)
@@ -352,8 +403,18 @@ static int get_entry(struct rd *r, struct tree *t,
 		if (!e->target)
 			return SNAP_ENOMEM;
 		break;
-	default:
-		return SNAP_ECORRUPT;
+	case ET_CHR:
+	case ET_BLK: {
+		uint64_t minor;
+
+		v = rd_varint(r);
+		minor = rd_varint(r);
+		if (v > UINT32_MAX || minor > UINT32_MAX)
+			return SNAP_ECORRUPT;
+		e->rdev_major = v;
+		e->rdev_minor = minor;
+		break;
+	}
 	}
 	return r->err ? SNAP_ECORRUPT : 0;
 }
@@ -363,11 +424,14 @@ int tree_decode(const uint8_t *p, size_t n, struct tree *t)
 	const uint8_t(*packs)[PACK_ID_LEN];
 	uint64_t npacks, count;
 	struct rd r;
-	int rc = SNAP_ECORRUPT;
+	int rc = SNAP_ECORRUPT, ver;
 
 	memset(t, 0, sizeof(*t));
 	rd_init(&r, p, n);
-	if (n < 5 || memcmp(rd_take(&r, 4), tree_magic, 4) || rd_u8(&r) != 1)
+	if (n < 5 || memcmp(rd_take(&r, 4), tree_magic, 4))
+		return SNAP_ECORRUPT;
+	ver = rd_u8(&r);
+	if (ver < 1 || ver > TREE_VERSION)
 		return SNAP_ECORRUPT;
 	npacks = rd_varint(&r);
 	if (r.err || npacks > (uint64_t)(r.end - r.p) / PACK_ID_LEN)
@@ -384,7 +448,7 @@ int tree_decode(const uint8_t *p, size_t n, struct tree *t)
 		memset(t->ents, 0, count * sizeof(*t->ents));
 	}
 	for (uint64_t i = 0; i < count; i++) {
-		rc = get_entry(&r, t, packs, npacks, &t->ents[i]);
+		rc = get_entry(&r, t, ver, packs, npacks, &t->ents[i]);
 		if (rc)
 			goto fail;
 		if (i && strcmp(t->ents[i - 1].name, t->ents[i].name) >= 0) {

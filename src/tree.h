@@ -10,19 +10,30 @@
  * reading it.
  *
  * Encoding (all integers LEB128 varints unless noted, see snapfs(5)):
- *   "SNTR" u8(version=1) npacks {pack id(16)} nentries {entry}
+ *   "SNTR" u8(version) npacks {pack id(16)} nentries {entry}
  *   entry: name(bytes) u8(type) mode uid gid mtime_ns(zigzag)
  *          ctime_ns(zigzag) ino size hardlink nxattrs {name value}
  *          REG: nchunks {gap id(32) pack_idx off len raw}
  *          DIR: id(32) pack_idx off len raw files bytes
  *          LNK: target(bytes)
+ *          CHR, BLK (version 2): major minor
+ *          FIFO (version 2): nothing more
  * A chunk's file offset is the end of the previous chunk plus its gap:
  * gaps are the holes of sparse files.
  *
+ * Versions: 1 knows files, directories and symlinks; 2 adds FIFOs and
+ * devices and is otherwise the same.  The encoder writes the lowest
+ * version that holds the entries, so a directory without special files
+ * keeps the bytes (and the id, and the dedup) it had before version 2.  A
+ * repository may hold a version-N object only once its snapfs.json says
+ * format N or later (repo_require_format()).
+ *
  * Decoding validates everything a hostile object could use against a
  * restore: names are non-empty, contain no '/' or NUL, are not "." or "..",
- * and are strictly sorted (so unique); chunks lie inside the file size.
- * Such objects are SNAP_ECORRUPT (the caller names the object).
+ * and are strictly sorted (so unique); the file type bits of each mode are
+ * those of its entry type, the type is one its version knows;
+ * device numbers fit 32 bits; chunks lie inside the file size.  Such objects are
+ * SNAP_ECORRUPT (the caller names the object).
  *
  * Memory: a decoded tree owns all its strings and arrays in one arena;
  * tree_free() releases everything.
@@ -36,7 +47,17 @@
 #include "pack.h"
 #include "util.h"
 
-enum ent_type { ET_REG = 1, ET_DIR = 2, ET_LNK = 3 };
+enum ent_type {
+	ET_REG = 1,
+	ET_DIR = 2,
+	ET_LNK = 3,
+	/* version 2: special files */
+	ET_FIFO = 4,
+	ET_CHR = 5,
+	ET_BLK = 6,
+};
+
+#define TREE_VERSION 2 /* the newest this snapfs reads and writes */
 
 struct xattr {
 	char *name;
@@ -65,6 +86,8 @@ struct tent {
 	uint64_t sub_files, sub_bytes;
 	/* ET_LNK */
 	char *target;
+	/* ET_CHR, ET_BLK: the device number, as major(3)/minor(3) give it */
+	uint32_t rdev_major, rdev_minor;
 };
 
 struct arena_blk;
@@ -75,7 +98,18 @@ struct tree {
 	struct arena_blk *arena;
 };
 
-/* Serialises entries (which the caller has sorted by name) into out. */
+/* The file type bits (S_IFREG, ...) of an entry type; 0 for none. */
+uint32_t ent_ifmt(uint8_t type);
+/* The entry type of a mode's file type bits; 0 for a socket (never
+ * stored) or an unknown type. */
+uint8_t ent_type(uint32_t mode);
+
+/* The version tree_encode() writes for these entries: 2 when one of them
+ * is a FIFO or a device, else 1. */
+int tree_version(const struct tent *ents, size_t n);
+
+/* Serialises entries (which the caller has sorted by name) into out, in
+ * version tree_version(ents, n). */
 int tree_encode(const struct tent *ents, size_t n, struct buf *out);
 
 /* Parses and validates an encoded tree.  On failure *t is empty. */

@@ -26,6 +26,7 @@ enum kind {
 	K_DIR,      /* a directory inside a backup (a group root too) */
 	K_FILE,
 	K_LINK,
+	K_NODE, /* a FIFO or device: attributes only, never opened here */
 };
 
 #define INO_SERIES 2
@@ -627,8 +628,14 @@ void vfs_tent_attr(const struct tent *e, struct vfs_attr *a)
 	case ET_LNK:
 		a->size = strlen(e->target);
 		break;
-	default:
+	case ET_DIR:
 		a->size = 4096;
+		break;
+	case ET_CHR:
+	case ET_BLK:
+		a->rdev_major = e->rdev_major;
+		a->rdev_minor = e->rdev_minor;
+		break;
 	}
 }
 
@@ -639,8 +646,10 @@ static void entry_child(const struct vfs *v, const struct node *dir,
 			struct vfs_attr *a, uint64_t *base)
 {
 	memset(t, 0, sizeof(*t));
-	t->kind = e->type == ET_DIR ? K_DIR : e->type == ET_LNK ? K_LINK
-							      : K_FILE;
+	t->kind = e->type == ET_DIR   ? K_DIR
+		  : e->type == ET_LNK ? K_LINK
+		  : e->type == ET_REG ? K_FILE
+				      : K_NODE;
 	t->parent = dir->ino;
 	t->gino = dir->gino;
 	t->name = e->name;
@@ -826,6 +835,7 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name,
 		}
 		entry_child(v, &dir, e, &t, a, &base);
 	} else if (dir.kind == K_FILE || dir.kind == K_LINK ||
+		   dir.kind == K_NODE ||
 		   dir.kind == K_MANIFEST || dir.kind == K_LATEST ||
 		   dir.kind == K_LABEL) {
 		rc = snap_seterr(SNAP_EINVAL, "not a directory");

@@ -4,18 +4,21 @@
 . "$TESTLIB"
 
 python3 "$TESTS_DIR/mkcorpus.py" "$T/src/data" --small 3000 >/dev/null
-mkfifo "$T/src/data/a-fifo"
+# The corpus has a FIFO and (as root) devices; a socket is skipped by
+# design (and left out of same_tree's comparison).
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+	"$T/src/data/special/sock"
+[ -p "$T/src/data/special/fifo" ] && [ -S "$T/src/data/special/sock" ] ||
+	fail "corpus without FIFO or socket"
+if [ "$(id -u)" = 0 ]; then
+	[ -c "$T/src/data/special/null" ] && [ -b "$T/src/data/special/loop" ] ||
+		fail "corpus without devices"
+fi
 head -c 32 /dev/urandom >"$T/key32"
 head -c 16 /dev/urandom >"$T/key16"
 echo "correct horse battery staple" >"$T/pass"
 
-# same_data DIR: DIR holds the corpus exactly; the FIFO is skipped by
-# design, so the comparison leaves it out.
-same_data() {
-	mv "$T/src/data/a-fifo" "$T/fifo.aside"
-	same_tree "$T/src/data" "$1"
-	mv "$T/fifo.aside" "$T/src/data/a-fifo"
-}
+same_data() { same_tree "$T/src/data" "$1"; }
 
 run() {
 	name=$1
@@ -25,11 +28,13 @@ run() {
 	eval "repo_$name='$repo'"
 	repo_init "$repo" "$@"
 	[ "$1" = --no-encryption ] && shift
-	snapctl -r "$repo" "$@" backup --label corpus "$T/src/data" 2>"$T/warn" ||
-		[ $? = 3 ] || fail "backup failed"
-	grep -q "a-fifo: FIFOs are not backed up" "$T/warn" ||
-		fail "no warning for the FIFO"
-	rm -f "$T/src/data/a-fifo.keep"
+	# A skipped socket is a warning, not a failed backup (exit 0).
+	snapctl -r "$repo" "$@" backup --label corpus "$T/src/data" \
+		>"$T/out" 2>"$T/warn" || fail "backup with a socket exited $?"
+	grep -qx "snapctl: warning: skipping .*/special/sock: sockets are not backed up" \
+		"$T/warn" || { cat "$T/warn" >&2; fail "no warning for the socket"; }
+	[ "$(wc -l <"$T/warn")" = 1 ] || { cat "$T/warn" >&2; fail "other warnings"; }
+	! grep -q "warning(s)" "$T/out" || fail "the socket counted as a warning"
 	snapctl -r "$repo" "$@" restore corpus --target "$T/out-$name" -q
 	same_data "$T/out-$name/data"
 	# Sparse files cost what they hold.
@@ -63,6 +68,49 @@ v = json.load(sys.stdin)
 assert len(v) == 1 and v[0]["backup_num"] == 1 and v[0]["type"] == "full", v
 assert v[0]["files"] > 3000, v'
 
+say "FIFOs and devices: ls, restore --json, non-root restore"
+snapctl -r "$r" ls corpus/1/data/special >"$T/ls"
+grep -Eq '^prw-r----- +0 +0 +0 .* fifo$' "$T/ls" || { cat "$T/ls"; fail "ls: fifo"; }
+! grep -q sock "$T/ls" || fail "ls: a socket was stored"
+if [ "$(id -u)" = 0 ]; then
+	grep -Eq '^crw-rw-rw- +1234 +5678 +1, 3 .* null$' "$T/ls" || { cat "$T/ls"; fail "ls: null"; }
+	grep -Eq '^brw-rwS--- +0 +0 +7, 1048575 .* loop$' "$T/ls" || { cat "$T/ls"; fail "ls: loop"; }
+	snapctl -r "$r" ls --json corpus/1/data/special | grep '"name":"loop"' |
+		grep -q '"rdev_major":7,"rdev_minor":1048575,.*"type":"blockdev"' || fail "ls --json: loop"
+	snapctl -r "$r" restore corpus --path special --target "$T/sp" --json >"$T/sp.json"
+	[ "$(json_get specials <"$T/sp.json")" = 3 ] || fail "restore --json: $(cat "$T/sp.json")"
+	same_tree "$T/src/data/special" "$T/sp/data/special"
+	# Without CAP_MKNOD (as any non-root user) devices cannot be made:
+	# a warning each, the FIFO and the rest restored, exit status 3.
+	set +e
+	setpriv --bounding-set=-mknod --inh-caps=-mknod "$SNAPCTL" -r "$r" \
+		restore corpus --path special --target "$T/nomknod" -q 2>"$T/err"
+	got=$?
+	set -e
+	[ "$got" = 3 ] || { cat "$T/err" >&2; fail "restore without CAP_MKNOD exited $got"; }
+	grep -q "special/null: device not restored: Operation not permitted" "$T/err" ||
+		{ cat "$T/err" >&2; fail "no warning for the device"; }
+	[ -p "$T/nomknod/data/special/fifo" ] && [ ! -e "$T/nomknod/data/special/null" ] ||
+		fail "restore without CAP_MKNOD"
+fi
+
+# bsdtar and cpio make a FIFO's second name a hardlink member (GNU tar
+# does not): both names come back FIFOs.
+python3 - "$T/hlfifo.tar" <<'PY'
+import sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    p = tarfile.TarInfo("d/p")
+    p.type, p.mode, p.mtime = tarfile.FIFOTYPE, 0o640, 1600000000
+    q = tarfile.TarInfo("d/q")
+    q.type, q.linkname, q.mode, q.mtime = tarfile.LNKTYPE, "d/p", 0o640, 1600000000
+    t.addfile(p)
+    t.addfile(q)
+PY
+snapctl -r "$r" backup --label hlfifo -q "$T/hlfifo.tar"
+snapctl -r "$r" restore hlfifo --target "$T/hlfifo-out" -q
+[ "$(stat -c '%F %a %Y' "$T/hlfifo-out/hlfifo/d/p" "$T/hlfifo-out/hlfifo/d/q" | sort -u)" = \
+	"fifo 640 1600000000" ] || fail "a hardlinked FIFO from an archive"
+
 say "restore one group / one path"
 snapctl -r "$r" restore corpus --path links/target --target "$T/one" -q
 cmp "$T/one/data/links/target" "$T/src/data/links/target"
@@ -77,13 +125,19 @@ same_data "$T/fdlim/data"
 
 say "tar export under the C locale: GNU tar extracts it exactly, and back"
 # cron and systemd run with no locale; names are bytes, mtimes have
-# nanoseconds, xattrs must reach GNU tar without warnings.
+# nanoseconds, xattrs must reach GNU tar without warnings.  One is known:
+# libarchive adds SCHILY.devminor for a minor of 2^18 or more (the corpus
+# has the largest Linux allows), which GNU tar does not know but reads
+# from the ustar header instead (same_data checks it).
 (unset LANG LC_ALL LC_CTYPE && snapctl -r "$r" export corpus -o "$T/c.tar" -q) ||
 	fail "export under the C locale"
+tar -tvf "$T/c.tar" 2>/dev/null | grep -Eq '^p.* data/special/fifo$' || fail "tar: no FIFO"
 mkdir "$T/untar"
 LC_ALL=C tar --xattrs --xattrs-include='*' -xpf "$T/c.tar" -C "$T/untar" 2>"$T/tar.err" ||
 	fail "GNU tar could not extract the export"
-[ ! -s "$T/tar.err" ] || { cat "$T/tar.err" >&2; fail "GNU tar warned"; }
+if grep -v "Ignoring unknown extended header keyword 'SCHILY.devminor'" "$T/tar.err" >&2; then
+	fail "GNU tar warned"
+fi
 same_data "$T/untar/data"
 (unset LANG LC_ALL LC_CTYPE && snapctl -r "$r" backup --label fromtar -q "$T/c.tar") ||
 	fail "importing the export (warnings?)"

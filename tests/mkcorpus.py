@@ -7,7 +7,8 @@ Thousands of small files, a few large ones (random, partly compressible),
 sparse files (a ZooKeeper-like 64 MiB preallocated log holding 4 KiB, and a
 file with data islands), empty files and directories, names with spaces,
 UTF-8 and newlines, symlinks (relative, absolute, dangling), hardlinks,
-xattrs, odd modes, and (as root) foreign owners and a setuid file.
+xattrs, odd modes, a FIFO, and (as root) foreign owners, a setuid file and
+character and block devices.
 mtimes get nanosecond parts.
 """
 import argparse, os, random, stat, sys
@@ -118,6 +119,24 @@ def main():
         write(p, b"#!/bin/sh\n")
         os.chown(p, 0, 0)
         os.chmod(p, 0o4755)
+
+    # Special files: a FIFO always; (as root) a character device like
+    # /dev/null and a block device, foreign owners and odd modes.  Only
+    # trusted.* attributes go on them (Linux refuses user.* there).
+    sp = os.path.join(root, "special")
+    os.makedirs(sp, exist_ok=True)
+    os.mkfifo(os.path.join(sp, "fifo"), 0o640)
+    os.chmod(os.path.join(sp, "fifo"), 0o640)
+    if os.geteuid() == 0:
+        os.mknod(os.path.join(sp, "null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.chmod(os.path.join(sp, "null"), 0o666)
+        os.chown(os.path.join(sp, "null"), 1234, 5678)
+        os.mknod(os.path.join(sp, "loop"), 0o660 | stat.S_IFBLK, os.makedev(7, 1048575))
+        os.chmod(os.path.join(sp, "loop"), 0o2660)
+        try:
+            os.setxattr(os.path.join(sp, "fifo"), "trusted.snapfs", b"on a FIFO")
+        except OSError as e:
+            print("mkcorpus: trusted xattrs unsupported here: %s" % e, file=sys.stderr)
 
     # Nanosecond mtimes everywhere, deepest first so directory times stick.
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):

@@ -3,10 +3,11 @@
 
 usage: treesum.py DIR [--no-owner]
 
-Path (escaped), type, mode, owner, size, mtime in ns, link target, xattrs,
-content SHA-256, allocated blocks class (sparse or not), and hardlink group
-(the first path of the group), sorted by path.  Two trees hold the same
-backup-relevant state exactly when their outputs are equal.
+Path (escaped), type and mode, owner, size, mtime in ns, link target,
+device number, xattrs, content SHA-256, allocated blocks class (sparse or
+not), and hardlink group (the first path of the group), sorted by path.
+Two trees hold the same backup-relevant state exactly when their outputs
+are equal.  Sockets are left out: snapfs skips them by design.
 """
 import hashlib, os, stat, sys
 
@@ -20,6 +21,8 @@ def main():
             p = os.path.join(dirpath, n)
             rel = os.path.relpath(p, root)
             st = os.lstat(p)
+            if stat.S_ISSOCK(st.st_mode):
+                continue
             fields = [repr(rel), "%o" % st.st_mode]
             if owner:
                 fields.append("%d:%d" % (st.st_uid, st.st_gid))
@@ -27,6 +30,8 @@ def main():
                 fields.append("mtime=%d" % st.st_mtime_ns)
             if stat.S_ISLNK(st.st_mode):
                 fields.append("-> " + repr(os.readlink(p)))
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                fields.append("rdev=%d,%d" % (os.major(st.st_rdev), os.minor(st.st_rdev)))
             elif stat.S_ISREG(st.st_mode):
                 h = hashlib.sha256()
                 with open(p, "rb") as f:

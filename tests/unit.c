@@ -382,6 +382,180 @@ static void test_tree_hostile(void **state)
 	expect_hostile(e, 1);
 }
 
+static struct tent mknode(const char *name, uint8_t type, uint32_t mode)
+{
+	struct tent t = {0};
+
+	t.name = (char *)name;
+	t.type = type;
+	t.mode = mode;
+	t.uid = 7;
+	t.gid = 8;
+	t.mtime_ns = 1700000000123456789;
+	return t;
+}
+
+static void test_tree_special(void **state)
+{
+	struct chunk c = {0};
+	struct xattr x = {"trusted.k", (uint8_t *)"v", 1};
+	struct tent ents[4];
+	struct buf b = BUF_INIT, v1 = BUF_INIT;
+	struct tree t;
+
+	(void)state;
+	c.r.raw = 10;
+	ents[0] = mkfile("a", &c, 1, 10);
+	ents[1] = mknode("blk", ET_BLK, 060660);
+	ents[1].rdev_major = 8;
+	ents[1].rdev_minor = UINT32_MAX; /* the whole range survives */
+	ents[2] = mknode("chr", ET_CHR, 020600);
+	ents[2].rdev_major = 1;
+	ents[2].rdev_minor = 3;
+	ents[2].xattrs = &x;
+	ents[2].nxattrs = 1;
+	ents[3] = mknode("fifo", ET_FIFO, 010640);
+	assert_int_equal(tree_version(ents, 4), 2);
+	assert_int_equal(tree_encode(ents, 4, &b), 0);
+	assert_int_equal(b.p[4], 2);
+	assert_int_equal(tree_decode(b.p, b.len, &t), 0);
+	assert_int_equal(t.n, 4);
+	assert_int_equal(t.ents[1].type, ET_BLK);
+	assert_int_equal(t.ents[1].mode, 060660);
+	assert_int_equal(t.ents[1].rdev_major, 8);
+	assert_int_equal(t.ents[1].rdev_minor, UINT32_MAX);
+	assert_int_equal(t.ents[2].type, ET_CHR);
+	assert_int_equal(t.ents[2].rdev_minor, 3);
+	assert_int_equal(t.ents[2].uid, 7);
+	assert_int_equal(t.ents[2].mtime_ns, 1700000000123456789);
+	assert_string_equal(t.ents[2].xattrs[0].name, "trusted.k");
+	assert_int_equal(t.ents[3].type, ET_FIFO);
+	assert_int_equal(t.ents[3].mode, 010640);
+	tree_free(&t);
+	for (size_t n = 0; n < b.len; n++) {
+		struct tree u;
+		assert_int_equal(tree_decode(b.p, n, &u), SNAP_ECORRUPT);
+	}
+	/* Without special files the object stays version 1, byte for byte
+	 * what snapfs 0.1 wrote: unchanged directories keep their ids. */
+	assert_int_equal(tree_version(ents, 1), 1);
+	assert_int_equal(tree_encode(ents, 1, &v1), 0);
+	assert_int_equal(v1.p[4], 1);
+	/* A version-1 object cannot hold them, nor version 3 exist yet. */
+	b.p[4] = 1;
+	assert_int_equal(tree_decode(b.p, b.len, &t), SNAP_ECORRUPT);
+	b.p[4] = 3;
+	assert_int_equal(tree_decode(b.p, b.len, &t), SNAP_ECORRUPT);
+	b.p[4] = 0;
+	assert_int_equal(tree_decode(b.p, b.len, &t), SNAP_ECORRUPT);
+	/* A mode whose type is not the entry's is refused, both ways. */
+	ents[0].mode = 020644;
+	assert_int_equal(tree_encode(ents, 1, &b), SNAP_EINVAL);
+	for (uint8_t ty = ET_REG; ty <= ET_BLK; ty++) {
+		assert_int_equal(ent_type(ent_ifmt(ty)), ty);
+		assert_int_equal(ent_type(ent_ifmt(ty) | 0755), ty);
+	}
+	assert_int_equal(ent_type(0140755), 0); /* a socket */
+	buf_free(&b);
+	buf_free(&v1);
+}
+
+/* What snapfs 0.1 (format 1) wrote for these entries: a directory without
+ * special files must encode to the same bytes, or every directory would
+ * get a new id (and be stored again) at the first backup after upgrading. */
+static void test_tree_v1_bytes(void **state)
+{
+	static const char golden[] =
+		"534e545201010700000000000000000000000000000002016601a48302e8"
+		"0764098080d0e2c6bfce972f2a8040030106757365722e6b020076018020"
+		"ab00000000000000000000000000000000000000000000000000000000000000"
+		"00b9605a64016c03ffc30200000000000100000166";
+	struct chunk c = {0};
+	struct xattr x = {"user.k", (uint8_t *)"\0v", 2};
+	struct tent e[2];
+	struct buf b = BUF_INIT;
+	char hex[sizeof(golden)];
+
+	(void)state;
+	memset(e, 0, sizeof(e));
+	c.off = 4096;
+	c.r.raw = 100;
+	c.r.pack[0] = 7;
+	c.r.id[0] = 0xab;
+	c.r.off = 12345;
+	c.r.len = 90;
+	e[0] = mkfile("f", &c, 1, 8192);
+	e[0].ctime_ns = 1700000000000000000;
+	e[0].ino = 42;
+	e[0].hardlink = 3;
+	e[0].xattrs = &x;
+	e[0].nxattrs = 1;
+	e[1].name = "l";
+	e[1].type = ET_LNK;
+	e[1].mode = 0120777;
+	e[1].target = "f";
+	e[1].size = 1;
+	assert_int_equal(tree_encode(e, 2, &b), 0);
+	assert_int_equal(2 * b.len, strlen(golden));
+	for (size_t i = 0; i < b.len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", b.p[i]);
+	assert_string_equal(hex, golden);
+	buf_free(&b);
+}
+
+/* A one-entry object built by hand: version, type, mode, then more
+ * varints after the common fields (what a hostile writer could put). */
+static int decode_one(int ver, uint8_t type, uint64_t mode,
+		      const uint64_t *more, size_t nmore)
+{
+	struct buf b = BUF_INIT;
+	struct tree t;
+	int rc;
+
+	buf_add(&b, "SNTR", 4);
+	buf_addc(&b, (uint8_t)ver);
+	buf_add_varint(&b, 0); /* packs */
+	buf_add_varint(&b, 1); /* entries */
+	buf_add_bytes(&b, "n", 1);
+	buf_addc(&b, type);
+	buf_add_varint(&b, mode);
+	for (int i = 0; i < 8; i++) /* uid .. nxattrs */
+		buf_add_varint(&b, 0);
+	for (size_t i = 0; i < nmore; i++)
+		buf_add_varint(&b, more[i]);
+	rc = tree_decode(b.p, b.len, &t);
+	if (rc == 0)
+		tree_free(&t);
+	buf_free(&b);
+	return rc;
+}
+
+static void test_tree_special_hostile(void **state)
+{
+	const uint64_t dev[] = {1, 3}, bigmaj[] = {1ull << 32, 3},
+		       bigmin[] = {1, 1ull << 32};
+
+	(void)state;
+	assert_int_equal(decode_one(2, ET_FIFO, 010644, NULL, 0), 0);
+	assert_int_equal(decode_one(2, ET_CHR, 020644, dev, 2), 0);
+	assert_int_equal(decode_one(2, ET_BLK, 060644, dev, 2), 0);
+	/* Special files in a version-1 object. */
+	assert_int_equal(decode_one(1, ET_FIFO, 010644, NULL, 0), SNAP_ECORRUPT);
+	assert_int_equal(decode_one(1, ET_CHR, 020644, dev, 2), SNAP_ECORRUPT);
+	/* Device numbers beyond 32 bits, a missing minor, trailing bytes. */
+	assert_int_equal(decode_one(2, ET_CHR, 020644, bigmaj, 2), SNAP_ECORRUPT);
+	assert_int_equal(decode_one(2, ET_BLK, 060644, bigmin, 2), SNAP_ECORRUPT);
+	assert_int_equal(decode_one(2, ET_CHR, 020644, dev, 1), SNAP_ECORRUPT);
+	assert_int_equal(decode_one(2, ET_FIFO, 010644, dev, 2), SNAP_ECORRUPT);
+	/* A type the mode does not say: a "FIFO" shown as a directory, a
+	 * "device" with the mode of another, a type no version knows. */
+	assert_int_equal(decode_one(2, ET_FIFO, 040755, NULL, 0), SNAP_ECORRUPT);
+	assert_int_equal(decode_one(2, ET_BLK, 020644, dev, 2), SNAP_ECORRUPT);
+	assert_int_equal(decode_one(2, ET_CHR, 0140644, dev, 2), SNAP_ECORRUPT);
+	assert_int_equal(decode_one(2, 7, 0140644, NULL, 0), SNAP_ECORRUPT);
+	assert_int_equal(decode_one(2, 0, 0, NULL, 0), SNAP_ECORRUPT);
+}
+
 static void test_manifest(void **state)
 {
 	struct keys k, other;
@@ -1168,6 +1342,9 @@ int main(void)
 		cmocka_unit_test(test_labels),
 		cmocka_unit_test(test_tree_roundtrip),
 		cmocka_unit_test(test_tree_hostile),
+		cmocka_unit_test(test_tree_special),
+		cmocka_unit_test(test_tree_v1_bytes),
+		cmocka_unit_test(test_tree_special_hostile),
 		cmocka_unit_test(test_manifest),
 		cmocka_unit_test(test_manifest_encode_enomem),
 		cmocka_unit_test(test_pack_trailer),
