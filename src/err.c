@@ -79,8 +79,16 @@ int snap_preerr(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vset(fmt, ap);
 	va_end(ap);
+	/* Truncation is fine (the head of a message says the most); done by
+	 * hand so no compiler calls it a mistake. */
 	n = strlen(errmsg);
-	snprintf(errmsg + n, sizeof(errmsg) - n, ": %s", old);
+	if (n + 2 < sizeof(errmsg)) {
+		size_t k = strlen(old), room = sizeof(errmsg) - n - 3;
+
+		memcpy(errmsg + n, ": ", 2);
+		memcpy(errmsg + n + 2, old, k < room ? k : room);
+		errmsg[n + 2 + (k < room ? k : room)] = 0;
+	}
 	return code;
 }
 
