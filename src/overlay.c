@@ -14,6 +14,7 @@
 
 #include "acl.h"
 #include "err.h"
+#include "itab.h"
 #include "overlay.h"
 #include "vfs.h"
 
@@ -34,7 +35,6 @@
 #define TTL_CTL 1.0
 
 struct onode {
-	struct onode *hnext;
 	uint64_t ino, nlookup;
 	uint64_t parent; /* the directory it was last found in */
 	char *name;      /* its name there */
@@ -71,8 +71,7 @@ struct ovl {
 	struct tree gtree;    /* the base's groups as a directory */
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
-	struct onode **tab;
-	size_t tabsz, count;
+	struct itab nodes;
 	uint64_t gen;
 	uint64_t next_ino, ino_reserved;
 	int closed_gate; /* a commit runs: changes wait */
@@ -104,28 +103,19 @@ static const struct tree empty_tree;
 
 /* ---- numbers ---------------------------------------------------------- */
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 static uint64_t hash_name(uint64_t parent, const char *name)
 {
-	uint64_t h = mix(parent);
+	uint64_t h = itab_mix(parent);
 
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 0x100000001b3ULL;
-	return INO_HASH_BASE + (mix(h) & INO_HASH_MASK) % ((1ULL << 61) -
+	return INO_HASH_BASE + (itab_mix(h) & INO_HASH_MASK) % ((1ULL << 61) -
 							    (1ULL << 40));
 }
 
 static uint64_t hash_hl(uint64_t group, uint64_t hl)
 {
-	return INO_HASH_BASE + (mix(mix(group ^ 0x68617264ULL) ^ hl) &
+	return INO_HASH_BASE + (itab_mix(itab_mix(group ^ 0x68617264ULL) ^ hl) &
 				INO_HASH_MASK) %
 				       ((1ULL << 61) - (1ULL << 40));
 }
@@ -149,34 +139,7 @@ uint64_t ovl_base_ino(struct ovl *o, uint64_t dir, uint64_t group,
 
 static struct onode *node_find(struct ovl *o, uint64_t ino)
 {
-	struct onode *n = o->tab[mix(ino) & (o->tabsz - 1)];
-
-	while (n && n->ino != ino)
-		n = n->hnext;
-	return n;
-}
-
-static void table_grow(struct ovl *o)
-{
-	size_t nsz = 2 * o->tabsz;
-	struct onode **nt;
-
-	if (o->count < o->tabsz || !(nt = calloc(nsz, sizeof(*nt))))
-		return;
-	for (size_t i = 0; i < o->tabsz; i++) {
-		struct onode *n = o->tab[i], *next;
-
-		for (; n; n = next) {
-			size_t b = mix(n->ino) & (nsz - 1);
-
-			next = n->hnext;
-			n->hnext = nt[b];
-			nt[b] = n;
-		}
-	}
-	free(o->tab);
-	o->tab = nt;
-	o->tabsz = nsz;
+	return itab_get(&o->nodes, ino);
 }
 
 static void node_clear(struct onode *n)
@@ -188,21 +151,10 @@ static void node_clear(struct onode *n)
 	n->name = n->pname = n->target = NULL;
 }
 
-static void node_unlink_table(struct ovl *o, struct onode *n)
-{
-	struct onode **pp = &o->tab[mix(n->ino) & (o->tabsz - 1)];
-
-	while (*pp && *pp != n)
-		pp = &(*pp)->hnext;
-	if (*pp) {
-		*pp = n->hnext;
-		o->count--;
-	}
-}
-
 static void node_free(struct ovl *o, struct onode *n)
 {
-	node_unlink_table(o, n);
+	if (itab_get(&o->nodes, n->ino) == n)
+		itab_del(&o->nodes, n->ino);
 	node_clear(n);
 	free(n);
 }
@@ -472,7 +424,6 @@ static int resolve(struct ovl *o, const struct onode *d, const char *name,
 static struct onode *node_adopt(struct ovl *o, struct onode *t, int ref)
 {
 	struct onode *n = node_find(o, t->ino);
-	size_t b;
 
 	if (n) {
 		/* Known already: take the template's backing (after a commit
@@ -481,11 +432,9 @@ static struct onode *node_adopt(struct ovl *o, struct onode *t, int ref)
 		int opens = n->opens, writers = n->writers;
 		int fsynced = n->fsynced;
 		uint64_t nl = n->nlookup;
-		struct onode *next = n->hnext;
 
 		node_clear(n);
 		*n = *t;
-		n->hnext = next;
 		n->opens = opens;
 		n->writers = writers;
 		n->fsynced = fsynced;
@@ -494,18 +443,14 @@ static struct onode *node_adopt(struct ovl *o, struct onode *t, int ref)
 		return n;
 	}
 	n = malloc(sizeof(*n));
-	if (!n) {
+	if (!n || itab_put(&o->nodes, t->ino, n)) {
+		free(n);
 		node_clear(t);
 		snap_seterr(SNAP_ENOMEM, "out of memory");
 		return NULL;
 	}
 	*n = *t;
 	n->nlookup = ref ? 1 : 0;
-	table_grow(o);
-	b = mix(n->ino) & (o->tabsz - 1);
-	n->hnext = o->tab[b];
-	o->tab[b] = n;
-	o->count++;
 	return n;
 }
 
@@ -2149,14 +2094,15 @@ int ovl_gate_close(struct ovl *o, double wait_s)
 		pthread_cond_timedwait(&o->cv, &o->lock, &ts);
 	}
 	if (o->writers > 0) {
-		for (size_t i = 0; i < o->tabsz; i++)
-			for (struct onode *n = o->tab[i]; n; n = n->hnext)
-				if (n->writers && paths.len < 400) {
-					if (paths.len)
-						buf_addstr(&paths, ", ");
-					buf_addstr(&paths, n->name ? n->name
-								   : "?");
-				}
+		for (size_t i = 0; i < o->nodes.cap; i++) {
+			struct onode *n = itab_at(&o->nodes, i);
+
+			if (n && n->writers && paths.len < 400) {
+				if (paths.len)
+					buf_addstr(&paths, ", ");
+				buf_addstr(&paths, n->name ? n->name : "?");
+			}
+		}
 		buf_addc(&paths, 0);
 		rc = snap_seterr(SNAP_EBUSY,
 				 "files still open for writing after %.0f s: "
@@ -2285,18 +2231,17 @@ void ovl_each_name(struct ovl *o,
 	size_t n = 0, cap = 0, pcap = 0;
 
 	ovl_lock(o);
-	for (size_t i = 0; i < o->tabsz; i++)
-		for (struct onode *nd = o->tab[i]; nd; nd = nd->hnext) {
-			if (!nd->name || nd->ino == o->o.root_ino)
-				continue;
-			if (array_grow(&v, &cap, n, sizeof(*v), 64) ||
-			    array_grow(&parents, &pcap, n, sizeof(*parents),
-				       64) ||
-			    !(v[n].name = strdup(nd->name)))
-				goto done;
-			parents[n++] = nd->parent;
-		}
-done:
+	for (size_t i = 0; i < o->nodes.cap; i++) {
+		struct onode *nd = itab_at(&o->nodes, i);
+
+		if (!nd || !nd->name || nd->ino == o->o.root_ino)
+			continue;
+		if (array_grow(&v, &cap, n, sizeof(*v), 64) ||
+		    array_grow(&parents, &pcap, n, sizeof(*parents), 64) ||
+		    !(v[n].name = strdup(nd->name)))
+			break;
+		parents[n++] = nd->parent;
+	}
 	ovl_unlock(o);
 	for (size_t i = 0; i < n; i++) {
 		fn(ctx, parents[i], v[i].name);
@@ -2386,18 +2331,15 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	o->st = st;
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->cv, NULL);
-	o->tabsz = 256;
-	o->tab = calloc(o->tabsz, sizeof(*o->tab));
 	r = calloc(1, sizeof(*r));
-	if (!o->tab || !r) {
+	if (!r || itab_init(&o->nodes) ||
+	    itab_put(&o->nodes, op->root_ino, r)) {
 		free(r);
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
 		goto fail;
 	}
 	r->ino = op->root_ino;
 	r->nlookup = 1;
-	o->tab[mix(r->ino) & (o->tabsz - 1)] = r;
-	o->count = 1;
 	rc = stage_get_meta(st, &m);
 	rc = rc ? rc : set_base(o, b);
 	rc = rc ? rc : stage_inode_each(st, load_hl, o);
@@ -2424,16 +2366,15 @@ void ovl_close(struct ovl *o)
 {
 	if (!o)
 		return;
-	for (size_t i = 0; o->tab && i < o->tabsz; i++) {
-		struct onode *n = o->tab[i], *next;
+	for (size_t i = 0; o->nodes.v && i < o->nodes.cap; i++) {
+		struct onode *n = itab_at(&o->nodes, i);
 
-		for (; n; n = next) {
-			next = n->hnext;
+		if (n) {
 			node_clear(n);
 			free(n);
 		}
 	}
-	free(o->tab);
+	itab_free(&o->nodes);
 	free(o->hls);
 	tree_free(&o->gtree);
 	manifest_free(&o->m);

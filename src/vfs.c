@@ -11,6 +11,7 @@
 
 #include "control.h"
 #include "err.h"
+#include "itab.h"
 #include "vfs.h"
 
 enum kind {
@@ -66,7 +67,6 @@ struct bk {
 };
 
 struct node {
-	struct node *hnext;
 	uint64_t ino, nlookup;
 	uint64_t parent, gino; /* gino: the group root's hash, for hardlinks */
 	uint64_t hl;           /* hardlink id within the group, 0 for none */
@@ -86,8 +86,7 @@ struct vfs {
 	uint64_t seed;
 	int64_t started;
 	pthread_mutex_t lock;
-	struct node **tab;
-	size_t tabsz, count;
+	struct itab nodes;
 	struct bk *bks;
 	struct catalog *cat;
 	double cat_at;
@@ -126,15 +125,6 @@ struct vfs_file {
 
 /* ---- inode numbers ---------------------------------------------------- */
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 static uint64_t fold(uint64_t h)
 {
 	/* 62 bits: some tools still treat st_ino as signed, and control/
@@ -146,27 +136,23 @@ static uint64_t fold(uint64_t h)
 static uint64_t ino_name(const struct vfs *v, uint64_t parent,
 			 const char *name)
 {
-	uint64_t h = mix(v->seed ^ parent);
+	uint64_t h = itab_mix(v->seed ^ parent);
 
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 0x100000001b3ULL;
-	return fold(mix(h));
+	return fold(itab_mix(h));
 }
 
 static uint64_t ino_hardlink(const struct vfs *v, uint64_t gino, uint64_t hl)
 {
-	return fold(mix(mix(v->seed ^ gino ^ 0x6861726c696e6b00ULL) ^ hl));
+	return fold(itab_mix(itab_mix(v->seed ^ gino ^ 0x6861726c696e6b00ULL) ^ hl));
 }
 
 /* ---- node table (callers hold v->lock) -------------------------------- */
 
 static struct node *node_find(struct vfs *v, uint64_t ino)
 {
-	struct node *n = v->tab[mix(ino) & (v->tabsz - 1)];
-
-	while (n && n->ino != ino)
-		n = n->hnext;
-	return n;
+	return itab_get(&v->nodes, ino);
 }
 
 static int same(const struct node *n, const struct node *t)
@@ -191,29 +177,6 @@ static uint64_t ino_resolve(struct vfs *v, const struct node *t,
 			return ino;
 		}
 	}
-}
-
-static void table_grow(struct vfs *v)
-{
-	size_t nsz = 2 * v->tabsz;
-	struct node **nt;
-
-	if (v->count < v->tabsz || !(nt = calloc(nsz, sizeof(*nt))))
-		return;
-	for (size_t i = 0; i < v->tabsz; i++) {
-		struct node *n = v->tab[i], *next;
-
-		for (; n; n = next) {
-			size_t b = mix(n->ino) & (nsz - 1);
-
-			next = n->hnext;
-			n->hnext = nt[b];
-			nt[b] = n;
-		}
-	}
-	free(v->tab);
-	v->tab = nt;
-	v->tabsz = nsz;
 }
 
 static void bk_put_locked(struct vfs *v, struct bk *b)
@@ -244,7 +207,6 @@ static int node_ref(struct vfs *v, const struct node *t, uint64_t base,
 		    struct vfs_attr *a)
 {
 	struct node *n;
-	size_t b;
 
 	pthread_mutex_lock(&v->lock);
 	a->ino = ino_resolve(v, t, base, &n);
@@ -259,7 +221,8 @@ static int node_ref(struct vfs *v, const struct node *t, uint64_t base,
 		n->name = strdup(t->name);
 		n->target = t->target ? strdup(t->target) : NULL;
 	}
-	if (!n || !n->name || (t->target && !n->target)) {
+	if (!n || !n->name || (t->target && !n->target) ||
+	    itab_put(&v->nodes, a->ino, n)) {
 		if (n) {
 			free(n->name);
 			free(n->target);
@@ -273,11 +236,6 @@ static int node_ref(struct vfs *v, const struct node *t, uint64_t base,
 	n->attr = *a;
 	if (n->bk)
 		n->bk->refs++;
-	table_grow(v);
-	b = mix(n->ino) & (v->tabsz - 1);
-	n->hnext = v->tab[b];
-	v->tab[b] = n;
-	v->count++;
 	pthread_mutex_unlock(&v->lock);
 	return 0;
 }
@@ -312,7 +270,7 @@ static void node_unpin(struct vfs *v, struct node *n)
 
 void vfs_forget(struct vfs *v, uint64_t ino, uint64_t nlookup)
 {
-	struct node **pp, *n;
+	struct node *n;
 
 	if (ino < INO_FIRST_HASHED)
 		return; /* the fixed directories live as long as the mount */
@@ -321,15 +279,11 @@ void vfs_forget(struct vfs *v, uint64_t ino, uint64_t nlookup)
 		return;
 	}
 	pthread_mutex_lock(&v->lock);
-	pp = &v->tab[mix(ino) & (v->tabsz - 1)];
-	while (*pp && (*pp)->ino != ino)
-		pp = &(*pp)->hnext;
-	n = *pp;
+	n = node_find(v, ino);
 	if (n)
 		n->nlookup -= nlookup < n->nlookup ? nlookup : n->nlookup;
 	if (n && n->nlookup == 0) {
-		*pp = n->hnext;
-		v->count--;
+		itab_del(&v->nodes, ino);
 		node_free(v, n);
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -1247,7 +1201,7 @@ static int stats_text(struct vfs *v, struct buf *out)
 
 	cache_get_stats(v->c, &s);
 	pthread_mutex_lock(&v->lock);
-	nodes = v->count;
+	nodes = v->nodes.n;
 	pthread_mutex_unlock(&v->lock);
 	n = snprintf(text, sizeof(text),
 		     "fetches %" PRIu64 "\nfetch_bytes %" PRIu64
@@ -1524,9 +1478,10 @@ static int fixed_node(struct vfs *v, uint64_t ino, uint8_t kind,
 		      const char *name)
 {
 	struct node *n = calloc(1, sizeof(*n));
-	size_t b;
 
-	if (!n || !(n->name = strdup(name))) {
+	if (!n || !(n->name = strdup(name)) || itab_put(&v->nodes, ino, n)) {
+		if (n)
+			free(n->name);
 		free(n);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	}
@@ -1536,10 +1491,6 @@ static int fixed_node(struct vfs *v, uint64_t ino, uint8_t kind,
 	n->nlookup = 1;
 	virt_attr(v, S_IFDIR | 0555, v->started, v->o.refresh, &n->attr);
 	n->attr.ino = ino;
-	b = mix(ino) & (v->tabsz - 1);
-	n->hnext = v->tab[b];
-	v->tab[b] = n;
-	v->count++;
 	return 0;
 }
 
@@ -1557,14 +1508,11 @@ int vfs_open(struct repo *r, struct cache *c, const struct vfs_opts *o,
 	v->o = *o;
 	v->started = now_ns();
 	for (const char *p = r->id; *p; p++)
-		v->seed = mix(v->seed ^ (unsigned char)*p);
+		v->seed = itab_mix(v->seed ^ (unsigned char)*p);
 	pthread_mutex_init(&v->lock, NULL);
-	v->tabsz = 1024;
-	v->tab = calloc(v->tabsz, sizeof(*v->tab));
-	if (!v->tab) {
-		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+	rc = itab_init(&v->nodes);
+	if (rc)
 		goto fail;
-	}
 	rc = fixed_node(v, VFS_ROOT_INO, K_ROOT, "");
 	if (rc == 0)
 		rc = fixed_node(v, INO_SERIES, K_SERIESDIR, "series");
@@ -1611,15 +1559,13 @@ void vfs_close(struct vfs *v)
 			vfs_close_file(v, (struct vfs_file *)h);
 	}
 	control_close(v->ctl);
-	for (size_t i = 0; v->tab && i < v->tabsz; i++) {
-		struct node *n = v->tab[i], *next;
+	for (size_t i = 0; v->nodes.v && i < v->nodes.cap; i++) {
+		struct node *n = itab_at(&v->nodes, i);
 
-		for (; n; n = next) {
-			next = n->hnext;
+		if (n)
 			node_free(v, n);
-		}
 	}
-	free(v->tab);
+	itab_free(&v->nodes);
 	if (v->cat)
 		cat_put(v, v->cat);
 	pthread_mutex_destroy(&v->lock);

@@ -117,7 +117,7 @@ cp -a "$T/src" "$T/committed"
 
 say "kill -9 during a commit ($trials seeded trials)"
 for trial in $(seq 1 "$trials"); do
-	head -c $(((20 + trial) << 20)) /dev/urandom >"$T/src/g/bulk/big-$trial"
+	head -c $(((40 + trial) << 20)) /dev/urandom >"$T/src/g/bulk/big-$trial"
 	retime_dirs "$T/src"
 	rsync -aHAXS --delete "$T/src/" "$c/" || fail "rsync before commit $trial"
 	n0=$(ls "$m/series/$S" | grep -c '^[0-9]')
@@ -127,7 +127,8 @@ for trial in $(seq 1 "$trials"); do
 		[ "$(status state)" = STATUS_BACKING_UP ] && break
 		sleep 0.01
 	done
-	sleep "0.0$((trial * 3 % 10))"
+	# Seeded: at once, or a little into the uploads.
+	sleep "0.$((trial % 3 * 5))"
 	kill_daemon
 	wait $tc 2>/dev/null || true
 	remount
@@ -168,6 +169,68 @@ else
 	echo "   (chattr +i unavailable here: skipped)"
 fi
 
+say "a commit that fails after uploading: abort deletes its packs"
+man=$(ls -d "$r"/manifests/* 2>/dev/null | head -n 1)
+if [ "$STORE" = file ] && chattr +i "$man" 2>/dev/null; then
+	on_exit "chattr -i '$man' 2>/dev/null"
+	npacks() { find "$r/data" -type f | wc -l; }
+	p0=$(npacks)
+	head -c $((5 << 20)) /dev/urandom >"$T/src/g/to-abort"
+	retime_dirs "$T/src"
+	rsync -aHAXS --delete "$T/src/" "$c/"
+	expect_fail 1 "Input/output error" touch "$c/.snapfs/commit"
+	[ "$(npacks)" -gt "$p0" ] || fail "the failed commit uploaded nothing"
+	chattr -i "$man"
+	touch "$c/.snapfs/abort" || fail "abort"
+	[ "$(npacks)" = "$p0" ] || fail "abort left $(($(npacks) - p0)) pack(s) of the failed commit"
+	[ ! -e "$c/g/to-abort" ] || fail "abort kept the file"
+	rm "$T/src/g/to-abort"
+else
+	echo "   (chattr +i unavailable here: skipped)"
+fi
+
+say "changes wait while a commit runs; SIGTERM during a commit waits for it"
+head -c $((40 << 20)) /dev/urandom >"$T/src/g/big-last"
+retime_dirs "$T/src"
+rsync -aHAXS --delete "$T/src/" "$c/"
+n0=$(ls "$m/series/$S" | grep -c '^[0-9]')
+touch "$c/.snapfs/commit" &
+tc=$!
+for _ in $(seq 1 500); do
+	[ "$(status state)" = STATUS_BACKING_UP ] && break
+	sleep 0.01
+done
+( echo during >"$c/g/written-during"; echo done >"$T/during.out" ) &
+wr=$!
+sleep 0.2
+if [ "$(status state)" = STATUS_BACKING_UP ]; then
+	[ ! -s "$T/during.out" ] || fail "a change went through during the commit"
+fi
+wait $tc || fail "the commit failed"
+wait $wr || fail "the change after the commit failed"
+last=$(ls "$m/series/$S" | grep '^[0-9]' | sort -n | tail -n 1)
+[ ! -e "$m/series/$S/$last/g/written-during" ] || fail "a change made during the commit is in it"
+[ "$(cat "$c/g/written-during")" = during ] || fail "the change made during the commit is lost"
+rm "$c/g/written-during"
+head -c $((40 << 20)) /dev/urandom >"$T/src/g/big-last"
+rsync -aHAXS --delete "$T/src/" "$c/"
+touch "$c/.snapfs/commit" 2>/dev/null &
+tc=$!
+for _ in $(seq 1 500); do
+	[ "$(status state)" = STATUS_BACKING_UP ] && break
+	sleep 0.01
+done
+# SIGTERM, as systemd stops it: the daemon ends the commit, then exits.
+kill -TERM "$MOUNT_PID"
+wait "$MOUNT_PID" 2>/dev/null || true
+wait $tc || fail "the commit running at SIGTERM failed"
+! is_mounted "$m" || fail "still mounted after SIGTERM"
+remount
+n1=$(ls "$m/series/$S" | grep -c '^[0-9]')
+[ "$n1" = $((n0 + 2)) ] || fail "the commit an unmount interrupted did not land ($n0 -> $n1)"
+[ "$(status state)" = STATUS_READY ] || fail "after the unmount: $(status state)"
+same_tree "$T/src/g" "$m/series/$S/$((n0 + 2))/g"
+
 say "unmount with changes staged keeps them; a second daemon on the stage is read-only"
 echo staged >"$c/g/kept-over-unmount"
 unmount_repo "$m" "$MOUNT_PID"
@@ -186,5 +249,30 @@ kill "$second"
 wait "$second" 2>/dev/null || true
 touch "$c/.snapfs/commit" || fail "commit of the kept stage"
 snapctl -r "$r" check --read-data -q || fail "final check"
+
+say "a stage whose base is gone, or whose repository changed, is discarded"
+echo orphaned >"$c/g/orphaned"
 unmount_repo "$m" "$MOUNT_PID"
+snapctl -r "$r" delete "$S" -q
+remount
+[ "$(status stage)" = discarded ] || fail "stage with a deleted base: $(status stage)"
+grep -q "no longer exists" "$c/.snapfs/status" || fail "status does not say why"
+[ ! -e "$c/g/orphaned" ] || fail "a discarded stage still shows"
+unmount_repo "$m" "$MOUNT_PID"
+if [ "$STORE" = file ]; then
+	sd="$T/stages"
+	r2="$T/repo2"
+	snapctl -r "$r2" init --no-encryption -q
+	mount_repo "$r2" "$m" -o "stage_dir=$sd"
+	mkdir "$m/control/samedir" "$m/control/samedir/g"
+	echo one >"$m/control/samedir/g/f"
+	unmount_repo "$m" "$MOUNT_PID"
+	rm -rf "$r2"
+	snapctl -r "$r2" init --no-encryption -q
+	mount_repo "$r2" "$m" -o "stage_dir=$sd"
+	[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stage"])' "$m/control/samedir/.snapfs/status")" = discarded ] ||
+		fail "a stage of another repository was kept"
+	grep -q "keys or configuration changed" "$m/control/samedir/.snapfs/status" || fail "why not said"
+	unmount_repo "$m" "$MOUNT_PID"
+fi
 say "control crash: all checks passed"

@@ -23,6 +23,7 @@
 #include "err.h"
 #include "http.h"
 #include "index.h"
+#include "itab.h"
 #include "manifest.h"
 #include "pack.h"
 #include "sigv4.h"
@@ -1331,6 +1332,38 @@ static void test_array_grow(void **state)
 	free(v);
 }
 
+/* The node table: growth, replacement, deletion amid probe runs. */
+static void test_itab(void **state)
+{
+	struct itab t;
+	static int vals[5000];
+
+	(void)state;
+	assert_int_equal(itab_init(&t), 0);
+	for (int i = 1; i < 5000; i++)
+		assert_int_equal(itab_put(&t, (uint64_t)i * 7919, &vals[i]), 0);
+	assert_int_equal(t.n, 4999);
+	assert_true(t.cap >= 2 * t.n);
+	/* Every other one goes: the others must still be found. */
+	for (int i = 1; i < 5000; i += 2)
+		itab_del(&t, (uint64_t)i * 7919);
+	itab_del(&t, 123456789); /* absent: nothing happens */
+	for (int i = 1; i < 5000; i++)
+		assert_ptr_equal(itab_get(&t, (uint64_t)i * 7919),
+				 i % 2 ? NULL : &vals[i]);
+	assert_int_equal(itab_put(&t, 2 * 7919, &vals[0]), 0);
+	assert_ptr_equal(itab_get(&t, 2 * 7919), &vals[0]);
+	assert_int_equal(t.n, 2499);
+	{
+		size_t seen = 0;
+
+		for (size_t i = 0; i < t.cap; i++)
+			seen += itab_at(&t, i) != NULL;
+		assert_int_equal(seen, 2499);
+	}
+	itab_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1357,6 +1390,7 @@ int main(void)
 		cmocka_unit_test(test_sigv4_vectors),
 		cmocka_unit_test(test_bufpool),
 		cmocka_unit_test(test_array_grow),
+		cmocka_unit_test(test_itab),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
