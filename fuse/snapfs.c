@@ -74,6 +74,66 @@ static void logmsg(int prio, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Stopping: SIGTERM, SIGINT and SIGHUP end the session once no commit
+ * runs.  The daemon serves requests until then, so the process waiting in
+ * a commit's close gets its answer: a commit is never cut off by a stop
+ * (systemctl stop, Ctrl-C).  The handler only writes to a pipe; a thread
+ * does the waiting. */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop(int sig)
+{
+	char c = (char)sig;
+
+	if (write(stop_pipe[1], &c, 1) < 0) {
+		/* nothing to do in a handler */
+	}
+}
+
+static void *stopper(void *arg)
+{
+	struct fuse_session *se = arg;
+	char c = 0;
+
+	while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
+		;
+	if (!c)
+		return NULL; /* the session ended first */
+	vfs_drain(G.v);
+	fuse_session_exit(se);
+	return NULL;
+}
+
+static int stop_handlers(struct fuse_session *se, pthread_t *th)
+{
+	struct sigaction sa;
+
+	if (pipe2(stop_pipe, O_CLOEXEC))
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
+	    sigaction(SIGHUP, &sa, NULL))
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return pthread_create(th, NULL, stopper, se) ? -1 : 0;
+}
+
+static void stop_handlers_end(pthread_t th)
+{
+	char c = 0;
+
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	if (write(stop_pipe[1], &c, 1) == 1)
+		pthread_join(th, NULL);
+	close(stop_pipe[0]);
+	close(stop_pipe[1]);
+}
+
 /* errno for a core code; failures other than "absent" are logged, since
  * the kernel passes on only the number. */
 static int fail(int rc, const char *what)
@@ -936,6 +996,7 @@ int main(int argc, char **argv)
 	char warning[512], fsname[1200], *cache_dir = NULL, *stage_root = NULL;
 	double refresh = 30, commit_wait = 60;
 	int rc, ret = 1, mounted = 0, handlers = 0;
+	pthread_t stop_th;
 
 	prctl(PR_SET_DUMPABLE, 0); /* no core dump may hold the key */
 	raise_fd_limit();
@@ -1085,7 +1146,7 @@ int main(int argc, char **argv)
 		startup_error("bad FUSE options (see snapfs --help)");
 		goto out;
 	}
-	if (fuse_set_signal_handlers(se)) {
+	if (stop_handlers(se, &stop_th)) {
 		startup_error("cannot install signal handlers");
 		goto out;
 	}
@@ -1121,7 +1182,7 @@ out:
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)
-		fuse_remove_signal_handlers(se);
+		stop_handlers_end(stop_th);
 	if (se)
 		fuse_session_destroy(se);
 	vfs_close(G.v);

@@ -54,6 +54,7 @@ struct clabel {
 	int rc[RESULTS];    /* the result of commit seq, by seq % RESULTS */
 	int job_rc;         /* of the last abort / empty */
 	uint64_t uploaded;  /* bytes of packs the running commit put */
+	int commit_fds;     /* commit descriptors not yet released */
 	int have_last;
 	struct backup_result last;
 	double last_elapsed;
@@ -1412,6 +1413,8 @@ static int open_virtual(struct control *c, struct clabel *l, int k, int flags,
 					   l->reason);
 		pthread_mutex_lock(&l->lock);
 		rc = queue_job(l, J_COMMIT, &f->seq);
+		if (rc == 0)
+			l->commit_fds++;
 		pthread_mutex_unlock(&l->lock);
 		return rc;
 	case V_ABORT:
@@ -1596,6 +1599,12 @@ void control_release(struct control *c, struct cfile *f)
 		return;
 	if (f->of)
 		ovl_release(f->l->o, f->of);
+	if (f->kind == V_COMMIT && f->seq) {
+		pthread_mutex_lock(&f->l->lock);
+		f->l->commit_fds--;
+		pthread_cond_broadcast(&f->l->cv);
+		pthread_mutex_unlock(&f->l->lock);
+	}
 	buf_free(&f->text);
 	free(f);
 }
@@ -1651,6 +1660,55 @@ int control_open(const struct control_opts *o, struct control **out)
 	c->syncer_live = pthread_create(&c->syncer, NULL, sync_main, c) == 0;
 	*out = c;
 	return 0;
+}
+
+static int jobs_busy(const struct clabel *l)
+{
+	return l->running || l->job;
+}
+
+static int fds_busy(const struct clabel *l)
+{
+	return l->commit_fds > 0;
+}
+
+/* Waits until busy() is false for every label, or the deadline (0: none)
+ * passes. */
+static void wait_labels(struct control *c, int (*busy)(const struct clabel *),
+			double deadline)
+{
+	for (;;) {
+		struct clabel *b = NULL;
+
+		pthread_mutex_lock(&c->lock);
+		for (struct clabel *l = c->labels; l && !b; l = l->next) {
+			pthread_mutex_lock(&l->lock);
+			if (busy(l))
+				b = l;
+			pthread_mutex_unlock(&l->lock);
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!b || (deadline && mono_sec() >= deadline))
+			return;
+		pthread_mutex_lock(&b->lock);
+		while (busy(b) && !(deadline && mono_sec() >= deadline)) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec++;
+			pthread_cond_timedwait(&b->cv, &b->lock, &ts);
+		}
+		pthread_mutex_unlock(&b->lock);
+	}
+}
+
+void control_drain(struct control *c)
+{
+	wait_labels(c, jobs_busy, 0);
+	/* The committing process may close its descriptor more than once
+	 * (touch(1) does) and hears the outcome at each: give it a little
+	 * while to. */
+	wait_labels(c, fds_busy, mono_sec() + 10);
 }
 
 void control_close(struct control *c)

@@ -62,6 +62,10 @@ struct control_opts {
 int control_open(const struct control_opts *o, struct control **out);
 /* Waits for running commits, syncs and closes every stage. */
 void control_close(struct control *c);
+/* Waits until no commit, abort or emptying runs or is queued (a daemon
+ * told to stop serves requests until then, so the process waiting in the
+ * commit's close gets its answer). */
+void control_drain(struct control *c);
 
 /* Is ino control/ or below it? */
 int control_owns(const struct control *c, uint64_t ino);

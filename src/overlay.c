@@ -1,103 +1,17 @@
-/* overlay.c - a label's writable tree over its base; see overlay.h. */
+/* overlay.c - a label's writable tree over its base: nodes, numbers, copy-up, listings; see overlay.h. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
-#include "acl.h"
 #include "err.h"
-#include "itab.h"
-#include "overlay.h"
-#include "vfs.h"
-
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#define RENAME_EXCHANGE (1 << 1)
-#endif
-
-/* Sub-ranges of the control numbers: hashed base entries, created ones. */
-#define INO_HASH_MASK ((1ULL << 61) - 1)
-#define INO_HASH_BASE (OVL_INO_MIN + (1ULL << 40))
-#define INO_NEW_BASE (OVL_INO_MIN + (1ULL << 61))
-#define INO_STORED (1ULL << 63)
-/* The kernel's view of control/ changes only through this mount, except
- * where the tree starts afresh (abort, empty), which invalidates it; a
- * second keeps the cost of the few attributes we change behind the
- * kernel's back (ACL coupling) bounded. */
-#define TTL_CTL 1.0
-
-struct onode {
-	uint64_t ino, nlookup;
-	uint64_t parent; /* the directory it was last found in */
-	char *name;      /* its name there */
-	uint64_t group;  /* its group root (itself for a group root; 0 for
-			    the label directory) */
-	uint64_t gen;    /* o->gen when its base side was resolved */
-	uint8_t staged, unlinked, stale;
-	struct sinode si; /* staged: the row, authoritative */
-	/* base side (unstaged entries; staged ones keep it as origin) */
-	uint8_t type;
-	struct vfs_attr attr;
-	uint8_t bkind;   /* directories */
-	struct ref tree;
-	uint8_t has_loc; /* its entry: pname in ptree */
-	struct ref ptree;
-	char *pname;
-	uint64_t hl;
-	char *target;
-	/* open files */
-	int opens, writers;
-	int fsynced; /* no write since the last fsync */
-};
-
-struct hlmap {
-	uint64_t group, hl, ino;
-};
-
-struct ovl {
-	struct ovl_opts o;
-	char label[LABEL_MAX + 1];
-	struct stage *st;
-	struct ovl_base base;
-	struct manifest m;    /* the base's manifest (base.m points here) */
-	struct tree gtree;    /* the base's groups as a directory */
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	struct itab nodes;
-	uint64_t gen;
-	uint64_t next_ino, ino_reserved;
-	int closed_gate; /* a commit runs: changes wait */
-	int writers;     /* handles open for writing */
-	uint64_t changes, synced; /* changes made, and when last synced */
-	struct hlmap *hls; /* copied-up base hardlinks */
-	size_t nhls, hlcap;
-};
-
-struct ovl_file {
-	uint64_t ino;
-	int wr, fd;
-	struct centry *te; /* base reads: the pinned directory object */
-	const struct tent *e;
-	struct fread rd;
-	char label[300];
-};
-
-struct ovl_dir {
-	struct dslot {
-		char *name;
-		uint64_t ino;
-	} *v;
-	size_t n;
-	uint64_t self, parent;
-};
+#include "overlay_int.h"
 
 static const struct tree empty_tree;
 
@@ -137,12 +51,12 @@ uint64_t ovl_base_ino(struct ovl *o, uint64_t dir, uint64_t group,
 
 /* ---- node table (o->lock held) ---------------------------------------- */
 
-static struct onode *node_find(struct ovl *o, uint64_t ino)
+struct onode *onode_find(struct ovl *o, uint64_t ino)
 {
 	return itab_get(&o->nodes, ino);
 }
 
-static void node_clear(struct onode *n)
+void onode_clear(struct onode *n)
 {
 	sinode_free(&n->si);
 	free(n->name);
@@ -151,11 +65,11 @@ static void node_clear(struct onode *n)
 	n->name = n->pname = n->target = NULL;
 }
 
-static void node_free(struct ovl *o, struct onode *n)
+void onode_free(struct ovl *o, struct onode *n)
 {
 	if (itab_get(&o->nodes, n->ino) == n)
 		itab_del(&o->nodes, n->ino);
-	node_clear(n);
+	onode_clear(n);
 	free(n);
 }
 
@@ -199,7 +113,7 @@ static void staged_attr(struct ovl *o, const struct onode *n,
 	}
 }
 
-static void node_attr(struct ovl *o, const struct onode *n,
+void onode_attr(struct ovl *o, const struct onode *n,
 		      struct vfs_attr *a)
 {
 	if (n->staged) {
@@ -257,7 +171,7 @@ static int build_gtree(struct ovl *o)
 
 /* The base listing of a directory: *t stays valid until *pin is
  * released (NULL pins the overlay's own trees). */
-static int base_listing(struct ovl *o, uint8_t bkind, const struct ref *ref,
+int ovl_base_listing(struct ovl *o, uint8_t bkind, const struct ref *ref,
 			struct centry **pin, const struct tree **t)
 {
 	*pin = NULL;
@@ -273,7 +187,7 @@ static int base_listing(struct ovl *o, uint8_t bkind, const struct ref *ref,
 	}
 }
 
-static void dir_base(const struct onode *d, uint8_t *bkind, struct ref *ref)
+void ovl_dir_base(const struct onode *d, uint8_t *bkind, struct ref *ref)
 {
 	if (d->staged) {
 		*bkind = d->si.bkind;
@@ -321,7 +235,7 @@ static int template_base(struct ovl *o, const struct onode *d,
 		t->target = strdup(e->target);
 	if (!t->name || (t->has_loc && !t->pname) ||
 	    (e->type == ET_LNK && !t->target)) {
-		node_clear(t);
+		onode_clear(t);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	}
 	t->gen = o->gen;
@@ -343,7 +257,7 @@ static int copy_sinode(const struct sinode *in, struct sinode *out)
 static int template_staged(struct ovl *o, uint64_t ino, const struct onode *d,
 			   const char *name, struct onode *t)
 {
-	struct onode *live = node_find(o, ino);
+	struct onode *live = onode_find(o, ino);
 
 	memset(t, 0, sizeof(*t));
 	if (live && live->staged)
@@ -358,13 +272,13 @@ static int template_staged(struct ovl *o, uint64_t ino, const struct onode *d,
 	t->gen = o->gen;
 	t->name = strdup(name);
 	if (!t->name) {
-		node_clear(t);
+		onode_clear(t);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	}
 	return 0;
 }
 
-static int node_is_dir(const struct onode *n)
+int onode_is_dir(const struct onode *n)
 {
 	return n->staged ? n->si.type == ET_DIR : n->type == ET_DIR;
 }
@@ -381,7 +295,7 @@ static int staged_hl_find(struct ovl *o, uint64_t group, uint64_t hl,
 }
 
 /* What name in directory d is.  Holds o->lock; may read the base. */
-static int resolve(struct ovl *o, const struct onode *d, const char *name,
+int onode_resolve(struct ovl *o, const struct onode *d, const char *name,
 		   struct onode *t)
 {
 	const struct tree *tr;
@@ -392,7 +306,7 @@ static int resolve(struct ovl *o, const struct onode *d, const char *name,
 	uint64_t ino;
 	int rc;
 
-	if (!node_is_dir(d))
+	if (!onode_is_dir(d))
 		return snap_seterr(SNAP_ENOTDIR, "not a directory");
 	if (d->staged) {
 		rc = stage_dirent_get(o->st, d->ino, name, &ino);
@@ -404,8 +318,8 @@ static int resolve(struct ovl *o, const struct onode *d, const char *name,
 		if (rc != SNAP_ENOENT)
 			return rc;
 	}
-	dir_base(d, &dkind, &dref);
-	SNAP_TRY(base_listing(o, dkind, &dref, &pin, &tr));
+	ovl_dir_base(d, &dkind, &dref);
+	SNAP_TRY(ovl_base_listing(o, dkind, &dref, &pin, &tr));
 	e = tree_find(tr, name);
 	if (!e) {
 		rc = snap_seterr(SNAP_ENOENT, "no such entry: %s", name);
@@ -421,9 +335,9 @@ static int resolve(struct ovl *o, const struct onode *d, const char *name,
 
 /* The live node for a template (taking its strings), with one more
  * lookup reference when ref. */
-static struct onode *node_adopt(struct ovl *o, struct onode *t, int ref)
+struct onode *onode_adopt(struct ovl *o, struct onode *t, int ref)
 {
-	struct onode *n = node_find(o, t->ino);
+	struct onode *n = onode_find(o, t->ino);
 
 	if (n) {
 		/* Known already: take the template's backing (after a commit
@@ -433,7 +347,7 @@ static struct onode *node_adopt(struct ovl *o, struct onode *t, int ref)
 		int fsynced = n->fsynced;
 		uint64_t nl = n->nlookup;
 
-		node_clear(n);
+		onode_clear(n);
 		*n = *t;
 		n->opens = opens;
 		n->writers = writers;
@@ -445,7 +359,7 @@ static struct onode *node_adopt(struct ovl *o, struct onode *t, int ref)
 	n = malloc(sizeof(*n));
 	if (!n || itab_put(&o->nodes, t->ino, n)) {
 		free(n);
-		node_clear(t);
+		onode_clear(t);
 		snap_seterr(SNAP_ENOMEM, "out of memory");
 		return NULL;
 	}
@@ -457,7 +371,7 @@ static struct onode *node_adopt(struct ovl *o, struct onode *t, int ref)
 /* The label directory's node: always live. */
 static struct onode *root_node(struct ovl *o)
 {
-	return node_find(o, o->o.root_ino);
+	return onode_find(o, o->o.root_ino);
 }
 
 static int init_root(struct ovl *o, struct onode *r)
@@ -501,20 +415,20 @@ static int refresh(struct ovl *o, struct onode *n)
 
 	if (n->gen == o->gen || n->ino == o->o.root_ino)
 		return n->stale ? snap_seterr(SNAP_ENOENT, "stale entry") : 0;
-	d = node_find(o, n->parent);
+	d = onode_find(o, n->parent);
 	if (!d || !n->name)
 		goto stale;
 	SNAP_TRY(refresh(o, d));
-	rc = resolve(o, d, n->name, &t);
+	rc = onode_resolve(o, d, n->name, &t);
 	if (rc == SNAP_ENOENT)
 		goto stale;
 	if (rc)
 		return rc;
 	if (t.ino != n->ino) {
-		node_clear(&t);
+		onode_clear(&t);
 		goto stale;
 	}
-	node_adopt(o, &t, 0);
+	onode_adopt(o, &t, 0);
 	return 0;
 stale:
 	n->gen = o->gen;
@@ -524,9 +438,9 @@ stale:
 }
 
 /* A live node by number, bound to the current tree. */
-static int node_get(struct ovl *o, uint64_t ino, struct onode **out)
+int onode_get(struct ovl *o, uint64_t ino, struct onode **out)
 {
-	struct onode *n = node_find(o, ino);
+	struct onode *n = onode_find(o, ino);
 
 	if (!n)
 		return snap_seterr(SNAP_ENOENT,
@@ -543,7 +457,7 @@ static int node_get(struct ovl *o, uint64_t ino, struct onode **out)
  * commit stored would not be harmless). */
 #define INO_BLOCK 1024
 
-static int new_ino(struct ovl *o, uint64_t *ino)
+int ovl_new_ino(struct ovl *o, uint64_t *ino)
 {
 	if (o->next_ino >= o->ino_reserved) {
 		SNAP_TRY(stage_set_next_ino(o->st, o->next_ino + INO_BLOCK));
@@ -581,7 +495,7 @@ static void sinode_from_base(const struct onode *n, struct sinode *si)
 	si->bhl = n->hl;
 }
 
-static int put_node(struct ovl *o, struct onode *n)
+int onode_put(struct ovl *o, struct onode *n)
 {
 	return stage_inode_put(o->st, &n->si);
 }
@@ -589,7 +503,7 @@ static int put_node(struct ovl *o, struct onode *n)
 /* Makes n staged: a row of its own and, up to the label directory, a name
  * in each staged parent (a base hardlink gets no name: every base name of
  * it resolves to the row). */
-static int copy_up(struct ovl *o, struct onode *n)
+int onode_copy_up(struct ovl *o, struct onode *n)
 {
 	struct sinode si;
 	struct onode *p = NULL;
@@ -598,12 +512,12 @@ static int copy_up(struct ovl *o, struct onode *n)
 	if (n->staged)
 		return 0;
 	if (n->ino != o->o.root_ino && !n->hl) {
-		p = node_find(o, n->parent);
+		p = onode_find(o, n->parent);
 		if (!p)
 			return snap_seterr(SNAP_EIO, "%s: its directory is not "
 					   "known (copy-up)", n->name);
 		SNAP_TRY(refresh(o, p));
-		SNAP_TRY(copy_up(o, p));
+		SNAP_TRY(onode_copy_up(o, p));
 	}
 	sinode_from_base(n, &si);
 	if (n->ino == o->o.root_ino) {
@@ -628,9 +542,9 @@ static int copy_up(struct ovl *o, struct onode *n)
 		/* The commit walks this group whole: its root must be
 		 * staged for the walk to reach it. */
 		if (rc == 0) {
-			struct onode *g = node_find(o, n->group);
+			struct onode *g = onode_find(o, n->group);
 
-			rc = g ? copy_up(o, g)
+			rc = g ? onode_copy_up(o, g)
 			       : snap_seterr(SNAP_EIO, "group of %s unknown",
 					     n->name);
 		}
@@ -654,7 +568,7 @@ static int ref_is_zero(const struct ref *r)
 
 /* The base entry of an unstaged (or copied-up) node, pinned: in its
  * directory object, or for a group directory among the base's groups. */
-static int base_entry(struct ovl *o, const struct onode *n,
+int onode_base_entry(struct ovl *o, const struct onode *n,
 		      struct centry **pin, const struct tent **e)
 {
 	const struct tree *t;
@@ -677,7 +591,7 @@ static int base_entry(struct ovl *o, const struct onode *n,
 
 /* Brings a staged file's content into data/<ino>: its base chunks, or
  * nothing when it is about to be truncated. */
-static int materialize(struct ovl *o, struct onode *n, int truncate)
+int onode_materialize(struct ovl *o, struct onode *n, int truncate)
 {
 	const struct tent *e;
 	struct centry *pin = NULL;
@@ -688,7 +602,7 @@ static int materialize(struct ovl *o, struct onode *n, int truncate)
 	SNAP_TRY(stage_data_open(o->st, n->ino, O_RDWR | O_CREAT | O_TRUNC,
 				 &fd));
 	if (!truncate && n->si.has_orig && n->si.oname) {
-		rc = base_entry(o, n, &pin, &e);
+		rc = onode_base_entry(o, n, &pin, &e);
 		if (rc == 0 && (!e || e->type != ET_REG))
 			rc = snap_seterr(SNAP_ECORRUPT, "%s vanished from its "
 					 "directory object", n->si.oname);
@@ -734,7 +648,7 @@ static int materialize(struct ovl *o, struct onode *n, int truncate)
 
 /* Before any change: waits while a commit runs.  o->lock held.  A label
  * whose stage another process holds takes no change. */
-static int gate_wait(struct ovl *o)
+int ovl_gate_wait(struct ovl *o)
 {
 	if (o->o.read_only)
 		return snap_seterr(SNAP_EROFS, "control/%s: its stage is in use "
@@ -743,140 +657,6 @@ static int gate_wait(struct ovl *o)
 		pthread_cond_wait(&o->cv, &o->lock);
 	o->changes++;
 	return 0;
-}
-
-static int64_t now(void)
-{
-	return now_ns();
-}
-
-static void touch_dir(struct onode *d)
-{
-	d->si.mtime_ns = d->si.ctime_ns = now();
-}
-
-/* Names at the label level are groups: directories with a group name. */
-static int group_level_ok(struct ovl *o, const struct onode *d,
-			  const char *name, int is_dir)
-{
-	if (d->ino != o->o.root_ino)
-		return 0;
-	if (!is_dir)
-		return snap_seterr(SNAP_EPERM,
-				   "control/%s/%s: only directories (groups) "
-				   "can be made at the label level",
-				   o->label, name);
-	return group_check(name);
-}
-
-static int name_check(const char *name)
-{
-	if (strlen(name) > 255)
-		return snap_seterr(SNAP_ENAMETOOLONG, "name too long");
-	return 0;
-}
-
-/* The directory d must not have name yet. */
-static int absent(struct ovl *o, const struct onode *d, const char *name)
-{
-	struct onode t;
-	int rc = resolve(o, d, name, &t);
-
-	if (rc == 0) {
-		node_clear(&t);
-		return snap_seterr(SNAP_EEXIST, "%s exists", name);
-	}
-	return rc == SNAP_ENOENT ? 0 : rc;
-}
-
-/* A new staged inode named name in d. */
-static int add_new(struct ovl *o, const struct ovl_ctx *c, struct onode *d,
-		   const char *name, uint8_t type, uint32_t mode,
-		   struct onode **out)
-{
-	struct onode t;
-	uint32_t gid = c->gid;
-	int rc;
-
-	SNAP_TRY(name_check(name));
-	SNAP_TRY(group_level_ok(o, d, name, type == ET_DIR));
-	SNAP_TRY(absent(o, d, name));
-	SNAP_TRY(copy_up(o, d));
-	/* A setgid directory hands on its group, and to directories its
-	 * setgid bit, as Linux filesystems do. */
-	if (d->si.mode & S_ISGID) {
-		gid = d->si.gid;
-		if (type == ET_DIR)
-			mode |= S_ISGID;
-	}
-	memset(&t, 0, sizeof(t));
-	SNAP_TRY(new_ino(o, &t.ino));
-	t.staged = 1;
-	t.type = type;
-	t.parent = d->ino;
-	t.group = d->group ? d->group : t.ino;
-	t.gen = o->gen;
-	t.si.ino = t.ino;
-	t.si.type = type;
-	t.si.mode = mode;
-	t.si.uid = c->uid;
-	t.si.gid = gid;
-	t.si.mtime_ns = t.si.ctime_ns = now();
-	t.si.nlink = 1;
-	t.name = strdup(name);
-	if (!t.name)
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	rc = stage_inode_put(o->st, &t.si);
-	rc = rc ? rc : stage_dirent_put(o->st, d->ino, name, t.ino);
-	touch_dir(d);
-	rc = rc ? rc : put_node(o, d);
-	if (rc) {
-		node_clear(&t);
-		return rc;
-	}
-	*out = node_adopt(o, &t, 1);
-	return *out ? 0 : SNAP_ENOMEM;
-}
-
-/* Takes name out of directory d (which is staged): a whiteout when the
- * base has the name, else the staged name goes. */
-static int drop_name(struct ovl *o, struct onode *d, const char *name)
-{
-	const struct tree *tr;
-	struct centry *pin;
-	struct ref dref;
-	uint8_t dkind;
-	int rc, inbase;
-
-	dir_base(d, &dkind, &dref);
-	SNAP_TRY(base_listing(o, dkind, &dref, &pin, &tr));
-	inbase = tree_find(tr, name) != NULL;
-	cache_release(o->o.c, pin);
-	rc = inbase ? stage_dirent_put(o->st, d->ino, name, 0)
-		    : stage_dirent_del(o->st, d->ino, name);
-	return rc;
-}
-
-/* The inode n lost a name: when it has none left and nobody has it open,
- * its row and data go. */
-static int lost_name(struct ovl *o, struct onode *n)
-{
-	if (node_is_dir(n)) {
-		n->unlinked = 1;
-		return n->staged ? stage_inode_del(o->st, n->ino) : 0;
-	}
-	if (!n->staged)
-		return 0; /* a base name of a hardlink; others remain */
-	if (n->si.nlink > 0)
-		n->si.nlink--;
-	n->si.ctime_ns = now();
-	if (n->si.nlink > 0 || n->si.bhl)
-		return put_node(o, n);
-	n->unlinked = 1;
-	if (n->opens)
-		return put_node(o, n); /* reaped at release or recovery */
-	SNAP_TRY(stage_data_unlink(o->st, n->ino));
-	return stage_inode_del(o->st, n->ino);
 }
 
 /* ---- merged listings -------------------------------------------------- */
@@ -920,7 +700,7 @@ static int merge_staged(void *ctx, const char *name, uint64_t ino)
 
 /* Calls fn for every entry of directory d in name order: base entries
  * with e set, staged ones with their number.  o->lock held. */
-static int merge_dir(struct ovl *o, const struct onode *d,
+int ovl_merge_dir(struct ovl *o, const struct onode *d,
 		     int (*fn)(void *ctx, const char *name,
 			       const struct tent *e, uint64_t ino),
 		     void *ctx)
@@ -930,9 +710,9 @@ static int merge_dir(struct ovl *o, const struct onode *d,
 	struct ref dref;
 	int rc;
 
-	dir_base(d, &m.dkind, &dref);
+	ovl_dir_base(d, &m.dkind, &dref);
 	m.dref = &dref;
-	SNAP_TRY(base_listing(o, m.dkind, &dref, &pin, &m.tr));
+	SNAP_TRY(ovl_base_listing(o, m.dkind, &dref, &pin, &m.tr));
 	rc = d->staged ? stage_dirent_each(o->st, d->ino, merge_staged, &m)
 		       : 0;
 	rc = rc ? rc : merge_base_until(&m, NULL);
@@ -948,10 +728,10 @@ static int count_one(void *ctx, const char *name, const struct tent *e,
 	return 1; /* one is enough */
 }
 
-static int dir_is_empty(struct ovl *o, const struct onode *d)
+int onode_dir_empty(struct ovl *o, const struct onode *d)
 {
 	size_t n = 0;
-	int rc = merge_dir(o, d, count_one, &n);
+	int rc = ovl_merge_dir(o, d, count_one, &n);
 
 	return rc < 0 ? rc : n == 0;
 }
@@ -967,12 +747,12 @@ int ovl_lookup(struct ovl *o, uint64_t dir, const char *name,
 	memset(a, 0, sizeof(*a));
 	a->timeout = TTL_CTL;
 	ovl_lock(o);
-	rc = node_get(o, dir, &d);
-	rc = rc ? rc : resolve(o, d, name, &t);
+	rc = onode_get(o, dir, &d);
+	rc = rc ? rc : onode_resolve(o, d, name, &t);
 	if (rc == 0) {
-		n = node_adopt(o, &t, 1);
+		n = onode_adopt(o, &t, 1);
 		if (n)
-			node_attr(o, n, a);
+			onode_attr(o, n, a);
 		else
 			rc = SNAP_ENOMEM;
 	}
@@ -985,11 +765,11 @@ void ovl_forget(struct ovl *o, uint64_t ino, uint64_t nl)
 	struct onode *n;
 
 	ovl_lock(o);
-	n = node_find(o, ino);
+	n = onode_find(o, ino);
 	if (n && n->ino != o->o.root_ino) {
 		n->nlookup -= nl < n->nlookup ? nl : n->nlookup;
 		if (n->nlookup == 0 && n->opens == 0)
-			node_free(o, n);
+			onode_free(o, n);
 	}
 	ovl_unlock(o);
 }
@@ -999,7 +779,7 @@ int ovl_has(struct ovl *o, uint64_t ino)
 	int has;
 
 	ovl_lock(o);
-	has = node_find(o, ino) != NULL;
+	has = onode_find(o, ino) != NULL;
 	ovl_unlock(o);
 	return has;
 }
@@ -1010,9 +790,9 @@ int ovl_getattr(struct ovl *o, uint64_t ino, struct vfs_attr *a)
 	int rc;
 
 	ovl_lock(o);
-	rc = node_get(o, ino, &n);
+	rc = onode_get(o, ino, &n);
 	if (rc == 0)
-		node_attr(o, n, a);
+		onode_attr(o, n, a);
 	ovl_unlock(o);
 	return rc;
 }
@@ -1025,7 +805,7 @@ int ovl_readlink(struct ovl *o, uint64_t ino, char **target)
 
 	*target = NULL;
 	ovl_lock(o);
-	rc = node_get(o, ino, &n);
+	rc = onode_get(o, ino, &n);
 	if (rc == 0) {
 		t = n->staged ? n->si.target : n->target;
 		if (!t)
@@ -1076,14 +856,14 @@ int ovl_opendir(struct ovl *o, uint64_t ino, struct ovl_dir **out)
 	if (!d)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	ovl_lock(o);
-	rc = node_get(o, ino, &n);
-	if (rc == 0 && !node_is_dir(n))
+	rc = onode_get(o, ino, &n);
+	if (rc == 0 && !onode_is_dir(n))
 		rc = snap_seterr(SNAP_ENOTDIR, "not a directory");
 	if (rc == 0) {
 		d->self = n->ino;
 		d->parent = n->parent;
 		s.dir = n;
-		rc = merge_dir(o, n, snap_one, &s);
+		rc = ovl_merge_dir(o, n, snap_one, &s);
 	}
 	ovl_unlock(o);
 	if (rc) {
@@ -1112,14 +892,14 @@ int ovl_dirent(struct ovl *o, struct ovl_dir *d, size_t idx, int plus,
 		return 1;
 	*name = d->v[idx].name;
 	ovl_lock(o);
-	rc = node_get(o, d->self, &dir);
+	rc = onode_get(o, d->self, &dir);
 	/* Resolving again keeps one rule for numbers and attributes; an
 	 * entry removed since opendir is skipped as absent. */
-	rc = rc ? rc : resolve(o, dir, d->v[idx].name, &t);
+	rc = rc ? rc : onode_resolve(o, dir, d->v[idx].name, &t);
 	if (rc == 0) {
-		n = node_adopt(o, &t, plus);
+		n = onode_adopt(o, &t, plus);
 		if (n)
-			node_attr(o, n, a);
+			onode_attr(o, n, a);
 		else
 			rc = SNAP_ENOMEM;
 	}
@@ -1136,934 +916,6 @@ void ovl_closedir(struct ovl *o, struct ovl_dir *d)
 		free(d->v[i].name);
 	free(d->v);
 	free(d);
-}
-
-/* ---- namespace changes ------------------------------------------------ */
-
-int ovl_mknod(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
-	      const char *name, uint32_t mode, uint32_t rmajor,
-	      uint32_t rminor, struct vfs_attr *a)
-{
-	struct onode *d, *n;
-	uint8_t type = ent_type(mode); /* 0: a socket, never stored */
-	int rc;
-
-	if (!type || type == ET_DIR || type == ET_LNK)
-		return snap_seterr(SNAP_EPERM, "%s: this kind of file "
-				   "cannot be stored", name);
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, dir, &d);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = add_new(o, c, d, name, type, mode, &n);
-		if (rc == 0) {
-			n->si.rdev_major = rmajor;
-			n->si.rdev_minor = rminor;
-			if (type == ET_REG) {
-				int fd;
-
-				rc = stage_data_open(o->st, n->ino,
-						     O_RDWR | O_CREAT | O_TRUNC,
-						     &fd);
-				if (rc == 0) {
-					close(fd);
-					n->si.data = 1;
-					n->si.wstate = WS_UNSYNCED;
-				}
-			}
-			rc = rc ? rc : put_node(o, n);
-		}
-		rc = stage_end(o->st, rc);
-		if (rc == 0)
-			node_attr(o, n, a);
-	}
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_mkdir(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
-	      const char *name, uint32_t mode, struct vfs_attr *a)
-{
-	struct onode *d, *n;
-	int rc;
-
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, dir, &d);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = add_new(o, c, d, name, ET_DIR, S_IFDIR | (mode & 07777),
-			     &n);
-		rc = stage_end(o->st, rc);
-		if (rc == 0)
-			node_attr(o, n, a);
-	}
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_symlink(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
-		const char *name, const char *target, struct vfs_attr *a)
-{
-	struct onode *d, *n;
-	int rc;
-
-	if (!*target || strlen(target) > 4095)
-		return snap_seterr(SNAP_ENAMETOOLONG, "bad symlink target");
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, dir, &d);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = add_new(o, c, d, name, ET_LNK, S_IFLNK | 0777, &n);
-		if (rc == 0) {
-			n->si.target = strdup(target);
-			n->si.size = strlen(target);
-			rc = n->si.target ? put_node(o, n)
-					  : snap_seterr(SNAP_ENOMEM,
-							"out of memory");
-		}
-		rc = stage_end(o->st, rc);
-		if (rc == 0)
-			node_attr(o, n, a);
-	}
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_link(struct ovl *o, uint64_t ino, uint64_t dir, const char *name,
-	     struct vfs_attr *a)
-{
-	struct onode *n, *d;
-	int rc;
-
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, ino, &n);
-	rc = rc ? rc : node_get(o, dir, &d);
-	if (rc == 0 && node_is_dir(n))
-		rc = snap_seterr(SNAP_EPERM, "hardlinks to directories");
-	/* Hardlink ids are per group: a link across groups cannot be
-	 * stored as one. */
-	if (rc == 0 && d->group != n->group)
-		rc = snap_seterr(SNAP_EXDEV, "%s: hardlinks cannot cross "
-				 "groups", name);
-	rc = rc ? rc : name_check(name);
-	rc = rc ? rc : group_level_ok(o, d, name, 0);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = absent(o, d, name);
-		rc = rc ? rc : copy_up(o, n);
-		rc = rc ? rc : copy_up(o, d);
-		rc = rc ? rc : stage_dirent_put(o->st, d->ino, name, n->ino);
-		if (rc == 0) {
-			n->si.nlink = (n->si.nlink ? n->si.nlink : 1) + 1;
-			n->si.ctime_ns = now();
-			touch_dir(d);
-			rc = put_node(o, n);
-			rc = rc ? rc : put_node(o, d);
-		}
-		rc = stage_end(o->st, rc);
-		if (rc == 0) {
-			n->nlookup++;
-			node_attr(o, n, a);
-		}
-	}
-	ovl_unlock(o);
-	return rc;
-}
-
-/* Removes name from d: a file (dir 0) or an empty directory (dir 1). */
-static int remove_name(struct ovl *o, uint64_t dir, const char *name,
-		       int want_dir)
-{
-	struct onode *d, t, *n;
-	int rc, isdir;
-
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, dir, &d);
-	rc = rc ? rc : resolve(o, d, name, &t);
-	if (rc) {
-		ovl_unlock(o);
-		return rc;
-	}
-	n = node_adopt(o, &t, 0);
-	if (!n) {
-		ovl_unlock(o);
-		return SNAP_ENOMEM;
-	}
-	isdir = n->staged ? n->si.type == ET_DIR : n->type == ET_DIR;
-	if (want_dir && !isdir)
-		rc = snap_seterr(SNAP_ENOTDIR, "%s: not a directory", name);
-	else if (!want_dir && isdir)
-		rc = snap_seterr(SNAP_EISDIR, "%s: is a directory", name);
-	if (rc == 0 && isdir) {
-		rc = dir_is_empty(o, n);
-		rc = rc < 0 ? rc
-		     : rc  ? 0
-			   : snap_seterr(SNAP_ENOTEMPTY, "%s: not empty",
-					 name);
-	}
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = copy_up(o, d);
-		rc = rc ? rc : drop_name(o, d, name);
-		if (rc == 0 && isdir && n->staged)
-			rc = stage_dirent_clear(o->st, n->ino);
-		rc = rc ? rc : lost_name(o, n);
-		if (rc == 0) {
-			touch_dir(d);
-			rc = put_node(o, d);
-		}
-		rc = stage_end(o->st, rc);
-	}
-	if (n->nlookup == 0 && n->opens == 0)
-		node_free(o, n);
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_unlink(struct ovl *o, uint64_t dir, const char *name)
-{
-	return remove_name(o, dir, name, 0);
-}
-
-int ovl_rmdir(struct ovl *o, uint64_t dir, const char *name)
-{
-	return remove_name(o, dir, name, 1);
-}
-
-int ovl_rename(struct ovl *o, uint64_t dir, const char *name, uint64_t ndir,
-	       const char *nname, unsigned flags)
-{
-	struct onode *d, *nd, *s = NULL, *x = NULL, t;
-	int rc, sdir;
-
-	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
-		return snap_seterr(SNAP_EINVAL, "rename flags not supported");
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, dir, &d);
-	rc = rc ? rc : node_get(o, ndir, &nd);
-	rc = rc ? rc : name_check(nname);
-	if (rc == 0 && (rc = resolve(o, d, name, &t)) == 0 &&
-	    !(s = node_adopt(o, &t, 0)))
-		rc = SNAP_ENOMEM;
-	if (rc)
-		goto out;
-	sdir = node_is_dir(s);
-	rc = resolve(o, nd, nname, &t);
-	if (rc == 0) {
-		x = node_adopt(o, &t, 0);
-		if (!x) {
-			rc = SNAP_ENOMEM;
-			goto out;
-		}
-	} else if (rc != SNAP_ENOENT) {
-		goto out;
-	}
-	rc = 0;
-	if (x == s)
-		goto out; /* the same file: nothing to do */
-	if (x && (flags & RENAME_NOREPLACE)) {
-		rc = snap_seterr(SNAP_EEXIST, "%s exists", nname);
-		goto out;
-	}
-	if (!x && (flags & RENAME_EXCHANGE)) {
-		rc = snap_seterr(SNAP_ENOENT, "%s does not exist", nname);
-		goto out;
-	}
-	rc = group_level_ok(o, nd, nname, sdir);
-	if (rc == 0 && x && (flags & RENAME_EXCHANGE))
-		rc = group_level_ok(o, d, name, node_is_dir(x));
-	/* Hardlink ids are per group, and a directory from the base takes
-	 * its hardlinks along unread: neither may change group. */
-	if (rc == 0 && nd->group != s->group &&
-	    (sdir || s->hl || (s->staged && (s->si.bhl || s->si.nlink > 1))))
-		rc = snap_seterr(SNAP_EXDEV, "%s: directories and hardlinked "
-				 "files cannot move to another group", name);
-	if (rc == 0 && x && (flags & RENAME_EXCHANGE) && d->group != x->group &&
-	    (node_is_dir(x) || x->hl ||
-	     (x->staged && (x->si.bhl || x->si.nlink > 1))))
-		rc = snap_seterr(SNAP_EXDEV, "%s: directories and hardlinked "
-				 "files cannot move to another group", nname);
-	if (rc)
-		goto out;
-	if (x && !(flags & RENAME_EXCHANGE)) {
-		int xdir = node_is_dir(x);
-
-		if (sdir && !xdir)
-			rc = snap_seterr(SNAP_ENOTDIR, "%s: not a directory",
-					 nname);
-		else if (!sdir && xdir)
-			rc = snap_seterr(SNAP_EISDIR, "%s: is a directory",
-					 nname);
-		else if (xdir) {
-			rc = dir_is_empty(o, x);
-			rc = rc < 0 ? rc
-			     : rc  ? 0
-				   : snap_seterr(SNAP_ENOTEMPTY,
-						 "%s: not empty", nname);
-		}
-		if (rc)
-			goto out;
-	}
-	rc = stage_begin(o->st);
-	if (rc)
-		goto out;
-	rc = copy_up(o, s);
-	rc = rc ? rc : (x ? copy_up(o, x) : 0);
-	rc = rc ? rc : copy_up(o, d);
-	rc = rc ? rc : copy_up(o, nd);
-	if (rc == 0 && x && (flags & RENAME_EXCHANGE)) {
-		rc = stage_dirent_put(o->st, d->ino, name, x->ino);
-		rc = rc ? rc : stage_dirent_put(o->st, nd->ino, nname, s->ino);
-	} else if (rc == 0) {
-		if (x && node_is_dir(x))
-			rc = stage_dirent_clear(o->st, x->ino);
-		rc = rc ? rc : (x ? lost_name(o, x) : 0);
-		rc = rc ? rc : stage_dirent_put(o->st, nd->ino, nname, s->ino);
-		rc = rc ? rc : drop_name(o, d, name);
-	}
-	if (rc == 0) {
-		s->si.ctime_ns = now();
-		touch_dir(d);
-		touch_dir(nd);
-		rc = put_node(o, s);
-		rc = rc ? rc : put_node(o, d);
-		rc = rc ? rc : (nd != d ? put_node(o, nd) : 0);
-		if (rc == 0 && x && (flags & RENAME_EXCHANGE)) {
-			x->si.ctime_ns = now();
-			rc = put_node(o, x);
-		}
-	}
-	rc = stage_end(o->st, rc);
-	if (rc == 0) {
-		char *nn = strdup(nname);
-
-		if (nn) {
-			free(s->name);
-			s->name = nn;
-			s->parent = nd->ino;
-		}
-		if (x && (flags & RENAME_EXCHANGE)) {
-			char *xn = strdup(name);
-
-			if (xn) {
-				free(x->name);
-				x->name = xn;
-				x->parent = d->ino;
-			}
-		}
-		if (nd->group != s->group)
-			s->group = nd->group;
-		if (x && (flags & RENAME_EXCHANGE) && d->group != x->group)
-			x->group = d->group;
-	}
-out:
-	if (x && x != s && x->nlookup == 0 && x->opens == 0)
-		node_free(o, x);
-	if (s && s->nlookup == 0 && s->opens == 0)
-		node_free(o, s);
-	ovl_unlock(o);
-	return rc;
-}
-
-/* ---- attributes and xattrs -------------------------------------------- */
-
-/* Moves the base's attributes of a copied-up inode into the stage. */
-static int own_xattrs(struct ovl *o, struct onode *n)
-{
-	const struct tent *e;
-	struct centry *pin;
-	int rc;
-
-	if (n->si.own_xattrs)
-		return 0;
-	rc = base_entry(o, n, &pin, &e);
-	for (size_t i = 0; e && rc == 0 && i < e->nxattrs; i++)
-		rc = stage_xattr_set(o->st, n->ino, e->xattrs[i].name,
-				     e->xattrs[i].val, e->xattrs[i].len);
-	cache_release(o->o.c, pin);
-	if (rc == 0)
-		n->si.own_xattrs = 1;
-	return rc;
-}
-
-/* Keeps a stored access ACL in step with a new mode, as the kernel does
- * for filesystems that hold ACLs (unless the kernel does it for us). */
-static int chmod_acl(struct ovl *o, struct onode *n)
-{
-	struct buf v = BUF_INIT;
-	int rc;
-
-	if (o->o.kernel_acl)
-		return 0;
-	rc = stage_xattr_get(o->st, n->ino, ACL_XATTR_ACCESS, &v);
-	if (rc == SNAP_ENOENT)
-		return 0;
-	if (rc == 0 && acl_from_mode(v.p, v.len, n->si.mode) == 0)
-		rc = stage_xattr_set(o->st, n->ino, ACL_XATTR_ACCESS, v.p,
-				     v.len);
-	buf_free(&v);
-	return rc;
-}
-
-int ovl_setattr(struct ovl *o, uint64_t ino, const struct vfs_setattr *sa,
-		struct ovl_file *f, struct vfs_attr *a)
-{
-	struct onode *n;
-	int64_t t = now();
-	int rc;
-
-	(void)f;
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, ino, &n);
-	if (rc == 0 && (sa->valid & VFS_SET_SIZE) && !node_is_dir(n) &&
-	    (n->staged ? n->si.type : n->type) != ET_REG)
-		rc = snap_seterr(SNAP_EINVAL, "not a regular file");
-	if (rc == 0 && (sa->valid & VFS_SET_SIZE) && node_is_dir(n))
-		rc = snap_seterr(SNAP_EISDIR, "is a directory");
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc)
-		goto out;
-	rc = copy_up(o, n);
-	if (rc == 0 && (sa->valid & VFS_SET_SIZE)) {
-		rc = materialize(o, n, sa->size == 0);
-		if (rc == 0) {
-			int fd;
-
-			rc = stage_data_open(o->st, n->ino, O_RDWR, &fd);
-			if (rc == 0) {
-				if (ftruncate(fd, (off_t)sa->size))
-					rc = snap_syserr(errno, "truncating");
-				close(fd);
-			}
-		}
-		if (rc == 0) {
-			n->si.size = sa->size;
-			n->si.mtime_ns = t;
-			if (n->si.wstate == WS_CLEAN)
-				n->si.wstate = WS_UNSYNCED;
-		}
-	}
-	if (rc == 0 && (sa->valid & VFS_SET_MODE)) {
-		n->si.mode = (n->si.mode & S_IFMT) | (sa->mode & 07777);
-		if (n->si.own_xattrs)
-			rc = chmod_acl(o, n);
-	}
-	if (rc == 0 && (sa->valid & VFS_SET_UID))
-		n->si.uid = sa->uid;
-	if (rc == 0 && (sa->valid & VFS_SET_GID))
-		n->si.gid = sa->gid;
-	if (rc == 0 && (sa->valid & VFS_SET_MTIME))
-		n->si.mtime_ns = (sa->valid & VFS_SET_MTIME_NOW) ? t
-								   : sa->mtime_ns;
-	if (rc == 0) {
-		n->si.ctime_ns = (sa->valid & VFS_SET_CTIME) ? sa->ctime_ns : t;
-		rc = put_node(o, n);
-	}
-	rc = stage_end(o->st, rc);
-	if (rc == 0)
-		node_attr(o, n, a);
-out:
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_getxattr(struct ovl *o, uint64_t ino, const char *name,
-		 struct buf *out)
-{
-	struct onode *n;
-	struct centry *pin = NULL;
-	const struct tent *e;
-	int rc;
-
-	ovl_lock(o);
-	rc = node_get(o, ino, &n);
-	if (rc == 0 && n->staged && n->si.own_xattrs) {
-		rc = stage_xattr_get(o->st, n->ino, name, out);
-	} else if (rc == 0) {
-		rc = base_entry(o, n, &pin, &e);
-		if (rc == 0) {
-			rc = SNAP_ENOENT;
-			for (size_t i = 0; e && i < e->nxattrs; i++)
-				if (strcmp(e->xattrs[i].name, name) == 0) {
-					out->len = 0;
-					rc = buf_add(out, e->xattrs[i].val,
-						     e->xattrs[i].len);
-					break;
-				}
-		}
-		cache_release(o->o.c, pin);
-	}
-	ovl_unlock(o);
-	if (rc == SNAP_ENOENT)
-		rc = snap_seterr(SNAP_ENODATA, "no attribute %s", name);
-	return rc;
-}
-
-static int list_one(void *ctx, const char *name, const void *val, size_t len)
-{
-	(void)val, (void)len;
-	return buf_add(ctx, name, strlen(name) + 1);
-}
-
-int ovl_listxattr(struct ovl *o, uint64_t ino, struct buf *out)
-{
-	struct onode *n;
-	struct centry *pin = NULL;
-	const struct tent *e;
-	int rc;
-
-	out->len = 0;
-	ovl_lock(o);
-	rc = node_get(o, ino, &n);
-	if (rc == 0 && n->staged && n->si.own_xattrs) {
-		rc = stage_xattr_each(o->st, n->ino, list_one, out);
-	} else if (rc == 0) {
-		rc = base_entry(o, n, &pin, &e);
-		for (size_t i = 0; rc == 0 && e && i < e->nxattrs; i++)
-			rc = buf_add(out, e->xattrs[i].name,
-				     strlen(e->xattrs[i].name) + 1);
-		cache_release(o->o.c, pin);
-	}
-	ovl_unlock(o);
-	return rc;
-}
-
-/* control/<label> itself is not part of any backup. */
-static int xattr_storable(struct ovl *o, const struct onode *n)
-{
-	if (n->ino == o->o.root_ino)
-		return snap_seterr(SNAP_EUNSUPP, "control/%s keeps no "
-				   "attributes (its groups do)",
-				   o->label);
-	return 0;
-}
-
-int ovl_setxattr(struct ovl *o, uint64_t ino, const char *name,
-		 const void *val, size_t len, int flags)
-{
-	struct onode *n;
-	struct buf old = BUF_INIT;
-	uint32_t perm = 0;
-	int rc, had = SNAP_ENOENT, acl = 0, minimal = 0;
-
-	if (strlen(name) > 255 || len > 65536)
-		return snap_seterr(SNAP_ERANGE, "attribute too large");
-	/* An access ACL sets the mode's permission bits, and one that says
-	 * no more than the mode is not kept (as Linux filesystems do): tar
-	 * and cp set one on every directory, the group directories too. */
-	if (!o->o.kernel_acl && strcmp(name, ACL_XATTR_ACCESS) == 0 &&
-	    acl_to_mode(val, len, &perm) == 0) {
-		acl = 1;
-		minimal = acl_is_minimal(val, len) == 1;
-	}
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, ino, &n);
-	rc = rc || minimal ? rc : xattr_storable(o, n);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc)
-		goto out;
-	rc = copy_up(o, n);
-	rc = rc || (minimal && xattr_storable(o, n)) ? rc : own_xattrs(o, n);
-	if (rc == 0 && n->si.own_xattrs) {
-		had = stage_xattr_get(o->st, n->ino, name, &old);
-		if (had != 0 && had != SNAP_ENOENT)
-			rc = had;
-		else if ((flags & XATTR_CREATE) && had == 0)
-			rc = snap_seterr(SNAP_EEXIST, "%s exists", name);
-		else if ((flags & XATTR_REPLACE) && had == SNAP_ENOENT)
-			rc = snap_seterr(SNAP_ENODATA, "no attribute %s", name);
-	}
-	if (rc == 0 && acl)
-		n->si.mode = (n->si.mode & ~0777u) | perm;
-	if (rc == 0 && minimal)
-		rc = had == 0 ? stage_xattr_del(o->st, n->ino, name) : 0;
-	else
-		rc = rc ? rc : stage_xattr_set(o->st, n->ino, name, val, len);
-	if (rc == 0) {
-		n->si.ctime_ns = now();
-		rc = put_node(o, n);
-	}
-	rc = stage_end(o->st, rc);
-out:
-	buf_free(&old);
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_removexattr(struct ovl *o, uint64_t ino, const char *name)
-{
-	struct onode *n;
-	struct buf old = BUF_INIT;
-	int rc;
-
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, ino, &n);
-	if (rc == 0 && xattr_storable(o, n)) {
-		rc = snap_seterr(SNAP_ENODATA, "no attribute %s", name);
-		goto out;
-	}
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc)
-		goto out;
-	rc = copy_up(o, n);
-	rc = rc ? rc : own_xattrs(o, n);
-	if (rc == 0) {
-		rc = stage_xattr_get(o->st, n->ino, name, &old);
-		if (rc == SNAP_ENOENT)
-			rc = snap_seterr(SNAP_ENODATA, "no attribute %s", name);
-	}
-	rc = rc ? rc : stage_xattr_del(o->st, n->ino, name);
-	if (rc == 0) {
-		n->si.ctime_ns = now();
-		rc = put_node(o, n);
-	}
-	rc = stage_end(o->st, rc);
-out:
-	buf_free(&old);
-	ovl_unlock(o);
-	return rc;
-}
-
-/* ---- files ------------------------------------------------------------ */
-
-static void file_label(struct ovl *o, struct onode *n, struct ovl_file *f)
-{
-	snprintf(f->label, sizeof(f->label), "control/%s: %s", o->label,
-		 n->name ? n->name : "?");
-}
-
-/* A writer opens: the content is staged and untrusted until closed. */
-static int start_writing(struct ovl *o, struct onode *n, int truncate)
-{
-	int rc = copy_up(o, n);
-
-	rc = rc ? rc : materialize(o, n, truncate);
-	if (rc == 0 && truncate && n->si.size) {
-		int fd;
-
-		rc = stage_data_open(o->st, n->ino, O_RDWR | O_TRUNC, &fd);
-		if (rc == 0)
-			close(fd);
-		n->si.size = 0;
-		n->si.mtime_ns = n->si.ctime_ns = now();
-	}
-	if (rc == 0) {
-		n->si.wstate = WS_WRITING;
-		rc = put_node(o, n);
-	}
-	return rc;
-}
-
-/* A handle on n; fd, when >= 0, is the staged copy already open (and
- * becomes the handle's). */
-static int open_common(struct ovl *o, struct onode *n, int flags, int fd,
-		       struct ovl_file **out)
-{
-	struct ovl_file *f = calloc(1, sizeof(*f));
-	int rc = 0, wr = (flags & O_ACCMODE) != O_RDONLY;
-
-	if (!f) {
-		if (fd >= 0)
-			close(fd);
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	}
-	f->fd = fd;
-	f->ino = n->ino;
-	f->wr = wr;
-	fread_init(&f->rd);
-	file_label(o, n, f);
-	if (f->fd < 0 && n->staged && n->si.data) {
-		rc = stage_data_open(o->st, n->ino, wr ? O_RDWR : O_RDONLY,
-				     &f->fd);
-	} else if (f->fd < 0 && (!n->staged || n->si.has_orig)) {
-		rc = base_entry(o, n, &f->te, &f->e);
-		if (rc == 0 && (!f->e || f->e->type != ET_REG))
-			rc = snap_seterr(SNAP_ECORRUPT, "%s vanished from its "
-					 "directory object", f->label);
-	}
-	if (rc) {
-		cache_release(o->o.c, f->te);
-		fread_destroy(&f->rd);
-		free(f);
-		return rc;
-	}
-	n->opens++;
-	if (wr) {
-		n->writers++;
-		o->writers++;
-	}
-	*out = f;
-	return 0;
-}
-
-int ovl_open_file(struct ovl *o, uint64_t ino, int flags,
-		  struct ovl_file **out)
-{
-	struct onode *n;
-	int rc, wr = (flags & O_ACCMODE) != O_RDONLY;
-
-	*out = NULL;
-	ovl_lock(o);
-	rc = wr ? gate_wait(o) : 0;
-	rc = rc ? rc : node_get(o, ino, &n);
-	if (rc == 0 && node_is_dir(n))
-		rc = snap_seterr(SNAP_EISDIR, "is a directory");
-	if (rc == 0 && (n->staged ? n->si.type : n->type) != ET_REG)
-		rc = snap_seterr(SNAP_EINVAL, "not a regular file");
-	if (rc == 0 && wr) {
-		rc = stage_begin(o->st);
-		rc = rc ? rc : start_writing(o, n, (flags & O_TRUNC) != 0);
-		rc = stage_end(o->st, rc);
-	}
-	rc = rc ? rc : open_common(o, n, flags, -1, out);
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_create(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
-	       const char *name, uint32_t mode, int flags, struct vfs_attr *a,
-	       struct ovl_file **out)
-{
-	struct onode *d, *n = NULL;
-	int rc, fd = -1;
-
-	*out = NULL;
-	ovl_lock(o);
-	rc = gate_wait(o);
-	rc = rc ? rc : node_get(o, dir, &d);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = add_new(o, c, d, name, ET_REG, S_IFREG | (mode & 07777),
-			     &n);
-		rc = rc ? rc
-			: stage_data_open(o->st, n->ino,
-					  O_RDWR | O_CREAT | O_TRUNC, &fd);
-		if (rc == 0) {
-			n->si.data = 1;
-			n->si.wstate = WS_WRITING;
-			rc = put_node(o, n);
-		}
-		rc = stage_end(o->st, rc);
-	}
-	if (rc && fd >= 0) {
-		close(fd);
-		fd = -1;
-	}
-	/* Even opened read-only (O_CREAT|O_RDONLY) the new file counts as
-	 * written until it is closed. */
-	rc = rc ? rc : open_common(o, n, (flags & ~O_ACCMODE) | O_RDWR, fd, out);
-	if (rc == 0)
-		node_attr(o, n, a);
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_read(struct ovl *o, struct ovl_file *f, uint64_t off, size_t size,
-	     struct vfs_read *rd)
-{
-	struct onode *n;
-	uint64_t fsize = 0;
-	int rc, fd = -1;
-
-	ovl_lock(o);
-	rc = node_get(o, f->ino, &n);
-	/* A reader that opened before a writer staged the file reads the
-	 * staged copy from then on. */
-	if (rc == 0 && n->staged && n->si.data && f->fd < 0) {
-		rc = stage_data_open(o->st, n->ino, O_RDONLY, &f->fd);
-		if (rc == 0) {
-			cache_release(o->o.c, f->te);
-			f->te = NULL;
-			f->e = NULL;
-		}
-	}
-	if (rc == 0 && n->staged && n->si.data)
-		fsize = n->si.size;
-	fd = f->fd;
-	ovl_unlock(o);
-	if (rc)
-		return rc;
-	if (fd >= 0)
-		return fread_fd(fd, fsize, off, size, rd);
-	if (!f->e) {
-		memset(rd, 0, sizeof(*rd));
-		rd->fd = -1;
-		return 0;
-	}
-	return fread_range(o->o.c, o->base.series, f->e, &f->rd,
-			   o->o.readahead_max, off, size, rd);
-}
-
-int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
-	      uint64_t off)
-{
-	struct onode *nd;
-	size_t done = 0;
-	int rc = 0;
-
-	if (!f->wr || f->fd < 0)
-		return snap_seterr(SNAP_EINVAL, "file not open for writing");
-	ovl_lock(o);
-	rc = node_get(o, f->ino, &nd);
-	/* The first write after an fsync makes the content untrusted
-	 * again: after a crash it reverts. */
-	if (rc == 0 && nd->fsynced) {
-		nd->si.wstate = WS_WRITING;
-		rc = put_node(o, nd);
-		nd->fsynced = rc != 0;
-	}
-	ovl_unlock(o);
-	while (rc == 0 && done < n) {
-		ssize_t w = pwrite(f->fd, (const uint8_t *)buf + done,
-				   n - done, (off_t)(off + done));
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			rc = snap_syserr(errno, "%s: staging a write",
-					 f->label);
-		else
-			done += (size_t)w;
-	}
-	ovl_lock(o);
-	if (rc == 0 && node_get(o, f->ino, &nd) == 0) {
-		if (off + n > nd->si.size)
-			nd->si.size = off + n;
-		nd->si.mtime_ns = nd->si.ctime_ns = now();
-	}
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_flush(struct ovl *o, struct ovl_file *f)
-{
-	(void)o, (void)f;
-	return 0;
-}
-
-int ovl_fsync(struct ovl *o, struct ovl_file *f, int datasync)
-{
-	struct onode *n;
-	int rc;
-
-	if (f->fd >= 0 && (datasync ? fdatasync(f->fd) : fsync(f->fd)))
-		return snap_syserr(errno, "%s: fsync", f->label);
-	ovl_lock(o);
-	rc = node_get(o, f->ino, &n);
-	if (rc == 0 && n->staged) {
-		n->si.wstate = WS_CLEAN;
-		rc = put_node(o, n);
-		if (rc == 0 && n->writers)
-			n->fsynced = 1;
-	}
-	rc = rc ? rc : stage_flush_log(o->st);
-	ovl_unlock(o);
-	return rc;
-}
-
-int ovl_fallocate(struct ovl *o, struct ovl_file *f, int mode, uint64_t off,
-		  uint64_t len)
-{
-	struct onode *n;
-	struct stat st;
-	int rc = 0;
-
-	if (!f->wr || f->fd < 0)
-		return snap_seterr(SNAP_EINVAL, "file not open for writing");
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
-		return snap_seterr(SNAP_EUNSUPP, "fallocate mode %d", mode);
-	if (fallocate(f->fd, mode, (off_t)off, (off_t)len))
-		return snap_syserr(errno, "%s: fallocate", f->label);
-	if (fstat(f->fd, &st))
-		return snap_syserr(errno, "%s", f->label);
-	ovl_lock(o);
-	rc = node_get(o, f->ino, &n);
-	if (rc == 0) {
-		n->si.size = (uint64_t)st.st_size;
-		n->si.ctime_ns = now();
-		if (!(mode & FALLOC_FL_KEEP_SIZE))
-			n->si.mtime_ns = n->si.ctime_ns;
-	}
-	ovl_unlock(o);
-	return rc;
-}
-
-void ovl_release(struct ovl *o, struct ovl_file *f)
-{
-	struct onode *n;
-
-	if (!f)
-		return;
-	ovl_lock(o);
-	n = node_find(o, f->ino);
-	if (n) {
-		n->opens--;
-		if (f->wr) {
-			n->writers--;
-			o->writers--;
-			pthread_cond_broadcast(&o->cv);
-		}
-		if (f->wr && n->writers == 0 && n->staged) {
-			/* Closed: good after kill -9, after a reboot once
-			 * synced. */
-			if (n->si.wstate == WS_WRITING)
-				n->si.wstate = WS_UNSYNCED;
-			n->fsynced = 0;
-			if (stage_begin(o->st) == 0)
-				stage_end(o->st, put_node(o, n));
-		}
-		if (n->unlinked && n->opens == 0 && n->staged &&
-		    n->si.type == ET_REG && n->si.nlink == 0 &&
-		    stage_begin(o->st) == 0) {
-			int rc = stage_data_unlink(o->st, n->ino);
-
-			stage_end(o->st, rc ? rc : stage_inode_del(o->st,
-								   n->ino));
-		}
-		if (n->nlookup == 0 && n->opens == 0)
-			node_free(o, n);
-	}
-	ovl_unlock(o);
-	if (f->fd >= 0)
-		close(f->fd);
-	cache_release(o->o.c, f->te);
-	fread_destroy(&f->rd);
-	free(f);
-}
-
-const char *ovl_file_name(const struct ovl_file *f)
-{
-	return f->label;
-}
-
-int ovl_statfs(struct ovl *o, struct statvfs *sv)
-{
-	uint64_t bsize, blocks, bfree, bavail;
-	int rc;
-
-	ovl_lock(o);
-	rc = stage_statfs(o->st, &bsize, &blocks, &bfree, &bavail);
-	ovl_unlock(o);
-	if (rc)
-		return rc;
-	memset(sv, 0, sizeof(*sv));
-	sv->f_bsize = sv->f_frsize = (unsigned long)bsize;
-	sv->f_blocks = blocks;
-	sv->f_bfree = bfree;
-	sv->f_bavail = bavail;
-	sv->f_files = sv->f_ffree = sv->f_favail = 1u << 30;
-	sv->f_namemax = 255;
-	sv->f_flag = ST_NOSUID | ST_NODEV;
-	return 0;
 }
 
 /* ---- commits ---------------------------------------------------------- */
@@ -2370,7 +1222,7 @@ void ovl_close(struct ovl *o)
 		struct onode *n = itab_at(&o->nodes, i);
 
 		if (n) {
-			node_clear(n);
+			onode_clear(n);
 			free(n);
 		}
 	}

@@ -1546,6 +1546,11 @@ fail:
 	return rc;
 }
 
+void vfs_drain(struct vfs *v)
+{
+	control_drain(v->ctl);
+}
+
 void vfs_close(struct vfs *v)
 {
 	if (!v)

@@ -194,28 +194,41 @@ head -c $((40 << 20)) /dev/urandom >"$T/src/g/big-last"
 retime_dirs "$T/src"
 rsync -aHAXS --delete "$T/src/" "$c/"
 n0=$(ls "$m/series/$S" | grep -c '^[0-9]')
-touch "$c/.snapfs/commit" &
-tc=$!
+# bg NAME CMD...: CMD in the background, its exit status in $T/NAME.rc
+# (a shell's wait can lose a job that ended while others ran).
+bg() {
+	n=$1
+	shift
+	rm -f "$T/$n.rc"
+	( "$@"; echo $? >"$T/$n.rc" ) &
+}
+# bg_wait NAME: the status of what bg started, once it is there.
+bg_wait() {
+	for _ in $(seq 1 3000); do
+		[ -s "$T/$1.rc" ] && return "$(cat "$T/$1.rc")"
+		sleep 0.05
+	done
+	fail "$1 did not end in 150 s"
+}
+bg commit touch "$c/.snapfs/commit"
 for _ in $(seq 1 500); do
 	[ "$(status state)" = STATUS_BACKING_UP ] && break
 	sleep 0.01
 done
-( echo during >"$c/g/written-during"; echo done >"$T/during.out" ) &
-wr=$!
+bg during sh -c "echo during >'$c/g/written-during'"
 sleep 0.2
 if [ "$(status state)" = STATUS_BACKING_UP ]; then
-	[ ! -s "$T/during.out" ] || fail "a change went through during the commit"
+	[ ! -s "$T/during.rc" ] || fail "a change went through during the commit"
 fi
-wait $tc || fail "the commit failed"
-wait $wr || fail "the change after the commit failed"
+bg_wait commit || fail "the commit failed"
+bg_wait during || fail "the change after the commit failed"
 last=$(ls "$m/series/$S" | grep '^[0-9]' | sort -n | tail -n 1)
 [ ! -e "$m/series/$S/$last/g/written-during" ] || fail "a change made during the commit is in it"
 [ "$(cat "$c/g/written-during")" = during ] || fail "the change made during the commit is lost"
 rm "$c/g/written-during"
 head -c $((40 << 20)) /dev/urandom >"$T/src/g/big-last"
 rsync -aHAXS --delete "$T/src/" "$c/"
-touch "$c/.snapfs/commit" 2>/dev/null &
-tc=$!
+bg commit touch "$c/.snapfs/commit"
 for _ in $(seq 1 500); do
 	[ "$(status state)" = STATUS_BACKING_UP ] && break
 	sleep 0.01
@@ -223,7 +236,7 @@ done
 # SIGTERM, as systemd stops it: the daemon ends the commit, then exits.
 kill -TERM "$MOUNT_PID"
 wait "$MOUNT_PID" 2>/dev/null || true
-wait $tc || fail "the commit running at SIGTERM failed"
+bg_wait commit || fail "the commit running at SIGTERM failed"
 ! is_mounted "$m" || fail "still mounted after SIGTERM"
 remount
 n1=$(ls "$m/series/$S" | grep -c '^[0-9]')

@@ -1,0 +1,348 @@
+/* overlay_file.c - files of a label's tree; see overlay.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "overlay_int.h"
+
+
+/* ---- files ------------------------------------------------------------ */
+
+static void ovl_file_label(struct ovl *o, struct onode *n, struct ovl_file *f)
+{
+	snprintf(f->label, sizeof(f->label), "control/%s: %s", o->label,
+		 n->name ? n->name : "?");
+}
+
+/* A writer opens: the content is staged and untrusted until closed. */
+static int start_writing(struct ovl *o, struct onode *n, int truncate)
+{
+	int rc = onode_copy_up(o, n);
+
+	rc = rc ? rc : onode_materialize(o, n, truncate);
+	if (rc == 0 && truncate && n->si.size) {
+		int fd;
+
+		rc = stage_data_open(o->st, n->ino, O_RDWR | O_TRUNC, &fd);
+		if (rc == 0)
+			close(fd);
+		n->si.size = 0;
+		n->si.mtime_ns = n->si.ctime_ns = now_ns();
+	}
+	if (rc == 0) {
+		n->si.wstate = WS_WRITING;
+		rc = onode_put(o, n);
+	}
+	return rc;
+}
+
+/* A handle on n; fd, when >= 0, is the staged copy already open (and
+ * becomes the handle's). */
+static int open_common(struct ovl *o, struct onode *n, int flags, int fd,
+		       struct ovl_file **out)
+{
+	struct ovl_file *f = calloc(1, sizeof(*f));
+	int rc = 0, wr = (flags & O_ACCMODE) != O_RDONLY;
+
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	f->fd = fd;
+	f->ino = n->ino;
+	f->wr = wr;
+	fread_init(&f->rd);
+	ovl_file_label(o, n, f);
+	if (f->fd < 0 && n->staged && n->si.data) {
+		rc = stage_data_open(o->st, n->ino, wr ? O_RDWR : O_RDONLY,
+				     &f->fd);
+	} else if (f->fd < 0 && (!n->staged || n->si.has_orig)) {
+		rc = onode_base_entry(o, n, &f->te, &f->e);
+		if (rc == 0 && (!f->e || f->e->type != ET_REG))
+			rc = snap_seterr(SNAP_ECORRUPT, "%s vanished from its "
+					 "directory object", f->label);
+	}
+	if (rc) {
+		cache_release(o->o.c, f->te);
+		fread_destroy(&f->rd);
+		free(f);
+		return rc;
+	}
+	n->opens++;
+	if (wr) {
+		n->writers++;
+		o->writers++;
+	}
+	*out = f;
+	return 0;
+}
+
+int ovl_open_file(struct ovl *o, uint64_t ino, int flags,
+		  struct ovl_file **out)
+{
+	struct onode *n;
+	int rc, wr = (flags & O_ACCMODE) != O_RDONLY;
+
+	*out = NULL;
+	ovl_lock(o);
+	rc = wr ? ovl_gate_wait(o) : 0;
+	rc = rc ? rc : onode_get(o, ino, &n);
+	if (rc == 0 && onode_is_dir(n))
+		rc = snap_seterr(SNAP_EISDIR, "is a directory");
+	if (rc == 0 && (n->staged ? n->si.type : n->type) != ET_REG)
+		rc = snap_seterr(SNAP_EINVAL, "not a regular file");
+	if (rc == 0 && wr) {
+		rc = stage_begin(o->st);
+		rc = rc ? rc : start_writing(o, n, (flags & O_TRUNC) != 0);
+		rc = stage_end(o->st, rc);
+	}
+	rc = rc ? rc : open_common(o, n, flags, -1, out);
+	ovl_unlock(o);
+	return rc;
+}
+
+int ovl_create(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
+	       const char *name, uint32_t mode, int flags, struct vfs_attr *a,
+	       struct ovl_file **out)
+{
+	struct onode *d, *n = NULL;
+	int rc, fd = -1;
+
+	*out = NULL;
+	ovl_lock(o);
+	rc = ovl_gate_wait(o);
+	rc = rc ? rc : onode_get(o, dir, &d);
+	rc = rc ? rc : stage_begin(o->st);
+	if (rc == 0) {
+		rc = ovl_add_new(o, c, d, name, ET_REG, S_IFREG | (mode & 07777),
+			     &n);
+		rc = rc ? rc
+			: stage_data_open(o->st, n->ino,
+					  O_RDWR | O_CREAT | O_TRUNC, &fd);
+		if (rc == 0) {
+			n->si.data = 1;
+			n->si.wstate = WS_WRITING;
+			rc = onode_put(o, n);
+		}
+		rc = stage_end(o->st, rc);
+	}
+	if (rc && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	/* Even opened read-only (O_CREAT|O_RDONLY) the new file counts as
+	 * written until it is closed. */
+	rc = rc ? rc : open_common(o, n, (flags & ~O_ACCMODE) | O_RDWR, fd, out);
+	if (rc == 0)
+		onode_attr(o, n, a);
+	ovl_unlock(o);
+	return rc;
+}
+
+int ovl_read(struct ovl *o, struct ovl_file *f, uint64_t off, size_t size,
+	     struct vfs_read *rd)
+{
+	struct onode *n;
+	uint64_t fsize = 0;
+	int rc, fd = -1;
+
+	ovl_lock(o);
+	rc = onode_get(o, f->ino, &n);
+	/* A reader that opened before a writer staged the file reads the
+	 * staged copy from then on. */
+	if (rc == 0 && n->staged && n->si.data && f->fd < 0) {
+		rc = stage_data_open(o->st, n->ino, O_RDONLY, &f->fd);
+		if (rc == 0) {
+			cache_release(o->o.c, f->te);
+			f->te = NULL;
+			f->e = NULL;
+		}
+	}
+	if (rc == 0 && n->staged && n->si.data)
+		fsize = n->si.size;
+	fd = f->fd;
+	ovl_unlock(o);
+	if (rc)
+		return rc;
+	if (fd >= 0)
+		return fread_fd(fd, fsize, off, size, rd);
+	if (!f->e) {
+		memset(rd, 0, sizeof(*rd));
+		rd->fd = -1;
+		return 0;
+	}
+	return fread_range(o->o.c, o->base.series, f->e, &f->rd,
+			   o->o.readahead_max, off, size, rd);
+}
+
+int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
+	      uint64_t off)
+{
+	struct onode *nd;
+	size_t done = 0;
+	int rc = 0;
+
+	if (!f->wr || f->fd < 0)
+		return snap_seterr(SNAP_EINVAL, "file not open for writing");
+	ovl_lock(o);
+	rc = onode_get(o, f->ino, &nd);
+	/* The first write after an fsync makes the content untrusted
+	 * again: after a crash it reverts. */
+	if (rc == 0 && nd->fsynced) {
+		nd->si.wstate = WS_WRITING;
+		rc = onode_put(o, nd);
+		nd->fsynced = rc != 0;
+	}
+	ovl_unlock(o);
+	while (rc == 0 && done < n) {
+		ssize_t w = pwrite(f->fd, (const uint8_t *)buf + done,
+				   n - done, (off_t)(off + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			rc = snap_syserr(errno, "%s: staging a write",
+					 f->label);
+		else
+			done += (size_t)w;
+	}
+	ovl_lock(o);
+	if (rc == 0 && onode_get(o, f->ino, &nd) == 0) {
+		if (off + n > nd->si.size)
+			nd->si.size = off + n;
+		nd->si.mtime_ns = nd->si.ctime_ns = now_ns();
+	}
+	ovl_unlock(o);
+	return rc;
+}
+
+int ovl_flush(struct ovl *o, struct ovl_file *f)
+{
+	(void)o, (void)f;
+	return 0;
+}
+
+int ovl_fsync(struct ovl *o, struct ovl_file *f, int datasync)
+{
+	struct onode *n;
+	int rc;
+
+	if (f->fd >= 0 && (datasync ? fdatasync(f->fd) : fsync(f->fd)))
+		return snap_syserr(errno, "%s: fsync", f->label);
+	ovl_lock(o);
+	rc = onode_get(o, f->ino, &n);
+	if (rc == 0 && n->staged) {
+		n->si.wstate = WS_CLEAN;
+		rc = onode_put(o, n);
+		if (rc == 0 && n->writers)
+			n->fsynced = 1;
+	}
+	rc = rc ? rc : stage_flush_log(o->st);
+	ovl_unlock(o);
+	return rc;
+}
+
+int ovl_fallocate(struct ovl *o, struct ovl_file *f, int mode, uint64_t off,
+		  uint64_t len)
+{
+	struct onode *n;
+	struct stat st;
+	int rc = 0;
+
+	if (!f->wr || f->fd < 0)
+		return snap_seterr(SNAP_EINVAL, "file not open for writing");
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+		return snap_seterr(SNAP_EUNSUPP, "fallocate mode %d", mode);
+	if (fallocate(f->fd, mode, (off_t)off, (off_t)len))
+		return snap_syserr(errno, "%s: fallocate", f->label);
+	if (fstat(f->fd, &st))
+		return snap_syserr(errno, "%s", f->label);
+	ovl_lock(o);
+	rc = onode_get(o, f->ino, &n);
+	if (rc == 0) {
+		n->si.size = (uint64_t)st.st_size;
+		n->si.ctime_ns = now_ns();
+		if (!(mode & FALLOC_FL_KEEP_SIZE))
+			n->si.mtime_ns = n->si.ctime_ns;
+	}
+	ovl_unlock(o);
+	return rc;
+}
+
+void ovl_release(struct ovl *o, struct ovl_file *f)
+{
+	struct onode *n;
+
+	if (!f)
+		return;
+	ovl_lock(o);
+	n = onode_find(o, f->ino);
+	if (n) {
+		n->opens--;
+		if (f->wr) {
+			n->writers--;
+			o->writers--;
+			pthread_cond_broadcast(&o->cv);
+		}
+		if (f->wr && n->writers == 0 && n->staged) {
+			/* Closed: good after kill -9, after a reboot once
+			 * synced. */
+			if (n->si.wstate == WS_WRITING)
+				n->si.wstate = WS_UNSYNCED;
+			n->fsynced = 0;
+			if (stage_begin(o->st) == 0)
+				stage_end(o->st, onode_put(o, n));
+		}
+		if (n->unlinked && n->opens == 0 && n->staged &&
+		    n->si.type == ET_REG && n->si.nlink == 0 &&
+		    stage_begin(o->st) == 0) {
+			int rc = stage_data_unlink(o->st, n->ino);
+
+			stage_end(o->st, rc ? rc : stage_inode_del(o->st,
+								   n->ino));
+		}
+		if (n->nlookup == 0 && n->opens == 0)
+			onode_free(o, n);
+	}
+	ovl_unlock(o);
+	if (f->fd >= 0)
+		close(f->fd);
+	cache_release(o->o.c, f->te);
+	fread_destroy(&f->rd);
+	free(f);
+}
+
+const char *ovl_file_name(const struct ovl_file *f)
+{
+	return f->label;
+}
+
+int ovl_statfs(struct ovl *o, struct statvfs *sv)
+{
+	uint64_t bsize, blocks, bfree, bavail;
+	int rc;
+
+	ovl_lock(o);
+	rc = stage_statfs(o->st, &bsize, &blocks, &bfree, &bavail);
+	ovl_unlock(o);
+	if (rc)
+		return rc;
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = sv->f_frsize = (unsigned long)bsize;
+	sv->f_blocks = blocks;
+	sv->f_bfree = bfree;
+	sv->f_bavail = bavail;
+	sv->f_files = sv->f_ffree = sv->f_favail = 1u << 30;
+	sv->f_namemax = 255;
+	sv->f_flag = ST_NOSUID | ST_NODEV;
+	return 0;
+}

@@ -1,0 +1,136 @@
+/*
+ * overlay_int.h - the insides of a label's tree (overlay.h), shared by
+ * overlay.c (nodes, numbers, the base side, copy-up, listings, commits'
+ * needs), overlay_ns.c (namespace changes), overlay_attr.c (attributes
+ * and xattrs) and overlay_file.c (files).  Not an API: nothing else
+ * includes it.  Everything here runs with o->lock held unless it says
+ * otherwise.
+ */
+#ifndef SNAPFS_OVERLAY_INT_H
+#define SNAPFS_OVERLAY_INT_H
+
+#include <pthread.h>
+
+#include "itab.h"
+#include "overlay.h"
+#include "vfs.h"
+
+/* Sub-ranges of the control numbers: hashed base entries, created ones. */
+#define INO_HASH_MASK ((1ULL << 61) - 1)
+#define INO_HASH_BASE (OVL_INO_MIN + (1ULL << 40))
+#define INO_NEW_BASE (OVL_INO_MIN + (1ULL << 61))
+#define INO_STORED (1ULL << 63)
+/* The kernel's view of control/ changes only through this mount, except
+ * where the tree starts afresh (abort, empty), which invalidates it; a
+ * second keeps the cost of the few attributes we change behind the
+ * kernel's back (ACL coupling) bounded. */
+#define TTL_CTL 1.0
+
+struct onode {
+	uint64_t ino, nlookup;
+	uint64_t parent; /* the directory it was last found in */
+	char *name;      /* its name there */
+	uint64_t group;  /* its group root (itself for a group root; 0 for
+			    the label directory) */
+	uint64_t gen;    /* o->gen when its base side was resolved */
+	uint8_t staged, unlinked, stale;
+	struct sinode si; /* staged: the row, authoritative */
+	/* base side (unstaged entries; staged ones keep it as origin) */
+	uint8_t type;
+	struct vfs_attr attr;
+	uint8_t bkind;   /* directories */
+	struct ref tree;
+	uint8_t has_loc; /* its entry: pname in ptree */
+	struct ref ptree;
+	char *pname;
+	uint64_t hl;
+	char *target;
+	/* open files */
+	int opens, writers;
+	int fsynced; /* no write since the last fsync */
+};
+
+struct hlmap {
+	uint64_t group, hl, ino;
+};
+
+struct ovl {
+	struct ovl_opts o;
+	char label[LABEL_MAX + 1];
+	struct stage *st;
+	struct ovl_base base;
+	struct manifest m;    /* the base's manifest (base.m points here) */
+	struct tree gtree;    /* the base's groups as a directory */
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct itab nodes;
+	uint64_t gen;
+	uint64_t next_ino, ino_reserved;
+	int closed_gate; /* a commit runs: changes wait */
+	int writers;     /* handles open for writing */
+	uint64_t changes, synced; /* changes made, and when last synced */
+	struct hlmap *hls; /* copied-up base hardlinks */
+	size_t nhls, hlcap;
+};
+
+struct ovl_file {
+	uint64_t ino;
+	int wr, fd;
+	struct centry *te; /* base reads: the pinned directory object */
+	const struct tent *e;
+	struct fread rd;
+	char label[300];
+};
+
+struct ovl_dir {
+	struct dslot {
+		char *name;
+		uint64_t ino;
+	} *v;
+	size_t n;
+	uint64_t self, parent;
+};
+
+/* Nodes: the live one of a number; its release; a template's strings. */
+struct onode *onode_find(struct ovl *o, uint64_t ino);
+void onode_free(struct ovl *o, struct onode *n);
+void onode_clear(struct onode *n);
+/* Attributes as the kernel gets them. */
+void onode_attr(struct ovl *o, const struct onode *n,
+		      struct vfs_attr *a);
+int onode_is_dir(const struct onode *n);
+/* What name in directory d is (a template: adopt it or clear it), the
+ * live node a template becomes (with a lookup reference when ref), and a
+ * live node by number bound to the current tree. */
+int onode_resolve(struct ovl *o, const struct onode *d, const char *name,
+		   struct onode *t);
+struct onode *onode_adopt(struct ovl *o, struct onode *t, int ref);
+int onode_get(struct ovl *o, uint64_t ino, struct onode **out);
+/* Copy-up: a number for a new entry; a staged node's row written; n
+ * staged with its parents; its base entry (pinned); its content local. */
+int ovl_new_ino(struct ovl *o, uint64_t *ino);
+int onode_put(struct ovl *o, struct onode *n);
+int onode_copy_up(struct ovl *o, struct onode *n);
+int onode_base_entry(struct ovl *o, const struct onode *n,
+		      struct centry **pin, const struct tent **e);
+int onode_materialize(struct ovl *o, struct onode *n, int truncate);
+/* Before any change: waits while a commit runs; SNAP_EROFS for a label
+ * whose stage another process holds. */
+int ovl_gate_wait(struct ovl *o);
+/* A directory's base side: its kind and object; its base listing (valid
+ * until *pin is released; NULL pins the overlay's own trees). */
+void ovl_dir_base(const struct onode *d, uint8_t *bkind, struct ref *ref);
+int ovl_base_listing(struct ovl *o, uint8_t bkind, const struct ref *ref,
+		     struct centry **pin, const struct tree **t);
+/* A directory's merged listing in name order, and whether it is empty. */
+int ovl_merge_dir(struct ovl *o, const struct onode *d,
+		     int (*fn)(void *ctx, const char *name,
+			       const struct tent *e, uint64_t ino),
+		     void *ctx);
+int onode_dir_empty(struct ovl *o, const struct onode *d);
+/* A new staged entry name in d (overlay_ns.c). */
+int ovl_add_new(struct ovl *o, const struct ovl_ctx *c, struct onode *d,
+		   const char *name, uint8_t type, uint32_t mode,
+		   struct onode **out);
+
+#endif
