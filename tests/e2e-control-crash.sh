@@ -263,6 +263,28 @@ wait "$second" 2>/dev/null || true
 touch "$c/.snapfs/commit" || fail "commit of the kept stage"
 snapctl -r "$r" check --read-data -q || fail "final check"
 
+say "a full stage disk: ENOSPC at the write, the stage stays usable"
+if [ "$STORE" = file ]; then
+	sm="$T/stagefs"
+	mkdir -p "$sm"
+	mount -t tmpfs -o size=24m tmpfs "$sm"
+	on_exit "umount -l '$sm' 2>/dev/null"
+	unmount_repo "$m" "$MOUNT_PID"
+	mount_repo "$r" "$m" -o "stage_dir=$sm"
+	cs="$m/control/fullstage"
+	mkdir "$cs" "$cs/g"
+	head -c $((40 << 20)) /dev/urandom >"$T/too-big"
+	expect_fail 1 "No space left on device" cp "$T/too-big" "$cs/g/too-big"
+	rm -f "$cs/g/too-big"
+	echo fits >"$cs/g/small" || fail "the stage is unusable after ENOSPC"
+	touch "$cs/.snapfs/commit" || fail "commit after ENOSPC"
+	[ "$(cat "$m/labels/fullstage/1/g/small" 2>/dev/null || cat "$m"/series/fullstage-*/1/g/small)" = fits ] ||
+		fail "the commit after ENOSPC lost the file"
+	unmount_repo "$m" "$MOUNT_PID"
+	umount "$sm"
+	remount
+fi
+
 say "a stage whose base is gone, or whose repository changed, is discarded"
 echo orphaned >"$c/g/orphaned"
 unmount_repo "$m" "$MOUNT_PID"

@@ -166,6 +166,31 @@ rm "$c/g/held-open"
 touch "$c/.snapfs/commit" || fail "commit dropping held-open"
 cp -a "$m/series/$A/3/g" "$T/state-last"
 
+say "fallocate, fsync, statfs; a commit reads only what changed"
+python3 - "$c/g/posix-ops" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o640)
+os.posix_fallocate(fd, 0, 1 << 20)
+assert os.fstat(fd).st_size == 1 << 20
+os.pwrite(fd, b"end", (1 << 20) - 3)
+os.fsync(fd)
+os.ftruncate(fd, 4096)
+os.close(fd)
+st = os.statvfs(os.path.dirname(sys.argv[1]))
+assert st.f_bavail > 0 and st.f_bsize > 0, st
+PY
+[ "$(stat -c %s "$c/g/posix-ops")" = 4096 ] || fail "ftruncate after fallocate"
+f0=$(mount_stat "$m" fetches)
+touch "$c/.snapfs/commit" || fail "commit of one new file"
+f1=$(mount_stat "$m" fetches)
+# One directory changed: its object and the group's are all the commit
+# may read of the base (the rest goes by reference).
+[ $((f1 - f0)) -le 3 ] || fail "a one-file commit read $((f1 - f0)) objects of the base"
+n=$(ls "$m/series/$A" | grep '^[0-9]' | sort -n | tail -n 1)
+cmp "$c/g/posix-ops" "$m/series/$A/$n/g/posix-ops" || fail "posix-ops differs in the backup"
+rm "$c/g/posix-ops"
+touch "$c/.snapfs/commit" || fail "commit dropping posix-ops"
+
 say "rules: labels, groups, read-only backups, full while staged"
 expect_fail 1 "Invalid argument" mkdir "$m/control/x"
 grep -q "label" "$T/snapfs.log" || fail "no log line for a bad label"
