@@ -572,6 +572,33 @@ struct bdir *bdir_new(struct bdir *parent, size_t pidx)
 	return d;
 }
 
+int bdir_reserve(struct bdir *d, int with_kids)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 16;
+		struct tent *ents = realloc(d->ents, cap * sizeof(*ents));
+		size_t *ccap = ents ? realloc(d->ccap, cap * sizeof(*ccap))
+				    : NULL;
+		struct bdir **kids = ccap && with_kids
+			? realloc(d->kids, cap * sizeof(*kids)) : NULL;
+
+		if (ents)
+			d->ents = ents;
+		if (ccap)
+			d->ccap = ccap;
+		if (kids)
+			d->kids = kids;
+		if (!ccap || (with_kids && !kids))
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		d->cap = cap;
+	}
+	memset(&d->ents[d->n], 0, sizeof(d->ents[d->n]));
+	d->ccap[d->n] = 0;
+	if (with_kids)
+		d->kids[d->n] = NULL;
+	return 0;
+}
+
 static int walk(struct eng *e, struct bdir *d, int dfd, const char *path,
 		const struct tree *pt);
 
@@ -1131,26 +1158,9 @@ static int bdir_append(struct eng *e, struct bdir *d, const char *name,
 	if (d->n && strcmp(d->ents[d->n - 1].name, name) >= 0)
 		rc = snap_seterr(SNAP_EINVAL, "entries out of order: '%s' "
 				 "after '%s'", name, d->ents[d->n - 1].name);
-	if (rc == 0 && d->n == d->cap) {
-		size_t cap = d->cap ? 2 * d->cap : 16;
-		struct tent *ents = realloc(d->ents, cap * sizeof(*ents));
-		size_t *ccap = ents ? realloc(d->ccap, cap * sizeof(*ccap))
-				    : NULL;
-
-		if (ents)
-			d->ents = ents;
-		if (ccap) {
-			d->ccap = ccap;
-			d->cap = cap;
-		} else {
-			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-		}
-	}
-	if (rc == 0) {
+	rc = rc ? rc : bdir_reserve(d, 0);
+	if (rc == 0)
 		*idx = d->n++;
-		memset(&d->ents[*idx], 0, sizeof(d->ents[*idx]));
-		d->ccap[*idx] = 0;
-	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;
 }

@@ -126,31 +126,10 @@ static int new_entry(struct imp *m, struct bdir *d, const char *name,
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	/* Chunk workers index d->ents: grow it under their lock. */
 	pthread_mutex_lock(&e->lock);
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? 2 * d->cap : 16;
-		struct tent *ents = realloc(d->ents, cap * sizeof(*ents));
-		size_t *ccap = ents ? realloc(d->ccap, cap * sizeof(*ccap))
-				    : NULL;
-		struct bdir **kids = ccap ? realloc(d->kids, cap * sizeof(*kids))
-					  : NULL;
-
-		if (ents)
-			d->ents = ents;
-		if (ccap)
-			d->ccap = ccap;
-		if (kids) {
-			d->kids = kids;
-			d->cap = cap;
-		} else {
-			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-		}
-	}
+	rc = bdir_reserve(d, 1);
 	if (rc == 0) {
 		*out = d->n++;
-		memset(&d->ents[*out], 0, sizeof(d->ents[*out]));
 		d->ents[*out].name = copy;
-		d->ccap[*out] = 0;
-		d->kids[*out] = NULL;
 		if (old >= 0)
 			d->ents[old].type = 0; /* the later member wins */
 	}

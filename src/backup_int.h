@@ -99,6 +99,9 @@ struct cjob {
 void add_stat(uint64_t *p, uint64_t v);
 int64_t ts_ns(const struct timespec *ts);
 struct bdir *bdir_new(struct bdir *parent, size_t pidx);
+/* Room for entry d->n, zeroed (with its kids slot when with_kids); the
+ * caller holds e->lock (chunk workers index d->ents) and counts it. */
+int bdir_reserve(struct bdir *d, int with_kids);
 /* Drops one pending count of d; the last one finishes it. */
 void release(struct eng *e, struct bdir *d);
 

@@ -580,20 +580,25 @@ int list_page_parse(const struct list_syntax *sx, const uint8_t *p, size_t n,
 }
 
 int list_pages(const struct list_syntax *sx, list_fetch_fn fetch, void *fctx,
-	       const char *prefix, size_t strip,
+	       const char *bucket, const char *root, const char *prefix,
 	       int (*cb)(const char *name, uint64_t size, void *ctx),
 	       void *ctx)
 {
 	struct list_page pg = {0};
 	struct buf body = BUF_INIT;
-	char *token = NULL;
+	char *token = NULL, full[1200];
+	size_t strip = strlen(root);
 	int rc;
 
+	if ((size_t)snprintf(full, sizeof(full), "%s%s", root, prefix) >=
+	    sizeof(full))
+		return snap_seterr(SNAP_EINVAL, "listing prefix too long: %s",
+				   prefix);
 	do {
 		body.len = 0;
-		rc = fetch(fctx, token, &body);
+		rc = fetch(fctx, full, token, &body);
 		if (rc == 0)
-			rc = list_page_parse(sx, body.p, body.len, prefix, &pg);
+			rc = list_page_parse(sx, body.p, body.len, full, &pg);
 		for (size_t i = 0; rc == 0 && i < pg.n; i++)
 			rc = cb(pg.v[i].name + strip, pg.v[i].size, ctx);
 		/* A server that hands back the token it got would have us
@@ -610,6 +615,8 @@ int list_pages(const struct list_syntax *sx, list_fetch_fn fetch, void *fctx,
 	free(token);
 	list_page_free(&pg);
 	buf_free(&body);
+	if (rc == SNAP_ECORRUPT)
+		snap_preerr(rc, "%s/%s", bucket, full);
 	return rc;
 }
 

@@ -115,17 +115,19 @@ void list_page_free(struct list_page *pg);
 /* What the S3 and Azure backends parse (exported for the unit tests). */
 extern const struct list_syntax s3_list_syntax, az_list_syntax;
 
-/* Fetches the page after token (NULL: the first) into body; 0 or a
- * snap_err with a message. */
-typedef int (*list_fetch_fn)(void *ctx, const char *token, struct buf *body);
+/* Fetches the page of names under prefix after token (NULL: the first)
+ * into body; 0 or a snap_err with a message. */
+typedef int (*list_fetch_fn)(void *ctx, const char *prefix, const char *token,
+			     struct buf *body);
 
-/* Lists every object under prefix page by page, calling cb with each name
- * minus its first strip bytes.  A page is validated whole before any of
+/* Lists every object under root + prefix in bucket page by page, calling
+ * cb with each name minus root.  A page is validated whole before any of
  * its entries is passed on.  Returns 0, the first non-zero cb value,
- * fetch's error, or SNAP_ECORRUPT as list_page_parse() and when a page
+ * fetch's error, SNAP_EINVAL for a prefix too long, or SNAP_ECORRUPT (the
+ * message names bucket and prefix) as list_page_parse() and when a page
  * hands back the token it was fetched with. */
 int list_pages(const struct list_syntax *sx, list_fetch_fn fetch, void *fctx,
-	       const char *prefix, size_t strip,
+	       const char *bucket, const char *root, const char *prefix,
 	       int (*cb)(const char *name, uint64_t size, void *ctx),
 	       void *ctx);
 

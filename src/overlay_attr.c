@@ -189,6 +189,17 @@ static int xattr_storable(struct ovl *o, const struct onode *n)
 	return 0;
 }
 
+/* Ends an attribute change: ctime stamped and n stored when rc is 0, the
+ * stage transaction ended either way. */
+static int xattr_done(struct ovl *o, struct onode *n, int rc)
+{
+	if (rc == 0) {
+		n->si.ctime_ns = now_ns();
+		rc = onode_put(o, n);
+	}
+	return stage_end(o->st, rc);
+}
+
 int ovl_setxattr(struct ovl *o, uint64_t ino, const char *name,
 		 const void *val, size_t len, int flags)
 {
@@ -231,11 +242,7 @@ int ovl_setxattr(struct ovl *o, uint64_t ino, const char *name,
 		rc = had == 0 ? stage_xattr_del(o->st, n->ino, name) : 0;
 	else
 		rc = rc ? rc : stage_xattr_set(o->st, n->ino, name, val, len);
-	if (rc == 0) {
-		n->si.ctime_ns = now_ns();
-		rc = onode_put(o, n);
-	}
-	rc = stage_end(o->st, rc);
+	rc = xattr_done(o, n, rc);
 out:
 	buf_free(&old);
 	ovl_unlock(o);
@@ -266,11 +273,7 @@ int ovl_removexattr(struct ovl *o, uint64_t ino, const char *name)
 			rc = snap_seterr(SNAP_ENODATA, "no attribute %s", name);
 	}
 	rc = rc ? rc : stage_xattr_del(o->st, n->ino, name);
-	if (rc == 0) {
-		n->si.ctime_ns = now_ns();
-		rc = onode_put(o, n);
-	}
-	rc = stage_end(o->st, rc);
+	rc = xattr_done(o, n, rc);
 out:
 	buf_free(&old);
 	ovl_unlock(o);

@@ -114,31 +114,13 @@ int ovl_create(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 	       const char *name, uint32_t mode, int flags, struct vfs_attr *a,
 	       struct ovl_file **out)
 {
-	struct onode *d, *n = NULL;
+	struct onode *n;
 	int rc, fd = -1;
+	struct ovl_new x = {.fd = &fd};
 
 	*out = NULL;
 	ovl_lock(o);
-	rc = ovl_gate_wait(o);
-	rc = rc ? rc : onode_get(o, dir, &d);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = ovl_add_new(o, c, d, name, ET_REG, S_IFREG | (mode & 07777),
-			     &n);
-		rc = rc ? rc
-			: stage_data_open(o->st, n->ino,
-					  O_RDWR | O_CREAT | O_TRUNC, &fd);
-		if (rc == 0) {
-			n->si.data = 1;
-			n->si.wstate = WS_WRITING;
-			rc = onode_put(o, n);
-		}
-		rc = stage_end(o->st, rc);
-	}
-	if (rc && fd >= 0) {
-		close(fd);
-		fd = -1;
-	}
+	rc = ovl_make(o, c, dir, name, S_IFREG | (mode & 07777), &x, &n);
 	/* Even opened read-only (O_CREAT|O_RDONLY) the new file counts as
 	 * written until it is closed. */
 	rc = rc ? rc : open_common(o, n, (flags & ~O_ACCMODE) | O_RDWR, fd, out);

@@ -128,9 +128,20 @@ int ovl_merge_dir(struct ovl *o, const struct onode *d,
 			       const struct tent *e, uint64_t ino),
 		     void *ctx);
 int onode_dir_empty(struct ovl *o, const struct onode *d);
-/* A new staged entry name in d (overlay_ns.c). */
-int ovl_add_new(struct ovl *o, const struct ovl_ctx *c, struct onode *d,
-		   const char *name, uint8_t type, uint32_t mode,
-		   struct onode **out);
+/* What a new entry holds beyond its name and mode: a device's numbers, a
+ * symlink's target; fd non-NULL for a regular file that is created open
+ * (it gets the staged copy's descriptor). */
+struct ovl_new {
+	uint32_t rmajor, rminor;
+	const char *target;
+	int *fd;
+};
+
+/* Makes a new staged entry name in directory dir, in one stage
+ * transaction, with the lock held; *out is the new node (with a lookup
+ * reference).  Fails with nothing changed (overlay_ns.c). */
+int ovl_make(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
+	     const char *name, uint32_t mode, const struct ovl_new *x,
+	     struct onode **out);
 
 #endif

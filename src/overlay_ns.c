@@ -59,13 +59,14 @@ static int absent(struct ovl *o, const struct onode *d, const char *name)
 }
 
 /* A new staged inode named name in d. */
-int ovl_add_new(struct ovl *o, const struct ovl_ctx *c, struct onode *d,
-		   const char *name, uint8_t type, uint32_t mode,
+static int add_new(struct ovl *o, const struct ovl_ctx *c, struct onode *d,
+		   const char *name, uint32_t mode, const struct ovl_new *x,
 		   struct onode **out)
 {
 	struct onode t;
+	uint8_t type = ent_type(mode);
 	uint32_t gid = c->gid;
-	int rc;
+	int rc, fd = -1;
 
 	SNAP_TRY(name_check(name));
 	SNAP_TRY(group_level_ok(o, d, name, type == ET_DIR));
@@ -92,19 +93,62 @@ int ovl_add_new(struct ovl *o, const struct ovl_ctx *c, struct onode *d,
 	t.si.gid = gid;
 	t.si.mtime_ns = t.si.ctime_ns = now_ns();
 	t.si.nlink = 1;
+	t.si.rdev_major = x->rmajor;
+	t.si.rdev_minor = x->rminor;
+	if (x->target) {
+		t.si.target = strdup(x->target);
+		t.si.size = strlen(x->target);
+	}
 	t.name = strdup(name);
-	if (!t.name)
+	if (!t.name || (x->target && !t.si.target)) {
+		onode_clear(&t);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	rc = stage_inode_put(o->st, &t.si);
+	}
+	/* A file made open counts as written until it is closed; one made
+	 * by mknod is complete but not yet on disk. */
+	rc = type == ET_REG ? stage_data_open(o->st, t.ino,
+					      O_RDWR | O_CREAT | O_TRUNC, &fd)
+			    : 0;
+	if (rc == 0 && type == ET_REG) {
+		t.si.data = 1;
+		t.si.wstate = x->fd ? WS_WRITING : WS_UNSYNCED;
+	}
+	rc = rc ? rc : stage_inode_put(o->st, &t.si);
 	rc = rc ? rc : stage_dirent_put(o->st, d->ino, name, t.ino);
 	onode_touch_dir(d);
 	rc = rc ? rc : onode_put(o, d);
+	if (rc == 0 && x->fd)
+		*x->fd = fd;
+	else if (fd >= 0)
+		close(fd); /* on failure the data file is an orphan, reaped */
 	if (rc) {
 		onode_clear(&t);
 		return rc;
 	}
 	*out = onode_adopt(o, &t, 1);
 	return *out ? 0 : SNAP_ENOMEM;
+}
+
+int ovl_make(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
+	     const char *name, uint32_t mode, const struct ovl_new *x,
+	     struct onode **out)
+{
+	struct onode *d;
+	int rc;
+
+	*out = NULL;
+	rc = ovl_gate_wait(o);
+	rc = rc ? rc : onode_get(o, dir, &d);
+	rc = rc ? rc : stage_begin(o->st);
+	if (rc)
+		return rc;
+	rc = add_new(o, c, d, name, mode, x, out);
+	rc = stage_end(o->st, rc);
+	if (rc && x->fd && *x->fd >= 0) {
+		close(*x->fd);
+		*x->fd = -1;
+	}
+	return rc;
 }
 
 /* Takes name out of directory d (which is staged): a whiteout when the
@@ -150,96 +194,51 @@ static int onode_lost_name(struct ovl *o, struct onode *n)
 
 /* ---- namespace changes ------------------------------------------------ */
 
+/* Makes the entry and answers it like a lookup. */
+static int make_answer(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
+		       const char *name, uint32_t mode,
+		       const struct ovl_new *x, struct vfs_attr *a)
+{
+	struct onode *n;
+	int rc;
+
+	ovl_lock(o);
+	rc = ovl_make(o, c, dir, name, mode, x, &n);
+	if (rc == 0)
+		onode_attr(o, n, a);
+	ovl_unlock(o);
+	return rc;
+}
+
 int ovl_mknod(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 	      const char *name, uint32_t mode, uint32_t rmajor,
 	      uint32_t rminor, struct vfs_attr *a)
 {
-	struct onode *d, *n;
 	uint8_t type = ent_type(mode); /* 0: a socket, never stored */
-	int rc;
+	struct ovl_new x = {.rmajor = rmajor, .rminor = rminor};
 
 	if (!type || type == ET_DIR || type == ET_LNK)
 		return snap_seterr(SNAP_EPERM, "%s: this kind of file "
 				   "cannot be stored", name);
-	ovl_lock(o);
-	rc = ovl_gate_wait(o);
-	rc = rc ? rc : onode_get(o, dir, &d);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = ovl_add_new(o, c, d, name, type, mode, &n);
-		if (rc == 0) {
-			n->si.rdev_major = rmajor;
-			n->si.rdev_minor = rminor;
-			if (type == ET_REG) {
-				int fd;
-
-				rc = stage_data_open(o->st, n->ino,
-						     O_RDWR | O_CREAT | O_TRUNC,
-						     &fd);
-				if (rc == 0) {
-					close(fd);
-					n->si.data = 1;
-					n->si.wstate = WS_UNSYNCED;
-				}
-			}
-			rc = rc ? rc : onode_put(o, n);
-		}
-		rc = stage_end(o->st, rc);
-		if (rc == 0)
-			onode_attr(o, n, a);
-	}
-	ovl_unlock(o);
-	return rc;
+	return make_answer(o, c, dir, name, mode, &x, a);
 }
 
 int ovl_mkdir(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 	      const char *name, uint32_t mode, struct vfs_attr *a)
 {
-	struct onode *d, *n;
-	int rc;
+	struct ovl_new x = {0};
 
-	ovl_lock(o);
-	rc = ovl_gate_wait(o);
-	rc = rc ? rc : onode_get(o, dir, &d);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = ovl_add_new(o, c, d, name, ET_DIR, S_IFDIR | (mode & 07777),
-			     &n);
-		rc = stage_end(o->st, rc);
-		if (rc == 0)
-			onode_attr(o, n, a);
-	}
-	ovl_unlock(o);
-	return rc;
+	return make_answer(o, c, dir, name, S_IFDIR | (mode & 07777), &x, a);
 }
 
 int ovl_symlink(struct ovl *o, const struct ovl_ctx *c, uint64_t dir,
 		const char *name, const char *target, struct vfs_attr *a)
 {
-	struct onode *d, *n;
-	int rc;
+	struct ovl_new x = {.target = target};
 
 	if (!*target || strlen(target) > 4095)
 		return snap_seterr(SNAP_ENAMETOOLONG, "bad symlink target");
-	ovl_lock(o);
-	rc = ovl_gate_wait(o);
-	rc = rc ? rc : onode_get(o, dir, &d);
-	rc = rc ? rc : stage_begin(o->st);
-	if (rc == 0) {
-		rc = ovl_add_new(o, c, d, name, ET_LNK, S_IFLNK | 0777, &n);
-		if (rc == 0) {
-			n->si.target = strdup(target);
-			n->si.size = strlen(target);
-			rc = n->si.target ? onode_put(o, n)
-					  : snap_seterr(SNAP_ENOMEM,
-							"out of memory");
-		}
-		rc = stage_end(o->st, rc);
-		if (rc == 0)
-			onode_attr(o, n, a);
-	}
-	ovl_unlock(o);
-	return rc;
+	return make_answer(o, c, dir, name, S_IFLNK | 0777, &x, a);
 }
 
 int ovl_link(struct ovl *o, uint64_t ino, uint64_t dir, const char *name,

@@ -393,18 +393,14 @@ const struct list_syntax az_list_syntax = {
 	.next = "EnumerationResults/NextMarker",
 };
 
-struct az_listing {
-	struct azure *a;
-	const char *prefix; /* with the location's prefix */
-};
-
-static int az_list_fetch(void *ctx, const char *marker, struct buf *body)
+static int az_list_fetch(void *ctx, const char *prefix, const char *marker,
+			 struct buf *body)
 {
-	struct az_listing *l = ctx;
+	struct azure *a = ctx;
 	const char *page = getenv("SNAPFS_LIST_PAGE"); /* tests: force paging */
 	struct http_resp r = {0};
 	struct kv q[5] = {{"comp", "list"}, {"restype", "container"},
-			  {"prefix", l->prefix}};
+			  {"prefix", prefix}};
 	size_t nq = 3;
 	int rc;
 
@@ -412,9 +408,9 @@ static int az_list_fetch(void *ctx, const char *marker, struct buf *body)
 		q[nq++] = (struct kv){"marker", marker};
 	if (page)
 		q[nq++] = (struct kv){"maxresults", page};
-	rc = az_request(l->a, "GET", NULL, q, nq, NULL, NULL, 0, body, &r);
+	rc = az_request(a, "GET", NULL, q, nq, NULL, NULL, 0, body, &r);
 	if (rc == 0 && r.status != 200)
-		rc = az_error(l->a, "List Blobs", NULL, &r);
+		rc = az_error(a, "List Blobs", NULL, &r);
 	http_resp_free(&r);
 	return rc;
 }
@@ -423,19 +419,9 @@ static int az_list(struct store *st, const char *prefix, store_list_cb cb,
 		   void *ctx)
 {
 	struct azure *a = (struct azure *)st;
-	char full[1200];
-	struct az_listing l = {a, full};
-	int rc;
 
-	if ((size_t)snprintf(full, sizeof(full), "%s%s", a->loc.prefix,
-			     prefix) >= sizeof(full))
-		return snap_seterr(SNAP_EINVAL, "listing prefix too long: %s",
-				   prefix);
-	rc = list_pages(&az_list_syntax, az_list_fetch, &l, full,
-			strlen(a->loc.prefix), cb, ctx);
-	if (rc == SNAP_ECORRUPT)
-		snap_preerr(rc, "%s/%s", a->loc.bucket, full);
-	return rc;
+	return list_pages(&az_list_syntax, az_list_fetch, a, a->loc.bucket,
+			  a->loc.prefix, prefix, cb, ctx);
 }
 
 static int az_del(struct store *st, const char *key)

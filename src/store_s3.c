@@ -500,17 +500,13 @@ const struct list_syntax s3_list_syntax = {
 	.truncated = "ListBucketResult/IsTruncated",
 };
 
-struct s3_listing {
-	struct s3 *s;
-	const char *prefix; /* with the location's prefix */
-};
-
-static int s3_list_fetch(void *ctx, const char *token, struct buf *body)
+static int s3_list_fetch(void *ctx, const char *prefix, const char *token,
+			 struct buf *body)
 {
-	struct s3_listing *l = ctx;
+	struct s3 *s = ctx;
 	const char *page = getenv("SNAPFS_LIST_PAGE"); /* tests: force paging */
 	struct http_resp r = {0};
-	struct kv q[4] = {{"list-type", "2"}, {"prefix", l->prefix}};
+	struct kv q[4] = {{"list-type", "2"}, {"prefix", prefix}};
 	size_t nq = 2;
 	int rc;
 
@@ -518,9 +514,9 @@ static int s3_list_fetch(void *ctx, const char *token, struct buf *body)
 		q[nq++] = (struct kv){"max-keys", page};
 	if (token)
 		q[nq++] = (struct kv){"continuation-token", token};
-	rc = request(l->s, "GET", NULL, q, nq, NULL, NULL, 0, body, &r);
+	rc = request(s, "GET", NULL, q, nq, NULL, NULL, 0, body, &r);
 	if (rc == 0 && r.status != 200)
-		rc = s3_error(l->s, "LIST", NULL, &r);
+		rc = s3_error(s, "LIST", NULL, &r);
 	http_resp_free(&r);
 	return rc;
 }
@@ -529,19 +525,9 @@ static int s3_list(struct store *st, const char *prefix, store_list_cb cb,
 		   void *ctx)
 {
 	struct s3 *s = (struct s3 *)st;
-	char full[1200];
-	struct s3_listing l = {s, full};
-	int rc;
 
-	if ((size_t)snprintf(full, sizeof(full), "%s%s", s->loc.prefix,
-			     prefix) >= sizeof(full))
-		return snap_seterr(SNAP_EINVAL, "listing prefix too long: %s",
-				   prefix);
-	rc = list_pages(&s3_list_syntax, s3_list_fetch, &l, full,
-			strlen(s->loc.prefix), cb, ctx);
-	if (rc == SNAP_ECORRUPT)
-		snap_preerr(rc, "%s/%s", s->loc.bucket, full);
-	return rc;
+	return list_pages(&s3_list_syntax, s3_list_fetch, s, s->loc.bucket,
+			  s->loc.prefix, prefix, cb, ctx);
 }
 
 static int s3_del(struct store *st, const char *key)

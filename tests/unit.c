@@ -1094,11 +1094,13 @@ struct pages {
 	int served;
 };
 
-static int pages_fetch(void *ctx, const char *token, struct buf *body)
+static int pages_fetch(void *ctx, const char *prefix, const char *token,
+		       struct buf *body)
 {
 	struct pages *p = ctx;
 	int i = token ? atoi(token + 1) : 0;
 
+	assert_string_equal(prefix, "pre/d/");
 	assert_true(!token || token[0] == 't');
 	p->served++;
 	return buf_addstr(body, p->xml[i]);
@@ -1137,29 +1139,30 @@ static void test_list_pages(void **state)
 	struct buf names = BUF_INIT;
 
 	(void)state;
-	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
-				    collect_names, &names), 0);
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "bkt", "pre/",
+				    "d/", collect_names, &names), 0);
 	buf_addc(&names, 0);
 	assert_string_equal((char *)names.p, "d/a d/b d/c ");
 	assert_int_equal(p.served, 2);
 	/* A token handed back unchanged would list one page forever. */
 	names.len = 0;
 	p = (struct pages){loop, 0};
-	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
-				    collect_names, &names), SNAP_ECORRUPT);
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "bkt", "pre/",
+				    "d/", collect_names, &names), SNAP_ECORRUPT);
 	assert_non_null(strstr(snap_errmsg(), "does not advance"));
+	assert_non_null(strstr(snap_errmsg(), "bkt/pre/d/"));
 	assert_int_equal(p.served, 2);
 	/* A bad page passes none of its entries on. */
 	names.len = 0;
 	p = (struct pages){bad2, 0};
-	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
-				    collect_names, &names), SNAP_ECORRUPT);
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "bkt", "pre/",
+				    "d/", collect_names, &names), SNAP_ECORRUPT);
 	buf_addc(&names, 0);
 	assert_string_equal((char *)names.p, "d/a d/b ");
 	/* The callback's value stops the listing. */
 	p = (struct pages){stop, 0};
-	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "pre/d/", 4,
-				    collect_names, &names), 42);
+	assert_int_equal(list_pages(&s3_list_syntax, pages_fetch, &p, "bkt", "pre/",
+				    "d/", collect_names, &names), 42);
 	buf_free(&names);
 }
 
