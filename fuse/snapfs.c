@@ -43,8 +43,8 @@
 struct options {
 	char *key_file, *password_file;
 	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
-	char *readahead, *stage_dir, *commit_wait;
-	int anonymous, no_disk_cache;
+	char *readahead, *stage_dir, *commit_wait, *commit_idle, *on_conflict;
+	int anonymous, no_disk_cache, no_writeback;
 	int allow_other;
 	int dropped_suid, dropped_dev; /* asked for, and refused */
 	char *repo;
@@ -55,6 +55,7 @@ static struct {
 	struct fuse_session *se;
 	int use_syslog;
 	int acl; /* the kernel enforces POSIX ACLs (allow_other) */
+	int writeback; /* the kernel caches writes to control/ */
 } G;
 
 static void logmsg(int prio, const char *fmt, ...)
@@ -253,6 +254,16 @@ static void sl_init(void *ud, struct fuse_conn_info *conn)
 	/* Other users are let in: a file whose ACL denies one of them must
 	 * stay closed to them, so the kernel checks ACLs too (from the
 	 * stored system.posix_acl_* attributes). */
+	/* Writes to control/ land in the page cache and come in large
+	 * WRITEs; the kernel keeps mtimes (vfs_opts.kernel_times).  Backups
+	 * never change, so series/ loses nothing by it. */
+	if (G.writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else if (G.writeback)
+		logmsg(LOG_WARNING, "this kernel has no writeback cache: "
+		       "files written to control/ keep the mtime of their "
+		       "last setattr");
+	conn->max_write = 1u << 20;
 	if (G.acl && (conn->capable & FUSE_CAP_POSIX_ACL))
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	else if (G.acl)
@@ -795,10 +806,17 @@ static const char usage[] =
 	"  readahead=SIZE        largest read-ahead of a sequential reader (32M)\n"
 	"  parallel=N            concurrent store requests (8; 4 for local)\n"
 	"  anonymous             unsigned requests (public buckets)\n"
+	"  no_writeback          no kernel write cache for control/ (each\n"
+	"                        write(2) is a request; for comparison)\n"
 	"  stage_dir=DIR         where control/'s labels keep their stages\n"
 	"                        (default: CACHE_DIR/<repository id>/stage)\n"
 	"  commit_wait=SECONDS   how long a commit waits for files still open\n"
 	"                        for writing (60)\n"
+	"  commit_idle=SECONDS   commit a label that has had no change and no\n"
+	"                        writer for this long (off)\n"
+	"  on_conflict=error|next  a commit that finds its number taken by\n"
+	"                        another writer fails (error, the default) or\n"
+	"                        becomes the next number (next)\n"
 	"  allow_other           let other users in (off; needs user_allow_other\n"
 	"                        in /etc/fuse.conf unless root); modes, owners\n"
 	"                        and POSIX ACLs are then checked by the kernel\n"
@@ -821,9 +839,12 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("readahead=%s", readahead),
 	OPT("stage_dir=%s", stage_dir),
 	OPT("commit_wait=%s", commit_wait),
+	OPT("commit_idle=%s", commit_idle),
+	OPT("on_conflict=%s", on_conflict),
 	OPT("parallel=%s", parallel),
 	OPT("anonymous", anonymous),
 	OPT("no_disk_cache", no_disk_cache),
+	OPT("no_writeback", no_writeback),
 	FUSE_OPT_END,
 };
 
@@ -943,6 +964,22 @@ static int size_opt(const char *name, const char *s, uint64_t def,
 	return 0;
 }
 
+static int secs_opt(const char *name, const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s)
+		return 0;
+	v = strtod(s, &end);
+	if (end == s || *end || !(v >= 0) || v > 1e9) {
+		startup_error("bad %s '%s': seconds", name, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 /* The core's requests to the kernel: forget a name, an inode's data. */
 static void inval_entry(void *ctx, uint64_t parent, const char *name)
 {
@@ -994,7 +1031,7 @@ int main(int argc, char **argv)
 	struct vfs_opts vo;
 	uint64_t mem, disk, ra;
 	char warning[512], fsname[1200], *cache_dir = NULL, *stage_root = NULL;
-	double refresh = 30, commit_wait = 60;
+	double refresh = 30, commit_wait = 60, commit_idle = 0;
 	int rc, ret = 1, mounted = 0, handlers = 0;
 	pthread_t stop_th;
 
@@ -1029,24 +1066,15 @@ int main(int argc, char **argv)
 		daemonize_early();
 	}
 
-	if (o.refresh) {
-		char *end;
-
-		refresh = strtod(o.refresh, &end);
-		if (*end || !(refresh >= 0)) {
-			startup_error("bad refresh '%s': seconds", o.refresh);
-			goto out;
-		}
-	}
-	if (o.commit_wait) {
-		char *end;
-
-		commit_wait = strtod(o.commit_wait, &end);
-		if (*end || !(commit_wait >= 0)) {
-			startup_error("bad commit_wait '%s': seconds",
-				      o.commit_wait);
-			goto out;
-		}
+	if (secs_opt("refresh", o.refresh, &refresh) ||
+	    secs_opt("commit_wait", o.commit_wait, &commit_wait) ||
+	    secs_opt("commit_idle", o.commit_idle, &commit_idle))
+		goto out;
+	if (o.on_conflict && strcmp(o.on_conflict, "error") &&
+	    strcmp(o.on_conflict, "next")) {
+		startup_error("bad on_conflict '%s': error or next",
+			      o.on_conflict);
+		goto out;
 	}
 	if (size_opt("cache_mem", o.cache_mem, 64u << 20, &mem) ||
 	    size_opt("cache_size", o.cache_size, 2ULL << 30, &disk) ||
@@ -1102,6 +1130,7 @@ int main(int argc, char **argv)
 	vo.gid = getgid();
 	vo.readahead_max = ra < mem / 2 ? ra : mem / 2;
 	vo.kernel_acl = o.allow_other;
+	vo.kernel_times = !o.no_writeback;
 	/* control/'s stages: local repositories have a cache directory for
 	 * them too. */
 	if (o.stage_dir) {
@@ -1119,8 +1148,10 @@ int main(int argc, char **argv)
 			      "-o stage_dir=DIR (or HOME)");
 		goto out;
 	}
-	vo.stage_root = stage_root;
-	vo.commit_wait = commit_wait;
+	vo.ctl.stage_root = stage_root;
+	vo.ctl.commit_wait = commit_wait;
+	vo.ctl.commit_idle = commit_idle;
+	vo.ctl.next_on_conflict = o.on_conflict && !strcmp(o.on_conflict, "next");
 	vo.inval_entry = inval_entry;
 	vo.inval_inode = inval_inode;
 	vo.log = core_log;
@@ -1133,6 +1164,7 @@ int main(int argc, char **argv)
 	/* Backups hold other users' files: the kernel checks their modes
 	 * (and, with allow_other, their ACLs: sl_init). */
 	G.acl = o.allow_other;
+	G.writeback = !o.no_writeback;
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=snapfs",
 		 strchr(r->st->url, ',') ? "snapfs" : r->st->url);
 	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
@@ -1203,6 +1235,8 @@ out_free:
 	free(o.readahead);
 	free(o.stage_dir);
 	free(o.commit_wait);
+	free(o.commit_idle);
+	free(o.on_conflict);
 	free(o.parallel);
 	free(o.repo);
 	fuse_opt_free_args(&args);

@@ -936,7 +936,7 @@ struct bsession {
 	char token[33];
 	uint64_t ino_next;
 	double t0;
-	int threads, uploads, scanning, committed;
+	int threads, uploads, scanning, committed, next_on_conflict;
 	struct scanner scan;
 };
 
@@ -976,19 +976,34 @@ static int write_manifest(struct bsession *s)
 	m->xattr_ns = ns;
 	m->ino_next = s->ino_next;
 	snprintf(m->stage_token, sizeof(m->stage_token), "%s", s->token);
-	rc = manifest_encode(m, &e->r->keys, &text);
+	for (int tries = 0;; tries++) {
+		uint32_t last = 0;
+
+		text.len = 0;
+		rc = manifest_encode(m, &e->r->keys, &text);
+		if (rc)
+			break;
+		manifest_key(e->series, m->num, key, sizeof(key));
+		rc = store_put(e->r->st, key, text.p, text.len,
+			       STORE_CREATE_ONLY);
+		if (rc != SNAP_EEXIST || !s->next_on_conflict || tries == 8)
+			break;
+		/* Another writer took the number: ours is a whole tree of
+		 * its own (its parent stays what it was built on), so it
+		 * can follow theirs as the next number. */
+		rc = repo_latest_num(e->r, e->series, &last);
+		if (rc)
+			break;
+		m->num = last >= m->num ? last + 1 : m->num + 1;
+		e->res->num = m->num;
+	}
 	m->packs = NULL;
 	m->npacks = 0;
-	if (rc)
-		goto out;
-	manifest_key(e->series, m->num, key, sizeof(key));
-	rc = store_put(e->r->st, key, text.p, text.len, STORE_CREATE_ONLY);
 	if (rc == SNAP_EEXIST)
 		rc = snap_seterr(rc,
 				 "backup %s/%u was written by another backup "
 				 "running at the same time; run this one again",
 				 e->series, m->num);
-out:
 	buf_free(&text);
 	return rc;
 }
@@ -1013,6 +1028,7 @@ int bsession_open(struct repo *r, const struct bsession_opts *o,
 	s->bo.info = o->info;
 	s->max_groups = o->max_groups;
 	s->ino_next = o->ino_next;
+	s->next_on_conflict = o->next_on_conflict;
 	snprintf(s->token, sizeof(s->token), "%s", o->token ? o->token : "");
 	e->r = r;
 	e->o = &s->bo;

@@ -90,9 +90,12 @@ struct bsession_opts {
 	int full;                /* start a new series */
 	/* Incremental on this backup; NULL: on the label's newest.  The
 	 * new backup is its number + 1 (a create-only put: somebody else
-	 * having made that number is SNAP_EEXIST at commit). */
+	 * having made that number is SNAP_EEXIST at commit, unless
+	 * next_on_conflict: then it takes the next free number, its parent
+	 * still the base). */
 	const char *base_series;
 	uint32_t base_num;
+	int next_on_conflict;
 	size_t max_groups;       /* groups the backup may have */
 	const char *token;       /* recorded as stage_token (or NULL) */
 	uint64_t ino_next;       /* recorded (or 0) */

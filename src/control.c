@@ -55,6 +55,7 @@ struct clabel {
 	int job_rc;         /* of the last abort / empty */
 	uint64_t uploaded;  /* bytes of packs the running commit put */
 	int commit_fds;     /* commit descriptors not yet released */
+	uint64_t idle_tried; /* the changes an idle commit last took */
 	int have_last;
 	struct backup_result last;
 	double last_elapsed;
@@ -339,6 +340,7 @@ static int label_open_tree(struct control *c, struct clabel *l)
 			      .root_ino = l->ino,
 			      .readahead_max = c->o.readahead_max,
 			      .kernel_acl = c->o.kernel_acl,
+			      .kernel_times = c->o.kernel_times,
 			      .uid = c->o.uid, .gid = c->o.gid};
 	struct stage *st = NULL;
 	struct stage_found f;
@@ -393,7 +395,7 @@ static struct clabel *label_new(struct control *c, const char *name)
 	l->c = c;
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->ino = label_ino(name);
-	snprintf(l->stage_dir, sizeof(l->stage_dir), "%s/%s", c->o.stage_root,
+	snprintf(l->stage_dir, sizeof(l->stage_dir), "%s/%s", c->o.cfg.stage_root,
 		 name);
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cv, NULL);
@@ -541,7 +543,8 @@ static int run_commit(struct control *c, struct clabel *l)
 {
 	struct commit_opts co = {.label = l->name, .warn = warn_cb,
 				 .warn_ctx = l, .on_pack = pack_cb,
-				 .pack_ctx = l};
+				 .pack_ctx = l,
+				 .next_on_conflict = c->o.cfg.next_on_conflict};
 	struct backup_result res;
 	struct stage_meta m;
 	uint8_t tok[16];
@@ -562,7 +565,7 @@ static int run_commit(struct control *c, struct clabel *l)
 		rc = stage_flush_log(ovl_stage(l->o));
 		ovl_unlock(l->o);
 	}
-	rc = rc ? rc : ovl_gate_close(l->o, c->o.commit_wait);
+	rc = rc ? rc : ovl_gate_close(l->o, c->o.cfg.commit_wait);
 	if (rc) {
 		snprintf(msg, sizeof(msg), "%s", snap_errmsg());
 		m.committing = 0;
@@ -1037,14 +1040,14 @@ static int list_labels(struct control *c, struct cdir *d,
 	for (struct clabel *l = c->labels; l && rc == 0; l = l->next)
 		rc = names_add(d, l->name);
 	pthread_mutex_unlock(&c->lock);
-	dir = opendir(c->o.stage_root);
+	dir = opendir(c->o.cfg.stage_root);
 	while (rc == 0 && dir && (de = readdir(dir))) {
 		char path[PATH_MAX];
 		struct stat st;
 
 		if (de->d_name[0] == '.' || label_check(de->d_name))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/stage.db", c->o.stage_root,
+		snprintf(path, sizeof(path), "%s/%s/stage.db", c->o.cfg.stage_root,
 			 de->d_name);
 		if (stat(path, &st) == 0)
 			rc = names_add(d, de->d_name);
@@ -1626,21 +1629,62 @@ int control_statfs(struct control *c, uint64_t ino, struct statvfs *sv)
 
 /* ---- lifetime --------------------------------------------------------- */
 
+static int jobs_busy(const struct clabel *l)
+{
+	return l->running || l->job;
+}
+
+/* commit_idle: a label with staged changes, no writer and no change for
+ * that long is committed, once per set of changes (a commit that fails
+ * is not retried until something changes). */
+static void idle_commit(struct control *c, struct clabel *l)
+{
+	double idle = 0;
+	uint64_t seq, at = ovl_quiet(l->o, &idle);
+
+	if (!at || idle < c->o.cfg.commit_idle)
+		return;
+	pthread_mutex_lock(&l->lock);
+	if (at != l->idle_tried && !jobs_busy(l) && !l->stop &&
+	    queue_job(l, J_COMMIT, &seq) == 0) {
+		l->idle_tried = at;
+		ctl_log(c, "control/%s: no change for %.0f s: committing",
+			l->name, idle);
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
 static void *sync_main(void *arg)
 {
 	struct control *c = arg;
+	double every = SYNC_EVERY;
+
+	/* Idle commits should not come much later than asked. */
+	if (c->o.cfg.commit_idle > 0 && c->o.cfg.commit_idle / 4 < every)
+		every = c->o.cfg.commit_idle / 4 < 0.25 ? 0.25
+						      : c->o.cfg.commit_idle / 4;
+	double synced = mono_sec();
 
 	pthread_mutex_lock(&c->lock);
 	while (!c->stop) {
 		struct timespec ts;
+		int sync;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)SYNC_EVERY;
+		ts.tv_nsec += (long)(every * 1e9);
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&c->cv, &c->lock, &ts);
-		for (struct clabel *l = c->labels; l && !c->stop; l = l->next)
-			if (l->o && ovl_sync(l->o))
+		sync = mono_sec() - synced >= SYNC_EVERY - 0.01;
+		if (sync)
+			synced = mono_sec();
+		for (struct clabel *l = c->labels; l && !c->stop; l = l->next) {
+			if (sync && l->o && ovl_sync(l->o))
 				ctl_log(c, "control/%s: %s", l->name,
 				     snap_errmsg());
+			if (l->o && !l->ro && c->o.cfg.commit_idle > 0)
+				idle_commit(c, l);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -1660,11 +1704,6 @@ int control_open(const struct control_opts *o, struct control **out)
 	c->syncer_live = pthread_create(&c->syncer, NULL, sync_main, c) == 0;
 	*out = c;
 	return 0;
-}
-
-static int jobs_busy(const struct clabel *l)
-{
-	return l->running || l->job;
 }
 
 static int fds_busy(const struct clabel *l)

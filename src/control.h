@@ -40,13 +40,20 @@ struct control;
 struct cdir;
 struct cfile;
 
+/* What the user sets (snapfs -o). */
+struct control_cfg {
+	const char *stage_root;
+	double commit_wait; /* seconds a commit waits for open writers */
+	double commit_idle; /* commit a label idle this long (0: never) */
+	int next_on_conflict; /* a lost commit race takes the next number */
+};
+
 struct control_opts {
 	struct repo *r;
 	struct cache *c;
-	const char *stage_root;
-	double commit_wait; /* seconds a commit waits for open writers */
+	struct control_cfg cfg;
 	size_t readahead_max;
-	int kernel_acl;
+	int kernel_acl, kernel_times; /* as in ovl_opts */
 	uint32_t uid, gid; /* owner of control/ and the label directories */
 	uint64_t ino;      /* control/'s own number */
 	/* The frontend: the kernel's caches, a log line. */

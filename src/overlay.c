@@ -511,6 +511,9 @@ int onode_copy_up(struct ovl *o, struct onode *n)
 
 	if (n->staged)
 		return 0;
+	/* Copying up a removed entry would give it its name back. */
+	if (n->unlinked)
+		return snap_seterr(SNAP_ENOENT, "%s was removed", n->name);
 	if (n->ino != o->o.root_ino && !n->hl) {
 		p = onode_find(o, n->parent);
 		if (!p)
@@ -656,6 +659,7 @@ int ovl_gate_wait(struct ovl *o)
 	while (o->closed_gate)
 		pthread_cond_wait(&o->cv, &o->lock);
 	o->changes++;
+	o->changed_at = mono_sec();
 	return 0;
 }
 
@@ -986,6 +990,20 @@ int ovl_dirty(struct ovl *o)
 	return dirty;
 }
 
+uint64_t ovl_quiet(struct ovl *o, double *idle_s)
+{
+	uint64_t at = 0;
+
+	ovl_lock(o);
+	if (root_node(o) && root_node(o)->staged && !o->writers &&
+	    !o->closed_gate) {
+		at = o->changes;
+		*idle_s = mono_sec() - o->changed_at;
+	}
+	ovl_unlock(o);
+	return at;
+}
+
 int ovl_sync(struct ovl *o)
 {
 	uint64_t at;
@@ -1179,6 +1197,7 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	}
 	o->o = *op;
+	o->changed_at = mono_sec(); /* a resumed stage idles from now */
 	snprintf(o->label, sizeof(o->label), "%s", op->label);
 	o->st = st;
 	pthread_mutex_init(&o->lock, NULL);

@@ -63,6 +63,10 @@ struct ovl_opts {
 	uint64_t root_ino;   /* control/<label>'s number */
 	size_t readahead_max;
 	int kernel_acl;      /* the kernel keeps modes and ACLs in step */
+	/* The kernel caches writes (writeback) and keeps files' mtime and
+	 * ctime, sending them with setattr: writes leave them alone, or a
+	 * write the kernel sends after a utimensat would undo it. */
+	int kernel_times;
 	int read_only;       /* every change is SNAP_EROFS */
 	uint32_t uid, gid;   /* owner of the label directory */
 };
@@ -151,6 +155,10 @@ void ovl_gate_open(struct ovl *o);
 
 /* Is anything staged? */
 int ovl_dirty(struct ovl *o);
+/* For idle commits: 0 when nothing is staged or a file is open for
+ * writing or a commit runs; otherwise the count of changes so far (it
+ * grows with every change) and, in *idle_s, the seconds since the last. */
+uint64_t ovl_quiet(struct ovl *o, double *idle_s);
 /* Makes the stage durable if anything changed since the last time. */
 int ovl_sync(struct ovl *o);
 /* Counts for status: staged files and their bytes. */

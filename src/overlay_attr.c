@@ -55,6 +55,26 @@ static int onode_chmod_acl(struct ovl *o, struct onode *n)
 	return rc;
 }
 
+/* Would sa change anything kept durably?  ctime is not: it serves only
+ * to tell changed files from unchanged ones in walks of a source, so a
+ * setattr that sets nothing else (chmod to the mode a file has, and the
+ * ctime the kernel's writeback sends after writes and renames, several
+ * per file that rsync copies) needs no transaction. */
+static int setattr_changes(struct ovl *o, const struct onode *n,
+			   const struct vfs_setattr *sa)
+{
+	struct vfs_attr a;
+
+	onode_attr(o, n, &a);
+	return ((sa->valid & VFS_SET_SIZE) && sa->size != a.size) ||
+	       ((sa->valid & VFS_SET_MODE) &&
+		(sa->mode & 07777) != (a.mode & 07777)) ||
+	       ((sa->valid & VFS_SET_UID) && sa->uid != a.uid) ||
+	       ((sa->valid & VFS_SET_GID) && sa->gid != a.gid) ||
+	       ((sa->valid & VFS_SET_MTIME) &&
+		((sa->valid & VFS_SET_MTIME_NOW) || sa->mtime_ns != a.mtime_ns));
+}
+
 int ovl_setattr(struct ovl *o, uint64_t ino, const struct vfs_setattr *sa,
 		struct ovl_file *f, struct vfs_attr *a)
 {
@@ -71,6 +91,21 @@ int ovl_setattr(struct ovl *o, uint64_t ino, const struct vfs_setattr *sa,
 		rc = snap_seterr(SNAP_EINVAL, "not a regular file");
 	if (rc == 0 && (sa->valid & VFS_SET_SIZE) && onode_is_dir(n))
 		rc = snap_seterr(SNAP_EISDIR, "is a directory");
+	if (rc == 0 && n->unlinked && (!n->opens || !n->staged)) {
+		/* Removed, and not staged for an open handle: nothing may
+		 * stage it again (the kernel's writeback sends a removed
+		 * file's ctime). */
+		onode_attr(o, n, a);
+		goto out;
+	}
+	if (rc == 0 && !setattr_changes(o, n, sa)) {
+		/* Kept in memory: the row takes it with its next write. */
+		if (n->staged)
+			n->si.ctime_ns = (sa->valid & VFS_SET_CTIME) ? sa->ctime_ns
+								    : t;
+		onode_attr(o, n, a);
+		goto out;
+	}
 	rc = rc ? rc : stage_begin(o->st);
 	if (rc)
 		goto out;

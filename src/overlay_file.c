@@ -201,7 +201,8 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	if (rc == 0 && onode_get(o, f->ino, &nd) == 0) {
 		if (off + n > nd->si.size)
 			nd->si.size = off + n;
-		nd->si.mtime_ns = nd->si.ctime_ns = now_ns();
+		if (!o->o.kernel_times)
+			nd->si.mtime_ns = nd->si.ctime_ns = now_ns();
 	}
 	ovl_unlock(o);
 	return rc;

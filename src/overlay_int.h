@@ -69,6 +69,7 @@ struct ovl {
 	int closed_gate; /* a commit runs: changes wait */
 	int writers;     /* handles open for writing */
 	uint64_t changes, synced; /* changes made, and when last synced */
+	double changed_at;        /* mono_sec() of the last change */
 	struct hlmap *hls; /* copied-up base hardlinks */
 	size_t nhls, hlcap;
 };

@@ -178,8 +178,11 @@ static int onode_lost_name(struct ovl *o, struct onode *n)
 		n->unlinked = 1;
 		return n->staged ? stage_inode_del(o->st, n->ino) : 0;
 	}
-	if (!n->staged)
-		return 0; /* a base name of a hardlink; others remain */
+	if (!n->staged) {
+		/* A base name of a hardlink: others remain. */
+		n->unlinked = !n->hl;
+		return 0;
+	}
 	if (n->si.nlink > 0)
 		n->si.nlink--;
 	n->si.ctime_ns = now_ns();

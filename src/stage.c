@@ -42,6 +42,9 @@ enum {
 	Q_PACK_LIST,
 	Q_DROPPED_ADD,
 	Q_DROPPED_LIST,
+	Q_BEGIN,
+	Q_COMMIT,
+	Q_ROLLBACK,
 	NQ
 };
 
@@ -85,6 +88,10 @@ static const char *const sql[NQ] = {
 	[Q_PACK_LIST] = "SELECT id FROM pack",
 	[Q_DROPPED_ADD] = "INSERT INTO dropped (path) VALUES (?1)",
 	[Q_DROPPED_LIST] = "SELECT path FROM dropped ORDER BY rowid",
+	/* Prepared once: every change is a transaction of its own. */
+	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
 };
 
 static const char schema[] =
@@ -330,11 +337,21 @@ int stage_put_meta(struct stage *s, const struct stage_meta *m)
 
 /* ---- transactions ----------------------------------------------------- */
 
+/* Keeps the error that made it roll back (SQLite may have rolled back
+ * already, after SQLITE_FULL). */
+static void rollback(struct stage *s)
+{
+	if (!sqlite3_get_autocommit(s->db)) {
+		sqlite3_step(s->q[Q_ROLLBACK]);
+		sqlite3_reset(s->q[Q_ROLLBACK]);
+	}
+}
+
 int stage_begin(struct stage *s)
 {
 	if (s->depth++)
 		return 0;
-	return exec(s, "BEGIN IMMEDIATE");
+	return run(s, s->q[Q_BEGIN], "begin");
 }
 
 int stage_end(struct stage *s, int rc)
@@ -344,12 +361,12 @@ int stage_end(struct stage *s, int rc)
 	if (--s->depth)
 		return rc;
 	if (rc) {
-		exec(s, "ROLLBACK");
+		rollback(s);
 		return rc;
 	}
-	r = exec(s, "COMMIT");
+	r = run(s, s->q[Q_COMMIT], "commit");
 	if (r)
-		exec(s, "ROLLBACK");
+		rollback(s);
 	return r;
 }
 

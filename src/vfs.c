@@ -1527,10 +1527,10 @@ int vfs_open(struct repo *r, struct cache *c, const struct vfs_opts *o,
 	v->cat_at = mono_sec();
 	{
 		struct control_opts co = {
-			.r = r, .c = c, .stage_root = o->stage_root,
-			.commit_wait = o->commit_wait,
+			.r = r, .c = c, .cfg = o->ctl,
 			.readahead_max = o->readahead_max,
-			.kernel_acl = o->kernel_acl, .uid = o->uid, .gid = o->gid,
+			.kernel_acl = o->kernel_acl,
+			.kernel_times = o->kernel_times, .uid = o->uid, .gid = o->gid,
 			.ino = INO_CONTROL, .inval_entry = o->inval_entry,
 			.inval_inode = o->inval_inode, .log = o->log,
 			.committed = committed, .ctx = v};

@@ -41,6 +41,7 @@
 #include <sys/uio.h>
 
 #include "cache.h"
+#include "control.h"
 #include "fileread.h"
 #include "overlay.h"
 #include "vattr.h"
@@ -57,10 +58,8 @@ struct vfs_opts {
 	 * system.posix_acl_* on permission checks and takes "not supported"
 	 * for a failure, so absent ACLs must be ENOENT, never SNAP_EUNSUPP. */
 	int kernel_acl;
-	/* control/ (control.h): where the labels' stages live, and how long
-	 * a commit waits for files still open for writing. */
-	const char *stage_root;
-	double commit_wait;
+	int kernel_times; /* see ovl_opts */
+	struct control_cfg ctl; /* control/ (control.h) */
 	/* The frontend: invalidation of the kernel's caches (a name in a
 	 * directory; an inode's attributes and data), and log lines. */
 	void (*inval_entry)(void *ctx, uint64_t parent, const char *name);

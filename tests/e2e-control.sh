@@ -191,6 +191,20 @@ cmp "$c/g/posix-ops" "$m/series/$A/$n/g/posix-ops" || fail "posix-ops differs in
 rm "$c/g/posix-ops"
 touch "$c/.snapfs/commit" || fail "commit dropping posix-ops"
 
+say "a removed base file stays removed, whatever its open handle does"
+python3 - "$c/g/big.bin" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.unlink(sys.argv[1])
+os.fchmod(fd, 0o600)
+os.utime(fd, (1, 1))
+os.close(fd)
+assert not os.path.exists(sys.argv[1]), "the removed file came back"
+PY
+[ -z "$(ls "$c/g" | grep -x big.bin)" ] || fail "big.bin is listed again after its removal"
+touch "$c/.snapfs/abort" || fail "abort after the removal"
+[ -e "$c/g/big.bin" ] || fail "abort did not bring big.bin back"
+
 say "rules: labels, groups, read-only backups, full while staged"
 expect_fail 1 "Invalid argument" mkdir "$m/control/x"
 grep -q "label" "$T/snapfs.log" || fail "no log line for a bad label"

@@ -4,6 +4,7 @@
 # FUSE filesystem costs per file on this machine), one run, same data.
 #
 # usage: contrib/bench/bench-control.sh [WORKDIR]   (as root; needs rsync, cc)
+#        SNAPFS_OPTS=no_writeback ...   (more -o options for snapfs)
 #
 # Data: FILES small files (default 20000, 1-30 KB) and a few 64 MiB files.
 # Everything (sources, passthrough's backing directory, snapfs's stage and
@@ -68,7 +69,7 @@ stop() {
 trap stop EXIT INT TERM
 "$pt" -f -o source="$W/pt-back" "$P" 2>"$W/pt.log" &
 ptpid=$!
-"$snapfs" -f -o cache_dir="$W/cache" "$W/repo" "$S" 2>"$W/snapfs.log" &
+"$snapfs" -f -o cache_dir="$W/cache"${SNAPFS_OPTS:+,$SNAPFS_OPTS} "$W/repo" "$S" 2>"$W/snapfs.log" &
 snpid=$!
 for _ in $(seq 1 100); do
 	grep -q " $P fuse" /proc/mounts && grep -q " $S fuse" /proc/mounts && break
