@@ -747,6 +747,32 @@ static void sl_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 				    mode, (uint64_t)off, (uint64_t)len)));
 }
 
+/* cp(1) and others copy with copy_file_range: a whole stored file into a
+ * new one in control/ becomes a reference to its chunks.  Anything else
+ * is EOPNOTSUPP, on which the kernel copies the bytes itself. */
+static void sl_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			       off_t off_out, struct fuse_file_info *fi_out,
+			       size_t len, int flags)
+{
+	uint64_t copied = 0;
+	int rc;
+
+	(void)ino_in, (void)ino_out;
+	if (flags) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = vfs_copy_range(G.v, (struct vfs_file *)(uintptr_t)fi_in->fh,
+			    (uint64_t)off_in,
+			    (struct vfs_file *)(uintptr_t)fi_out->fh,
+			    (uint64_t)off_out, len, &copied);
+	if (rc)
+		fuse_reply_err(req, cerr(rc));
+	else
+		fuse_reply_write(req, (size_t)copied);
+}
+
 static const struct fuse_lowlevel_ops ops = {
 	.init = sl_init,
 	.lookup = sl_lookup,
@@ -779,6 +805,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.flush = sl_flush,
 	.fsync = sl_fsync,
 	.fallocate = sl_fallocate,
+	.copy_file_range = sl_copy_file_range,
 };
 
 /* ---- start-up --------------------------------------------------------- */

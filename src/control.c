@@ -1587,6 +1587,28 @@ int control_fsync(struct control *c, struct cfile *f, int datasync)
 	return logged(c, ovl_fsync(f->l->o, f->of, datasync));
 }
 
+int control_file_src(struct control *c, struct cfile *f, struct ovl_src *src)
+{
+	(void)c;
+	if (!f->of)
+		return snap_seterr(SNAP_EUNSUPP, "not a file of the tree");
+	return ovl_file_src(f->l->o, f->of, src);
+}
+
+int control_copy_ref(struct control *c, struct cfile *f,
+		     const struct ovl_src *src, uint64_t off_in,
+		     uint64_t off_out, uint64_t len, uint64_t *copied)
+{
+	int rc;
+
+	*copied = 0;
+	if (!f->of)
+		return snap_seterr(SNAP_EUNSUPP, "not a file of the tree");
+	rc = ovl_copy_ref(f->l->o, f->of, src, off_in, off_out, len, copied);
+	/* Not by reference is not a failure: the kernel copies bytes. */
+	return rc == SNAP_EUNSUPP ? rc : logged(c, rc);
+}
+
 int control_fallocate(struct control *c, struct cfile *f, int mode,
 		      uint64_t off, uint64_t len)
 {

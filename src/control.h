@@ -129,6 +129,11 @@ int control_write(struct control *c, struct cfile *f, const void *buf,
 /* Waits for a commit started by this descriptor. */
 int control_flush(struct control *c, struct cfile *f);
 int control_fsync(struct control *c, struct cfile *f, int datasync);
+/* copy_file_range by reference (ovl_file_src, ovl_copy_ref). */
+int control_file_src(struct control *c, struct cfile *f, struct ovl_src *src);
+int control_copy_ref(struct control *c, struct cfile *f,
+		     const struct ovl_src *src, uint64_t off_in,
+		     uint64_t off_out, uint64_t len, uint64_t *copied);
 int control_fallocate(struct control *c, struct cfile *f, int mode,
 		      uint64_t off, uint64_t len);
 void control_release(struct control *c, struct cfile *f);

@@ -562,13 +562,6 @@ int onode_copy_up(struct ovl *o, struct onode *n)
 	return 0;
 }
 
-static int ref_is_zero(const struct ref *r)
-{
-	static const uint8_t zero[ID_LEN];
-
-	return memcmp(r->id, zero, ID_LEN) == 0;
-}
-
 /* The base entry of an unstaged (or copied-up) node, pinned: in its
  * directory object, or for a group directory among the base's groups. */
 int onode_base_entry(struct ovl *o, const struct onode *n,

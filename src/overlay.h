@@ -24,10 +24,13 @@
  * stage (whole, except with O_TRUNC); reads of it come from there, so a
  * reader sees every write.  Errors reach the caller: a failed local write
  * is the write's error, and one that could not be reported (none today)
- * would be flush's.
+ * would be flush's.  A file filled by reference (ovl_copy_ref) has no
+ * local copy until its next change.
  *
- * Locking: one mutex per label guards the stage and the node table; it is
- * never held while the store is read.  While a commit runs
+ * Locking: one mutex per label guards the stage and the node table.  It is
+ * held while the store is read only to bring a base file's bytes into the
+ * stage (its first open for writing, or a change after a copy by
+ * reference): other changes of the label wait meanwhile.  While a commit runs
  * (ovl_gate_close) every change waits; lookups, listings and reads never
  * do.  Errors are core codes with a message, the POSIX ones (SNAP_EPERM,
  * SNAP_ENOTEMPTY, SNAP_EXDEV, ...) mapped to their errno at the edge.
@@ -144,6 +147,27 @@ int ovl_fallocate(struct ovl *o, struct ovl_file *f, int mode, uint64_t off,
 		  uint64_t len);
 void ovl_release(struct ovl *o, struct ovl_file *f);
 const char *ovl_file_name(const struct ovl_file *f);
+
+/* Copies by reference (copy_file_range): a stored file, named by the
+ * directory object that holds it, its name there and its series. */
+struct ovl_src {
+	char series[SERIES_MAX];
+	struct ref dir;
+	char name[256];
+	uint64_t size;
+};
+/* A file of the tree as stored (a base file, or one whose content is
+ * still its origin's); SNAP_EUNSUPP when its content is staged. */
+int ovl_file_src(struct ovl *o, struct ovl_file *f, struct ovl_src *src);
+/* Makes f's file, new, empty and open only through f, src's content by
+ * reference: no byte is read or stored, and the next commit takes the
+ * chunk list as it is.  Only the whole of src from offset 0 to 0, in the
+ * series the label continues; SNAP_EUNSUPP otherwise (the caller copies
+ * bytes).  The file then counts as fsynced; its next change brings the
+ * bytes back into the stage. */
+int ovl_copy_ref(struct ovl *o, struct ovl_file *f, const struct ovl_src *src,
+		 uint64_t off_in, uint64_t off_out, uint64_t len,
+		 uint64_t *copied);
 
 int ovl_statfs(struct ovl *o, struct statvfs *sv);
 

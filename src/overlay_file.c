@@ -166,6 +166,35 @@ int ovl_read(struct ovl *o, struct ovl_file *f, uint64_t off, size_t size,
 			   o->o.readahead_max, off, size, rd);
 }
 
+/* A writer's staged copy: a file filled by reference (ovl_copy_ref) gets
+ * its bytes local again at its next change.  o->lock held. */
+static int writable_fd(struct ovl *o, struct ovl_file *f, struct onode *n)
+{
+	int rc;
+
+	if (!f->wr)
+		return snap_seterr(SNAP_EINVAL, "file not open for writing");
+	if (f->fd >= 0)
+		return 0;
+	rc = stage_begin(o->st);
+	if (rc == 0 && !n->si.data) {
+		rc = onode_materialize(o, n, 0);
+		if (rc == 0) {
+			n->si.wstate = WS_WRITING;
+			n->fsynced = 0;
+			rc = onode_put(o, n);
+		}
+	}
+	rc = stage_end(o->st, rc);
+	rc = rc ? rc : stage_data_open(o->st, n->ino, O_RDWR, &f->fd);
+	if (rc == 0) {
+		cache_release(o->o.c, f->te);
+		f->te = NULL;
+		f->e = NULL;
+	}
+	return rc;
+}
+
 int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	      uint64_t off)
 {
@@ -173,10 +202,9 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	size_t done = 0;
 	int rc = 0;
 
-	if (!f->wr || f->fd < 0)
-		return snap_seterr(SNAP_EINVAL, "file not open for writing");
 	ovl_lock(o);
 	rc = onode_get(o, f->ino, &nd);
+	rc = rc ? rc : writable_fd(o, f, nd);
 	/* The first write after an fsync makes the content untrusted
 	 * again: after a crash it reverts. */
 	if (rc == 0 && nd->fsynced) {
@@ -241,10 +269,14 @@ int ovl_fallocate(struct ovl *o, struct ovl_file *f, int mode, uint64_t off,
 	struct stat st;
 	int rc = 0;
 
-	if (!f->wr || f->fd < 0)
-		return snap_seterr(SNAP_EINVAL, "file not open for writing");
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
 		return snap_seterr(SNAP_EUNSUPP, "fallocate mode %d", mode);
+	ovl_lock(o);
+	rc = onode_get(o, f->ino, &n);
+	rc = rc ? rc : writable_fd(o, f, n);
+	ovl_unlock(o);
+	if (rc)
+		return rc;
 	if (fallocate(f->fd, mode, (off_t)off, (off_t)len))
 		return snap_syserr(errno, "%s: fallocate", f->label);
 	if (fstat(f->fd, &st))
@@ -302,6 +334,121 @@ void ovl_release(struct ovl *o, struct ovl_file *f)
 	cache_release(o->o.c, f->te);
 	fread_destroy(&f->rd);
 	free(f);
+}
+
+int ovl_file_src(struct ovl *o, struct ovl_file *f, struct ovl_src *src)
+{
+	struct onode *n;
+	int rc;
+
+	ovl_lock(o);
+	rc = onode_get(o, f->ino, &n);
+	if (rc == 0) {
+		const struct ref *ref = n->staged ? &n->si.otree : &n->ptree;
+		const char *name = n->staged ? n->si.oname : n->pname;
+		int has = n->staged ? n->si.has_orig && !n->si.data
+				    : n->has_loc;
+
+		if (!has || !name || ref_is_zero(ref) ||
+		    strlen(name) >= sizeof(src->name) || !f->e) {
+			rc = snap_seterr(SNAP_EUNSUPP, "%s: not stored as it is",
+					 f->label);
+		} else {
+			snprintf(src->series, sizeof(src->series), "%s",
+				 o->base.series);
+			src->dir = *ref;
+			snprintf(src->name, sizeof(src->name), "%s", name);
+			src->size = f->e->size;
+		}
+	}
+	ovl_unlock(o);
+	return rc;
+}
+
+int ovl_copy_ref(struct ovl *o, struct ovl_file *f, const struct ovl_src *src,
+		 uint64_t off_in, uint64_t off_out, uint64_t len,
+		 uint64_t *copied)
+{
+	struct onode *n;
+	struct centry *pin = NULL;
+	const struct tree *t;
+	const struct tent *e = NULL;
+	char *oname = NULL, *prev;
+	struct sinode old;
+	int rc;
+
+	*copied = 0;
+	/* The whole of a stored file into an empty one, in the series the
+	 * next backup continues: anything else is copied as bytes. */
+	if (off_in || off_out || len < src->size || !f->wr ||
+	    strcmp(src->series, o->base.series) || ref_is_zero(&src->dir))
+		return snap_seterr(SNAP_EUNSUPP, "not a whole-file copy "
+				   "within the series");
+	ovl_lock(o);
+	rc = ovl_gate_wait(o);
+	rc = rc ? rc : onode_get(o, f->ino, &n);
+	/* Only this handle may have the staged copy open: it is about to
+	 * go. */
+	if (rc == 0 && (!n->staged || !n->si.data || n->si.size ||
+			n->si.type != ET_REG || n->si.nlink > 1 ||
+			n->si.bhl || n->opens != 1))
+		rc = snap_seterr(SNAP_EUNSUPP, "%s: not a new, empty file "
+				 "open once", f->label);
+	/* The source's directory object is pinned by its own handle. */
+	rc = rc ? rc : cache_tree(o->o.c, src->series, &src->dir, &pin, &t);
+	if (rc == 0) {
+		e = tree_find(t, src->name);
+		if (!e || e->type != ET_REG || e->size != src->size)
+			rc = snap_seterr(SNAP_EUNSUPP, "%s is not in its "
+					 "directory object as it was",
+					 src->name);
+	}
+	if (rc == 0 && !(oname = strdup(src->name)))
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+	if (rc)
+		goto out;
+	old = n->si;
+	prev = n->si.oname;
+	n->si.oname = oname;
+	n->si.has_orig = 1;
+	n->si.otree = src->dir;
+	n->si.data = 0;
+	n->si.own_xattrs = 1;
+	n->si.size = src->size;
+	if (!o->o.kernel_times)
+		n->si.mtime_ns = n->si.ctime_ns = now_ns();
+	/* Recovery would put these back: the file as it is now. */
+	n->si.o_mode = n->si.mode;
+	n->si.o_uid = n->si.uid;
+	n->si.o_gid = n->si.gid;
+	n->si.o_mtime_ns = n->si.mtime_ns;
+	n->si.o_ctime_ns = n->si.ctime_ns;
+	n->si.o_size = src->size;
+	/* Its bytes are in the store already: as good as fsynced. */
+	n->si.wstate = WS_CLEAN;
+	rc = stage_begin(o->st);
+	rc = stage_end(o->st, rc ? rc : onode_put(o, n));
+	if (rc) {
+		free(oname);
+		n->si = old;
+		goto out;
+	}
+	free(prev);
+	/* A data file left behind by a failed unlink is never read again
+	 * (data is 0) and goes with the stage. */
+	stage_data_unlink(o->st, n->ino);
+	close(f->fd);
+	f->fd = -1;
+	cache_release(o->o.c, f->te);
+	f->te = pin;
+	f->e = e;
+	pin = NULL;
+	n->fsynced = 1;
+	*copied = src->size;
+out:
+	cache_release(o->o.c, pin);
+	ovl_unlock(o);
+	return rc;
 }
 
 const char *ovl_file_name(const struct ovl_file *f)

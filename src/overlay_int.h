@@ -10,6 +10,7 @@
 #define SNAPFS_OVERLAY_INT_H
 
 #include <pthread.h>
+#include <string.h>
 
 #include "itab.h"
 #include "overlay.h"
@@ -91,6 +92,14 @@ struct ovl_dir {
 	size_t n;
 	uint64_t self, parent;
 };
+
+/* A directory ref of nothing: the label directory's groups. */
+static inline int ref_is_zero(const struct ref *r)
+{
+	static const uint8_t zero[ID_LEN];
+
+	return memcmp(r->id, zero, ID_LEN) == 0;
+}
 
 /* Nodes: the live one of a number; its release; a template's strings. */
 struct onode *onode_find(struct ovl *o, uint64_t ino);

@@ -119,6 +119,7 @@ struct vfs_file {
 	struct bk *bk;
 	struct centry *te;
 	const struct tent *e; /* NULL for manifest.json */
+	struct ref ptree;     /* the directory object holding e */
 	char label[SERIES_MAX + 300];
 	struct fread rd;
 };
@@ -1143,6 +1144,7 @@ int vfs_open_file(struct vfs *v, uint64_t ino, int flags,
 			free(f);
 			return rc;
 		}
+		f->ptree = n.ptree;
 	}
 	f->bk = n.bk; /* the pin's reference moves to the handle */
 	fread_init(&f->rd);
@@ -1424,6 +1426,31 @@ int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
 	if (!f->cf)
 		return rofs();
 	return control_fallocate(v->ctl, f->cf, mode, off, len);
+}
+
+int vfs_copy_range(struct vfs *v, struct vfs_file *in, uint64_t off_in,
+		   struct vfs_file *out, uint64_t off_out, uint64_t len,
+		   uint64_t *copied)
+{
+	struct ovl_src src;
+
+	*copied = 0;
+	if (!out->cf)
+		return rofs();
+	if (in->cf)
+		SNAP_TRY(control_file_src(v->ctl, in->cf, &src));
+	else if (!in->e || in->e->type != ET_REG ||
+		 strlen(in->e->name) >= sizeof(src.name))
+		return snap_seterr(SNAP_EUNSUPP, "%s: not a stored file",
+				   in->label);
+	else {
+		snprintf(src.series, sizeof(src.series), "%s", in->bk->series);
+		src.dir = in->ptree;
+		snprintf(src.name, sizeof(src.name), "%s", in->e->name);
+		src.size = in->e->size;
+	}
+	return control_copy_ref(v->ctl, out->cf, &src, off_in, off_out, len,
+				copied);
 }
 
 int vfs_statfs(struct vfs *v, uint64_t ino, struct statvfs *sv)

@@ -151,6 +151,11 @@ int vfs_write(struct vfs *v, struct vfs_file *f, const void *buf, size_t n,
 /* The error a close must report (a commit that failed, for one). */
 int vfs_flush(struct vfs *v, struct vfs_file *f);
 int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync);
+/* copy_file_range into a file of control/: by reference when it can be
+ * (ovl_copy_ref), else SNAP_EUNSUPP and the caller copies bytes. */
+int vfs_copy_range(struct vfs *v, struct vfs_file *in, uint64_t off_in,
+		   struct vfs_file *out, uint64_t off_out, uint64_t len,
+		   uint64_t *copied);
 int vfs_fallocate(struct vfs *v, struct vfs_file *f, int mode, uint64_t off,
 		  uint64_t len);
 /* The filesystem's numbers for ino: SNAP_ENOENT where nothing can be

@@ -191,6 +191,54 @@ cmp "$c/g/posix-ops" "$m/series/$A/$n/g/posix-ops" || fail "posix-ops differs in
 rm "$c/g/posix-ops"
 touch "$c/.snapfs/commit" || fail "commit dropping posix-ops"
 
+say "copy_file_range from series/ or the base into control/ copies references"
+n=$(ls "$m/series/$A" | grep '^[0-9]' | sort -n | tail -n 1)
+src="$m/series/$A/$n/g/big.bin"
+# cfr SRC DST: one whole-file copy_file_range, as cp(1) makes it.
+cfr() {
+	python3 - "$1" "$2" <<'PY'
+import os, sys
+i = os.open(sys.argv[1], os.O_RDONLY)
+o = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+size, done = os.fstat(i).st_size, 0
+while done < size:
+    n = os.copy_file_range(i, o, size - done)
+    assert n > 0, n
+    done += n
+os.close(i)
+os.close(o)
+PY
+}
+cfr "$src" "$c/g/restored.bin" || fail "copy_file_range from series/"
+cmp "$src" "$c/g/restored.bin" || fail "the copy by reference reads differently"
+cfr "$c/g/big.bin" "$c/g/base-copy.bin" || fail "copy_file_range within control/"
+cp "$src" "$c/g/by-cp.bin" || fail "cp from series/"
+# References: nothing of them is in the stage.
+[ "$(status staged_bytes)" = 0 ] || fail "copies by reference staged $(status staged_bytes) bytes"
+# A copy from another series is made of bytes, and still exact.
+other="$m/series/$(latest walked)/1/g/big.bin"
+cfr "$other" "$c/g/other-series.bin" || fail "copy_file_range from another series"
+cmp "$other" "$c/g/other-series.bin" || fail "the copy from another series reads differently"
+cfr "$src" "$c/g/then-written.bin"
+printf 'appended' >>"$c/g/then-written.bin"
+{ cat "$src"; printf 'appended'; } | cmp - "$c/g/then-written.bin" ||
+	fail "a write after the copy by reference"
+touch "$c/.snapfs/commit" || fail "commit of the copies"
+up=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["last_commit"]["bytes_new"])' "$c/.snapfs/status")
+# Three copies by reference cost nothing; the other series' copy and the
+# written one store at most their 3 MiB and a changed chunk.
+[ "$up" -lt $((8 << 20)) ] || fail "the copies stored $up bytes"
+for f in restored base-copy by-cp; do
+	cmp "$src" "$m/series/$A/$((n + 1))/g/$f.bin" || fail "$f.bin differs in the backup"
+done
+cmp "$other" "$m/series/$A/$((n + 1))/g/other-series.bin" || fail "other-series.bin differs in the backup"
+"$CHUNKMAP" "$r" "$A/$n/g/big.bin" >"$T/map.src"
+"$CHUNKMAP" "$r" "$A/$((n + 1))/g/restored.bin" >"$T/map.copy"
+cmp "$T/map.src" "$T/map.copy" || fail "the copy by reference has chunks of its own"
+rm "$c/g/restored.bin" "$c/g/base-copy.bin" "$c/g/by-cp.bin" \
+	"$c/g/other-series.bin" "$c/g/then-written.bin"
+touch "$c/.snapfs/commit" || fail "commit dropping the copies"
+
 say "a removed base file stays removed, whatever its open handle does"
 python3 - "$c/g/big.bin" <<'PY'
 import os, sys

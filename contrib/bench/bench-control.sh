@@ -104,6 +104,18 @@ for r in $(seq 1 "$rounds"); do
 	sn="$sn $t"
 	echo "round $r: passthrough rsync$(echo "$pa" | awk '{print $NF}') s, snapfs rsync$(echo "$sa" | awk '{print $NF}') s + commit$(echo "$sc" | awk '{print $NF}') s; no-change$(echo "$pn" | awk '{print $NF}') /$(echo "$sn" | awk '{print $NF}') s"
 done
+# Putting old files back: cp(1) of the big files from a backup into the
+# next one (copy_file_range by reference) against cp on passthrough.
+ser=$(ls "$S/series" | grep '^bench1-' | head -n 1)
+mkdir -p "$P/r1/restored" "$S/control/bench1/g/restored"
+sync
+echo 3 >/proc/sys/vm/drop_caches
+pcp=$(secs cp "$C/big/"* "$P/r1/restored/")
+scp=$(secs cp "$S/series/$ser/1/g/big/"* "$S/control/bench1/g/restored/")
+scm=$(secs touch "$S/control/bench1/.snapfs/commit")
+stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["last_commit"]["bytes_new"])' "$S/control/bench1/.snapfs/status")
+bigmb=$(du -sm "$C/big" | awk '{print $1}')
+
 mpa=$(echo "$pa" | median) msa=$(echo "$sa" | median) msc=$(echo "$sc" | median)
 mpn=$(echo "$pn" | median) msn=$(echo "$sn" | median)
 echo
@@ -113,3 +125,5 @@ printf '%-32s %9.2fs %9.2fs %7.2fx\n' "rsync -a into an empty tree" "$mpa" "$msa
 printf '%-32s %8.3fms %8.3fms\n' "  per file" "$(calc "$mpa * 1000 / $nfiles")" "$(calc "$msa * 1000 / $nfiles")"
 printf '%-32s %10s %9.2fs\n' "commit (snapfs only)" "" "$msc"
 printf '%-32s %9.2fs %9.2fs %7.2fx\n' "no-change rsync -a --delete" "$mpn" "$msn" "$(calc "$msn / $mpn")"
+printf '%-32s %9.2fs %9.2fs %7.2fx\n' "cp ${bigmb} MiB back from a backup" "$pcp" "$scp" "$(calc "$scp / $pcp")"
+printf '%-32s %10s %9.2fs  (%s bytes stored)\n' "  its commit (snapfs only)" "" "$scm" "$stored"
