@@ -36,7 +36,7 @@ remount() {
 # one, never a mix.
 never_mixed() {
 	python3 - "$T/src/g" "$T/prev/g" "$T/committed/g" "$c/g" <<'PY'
-import hashlib, os, stat, sys
+import hashlib, os, re, stat, sys
 src, prev, old, ctl = sys.argv[1:5]
 def digest(p):
     try:
@@ -53,6 +53,11 @@ for d, _, files in os.walk(ctl):
             continue
         rel = os.path.relpath(p, ctl)
         got = digest(p)
+        # An rsync temp file closed before the kill and not yet renamed
+        # is kept, whole: it holds a version of the file it stands for.
+        m = re.fullmatch(r"\.(.+)\.[A-Za-z0-9]{6}", n)
+        if m:
+            rel = os.path.join(os.path.relpath(d, ctl), m.group(1))
         if got not in (digest(os.path.join(src, rel)),
                        digest(os.path.join(prev, rel)),
                        digest(os.path.join(old, rel))):
@@ -78,9 +83,14 @@ for trial in $(seq 1 "$trials"); do
 import os, random, sys
 rng = random.Random(int(sys.argv[2]))
 root = sys.argv[1]
-os.makedirs(os.path.join(root, "bulk"), exist_ok=True)
+bulk = os.path.join(root, "bulk")
+os.makedirs(bulk, exist_ok=True)
+# New names each trial (the last trial's go): the kill below counts
+# this trial's files as they arrive.
+for n in os.listdir(bulk):
+    os.unlink(os.path.join(bulk, n))
 for i in range(24):
-    with open(os.path.join(root, "bulk", "f%02d" % i), "wb") as f:
+    with open(os.path.join(bulk, "t%s-f%02d" % (sys.argv[2], i)), "wb") as f:
         f.write(os.urandom(rng.randrange(1, 4) << 20))
 for d, _, files in os.walk(os.path.join(root, "small")):
     for n in files:
@@ -89,12 +99,14 @@ for d, _, files in os.walk(os.path.join(root, "small")):
                 f.write(b"trial %d\n" % int(sys.argv[2]))
 PY
 	retime_dirs "$T/src"
-	rsync -aHAXS --delete "$T/src/" "$c/" 2>/dev/null &
+	# Throttled: the kernel's write cache makes rsync faster than this
+	# loop looks, and the kill must land mid-transfer.
+	rsync -aHAXS --delete --bwlimit=20000 "$T/src/" "$c/" 2>/dev/null &
 	rs=$!
 	# Kill once a seeded number of bulk files has reached the stage.
 	want=$((3 + trial * 7 % 15))
 	for _ in $(seq 1 600); do
-		n=$(find "$c/g/bulk" -name 'f*' 2>/dev/null | wc -l)
+		n=$(find "$c/g/bulk" -name "t$trial-f*" 2>/dev/null | wc -l)
 		[ "$n" -ge "$want" ] && break
 		kill -0 $rs 2>/dev/null || break
 		sleep 0.02
