@@ -103,7 +103,7 @@ static int store_blob(struct eng *e, enum blob_type type, const uint8_t *data,
 	*isnew = 0;
 	chunk_id(&e->r->keys, data, len, id);
 	pthread_mutex_lock(&e->plock);
-	hit = index_get(&e->ix, id, r);
+	hit = index_get(e->ix, id, r);
 	pthread_mutex_unlock(&e->plock);
 	if (hit)
 		return 0;
@@ -114,7 +114,7 @@ static int store_blob(struct eng *e, enum blob_type type, const uint8_t *data,
 	if (rc)
 		goto out;
 	pthread_mutex_lock(&e->plock);
-	if (index_get(&e->ix, id, r))
+	if (index_get(e->ix, id, r))
 		goto unlock; /* another worker stored it meanwhile */
 	if (!e->cur_open[k]) {
 		rc = pack_begin(cur);
@@ -131,7 +131,7 @@ static int store_blob(struct eng *e, enum blob_type type, const uint8_t *data,
 		e->cur_open[k] = 1;
 	}
 	rc = pack_add(cur, type, id, enc.p, enc.len, len, r);
-	rc = rc ? rc : index_put(&e->ix, r);
+	rc = rc ? rc : index_put(e->ix, r);
 	if (rc)
 		goto unlock;
 	*isnew = 1;
@@ -1039,7 +1039,8 @@ int bsession_open(struct repo *r, const struct bsession_opts *o,
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->plock, NULL);
 	pthread_cond_init(&e->cv, NULL);
-	index_init(&e->ix);
+	index_init(&e->own_ix);
+	e->ix = &e->own_ix;
 	s->threads = o->threads > 0 ? o->threads : cpu_count();
 	s->uploads = o->uploads > 0 ? o->uploads : 2;
 	/* Idle buffers for every chunk that can exist at once: queued,
@@ -1055,8 +1056,12 @@ int bsession_open(struct repo *r, const struct bsession_opts *o,
 	if (rc)
 		goto fail;
 	snprintf(s->res.series, sizeof(s->res.series), "%s", e->series);
-	if (s->have_parent) {
-		rc = index_load_series(&e->ix, r, e->series, 4 * s->threads,
+	/* The caller's index is its base's series, which the session then
+	 * continues. */
+	if (s->have_parent && o->index && o->base_series && !o->full) {
+		e->ix = o->index;
+	} else if (s->have_parent) {
+		rc = index_load_series(e->ix, r, e->series, 4 * s->threads,
 				       &npacks, &bad);
 		if (rc)
 			goto fail;
@@ -1433,7 +1438,7 @@ void bsession_free(struct bsession *s)
 	bufpool_destroy(&e->pbufs);
 	manifest_free(&s->m);
 	manifest_free(&s->parent);
-	index_free(&e->ix);
+	index_free(&e->own_ix);
 	free(e->packs);
 	free(e->hl);
 	free(e->rbuf);

@@ -84,6 +84,7 @@ int backup_run(struct repo *r, const struct backup_opts *o,
  */
 struct bsession;
 struct bdir;
+struct index;
 
 struct bsession_opts {
 	const char *label;
@@ -96,6 +97,10 @@ struct bsession_opts {
 	const char *base_series;
 	uint32_t base_num;
 	int next_on_conflict;
+	/* base_series' index, loaded already (ixkeep.h): the session uses it
+	 * and adds what it stores; the caller keeps it.  NULL: loaded at
+	 * open. */
+	struct index *index;
 	size_t max_groups;       /* groups the backup may have */
 	const char *token;       /* recorded as stage_token (or NULL) */
 	uint64_t ino_next;       /* recorded (or 0) */

@@ -58,7 +58,7 @@ struct eng {
 	int roots_pending;
 
 	pthread_mutex_t plock; /* current packs, index, pack list */
-	struct index ix;
+	struct index own_ix, *ix; /* ix: own_ix, or the caller's */
 	/* Data and directory objects go to separate packs, so that a walk
 	 * reads directory objects in a few large requests (treefetch.h). */
 	struct pack cur[2];

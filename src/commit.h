@@ -36,6 +36,7 @@ struct commit_opts {
 	uint32_t num;
 	const char *token; /* recorded in the manifest */
 	int next_on_conflict; /* see bsession_opts */
+	struct index *index;  /* see bsession_opts */
 	int threads, uploads;
 	void (*warn)(const char *msg, void *ctx);
 	void *warn_ctx;

@@ -18,6 +18,7 @@
 #include "commit.h"
 #include "control.h"
 #include "err.h"
+#include "ixkeep.h"
 
 #define SNAPFS_DIR ".snapfs"
 #define LABEL_SPAN 8 /* numbers per label: its directory and .snapfs/ */
@@ -56,6 +57,7 @@ struct clabel {
 	uint64_t uploaded;  /* bytes of packs the running commit put */
 	int commit_fds;     /* commit descriptors not yet released */
 	uint64_t idle_tried; /* the changes an idle commit last took */
+	struct ixkeep *ix;   /* the base series' dedup index */
 	int have_last;
 	struct backup_result last;
 	double last_elapsed;
@@ -372,6 +374,9 @@ static int label_open_tree(struct control *c, struct clabel *l)
 	oo.read_only = l->ro;
 	rc = ovl_open(&oo, st, &b, &l->o);
 	manifest_free(&man);
+	/* The first commit should not wait for the series' index. */
+	if (rc == 0 && !l->ro && !m.full)
+		ixkeep_load(l->ix, m.base_series);
 	return rc;
 }
 
@@ -397,9 +402,21 @@ static struct clabel *label_new(struct control *c, const char *name)
 	l->ino = label_ino(name);
 	snprintf(l->stage_dir, sizeof(l->stage_dir), "%s/%s", c->o.cfg.stage_root,
 		 name);
+	if (ixkeep_open(c->o.r, &l->ix)) {
+		free(l);
+		return NULL;
+	}
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	return l;
+}
+
+static void label_free(struct clabel *l)
+{
+	ixkeep_close(l->ix);
+	pthread_mutex_destroy(&l->lock);
+	pthread_cond_destroy(&l->cv);
+	free(l);
 }
 
 /* The label named name: known, on disk, in the repository, or (with
@@ -433,7 +450,7 @@ static int label_get(struct control *c, const char *name, int create,
 	if (!create && !stage_exists(nl)) {
 		rc = repo_newest_series(c->o.r, name, series);
 		if (rc) {
-			free(nl);
+			label_free(nl);
 			return rc == SNAP_ENOENT
 				       ? snap_seterr(SNAP_ENOENT,
 						     "no label %s", name)
@@ -450,11 +467,8 @@ static int label_get(struct control *c, const char *name, int create,
 		nl = NULL;
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (nl) {
-		pthread_mutex_destroy(&nl->lock);
-		pthread_cond_destroy(&nl->cv);
-		free(nl);
-	}
+	if (nl)
+		label_free(nl);
 	*out = l;
 	return 0;
 }
@@ -577,7 +591,13 @@ static int run_commit(struct control *c, struct clabel *l)
 	co.series = m.full ? "" : m.base_series;
 	co.num = m.base_num;
 	co.token = m.token;
+	co.index = m.full || !m.base_series[0] ? NULL
+					       : ixkeep_get(l->ix, m.base_series);
 	rc = commit_tree(l->o, c->o.r, c->o.c, &co, &res);
+	if (co.index)
+		ixkeep_put(l->ix, rc == 0 && !strcmp(res.series, m.base_series));
+	/* Ready for the next commit: kept, or loaded again. */
+	ixkeep_load(l->ix, rc == 0 ? res.series : m.full ? "" : m.base_series);
 	if (rc == 0) {
 		ovl_lock(l->o);
 		rc = stage_clear(ovl_stage(l->o));
@@ -682,7 +702,9 @@ static int run_abort(struct control *c, struct clabel *l)
 	ovl_gate_open(l->o);
 	if (rc == 0) {
 		invalidate_tree(c, l);
+		/* The kept index has none of these packs (ixkeep.h). */
 		delete_packs(c, l, &old, &p);
+		ixkeep_load(l->ix, m.full ? "" : m.base_series);
 	}
 	free(p.v);
 	return rc;
@@ -1248,9 +1270,7 @@ static int remove_label(struct control *c, const char *name)
 	pthread_mutex_unlock(&c->lock);
 	ovl_close(l->o);
 	rc = l->ro ? 0 : stage_remove(l->stage_dir);
-	pthread_mutex_destroy(&l->lock);
-	pthread_cond_destroy(&l->cv);
-	free(l);
+	label_free(l);
 	return rc;
 }
 
@@ -1794,9 +1814,7 @@ void control_close(struct control *c)
 		if (l->th_live)
 			pthread_join(l->th, NULL);
 		ovl_close(l->o);
-		pthread_mutex_destroy(&l->lock);
-		pthread_cond_destroy(&l->cv);
-		free(l);
+		label_free(l);
 	}
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cv);

@@ -92,6 +92,8 @@ struct loadctx {
 	struct index *ix;
 	struct repo *r;
 	const char *series;
+	const uint8_t (*only)[PACK_ID_LEN];
+	size_t nonly;
 	pthread_mutex_t lock;
 	size_t npacks, bad;
 	int err;
@@ -147,6 +149,11 @@ struct listjobs {
 	struct workq *q;
 };
 
+static int cmp_pack(const void *a, const void *b)
+{
+	return memcmp(a, b, PACK_ID_LEN);
+}
+
 static int on_pack(const char *key, uint64_t size, void *ctx)
 {
 	struct listjobs *lj = ctx;
@@ -157,6 +164,9 @@ static int on_pack(const char *key, uint64_t size, void *ctx)
 	(void)size;
 	if (!slash || hex_decode(slash + 1, id, PACK_ID_LEN))
 		return 0; /* not a pack name */
+	if (lj->lc->only && !bsearch(id, lj->lc->only, lj->lc->nonly,
+				     PACK_ID_LEN, cmp_pack))
+		return 0;
 	j = malloc(sizeof(*j));
 	if (!j)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
@@ -168,7 +178,15 @@ static int on_pack(const char *key, uint64_t size, void *ctx)
 int index_load_series(struct index *ix, struct repo *r, const char *series,
 		      int threads, size_t *npacks, size_t *bad)
 {
-	struct loadctx lc = {.ix = ix, .r = r, .series = series};
+	return index_load_packs(ix, r, series, NULL, 0, threads, npacks, bad);
+}
+
+int index_load_packs(struct index *ix, struct repo *r, const char *series,
+		     const uint8_t (*only)[PACK_ID_LEN], size_t nonly,
+		     int threads, size_t *npacks, size_t *bad)
+{
+	struct loadctx lc = {.ix = ix, .r = r, .series = series,
+			     .only = only, .nonly = nonly};
 	struct listjobs lj = {.lc = &lc};
 	char prefix[SERIES_MAX + 8];
 	int rc;

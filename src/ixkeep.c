@@ -1,0 +1,188 @@
+/* ixkeep.c - a label's dedup index kept between commits; see ixkeep.h. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "ixkeep.h"
+#include "manifest.h"
+#include "util.h"
+#include "workq.h"
+
+struct ixkeep {
+	struct repo *r;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct index ix;
+	char series[SERIES_MAX]; /* whose index ix is (or is loading) */
+	int have;                /* ix is series' */
+	int loading, lent;
+	pthread_t th;
+	int th_live;
+};
+
+int ixkeep_open(struct repo *r, struct ixkeep **out)
+{
+	struct ixkeep *k = calloc(1, sizeof(*k));
+
+	*out = NULL;
+	if (!k)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	k->r = r;
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->cv, NULL);
+	index_init(&k->ix);
+	*out = k;
+	return 0;
+}
+
+static int cmp_pack(const void *a, const void *b)
+{
+	return memcmp(a, b, PACK_ID_LEN);
+}
+
+/* The packs the series' manifests name, sorted.  Only they are kept: a
+ * pack of a failed backup (named by none) may be deleted by an abort or
+ * a repair while the index lives, and a later commit must not take
+ * chunks from it. */
+static int named_packs(struct repo *r, const char *series,
+		       uint8_t (**out)[PACK_ID_LEN], size_t *nout)
+{
+	uint8_t (*v)[PACK_ID_LEN] = NULL;
+	size_t n = 0, cap = 0;
+	uint32_t last = 0;
+	int rc = repo_latest_num(r, series, &last);
+
+	for (uint32_t num = 1; rc == 0 && num <= last; num++) {
+		struct manifest m;
+
+		memset(&m, 0, sizeof(m));
+		rc = repo_load_manifest(r, series, num, &m);
+		if (rc == SNAP_ENOENT) { /* deleted */
+			rc = 0;
+			continue;
+		}
+		for (size_t i = 0; rc == 0 && i < m.npacks; i++) {
+			rc = array_grow(&v, &cap, n, sizeof(*v), 64);
+			if (rc == 0)
+				memcpy(v[n++], m.packs[i], PACK_ID_LEN);
+		}
+		manifest_free(&m);
+	}
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_pack);
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+static void *loader(void *arg)
+{
+	struct ixkeep *k = arg;
+	struct index ix;
+	char series[SERIES_MAX];
+	uint8_t (*packs)[PACK_ID_LEN] = NULL;
+	size_t npacks = 0, bad = 0, n = 0;
+	int rc;
+
+	pthread_mutex_lock(&k->lock);
+	memcpy(series, k->series, sizeof(series));
+	pthread_mutex_unlock(&k->lock);
+	index_init(&ix);
+	rc = named_packs(k->r, series, &packs, &n);
+	rc = rc ? rc : index_load_packs(&ix, k->r, series, packs, n,
+					4 * cpu_count(), &npacks, &bad);
+	free(packs);
+	pthread_mutex_lock(&k->lock);
+	/* Packs that failed authentication are not in it: the commit's own
+	 * load would warn of them, so it makes that load instead. */
+	if (rc == 0 && !bad && strcmp(series, k->series) == 0) {
+		index_free(&k->ix);
+		k->ix = ix;
+		k->have = 1;
+	} else {
+		index_free(&ix);
+	}
+	k->loading = 0;
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+/* k->lock held. */
+static void wait_idle(struct ixkeep *k)
+{
+	while (k->loading || k->lent)
+		pthread_cond_wait(&k->cv, &k->lock);
+	if (k->th_live) {
+		pthread_join(k->th, NULL);
+		k->th_live = 0;
+	}
+}
+
+void ixkeep_load(struct ixkeep *k, const char *series)
+{
+	pthread_mutex_lock(&k->lock);
+	wait_idle(k);
+	if (!strcmp(k->series, series) && k->have) {
+		pthread_mutex_unlock(&k->lock);
+		return;
+	}
+	index_free(&k->ix);
+	index_init(&k->ix);
+	k->have = 0;
+	snprintf(k->series, sizeof(k->series), "%s", series);
+	if (series[0] && pthread_create(&k->th, NULL, loader, k) == 0) {
+		k->th_live = 1;
+		k->loading = 1;
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+struct index *ixkeep_get(struct ixkeep *k, const char *series)
+{
+	struct index *ix = NULL;
+
+	pthread_mutex_lock(&k->lock);
+	wait_idle(k);
+	if (k->have && !strcmp(k->series, series)) {
+		k->lent = 1;
+		ix = &k->ix;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return ix;
+}
+
+void ixkeep_put(struct ixkeep *k, int valid)
+{
+	pthread_mutex_lock(&k->lock);
+	k->lent = 0;
+	if (!valid) {
+		index_free(&k->ix);
+		index_init(&k->ix);
+		k->have = 0;
+		k->series[0] = 0;
+	}
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->lock);
+}
+
+void ixkeep_close(struct ixkeep *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	wait_idle(k);
+	pthread_mutex_unlock(&k->lock);
+	index_free(&k->ix);
+	pthread_mutex_destroy(&k->lock);
+	pthread_cond_destroy(&k->cv);
+	free(k);
+}
