@@ -34,13 +34,24 @@ static uint64_t hash_hl(uint64_t group, uint64_t hl)
 				       ((1ULL << 61) - (1ULL << 40));
 }
 
+/* A created entry's number: the kernel sees every label of the mount in
+ * one number space, so a label's counter alone would repeat another's. */
+static uint64_t mixed_ino(const struct ovl *o, uint64_t counter)
+{
+	return INO_MIX_BASE + (itab_mix(itab_mix(o->o.root_ino) ^ counter) &
+			       ((1ULL << 60) - 1));
+}
+
 uint64_t ovl_base_ino(struct ovl *o, uint64_t dir, uint64_t group,
 		      const struct tent *e)
 {
-	(void)o;
 	if (e->ino & INO_STORED) {
 		uint64_t n = e->ino & ~INO_STORED;
 
+		/* Backups made before numbers were mixed stored bare
+		 * counters. */
+		if (n >= INO_NEW_BASE && n < INO_MIX_BASE)
+			return mixed_ino(o, n);
 		if (n >= OVL_INO_MIN)
 			return n;
 	}
@@ -459,11 +470,14 @@ int onode_get(struct ovl *o, uint64_t ino, struct onode **out)
 
 int ovl_new_ino(struct ovl *o, uint64_t *ino)
 {
-	if (o->next_ino >= o->ino_reserved) {
+	/* A reservation rolled back with its transaction is made again. */
+	if (o->next_ino >= o->ino_reserved ||
+	    o->resv_rollbacks != stage_rollbacks(o->st)) {
 		SNAP_TRY(stage_set_next_ino(o->st, o->next_ino + INO_BLOCK));
 		o->ino_reserved = o->next_ino + INO_BLOCK;
+		o->resv_rollbacks = stage_rollbacks(o->st);
 	}
-	*ino = o->next_ino++;
+	*ino = mixed_ino(o, o->next_ino++);
 	return 0;
 }
 
@@ -1181,7 +1195,6 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	struct ovl *o = calloc(1, sizeof(*o));
 	struct stage_meta m;
 	struct onode *r;
-	uint64_t maxino;
 	int rc;
 
 	*out = NULL;
@@ -1212,13 +1225,6 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	o->next_ino = m.next_ino >= INO_NEW_BASE ? m.next_ino : INO_NEW_BASE;
 	if (o->base.m && o->base.m->ino_next > o->next_ino)
 		o->next_ino = o->base.m->ino_next;
-	/* A reservation lost with a rolled-back transaction must not hand
-	 * out a number a row already has. */
-	rc = stage_max_ino(st, &maxino);
-	if (rc)
-		goto fail;
-	if (maxino >= o->next_ino)
-		o->next_ino = maxino + 1;
 	*out = o;
 	return 0;
 fail:

@@ -16,7 +16,9 @@
  *   - any other base entry: a hash of its directory's number and its name
  *     (of its group and hardlink id for hardlinks), so every name of a
  *     hardlinked file shares one number;
- *   - a created entry: the stage's counter, in its own sub-range.
+ *   - a created entry: the stage's counter mixed with root_ino (labels
+ *     share the kernel's number space), in its own sub-range; bare
+ *     counters that older backups stored are mixed the same way.
  * A staged entry keeps its number through renames and commits (a commit
  * stores it with bit 63 set), so numbers are stable while the mount lives.
  *

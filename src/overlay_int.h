@@ -16,10 +16,14 @@
 #include "overlay.h"
 #include "vfs.h"
 
-/* Sub-ranges of the control numbers: hashed base entries, created ones. */
+/* Sub-ranges of the control numbers: hashed base entries; the counter
+ * values that created entries were numbered with until format 3 of the
+ * stage (label-local, so two labels repeated each other's); created
+ * entries now: a label's counter mixed with its directory's number. */
 #define INO_HASH_MASK ((1ULL << 61) - 1)
 #define INO_HASH_BASE (OVL_INO_MIN + (1ULL << 40))
 #define INO_NEW_BASE (OVL_INO_MIN + (1ULL << 61))
+#define INO_MIX_BASE (INO_NEW_BASE + (1ULL << 60))
 #define INO_STORED (1ULL << 63)
 /* The kernel's view of control/ changes only through this mount, except
  * where the tree starts afresh (abort, empty), which invalidates it; a
@@ -66,7 +70,8 @@ struct ovl {
 	pthread_cond_t cv;
 	struct itab nodes;
 	uint64_t gen;
-	uint64_t next_ino, ino_reserved;
+	uint64_t next_ino, ino_reserved; /* counters (see mixed_ino) */
+	uint64_t resv_rollbacks; /* stage_rollbacks() at the reservation */
 	int closed_gate; /* a commit runs: changes wait */
 	int writers;     /* handles open for writing */
 	uint64_t changes, synced; /* changes made, and when last synced */

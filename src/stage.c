@@ -117,6 +117,7 @@ struct stage {
 	sqlite3_stmt *q[NQ];
 	int lockfd, datafd;
 	int depth; /* stage_begin nesting */
+	uint64_t rollbacks;
 };
 
 static int dberr(struct stage *s, const char *what)
@@ -292,24 +293,6 @@ int stage_get_meta(struct stage *s, struct stage_meta *m)
 	return meta_u64(s, "staged_bytes", &m->staged_bytes);
 }
 
-int stage_max_ino(struct stage *s, uint64_t *max)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	*max = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT max(ino) FROM inode", -1, &st,
-			       NULL) != SQLITE_OK)
-		return dberr(s, "reading the highest inode");
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*max = col_u64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE
-		       ? 0
-		       : dberr(s, "reading the highest inode");
-}
-
 int stage_set_next_ino(struct stage *s, uint64_t next)
 {
 	return meta_set_u64(s, "next_ino", next);
@@ -341,10 +324,16 @@ int stage_put_meta(struct stage *s, const struct stage_meta *m)
  * already, after SQLITE_FULL). */
 static void rollback(struct stage *s)
 {
+	s->rollbacks++;
 	if (!sqlite3_get_autocommit(s->db)) {
 		sqlite3_step(s->q[Q_ROLLBACK]);
 		sqlite3_reset(s->q[Q_ROLLBACK]);
 	}
+}
+
+uint64_t stage_rollbacks(const struct stage *s)
+{
+	return s->rollbacks;
 }
 
 int stage_begin(struct stage *s)

@@ -120,14 +120,13 @@ int stage_get_meta(struct stage *s, struct stage_meta *m);
 int stage_put_meta(struct stage *s, const struct stage_meta *m);
 /* Just meta's next_ino (kept cheap: it is reserved ahead in blocks). */
 int stage_set_next_ino(struct stage *s, uint64_t next);
-/* The highest inode number staged (0 when none). */
-int stage_max_ino(struct stage *s, uint64_t *max);
 
 /* Transactions: everything between begin and end is atomic; end(s, rc)
  * commits when rc == 0, else rolls back; it returns rc, or the commit's
- * failure. */
+ * failure.  stage_rollbacks() counts the transactions rolled back. */
 int stage_begin(struct stage *s);
 int stage_end(struct stage *s, int rc);
+uint64_t stage_rollbacks(const struct stage *s);
 
 /* Inodes.  get fills *in (free with sinode_free); SNAP_ENOENT when the
  * inode is not staged. */

@@ -253,6 +253,24 @@ PY
 touch "$c/.snapfs/abort" || fail "abort after the removal"
 [ -e "$c/g/big.bin" ] || fail "abort did not bring big.bin back"
 
+say "labels side by side: created entries of one never answer for another's"
+for l in side1 side2; do
+	mkdir "$m/control/$l"
+	mkdir -p "$m/control/$l/g/sub"
+	echo "$l" >"$m/control/$l/g/sub/file"
+	touch "$m/control/$l/.snapfs/commit" || fail "commit of $l"
+	mkdir "$m/control/$l/g/new-$l"
+	echo "again $l" >"$m/control/$l/g/new-$l/file"
+done
+sync
+echo 3 >/proc/sys/vm/drop_caches
+for l in side1 side2; do
+	[ "$(cat "$m/control/$l/g/sub/file")" = "$l" ] || fail "control/$l/g/sub/file: $(cat "$m/control/$l/g/sub/file")"
+	[ "$(cat "$m/control/$l/g/new-$l/file")" = "again $l" ] || fail "control/$l/g/new-$l/file"
+	[ "$(ls "$m/control/$l/g" | tr '\n' ' ')" = "new-$l sub " ] || fail "control/$l/g lists $(ls "$m/control/$l/g")"
+done
+touch "$m/control/side1/.snapfs/abort" "$m/control/side2/.snapfs/abort"
+
 say "rules: labels, groups, read-only backups, full while staged"
 expect_fail 1 "Invalid argument" mkdir "$m/control/x"
 grep -q "label" "$T/snapfs.log" || fail "no log line for a bad label"
