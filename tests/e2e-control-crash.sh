@@ -137,6 +137,7 @@ for trial in $(seq 1 "$trials"); do
 	tc=$!
 	for _ in $(seq 1 500); do
 		[ "$(status state)" = STATUS_BACKING_UP ] && break
+		kill -0 $tc 2>/dev/null || break # over already
 		sleep 0.01
 	done
 	# Seeded: at once, or a little into the uploads.
@@ -225,6 +226,8 @@ bg_wait() {
 bg commit touch "$c/.snapfs/commit"
 for _ in $(seq 1 500); do
 	[ "$(status state)" = STATUS_BACKING_UP ] && break
+	# A commit over before a poll saw it must not cost 500 polls.
+	[ -s "$T/commit.rc" ] && break
 	sleep 0.01
 done
 bg during sh -c "echo during >'$c/g/written-during'"
@@ -243,6 +246,8 @@ rsync -aHAXS --delete "$T/src/" "$c/"
 bg commit touch "$c/.snapfs/commit"
 for _ in $(seq 1 500); do
 	[ "$(status state)" = STATUS_BACKING_UP ] && break
+	# A commit over before a poll saw it must not cost 500 polls.
+	[ -s "$T/commit.rc" ] && break
 	sleep 0.01
 done
 # SIGTERM, as systemd stops it: the daemon ends the commit, then exits.
