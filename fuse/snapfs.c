@@ -44,7 +44,7 @@ struct options {
 	char *key_file, *password_file;
 	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
 	char *readahead, *stage_dir, *commit_wait, *commit_idle, *on_conflict;
-	int anonymous, no_disk_cache, no_writeback;
+	int anonymous, no_disk_cache, no_writeback, no_stream;
 	int allow_other;
 	int dropped_suid, dropped_dev; /* asked for, and refused */
 	char *repo;
@@ -835,6 +835,9 @@ static const char usage[] =
 	"  anonymous             unsigned requests (public buckets)\n"
 	"  no_writeback          no kernel write cache for control/ (each\n"
 	"                        write(2) is a request; for comparison)\n"
+	"  no_stream             stage files written into control/ whole on\n"
+	"                        local disk instead of streaming them into the\n"
+	"                        store while they are written\n"
 	"  stage_dir=DIR         where control/'s labels keep their stages\n"
 	"                        (default: CACHE_DIR/<repository id>/stage)\n"
 	"  commit_wait=SECONDS   how long a commit waits for files still open\n"
@@ -872,6 +875,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("anonymous", anonymous),
 	OPT("no_disk_cache", no_disk_cache),
 	OPT("no_writeback", no_writeback),
+	OPT("no_stream", no_stream),
 	FUSE_OPT_END,
 };
 
@@ -1179,6 +1183,7 @@ int main(int argc, char **argv)
 	vo.ctl.commit_wait = commit_wait;
 	vo.ctl.commit_idle = commit_idle;
 	vo.ctl.next_on_conflict = o.on_conflict && !strcmp(o.on_conflict, "next");
+	vo.ctl.no_stream = o.no_stream;
 	vo.inval_entry = inval_entry;
 	vo.inval_inode = inval_inode;
 	vo.log = core_log;

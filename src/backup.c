@@ -26,6 +26,19 @@ void add_stat(uint64_t *p, uint64_t v)
 	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 }
 
+/* A pack of the session is durable: its chunks may be relied on. */
+static void landed(struct eng *e, const uint8_t id[PACK_ID_LEN])
+{
+	pthread_mutex_lock(&e->plock);
+	for (size_t i = 0; i < e->nflying; i++)
+		if (memcmp(e->flying[i], id, PACK_ID_LEN) == 0) {
+			memcpy(e->flying[i], e->flying[--e->nflying],
+			       PACK_ID_LEN);
+			break;
+		}
+	pthread_mutex_unlock(&e->plock);
+}
+
 static void upload_job(void *arg)
 {
 	struct pack *p = arg;
@@ -40,6 +53,8 @@ static void upload_job(void *arg)
 			fail(e, rc);
 		else
 			add_stat(&e->res->bytes_new, p->data.len);
+		if (rc == 0)
+			landed(e, p->id);
 		if (rc == 0 && e->on_pack)
 			e->on_pack(e->pack_ctx, p->id, p->data.len);
 	}
@@ -79,12 +94,15 @@ static int detach(struct eng *e, int k, void ***out)
 
 	SNAP_TRY(array_grow(&e->packs, &e->packcap, e->npacks,
 			    sizeof(*e->packs), 64));
+	SNAP_TRY(array_grow(&e->flying, &e->flycap, e->nflying,
+			    sizeof(*e->flying), 8));
 	slot = malloc(sizeof(void *) + sizeof(struct pack));
 	if (!slot)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	slot[0] = e;
 	memcpy(slot + 1, &e->cur[k], sizeof(e->cur[k]));
 	memcpy(e->packs[e->npacks++], e->cur[k].id, PACK_ID_LEN);
+	memcpy(e->flying[e->nflying++], e->cur[k].id, PACK_ID_LEN);
 	e->cur_open[k] = 0;
 	*out = slot;
 	return 0;
@@ -901,8 +919,13 @@ static int choose_series(struct eng *e, const struct bsession_opts *o,
 		if (rc != SNAP_ENOENT)
 			return rc;
 	}
-	SNAP_TRY(uuid_v4(uuid));
-	snprintf(e->series, sizeof(e->series), "%s-%s", o->label, uuid);
+	if (o->new_series && o->new_series[0]) {
+		snprintf(e->series, sizeof(e->series), "%s", o->new_series);
+	} else {
+		SNAP_TRY(uuid_v4(uuid));
+		snprintf(e->series, sizeof(e->series), "%s-%s", o->label,
+			 uuid);
+	}
 	e->res->num = 1;
 	e->res->full = 1;
 	return 0;
@@ -1344,27 +1367,53 @@ int bdir_add_fd(struct bsession *s, struct bdir *d, const struct tent *meta,
 	return failed(e) ? errstate_result(&e->es) : 0;
 }
 
+/* A stored chunk taken as it is into entry i of d. */
+static int add_chunk(struct eng *e, struct bdir *d, size_t i, uint64_t off,
+		     const struct ref *r)
+{
+	struct tent *t = &d->ents[i];
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	rc = array_grow(&t->chunks, &d->ccap[i], t->nchunks,
+			sizeof(*t->chunks), 4);
+	if (rc == 0) {
+		t->chunks[t->nchunks].off = off;
+		t->chunks[t->nchunks++].r = *r;
+		e->res->chunks_dedup++;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
 int bdir_add_read(struct bsession *s, struct bdir *d,
-		  const struct tent *meta, src_extent extent, src_read rd,
+		  const struct tent *meta, src_segment next, src_read rd,
 		  void *src)
 {
 	struct eng *e = &s->e;
-	uint64_t off = 0, start, end, got;
+	struct bseg g;
+	uint64_t off = 0, got;
 	size_t i;
 	int rc, r;
 
 	SNAP_TRY(add_read(s, d, meta, &i));
 	for (rc = 0; rc == 0;) {
-		r = extent(src, off, &start, &end);
+		memset(&g, 0, sizeof(g));
+		r = next(src, off, &g);
 		if (r <= 0) {
 			rc = r;
 			break;
 		}
-		rc = chunk_range(e, d, i, rd, src, start, end, &got);
-		if (rc == 0 && got < end)
-			rc = snap_seterr(SNAP_EIO, "%s: short read",
-					 meta->name);
-		off = end;
+		if (g.ref) {
+			rc = add_chunk(e, d, i, g.start, g.ref);
+		} else {
+			rc = chunk_range(e, d, i, rd, src, g.start, g.end,
+					 &got);
+			if (rc == 0 && got < g.end)
+				rc = snap_seterr(SNAP_EIO, "%s: short read",
+						 meta->name);
+		}
+		off = g.end;
 	}
 	if (rc) {
 		fail(e, rc);
@@ -1372,6 +1421,68 @@ int bdir_add_read(struct bsession *s, struct bdir *d,
 	}
 	read_done(s, d, i);
 	return failed(e) ? errstate_result(&e->es) : 0;
+}
+
+int bsession_store(struct bsession *s, const uint8_t *p, size_t n,
+		   struct ref *r)
+{
+	struct eng *e = &s->e;
+	int isnew = 0, rc;
+
+	if (failed(e))
+		return errstate_result(&e->es);
+	rc = store_blob(e, BT_DATA, p, n, r, &isnew);
+	if (rc) {
+		fail(e, rc);
+		return rc;
+	}
+	pthread_mutex_lock(&e->lock);
+	if (isnew)
+		e->res->chunks_new++;
+	else
+		e->res->chunks_dedup++;
+	e->res->bytes_read += n;
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}
+
+int bsession_durable(struct bsession *s, const uint8_t pack[PACK_ID_LEN])
+{
+	struct eng *e = &s->e;
+	int durable = 1;
+
+	pthread_mutex_lock(&e->plock);
+	for (int k = 0; k < 2; k++)
+		if (e->cur_open[k] && !memcmp(e->cur[k].id, pack, PACK_ID_LEN))
+			durable = 0;
+	for (size_t i = 0; durable && i < e->nflying; i++)
+		if (!memcmp(e->flying[i], pack, PACK_ID_LEN))
+			durable = 0;
+	pthread_mutex_unlock(&e->plock);
+	return durable;
+}
+
+int bsession_error(struct bsession *s)
+{
+	return errstate_result(&s->e.es);
+}
+
+int bsession_prepare(struct bsession *s, const char *token,
+		     uint64_t ino_next, size_t max_groups)
+{
+	struct mgroup *g;
+
+	if (s->m.ngroups)
+		return snap_seterr(SNAP_EINVAL, "groups were added already");
+	g = calloc(max_groups ? max_groups : 1, sizeof(*g));
+	if (!g)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	free(s->m.groups);
+	s->m.groups = g;
+	s->max_groups = max_groups;
+	snprintf(s->token, sizeof(s->token), "%s", token ? token : "");
+	s->ino_next = ino_next;
+	return 0;
 }
 
 void bdir_close(struct bsession *s, struct bdir *d)
@@ -1440,6 +1551,7 @@ void bsession_free(struct bsession *s)
 	manifest_free(&s->parent);
 	index_free(&e->own_ix);
 	free(e->packs);
+	free(e->flying);
 	free(e->hl);
 	free(e->rbuf);
 	pthread_mutex_destroy(&e->lock);

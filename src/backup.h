@@ -97,6 +97,8 @@ struct bsession_opts {
 	const char *base_series;
 	uint32_t base_num;
 	int next_on_conflict;
+	/* The name a new series gets (NULL or "": "<label>-<uuid>"). */
+	const char *new_series;
 	/* base_series' index, loaded already (ixkeep.h): the session uses it
 	 * and adds what it stores; the caller keeps it.  NULL: loaded at
 	 * open. */
@@ -138,16 +140,36 @@ int bdir_add_dir(struct bsession *s, struct bdir *d, const struct tent *meta,
 /* A file read now from fd (holes kept), named path in messages. */
 int bdir_add_fd(struct bsession *s, struct bdir *d, const struct tent *meta,
 		int fd, const char *path);
-/* A file read now through rd over the extents that extent() yields:
- * [*start, *end) of data at or after off; 0 when none is left. */
-typedef int (*src_extent)(void *src, uint64_t off, uint64_t *start,
-			  uint64_t *end);
+/* A file made of the segments that next() yields, the first at or after
+ * off (1; 0 when none is left): [start, end) of data read now through rd
+ * and chunked, or with ref set, one chunk of the session's series stored
+ * already (end = start + ref->raw), taken as it is.  What lies between
+ * segments is a hole. */
+struct bseg {
+	uint64_t start, end;
+	const struct ref *ref;
+};
+typedef int (*src_segment)(void *src, uint64_t off, struct bseg *seg);
 int bdir_add_read(struct bsession *s, struct bdir *d,
-		  const struct tent *meta, src_extent extent,
+		  const struct tent *meta, src_segment next,
 		  ssize_t (*rd)(void *src, uint8_t *buf, size_t n, uint64_t off),
 		  void *src);
 /* No more entries for d (a group root too). */
 void bdir_close(struct bsession *s, struct bdir *d);
+
+/* Streaming (overlay_stream.c): a session opened before its tree is
+ * known stores chunks as files are written, from any thread.  store:
+ * one data chunk, deduplicated; *r says where it is.  durable: whether a
+ * pack that store named has been uploaded (chunks of packs still being
+ * filled or uploaded are not to be relied on yet).  error: the session's
+ * sticky error (0 while it works).  prepare: what the commit brings,
+ * before its first group (token and ino_next as in bsession_opts). */
+int bsession_store(struct bsession *s, const uint8_t *p, size_t n,
+		   struct ref *r);
+int bsession_durable(struct bsession *s, const uint8_t pack[PACK_ID_LEN]);
+int bsession_error(struct bsession *s);
+int bsession_prepare(struct bsession *s, const char *token,
+		     uint64_t ino_next, size_t max_groups);
 
 /* Waits for everything, writes the manifest; res as for backup_run. */
 int bsession_commit(struct bsession *s, struct backup_result *res);

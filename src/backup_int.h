@@ -65,6 +65,9 @@ struct eng {
 	int cur_open[2];
 	uint8_t (*packs)[PACK_ID_LEN];
 	size_t npacks, packcap;
+	/* Packs shipped and not yet uploaded (a failed one stays). */
+	uint8_t (*flying)[PACK_ID_LEN];
+	size_t nflying, flycap;
 	int xattr_ns; /* XNS_* bits seen in any entry, atomically or'ed */
 	/* Reused buffers: chunk bytes and sealed blobs; pack bodies. */
 	struct bufpool bufs, pbufs;

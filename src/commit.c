@@ -26,6 +26,7 @@ struct cw {
 	struct cache *c;
 	struct bsession *s;
 	const char *bseries; /* the tree's base series (reads) */
+	const char *sseries; /* the series of stored chunks (streamed) */
 	int full;
 	uint64_t group;    /* the group being walked */
 	int walk_all;      /* descend into every directory of it */
@@ -96,8 +97,7 @@ struct baseread {
 };
 
 /* Extents are runs of chunks without a hole between them. */
-static int base_extent(void *src, uint64_t off, uint64_t *start,
-		       uint64_t *end)
+static int base_extent(void *src, uint64_t off, struct bseg *g)
 {
 	struct baseread *b = src;
 	const struct tent *e = b->e;
@@ -105,11 +105,11 @@ static int base_extent(void *src, uint64_t off, uint64_t *start,
 
 	if (i >= e->nchunks)
 		return 0;
-	*start = e->chunks[i].off > off ? e->chunks[i].off : off;
-	*end = e->chunks[i].off + e->chunks[i].r.raw;
-	while (i + 1 < e->nchunks && e->chunks[i + 1].off == *end) {
+	g->start = e->chunks[i].off > off ? e->chunks[i].off : off;
+	g->end = e->chunks[i].off + e->chunks[i].r.raw;
+	while (i + 1 < e->nchunks && e->chunks[i + 1].off == g->end) {
 		i++;
-		*end += e->chunks[i].r.raw;
+		g->end += e->chunks[i].r.raw;
 	}
 	return 1;
 }
@@ -164,6 +164,97 @@ static int add_base_file(struct cw *w, struct bdir *d, const struct tent *meta,
 			    meta->name);
 	buf_free(&b.blob);
 	buf_free(&b.scratch);
+	return rc;
+}
+
+/* ---- streamed files ------------------------------------------------------ */
+
+/* A staged file with stored chunks (overlay_stream.c): they are taken as
+ * they are when the backup is of their series, else read back from it;
+ * the rest is read from data/<ino>, whose holes are the stored ranges
+ * and the file's own holes. */
+struct sread {
+	struct cw *w;
+	int fd, take;
+	uint64_t size;
+	struct chunk *v;
+	size_t n, i;
+	struct buf blob, scratch;
+	size_t bi; /* chunk held in blob, + 1 */
+};
+
+static int sread_next(void *src, uint64_t off, struct bseg *g)
+{
+	struct sread *x = src;
+	const struct chunk *c;
+	uint64_t limit;
+	off_t d, h;
+
+	while (x->i < x->n && x->v[x->i].off + x->v[x->i].r.raw <= off)
+		x->i++;
+	c = x->i < x->n ? &x->v[x->i] : NULL;
+	limit = c ? c->off : x->size;
+	if (c && c->off <= off)
+		goto chunk;
+	d = lseek(x->fd, (off_t)off, SEEK_DATA);
+	if (d < 0 && errno != ENXIO)
+		d = (off_t)off; /* no SEEK_DATA here: all data */
+	if (d < 0 || (uint64_t)d >= limit) {
+		if (c)
+			goto chunk;
+		return 0;
+	}
+	h = lseek(x->fd, d, SEEK_HOLE);
+	g->start = (uint64_t)d;
+	g->end = h < 0 || (uint64_t)h > limit ? limit : (uint64_t)h;
+	return 1;
+chunk:
+	g->start = c->off;
+	g->end = c->off + c->r.raw;
+	if (x->take)
+		g->ref = &c->r;
+	return 1;
+}
+
+static ssize_t sread_read(void *src, uint8_t *buf, size_t n, uint64_t off)
+{
+	struct sread *x = src;
+	const struct chunk *c = x->i < x->n ? &x->v[x->i] : NULL;
+	ssize_t r;
+
+	/* Segments are a chunk or local bytes before the next one. */
+	if (!c || off < c->off) {
+		r = pread(x->fd, buf, n, (off_t)off);
+		return r < 0 ? -errno : r;
+	}
+	if (x->bi != x->i + 1) {
+		x->bi = 0;
+		if (repo_read_blob(x->w->r, x->w->sseries, &c->r, &x->blob,
+				   &x->scratch))
+			return -EIO;
+		x->bi = x->i + 1;
+	}
+	if (off - c->off + n > c->r.raw)
+		n = (size_t)(c->r.raw - (off - c->off));
+	memcpy(buf, x->blob.p + (off - c->off), n);
+	return (ssize_t)n;
+}
+
+static int add_streamed(struct cw *w, struct bdir *d, const struct tent *meta,
+			int fd, const struct sinode *si)
+{
+	struct sread x = {.w = w, .fd = fd, .size = si->size};
+	int rc;
+
+	x.take = !strcmp(w->sseries, bsession_series(w->s));
+	ovl_lock(w->o);
+	rc = stage_sref_range(w->st, si->ino, 0, si->size, 0, &x.v, &x.n);
+	ovl_unlock(w->o);
+	rc = rc ? rc : bdir_add_read(w->s, d, meta, sread_next, sread_read,
+				     &x);
+	free(x.v);
+	buf_free(&x.blob);
+	buf_free(&x.scratch);
 	return rc;
 }
 
@@ -297,7 +388,9 @@ static int emit_staged(struct cw *w, uint64_t ino, const char *name,
 		if (si.data) {
 			rc = stage_data_open(w->st, ino, O_RDONLY, &fd);
 			if (rc == 0) {
-				rc = bdir_add_fd(w->s, d, &meta, fd, path);
+				rc = si.srefs ? add_streamed(w, d, &meta, fd, &si)
+					      : bdir_add_fd(w->s, d, &meta, fd,
+							    path);
 				close(fd);
 			}
 		} else if (orig && orig->type == ET_REG) {
@@ -446,12 +539,14 @@ int commit_tree(struct ovl *o, struct repo *r, struct cache *c,
 		.base_series = co->series[0] ? co->series : NULL,
 		.base_num = co->num, .token = co->token,
 		.next_on_conflict = co->next_on_conflict, .index = co->index,
+		.new_series = co->new_series,
 		.ino_next = ovl_next_ino(o), .threads = co->threads,
 		.uploads = co->uploads, .warn = co->warn,
 		.warn_ctx = co->warn_ctx, .on_pack = co->on_pack,
 		.pack_ctx = co->pack_ctx};
 	struct cw w = {.o = o, .st = ovl_stage(o), .r = r, .c = c,
-		       .bseries = b->series, .full = co->full};
+		       .bseries = b->series, .full = co->full,
+		       .sseries = co->stream_series ? co->stream_series : ""};
 	const struct manifest *bm = b->m, *pm;
 	uint64_t root = ovl_root(o), links = 0, x;
 	struct snames l = {0};
@@ -462,6 +557,7 @@ int commit_tree(struct ovl *o, struct repo *r, struct cache *c,
 
 	memset(res, 0, sizeof(*res));
 	memset(&rsi, 0, sizeof(rsi));
+	w.s = co->session; /* ours from here on, even on failure */
 	rc = staged_row(&w, root, &rsi);
 	staged = rc == 0;
 	if (rc == SNAP_ENOENT)
@@ -489,7 +585,12 @@ int commit_tree(struct ovl *o, struct repo *r, struct cache *c,
 	qsort(gs, nb, sizeof(*gs), cmp_group);
 	ngroups = nb + l.n;
 	so.max_groups = ngroups;
-	rc = bsession_open(r, &so, &w.s);
+	if (co->session) {
+		w.s = co->session;
+		rc = bsession_prepare(w.s, co->token, so.ino_next, ngroups);
+	} else {
+		rc = bsession_open(r, &so, &w.s);
+	}
 	if (rc)
 		goto out;
 	pm = bsession_parent(w.s);

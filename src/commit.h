@@ -36,7 +36,14 @@ struct commit_opts {
 	uint32_t num;
 	const char *token; /* recorded in the manifest */
 	int next_on_conflict; /* see bsession_opts */
+	const char *new_series; /* see bsession_opts */
 	struct index *index;  /* see bsession_opts */
+	/* A session opened already (the one files streamed into,
+	 * ovl_stream_take()); commit_tree frees it.  NULL: it opens one. */
+	struct bsession *session;
+	/* The series of the stage's stored chunks (ovl_stream_series()): a
+	 * backup of another series reads them back from it. */
+	const char *stream_series;
 	int threads, uploads;
 	void (*warn)(const char *msg, void *ctx);
 	void *warn_ctx;

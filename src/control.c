@@ -58,6 +58,7 @@ struct clabel {
 	int commit_fds;     /* commit descriptors not yet released */
 	uint64_t idle_tried; /* the changes an idle commit last took */
 	struct ixkeep *ix;   /* the base series' dedup index */
+	int stream_ix;       /* the stream session has it */
 	int have_last;
 	struct backup_result last;
 	double last_elapsed;
@@ -281,6 +282,7 @@ static int resume(struct control *c, struct clabel *l, struct stage *st,
 			m->base_num = num;
 			m->full = m->empty = 0;
 			m->token[0] = m->last_error[0] = 0;
+			m->stream_series[0] = 0;
 			snprintf(m->state, sizeof(m->state), "%s", STATUS_READY);
 			snprintf(l->reason, sizeof(l->reason),
 				 "the commit running when the last daemon "
@@ -336,6 +338,8 @@ static int tree_base(struct control *c, const struct stage_meta *m,
 	return 0;
 }
 
+static int stream_open(void *ctx, struct bsession **out);
+
 static int label_open_tree(struct control *c, struct clabel *l)
 {
 	struct ovl_opts oo = {.r = c->o.r, .c = c->o.c, .label = l->name,
@@ -343,7 +347,10 @@ static int label_open_tree(struct control *c, struct clabel *l)
 			      .readahead_max = c->o.readahead_max,
 			      .kernel_acl = c->o.kernel_acl,
 			      .kernel_times = c->o.kernel_times,
-			      .uid = c->o.uid, .gid = c->o.gid};
+			      .uid = c->o.uid, .gid = c->o.gid,
+			      .stream_open = c->o.cfg.no_stream ? NULL
+							       : stream_open,
+			      .stream_ctx = l};
 	struct stage *st = NULL;
 	struct stage_found f;
 	struct stage_meta m;
@@ -527,6 +534,73 @@ static int get_meta(struct clabel *l, struct stage_meta *m)
 	return rc;
 }
 
+/* ---- streaming (overlay.h) ------------------------------------------------ */
+
+/* The session a label's files stream into: the backup its next commit
+ * makes, with the kept index when it is loaded (a first write does not
+ * wait for the index of a long series: until it is there, files are
+ * staged whole).  Its series is recorded in the stage first, so stored
+ * chunks are always of the series the stage names. */
+static int stream_open(void *ctx, struct bsession **out)
+{
+	struct clabel *l = ctx;
+	struct control *c = l->c;
+	struct stage_meta m;
+	struct index *ix = NULL;
+	struct bsession *s = NULL;
+	int rc, later = 0;
+
+	SNAP_TRY(get_meta(l, &m));
+	if (!m.full && m.base_series[0]) {
+		ix = ixkeep_try(l->ix, m.base_series, &later);
+		if (!ix)
+			return later ? SNAP_EBUSY : SNAP_EUNSUPP;
+	}
+	struct bsession_opts so = {
+		.label = l->name, .full = m.full,
+		.base_series = !m.full && m.base_series[0] ? m.base_series
+							  : NULL,
+		.base_num = m.base_num, .new_series = m.stream_series,
+		.next_on_conflict = c->o.cfg.next_on_conflict, .index = ix,
+		.warn = warn_cb, .warn_ctx = l, .on_pack = pack_cb,
+		.pack_ctx = l};
+
+	rc = bsession_open(c->o.r, &so, &s);
+	if (rc == 0 && m.stream_series[0] &&
+	    strcmp(m.stream_series, bsession_series(s)))
+		rc = snap_seterr(SNAP_EUNSUPP, "stored chunks are of another "
+				 "series");
+	if (rc == 0 && !m.stream_series[0]) {
+		snprintf(m.stream_series, sizeof(m.stream_series), "%s",
+			 bsession_series(s));
+		rc = put_state(l, &m, m.state, m.last_error);
+	}
+	if (rc) {
+		bsession_free(s);
+		if (ix)
+			ixkeep_put(l->ix, 1); /* nothing was stored yet */
+		ctl_log(c, "control/%s: files are staged whole: %s", l->name,
+			snap_errmsg());
+		return rc;
+	}
+	l->stream_ix = ix != NULL;
+	*out = s;
+	return 0;
+}
+
+/* The stream session goes (its chunks stay valid: what was recorded is
+ * uploaded), and the index it used with it: it may hold chunks of packs
+ * that never arrived.  Gate closed. */
+static void stream_drop(struct clabel *l)
+{
+	if (!l->o)
+		return;
+	bsession_free(ovl_stream_take(l->o));
+	if (l->stream_ix)
+		ixkeep_put(l->ix, 0);
+	l->stream_ix = 0;
+}
+
 /* Starts the tree afresh from m's base (after a commit or an abort). */
 static int restart_tree(struct control *c, struct clabel *l,
 			const struct stage_meta *m)
@@ -535,6 +609,7 @@ static int restart_tree(struct control *c, struct clabel *l,
 	struct manifest man;
 	int rc;
 
+	stream_drop(l);
 	memset(&man, 0, sizeof(man));
 	rc = tree_base(c, m, &b, &man);
 	rc = rc ? rc : ovl_rebase(l->o, &b);
@@ -591,11 +666,26 @@ static int run_commit(struct control *c, struct clabel *l)
 	co.series = m.full ? "" : m.base_series;
 	co.num = m.base_num;
 	co.token = m.token;
-	co.index = m.full || !m.base_series[0] ? NULL
-					       : ixkeep_get(l->ix, m.base_series);
+	co.new_series = m.stream_series;
+	co.stream_series = m.stream_series;
+	/* The session files streamed into makes the backup, unless the
+	 * store failed it: then a new one tries. */
+	co.session = ovl_stream_take(l->o);
+	if (co.session && bsession_error(co.session)) {
+		bsession_free(co.session);
+		co.session = NULL;
+		if (l->stream_ix)
+			ixkeep_put(l->ix, 0);
+		l->stream_ix = 0;
+	}
+	if (!co.session)
+		co.index = m.full || !m.base_series[0]
+				   ? NULL
+				   : ixkeep_get(l->ix, m.base_series);
 	rc = commit_tree(l->o, c->o.r, c->o.c, &co, &res);
-	if (co.index)
+	if (co.index || l->stream_ix)
 		ixkeep_put(l->ix, rc == 0 && !strcmp(res.series, m.base_series));
+	l->stream_ix = 0;
 	/* Ready for the next commit: kept, or loaded again. */
 	ixkeep_load(l->ix, rc == 0 ? res.series : m.full ? "" : m.base_series);
 	if (rc == 0) {
@@ -605,7 +695,7 @@ static int run_commit(struct control *c, struct clabel *l)
 		memcpy(m.base_series, res.series, SERIES_MAX);
 		m.base_num = res.num;
 		m.full = m.empty = m.committing = 0;
-		m.token[0] = 0;
+		m.token[0] = m.stream_series[0] = 0;
 		rc = rc ? rc : put_state(l, &m, STATUS_READY, NULL);
 		rc = rc ? rc : restart_tree(c, l, &m);
 		pthread_mutex_lock(&l->lock);
@@ -654,12 +744,18 @@ static int pack_collect(void *ctx, const uint8_t id[PACK_ID_LEN])
 static void delete_packs(struct control *c, struct clabel *l,
 			 const struct stage_meta *m, struct packdel *p)
 {
+	const char *series = m->stream_series[0] ? m->stream_series
+						  : m->base_series;
 	uint32_t latest = 0;
 	char key[200];
+	int rc;
 
-	if (!p->n || !m->base_series[0])
+	if (!p->n || !series[0])
 		return;
-	if (repo_latest_num(c->o.r, m->base_series, &latest) || latest != m->base_num) {
+	rc = repo_latest_num(c->o.r, series, &latest);
+	/* A series that streaming began has no backup yet. */
+	if (strcmp(series, m->base_series) ? rc != SNAP_ENOENT
+					   : rc || latest != m->base_num) {
 		ctl_log(c, "control/%s: abort left %zu pack(s) of failed commits "
 			"for 'snapctl check --repair': the series has new "
 			"backups",
@@ -667,7 +763,7 @@ static void delete_packs(struct control *c, struct clabel *l,
 		return;
 	}
 	for (size_t i = 0; i < p->n; i++) {
-		pack_key(m->base_series, p->v[i], key, sizeof(key));
+		pack_key(series, p->v[i], key, sizeof(key));
 		if (store_del(c->o.r->st, key))
 			ctl_log(c, "control/%s: abort: %s", l->name, snap_errmsg());
 	}
@@ -681,6 +777,8 @@ static int run_abort(struct control *c, struct clabel *l)
 
 	if (rc)
 		return rc;
+	/* Its uploads end first, so that every pack is known. */
+	stream_drop(l);
 	rc = get_meta(l, &m);
 	if (rc == 0) {
 		ovl_lock(l->o);
@@ -878,7 +976,8 @@ static int status_text(struct control *c, struct clabel *l, struct buf *out)
 		json_decref(last);
 	if (j && m.full == 0 && m.base_series[0] && !running)
 		json_object_set_new(j, "reused_bytes",
-				    json_integer(l->have_last
+				    json_integer(l->have_last &&
+						 l->last.bytes > l->last.bytes_read
 							 ? (json_int_t)(l->last.bytes -
 									l->last.bytes_read)
 							 : 0));
@@ -1268,6 +1367,7 @@ static int remove_label(struct control *c, const char *name)
 	if (*pp)
 		*pp = l->next;
 	pthread_mutex_unlock(&c->lock);
+	stream_drop(l);
 	ovl_close(l->o);
 	rc = l->ro ? 0 : stage_remove(l->stage_dir);
 	label_free(l);
@@ -1813,6 +1913,7 @@ void control_close(struct control *c)
 		/* An unmount during a commit waits for it. */
 		if (l->th_live)
 			pthread_join(l->th, NULL);
+		stream_drop(l);
 		ovl_close(l->o);
 		label_free(l);
 	}

@@ -46,6 +46,7 @@ struct control_cfg {
 	double commit_wait; /* seconds a commit waits for open writers */
 	double commit_idle; /* commit a label idle this long (0: never) */
 	int next_on_conflict; /* a lost commit race takes the next number */
+	int no_stream;        /* files are staged whole (overlay.h) */
 };
 
 struct control_opts {

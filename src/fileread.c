@@ -97,6 +97,19 @@ int fread_mem(const void *p, size_t n, uint64_t off, size_t size,
 	return rd_push(rd, rd->owned, size, 1);
 }
 
+int fread_own(uint8_t *buf, size_t n, struct vfs_read *rd)
+{
+	memset(rd, 0, sizeof(*rd));
+	rd->fd = -1;
+	rd->owned = buf;
+	rd->iov = malloc(sizeof(*rd->iov));
+	if (!rd->iov) {
+		fread_done(NULL, rd);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	return rd_push(rd, buf, n, 1);
+}
+
 int fread_fd(int fd, uint64_t n, uint64_t off, size_t size,
 	     struct vfs_read *rd)
 {

@@ -55,6 +55,9 @@ int fread_range(struct cache *c, const char *series, const struct tent *e,
 /* [off, off+size) of an in-memory buffer of n bytes, copied. */
 int fread_mem(const void *p, size_t n, uint64_t off, size_t size,
 	      struct vfs_read *rd);
+/* A reply of buf's n bytes (malloc'd; the read takes it over, also on
+ * failure). */
+int fread_own(uint8_t *buf, size_t n, struct vfs_read *rd);
 /* [off, off+size) of descriptor fd (duplicated for the reply), at most
  * to n, the file's size. */
 int fread_fd(int fd, uint64_t n, uint64_t off, size_t size,

@@ -160,6 +160,20 @@ struct index *ixkeep_get(struct ixkeep *k, const char *series)
 	return ix;
 }
 
+struct index *ixkeep_try(struct ixkeep *k, const char *series, int *later)
+{
+	struct index *ix = NULL;
+
+	pthread_mutex_lock(&k->lock);
+	*later = k->loading || k->lent;
+	if (!*later && k->have && !strcmp(k->series, series)) {
+		k->lent = 1;
+		ix = &k->ix;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return ix;
+}
+
 void ixkeep_put(struct ixkeep *k, int valid)
 {
 	pthread_mutex_lock(&k->lock);

@@ -31,6 +31,9 @@ void ixkeep_load(struct ixkeep *k, const char *series);
 /* The index of series, once its load ended (it waits): NULL when there is
  * none for it.  Until ixkeep_put() nobody else gets it. */
 struct index *ixkeep_get(struct ixkeep *k, const char *series);
+/* The same without waiting: NULL also while it loads or is lent (then
+ * *later is 1). */
+struct index *ixkeep_try(struct ixkeep *k, const char *series, int *later);
 /* Gives the index back: kept when valid (it holds exactly the series'
  * packs, as after a commit that landed), dropped otherwise (a failed
  * commit may have added chunks of packs that never arrived). */

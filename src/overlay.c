@@ -81,6 +81,7 @@ void onode_free(struct ovl *o, struct onode *n)
 	if (itab_get(&o->nodes, n->ino) == n)
 		itab_del(&o->nodes, n->ino);
 	onode_clear(n);
+	free(n->fly);
 	free(n);
 }
 
@@ -355,14 +356,19 @@ struct onode *onode_adopt(struct ovl *o, struct onode *t, int ref)
 		 * or abort the node binds to the new tree), keep its open and
 		 * lookup state. */
 		int opens = n->opens, writers = n->writers;
-		int fsynced = n->fsynced;
-		uint64_t nl = n->nlookup;
+		int fsynced = n->fsynced, serr = n->serr;
+		uint64_t nl = n->nlookup, *fly = n->fly;
+		size_t nfly = n->nfly, flycap = n->flycap;
 
 		onode_clear(n);
 		*n = *t;
 		n->opens = opens;
 		n->writers = writers;
 		n->fsynced = fsynced;
+		n->serr = serr;
+		n->fly = fly;
+		n->nfly = nfly;
+		n->flycap = flycap;
 		n->nlookup = nl + (ref ? 1 : 0);
 		n->gen = o->gen;
 		return n;
@@ -1017,6 +1023,7 @@ int ovl_sync(struct ovl *o)
 	int rc = 0;
 
 	ovl_lock(o);
+	ostream_settle(o);
 	at = o->changes;
 	if (at != o->synced && !o->o.read_only) {
 		rc = stage_sync(o->st);
@@ -1091,6 +1098,7 @@ int ovl_rebase(struct ovl *o, const struct ovl_base *b)
 
 	ovl_lock(o);
 	o->nhls = 0;
+	ostream_reset(o);
 	rc = set_base(o, b);
 	rc = rc ? rc : stage_get_meta(o->st, &m);
 	if (rc == 0 && m.next_ino > o->next_ino)
@@ -1225,6 +1233,7 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	o->next_ino = m.next_ino >= INO_NEW_BASE ? m.next_ino : INO_NEW_BASE;
 	if (o->base.m && o->base.m->ino_next > o->next_ino)
 		o->next_ino = o->base.m->ino_next;
+	ostream_reset(o);
 	*out = o;
 	return 0;
 fail:
@@ -1241,10 +1250,13 @@ void ovl_close(struct ovl *o)
 
 		if (n) {
 			onode_clear(n);
+			free(n->fly);
 			free(n);
 		}
 	}
 	itab_free(&o->nodes);
+	ostream_reset(o);
+	free(o->sms);
 	free(o->hls);
 	tree_free(&o->gtree);
 	manifest_free(&o->m);

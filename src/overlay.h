@@ -29,6 +29,24 @@
  * would be flush's.  A file filled by reference (ovl_copy_ref) has no
  * local copy until its next change.
  *
+ * Streaming: a file written from its start streams into the store while
+ * it is written (overlay_stream.c).  Once it holds STREAM_START bytes,
+ * what lies more than STREAM_WINDOW behind its furthest write is cut into
+ * chunks and stored through the label's session (the writers' threads do
+ * it, at most STREAM_BUSY at once; a writer waits while uploads catch
+ * up).  Chunks whose pack has been uploaded are recorded in the stage
+ * (stage.h: srefs) and their bytes punched out of data/<ino>, so a file
+ * of any size occupies about STREAM_WINDOW plus the packs in flight on
+ * local disk.  The last writer's close cuts the rest.  Holes the writer
+ * leaves (rsync -S) stay holes.  A write, truncate or fallocate behind
+ * the cut point stops the stream: the stored chunks it touches come back
+ * into data/<ino> (read from the store), the others stay stored, and the
+ * commit chunks what is local.  Reads of stored ranges come from the
+ * store.  A store failure stops streaming for the label until its next
+ * commit (the data is still local); flush and fsync of files that were
+ * streaming then fail once with SNAP_EIO, and the commit reports the
+ * error.
+ *
  * Locking: one mutex per label guards the stage and the node table.  It is
  * held while the store is read only to bring a base file's bytes into the
  * stage (its first open for writing, or a change after a copy by
@@ -44,6 +62,7 @@
 #include <stdint.h>
 #include <sys/statvfs.h>
 
+#include "backup.h"
 #include "cache.h"
 #include "stage.h"
 #include "fileread.h"
@@ -74,6 +93,13 @@ struct ovl_opts {
 	int kernel_times;
 	int read_only;       /* every change is SNAP_EROFS */
 	uint32_t uid, gid;   /* owner of the label directory */
+	/* Streaming (see below): opens the session the label's files
+	 * stream into, its next backup (the overlay holds it until
+	 * ovl_stream_take()).  SNAP_EBUSY: not yet (asked again later);
+	 * another error: not until the tree starts afresh.  Called with no
+	 * lock held.  NULL: files are staged whole. */
+	int (*stream_open)(void *ctx, struct bsession **s);
+	void *stream_ctx;
 };
 
 /* Opens the label's tree over an opened stage (the overlay takes it over,
@@ -178,6 +204,13 @@ int ovl_statfs(struct ovl *o, struct statvfs *sv);
  * the open paths in the message.  ovl_gate_open() lets changes go on. */
 int ovl_gate_close(struct ovl *o, double wait_s);
 void ovl_gate_open(struct ovl *o);
+
+/* The streaming session, now the caller's (NULL when none); call it
+ * with the gate closed, so that nothing streams meanwhile.  The tree
+ * streams again after ovl_rebase(). */
+struct bsession *ovl_stream_take(struct ovl *o);
+/* The series stored chunks are in ("" when none). */
+void ovl_stream_series(struct ovl *o, char series[SERIES_MAX]);
 
 /* Is anything staged? */
 int ovl_dirty(struct ovl *o);

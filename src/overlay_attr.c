@@ -112,6 +112,7 @@ int ovl_setattr(struct ovl *o, uint64_t ino, const struct vfs_setattr *sa,
 	rc = onode_copy_up(o, n);
 	if (rc == 0 && (sa->valid & VFS_SET_SIZE)) {
 		rc = onode_materialize(o, n, sa->size == 0);
+		rc = rc ? rc : ostream_change(o, n, sa->size, UINT64_MAX);
 		if (rc == 0) {
 			int fd;
 

@@ -28,6 +28,8 @@ static int start_writing(struct ovl *o, struct onode *n, int truncate)
 	int rc = onode_copy_up(o, n);
 
 	rc = rc ? rc : onode_materialize(o, n, truncate);
+	if (rc == 0 && truncate)
+		rc = ostream_change(o, n, 0, UINT64_MAX);
 	if (rc == 0 && truncate && n->si.size) {
 		int fd;
 
@@ -134,7 +136,7 @@ int ovl_read(struct ovl *o, struct ovl_file *f, uint64_t off, size_t size,
 	     struct vfs_read *rd)
 {
 	struct onode *n;
-	uint64_t fsize = 0;
+	uint64_t fsize = 0, srefs = 0;
 	int rc, fd = -1;
 
 	ovl_lock(o);
@@ -149,12 +151,22 @@ int ovl_read(struct ovl *o, struct ovl_file *f, uint64_t off, size_t size,
 			f->e = NULL;
 		}
 	}
-	if (rc == 0 && n->staged && n->si.data)
+	if (rc == 0 && n->staged && n->si.data) {
 		fsize = n->si.size;
+		srefs = n->si.srefs;
+	}
 	fd = f->fd;
 	ovl_unlock(o);
 	if (rc)
 		return rc;
+	if (fd >= 0 && srefs > off) {
+		int done;
+
+		SNAP_TRY(ostream_read(o, f->ino, fd, fsize, off, size, rd,
+				      &done));
+		if (done)
+			return 0;
+	}
 	if (fd >= 0)
 		return fread_fd(fd, fsize, off, size, rd);
 	if (!f->e) {
@@ -200,11 +212,14 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 {
 	struct onode *nd;
 	size_t done = 0;
-	int rc = 0;
+	int rc = 0, flying;
 
 	ovl_lock(o);
 	rc = onode_get(o, f->ino, &nd);
 	rc = rc ? rc : writable_fd(o, f, nd);
+	rc = rc ? rc : stage_reserve(o->st);
+	rc = rc ? rc : ostream_write_begin(o, nd, off, n);
+	flying = rc == 0;
 	/* The first write after an fsync makes the content untrusted
 	 * again: after a crash it reverts. */
 	if (rc == 0 && nd->fsynced) {
@@ -219,6 +234,11 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == ENOSPC) {
+			ovl_lock(o);
+			stage_reserve_free(o->st);
+			ovl_unlock(o);
+		}
 		if (w < 0)
 			rc = snap_syserr(errno, "%s: staging a write",
 					 f->label);
@@ -233,13 +253,37 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 			nd->si.mtime_ns = nd->si.ctime_ns = now_ns();
 	}
 	ovl_unlock(o);
+	if (flying)
+		ostream_wrote(o, f->ino, f->fd, off, n, rc == 0);
 	return rc;
 }
 
+/* A file whose stream failed says so once (its bytes are still local:
+ * nothing is lost, but the store is failing). */
+static int stream_error(struct ovl *o, struct ovl_file *f)
+{
+	struct onode *n;
+	int rc = 0;
+
+	ovl_lock(o);
+	n = onode_find(o, f->ino);
+	if (n && n->serr) {
+		n->serr = 0;
+		rc = snap_seterr(SNAP_EIO, "%s: streaming it failed (%s); it "
+				 "stays staged for the commit", f->label,
+				 o->serrmsg);
+	}
+	ovl_unlock(o);
+	return rc;
+}
+
+/* Sealing here, not at release: close(2) then returns once the file is
+ * stored as far as it can be, with any error. */
 int ovl_flush(struct ovl *o, struct ovl_file *f)
 {
-	(void)o, (void)f;
-	return 0;
+	if (f->wr && f->fd >= 0)
+		ostream_seal(o, f->ino, f->fd);
+	return stream_error(o, f);
 }
 
 int ovl_fsync(struct ovl *o, struct ovl_file *f, int datasync)
@@ -249,6 +293,7 @@ int ovl_fsync(struct ovl *o, struct ovl_file *f, int datasync)
 
 	if (f->fd >= 0 && (datasync ? fdatasync(f->fd) : fsync(f->fd)))
 		return snap_syserr(errno, "%s: fsync", f->label);
+	SNAP_TRY(stream_error(o, f));
 	ovl_lock(o);
 	rc = onode_get(o, f->ino, &n);
 	if (rc == 0 && n->staged) {
@@ -274,11 +319,15 @@ int ovl_fallocate(struct ovl *o, struct ovl_file *f, int mode, uint64_t off,
 	ovl_lock(o);
 	rc = onode_get(o, f->ino, &n);
 	rc = rc ? rc : writable_fd(o, f, n);
+	/* A punched range changes content: with the lock held through
+	 * it, no pass reads the range meanwhile. */
+	if (rc == 0 && (mode & FALLOC_FL_PUNCH_HOLE))
+		rc = ostream_change(o, n, off, off + len);
+	if (rc == 0 && fallocate(f->fd, mode, (off_t)off, (off_t)len))
+		rc = snap_syserr(errno, "%s: fallocate", f->label);
 	ovl_unlock(o);
 	if (rc)
 		return rc;
-	if (fallocate(f->fd, mode, (off_t)off, (off_t)len))
-		return snap_syserr(errno, "%s: fallocate", f->label);
 	if (fstat(f->fd, &st))
 		return snap_syserr(errno, "%s", f->label);
 	ovl_lock(o);

@@ -53,6 +53,28 @@ struct onode {
 	/* open files */
 	int opens, writers;
 	int fsynced; /* no write since the last fsync */
+	int serr;    /* streaming failed: flush and fsync say so once */
+	int nostream; /* a stream of it stopped: it is staged whole */
+	uint64_t *fly; /* offsets of its writes in flight */
+	size_t nfly, flycap;
+};
+
+/* Streaming (overlay_stream.c). */
+#define STREAM_WINDOW (8u << 20) /* reorder room behind the furthest write */
+#define STREAM_STEP (8u << 20)   /* bytes cut per pass, at least */
+#define STREAM_START (16u << 20) /* files smaller are staged whole */
+#define STREAM_BUSY 2            /* passes at once, per label */
+#define STREAM_FILES 16          /* files streaming at once, per label */
+#define STREAM_AHEAD (48u << 20) /* a writer further ahead of the cut waits */
+
+struct ostream {
+	uint64_t ino;
+	uint64_t chunked; /* chunks are cut up to here */
+	uint64_t claim;   /* a pass reads [chunked, claim) */
+	uint64_t hi;      /* the end of the furthest write */
+	int busy, stopped, sealed;
+	struct chunk *pend; /* stored, their pack not yet uploaded */
+	size_t npend, pcap;
 };
 
 struct hlmap {
@@ -78,7 +100,17 @@ struct ovl {
 	double changed_at;        /* mono_sec() of the last change */
 	struct hlmap *hls; /* copied-up base hardlinks */
 	size_t nhls, hlcap;
+	/* streaming */
+	struct bsession *ss;
+	int ss_state;     /* SS_* */
+	char sseries[SERIES_MAX];
+	struct ostream **sms;
+	size_t nsms, smcap;
+	int nbusy, swaiting;
+	char serrmsg[256]; /* why streaming stopped */
 };
+
+enum { SS_NONE = 0, SS_OPENING = 1, SS_OPEN = 2, SS_OFF = -1 };
 
 struct ovl_file {
 	uint64_t ino;
@@ -143,6 +175,28 @@ int ovl_merge_dir(struct ovl *o, const struct onode *d,
 			       const struct tent *e, uint64_t ino),
 		     void *ctx);
 int onode_dir_empty(struct ovl *o, const struct onode *d);
+/* Streaming (o->lock held unless said).  change: before a change of
+ * [off, end) of n's content (a truncate, an fallocate) stops its stream
+ * if that lies behind the cut point, and brings the stored chunks it
+ * touches back into data/<ino>.  write_begin: the same for a write, which
+ * is then in flight until ostream_wrote() (without the lock: it may cut
+ * chunks; ok says whether the write succeeded).  seal: a flush of the only
+ * writer cuts the rest (without the lock).  read: a read of a file with
+ * stored chunks (without the lock; *done when it answered).  settle:
+ * records what became durable since the last pass.  reset: the tree
+ * started afresh. */
+int ostream_change(struct ovl *o, struct onode *n, uint64_t off,
+		   uint64_t end);
+int ostream_write_begin(struct ovl *o, struct onode *n, uint64_t off,
+			uint64_t len);
+void ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
+		   uint64_t len, int ok);
+void ostream_seal(struct ovl *o, uint64_t ino, int fd);
+int ostream_read(struct ovl *o, uint64_t ino, int fd, uint64_t fsize,
+		 uint64_t off, size_t size, struct vfs_read *rd, int *done);
+void ostream_settle(struct ovl *o);
+void ostream_reset(struct ovl *o);
+
 /* What a new entry holds beyond its name and mode: a device's numbers, a
  * symlink's target; fd non-NULL for a regular file that is created open
  * (it gets the staged copy's descriptor). */

@@ -18,7 +18,8 @@
 #include "err.h"
 #include "stage.h"
 
-#define SCHEMA_VERSION 1
+/* 2: stored chunks of streamed files (the sref table, inode.srefs). */
+#define SCHEMA_VERSION 2
 
 enum {
 	Q_INODE_GET,
@@ -42,6 +43,11 @@ enum {
 	Q_PACK_LIST,
 	Q_DROPPED_ADD,
 	Q_DROPPED_LIST,
+	Q_SREF_ADD,
+	Q_SREF_RANGE,
+	Q_SREF_DEL,
+	Q_SREF_CLEAR,
+	Q_SREF_END,
 	Q_BEGIN,
 	Q_COMMIT,
 	Q_ROLLBACK,
@@ -53,20 +59,21 @@ static const char *const sql[NQ] = {
 			"rdev_major, rdev_minor, nlink, target, bkind, btree, "
 			"has_orig, otree, oname, o_mode, o_uid, o_gid, o_mtime, "
 			"o_ctime, o_size, bgroup, bhl, data, own_xattrs, wstate, "
-			"ino FROM inode WHERE ino = ?1",
+			"ino, srefs FROM inode WHERE ino = ?1",
 	[Q_INODE_PUT] = "INSERT OR REPLACE INTO inode (ino, type, mode, uid, "
 			"gid, mtime, ctime, size, rdev_major, rdev_minor, nlink, "
 			"target, bkind, btree, has_orig, otree, oname, o_mode, "
 			"o_uid, o_gid, o_mtime, o_ctime, o_size, bgroup, bhl, "
-			"data, own_xattrs, wstate) VALUES (?1, ?2, ?3, ?4, ?5, "
-			"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-			"?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+			"data, own_xattrs, wstate, srefs) VALUES (?1, ?2, ?3, ?4, "
+			"?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+			"?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, "
+			"?28, ?29)",
 	[Q_INODE_DEL] = "DELETE FROM inode WHERE ino = ?1",
 	[Q_INODE_ALL] = "SELECT type, mode, uid, gid, mtime, ctime, size, "
 			"rdev_major, rdev_minor, nlink, target, bkind, btree, "
 			"has_orig, otree, oname, o_mode, o_uid, o_gid, o_mtime, "
 			"o_ctime, o_size, bgroup, bhl, data, own_xattrs, wstate, "
-			"ino FROM inode ORDER BY ino",
+			"ino, srefs FROM inode ORDER BY ino",
 	[Q_DIRENT_GET] = "SELECT ino FROM dirent WHERE dir = ?1 AND name = ?2",
 	[Q_DIRENT_PUT] = "INSERT OR REPLACE INTO dirent (dir, name, ino) "
 			 "VALUES (?1, ?2, ?3)",
@@ -88,6 +95,15 @@ static const char *const sql[NQ] = {
 	[Q_PACK_LIST] = "SELECT id FROM pack",
 	[Q_DROPPED_ADD] = "INSERT INTO dropped (path) VALUES (?1)",
 	[Q_DROPPED_LIST] = "SELECT path FROM dropped ORDER BY rowid",
+	[Q_SREF_ADD] = "INSERT OR REPLACE INTO sref (ino, off, ref) "
+		       "VALUES (?1, ?2, ?3)",
+	/* ?2: where the chunks may start (the range's start less the
+	 * largest chunk), so the scan is bounded by the range. */
+	[Q_SREF_RANGE] = "SELECT off, ref FROM sref WHERE ino = ?1 AND "
+			 "off >= ?2 AND off < ?3 ORDER BY off",
+	[Q_SREF_DEL] = "DELETE FROM sref WHERE ino = ?1 AND off = ?2",
+	[Q_SREF_CLEAR] = "DELETE FROM sref WHERE ino = ?1",
+	[Q_SREF_END] = "UPDATE inode SET srefs = max(srefs, ?2) WHERE ino = ?1",
 	/* Prepared once: every change is a transaction of its own. */
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
 	[Q_COMMIT] = "COMMIT",
@@ -103,13 +119,16 @@ static const char schema[] =
 	" bkind INTEGER, btree BLOB, has_orig INTEGER, otree BLOB, oname BLOB,"
 	" o_mode INTEGER, o_uid INTEGER, o_gid INTEGER, o_mtime INTEGER,"
 	" o_ctime INTEGER, o_size INTEGER, bgroup INTEGER, bhl INTEGER,"
-	" data INTEGER, own_xattrs INTEGER, wstate INTEGER);"
+	" data INTEGER, own_xattrs INTEGER, wstate INTEGER,"
+	" srefs INTEGER DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS dirent (dir INTEGER, name BLOB,"
 	" ino INTEGER, PRIMARY KEY (dir, name)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS xattr (ino INTEGER, name TEXT, value BLOB,"
 	" PRIMARY KEY (ino, name)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS pack (id BLOB PRIMARY KEY);"
-	"CREATE TABLE IF NOT EXISTS dropped (path TEXT);";
+	"CREATE TABLE IF NOT EXISTS dropped (path TEXT);"
+	"CREATE TABLE IF NOT EXISTS sref (ino INTEGER, off INTEGER, ref BLOB,"
+	" PRIMARY KEY (ino, off)) WITHOUT ROWID;";
 
 struct stage {
 	char *dir;
@@ -117,16 +136,60 @@ struct stage {
 	sqlite3_stmt *q[NQ];
 	int lockfd, datafd;
 	int depth; /* stage_begin nesting */
+	int reserved; /* the reserve file is in place */
 	uint64_t rollbacks;
 };
+
+/* Room kept for the transactions that free space (an unlink after a
+ * write found the disk full): SQLite needs some to write its log. */
+#define RESERVE (2u << 20)
+
+static void reserve_make(struct stage *s)
+{
+	char path[4200];
+	int fd;
+
+	if (s->datafd < 0 || s->reserved)
+		return;
+	snprintf(path, sizeof(path), "%s/reserve", s->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (posix_fallocate(fd, 0, RESERVE) == 0)
+		s->reserved = 1;
+	else
+		unlink(path);
+	close(fd);
+}
+
+void stage_reserve_free(struct stage *s)
+{
+	char path[4200];
+
+	if (s->datafd < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/reserve", s->dir);
+	unlink(path);
+	s->reserved = 0;
+}
+
+int stage_reserve(struct stage *s)
+{
+	reserve_make(s);
+	if (s->datafd >= 0 && !s->reserved)
+		return snap_seterr(SNAP_ENOSPC, "stage %s: disk full", s->dir);
+	return 0;
+}
 
 static int dberr(struct stage *s, const char *what)
 {
 	int code = sqlite3_errcode(s->db);
 
-	if (code == SQLITE_FULL)
+	if (code == SQLITE_FULL) {
+		stage_reserve_free(s);
 		return snap_seterr(SNAP_ENOSPC, "stage %s: %s: disk full",
 				   s->dir, what);
+	}
 	return snap_seterr(SNAP_EIO, "stage %s: %s: %s", s->dir, what,
 			   sqlite3_errmsg(s->db));
 }
@@ -137,6 +200,8 @@ static int exec(struct stage *s, const char *text)
 	int rc = sqlite3_exec(s->db, text, NULL, NULL, &msg);
 
 	if (rc != SQLITE_OK) {
+		if (rc == SQLITE_FULL)
+			stage_reserve_free(s);
 		rc = rc == SQLITE_FULL
 			     ? snap_seterr(SNAP_ENOSPC, "stage %s: disk full",
 					   s->dir)
@@ -290,6 +355,8 @@ int stage_get_meta(struct stage *s, struct stage_meta *m)
 	m->committing = v != 0;
 	SNAP_TRY(meta_u64(s, "next_ino", &m->next_ino));
 	SNAP_TRY(meta_u64(s, "staged_files", &m->staged_files));
+	SNAP_TRY(meta_text(s, "stream_series", m->stream_series,
+			   sizeof(m->stream_series)));
 	return meta_u64(s, "staged_bytes", &m->staged_bytes);
 }
 
@@ -315,6 +382,7 @@ int stage_put_meta(struct stage *s, const struct stage_meta *m)
 	rc = rc ? rc : meta_set_u64(s, "next_ino", m->next_ino);
 	rc = rc ? rc : meta_set_u64(s, "staged_files", m->staged_files);
 	rc = rc ? rc : meta_set_u64(s, "staged_bytes", m->staged_bytes);
+	rc = rc ? rc : meta_set(s, "stream_series", m->stream_series);
 	return stage_end(s, rc);
 }
 
@@ -397,6 +465,7 @@ static int inode_row(struct stage *s, sqlite3_stmt *st, struct sinode *in)
 	in->own_xattrs = (uint8_t)sqlite3_column_int(st, 25);
 	in->wstate = (uint8_t)sqlite3_column_int(st, 26);
 	in->ino = col_u64(st, 27);
+	in->srefs = col_u64(st, 28);
 	if (ref_unpack(st, 12, &in->btree) || ref_unpack(st, 14, &in->otree) ||
 	    (sqlite3_column_type(st, 10) != SQLITE_NULL && !in->target) ||
 	    (sqlite3_column_type(st, 15) != SQLITE_NULL && !in->oname)) {
@@ -467,6 +536,7 @@ int stage_inode_put(struct stage *s, const struct sinode *in)
 	sqlite3_bind_int(st, 26, in->data);
 	sqlite3_bind_int(st, 27, in->own_xattrs);
 	sqlite3_bind_int(st, 28, in->wstate);
+	bind_u64(st, 29, in->srefs);
 	return run(s, st, "writing an inode");
 }
 
@@ -476,9 +546,86 @@ int stage_inode_del(struct stage *s, uint64_t ino)
 
 	bind_u64(st, 1, ino);
 	SNAP_TRY(run(s, st, "clearing attributes"));
+	SNAP_TRY(stage_sref_clear(s, ino));
 	st = q(s, Q_INODE_DEL);
 	bind_u64(st, 1, ino);
 	return run(s, st, "deleting an inode");
+}
+
+/* ---- stored chunks of streamed files ---------------------------------- */
+
+int stage_sref_add(struct stage *s, uint64_t ino, const struct chunk *c)
+{
+	sqlite3_stmt *st = q(s, Q_SREF_ADD);
+	uint8_t r[60];
+
+	ref_pack(&c->r, r);
+	bind_u64(st, 1, ino);
+	bind_u64(st, 2, c->off);
+	sqlite3_bind_blob(st, 3, r, 60, SQLITE_STATIC);
+	SNAP_TRY(run(s, st, "recording a stored chunk"));
+	st = q(s, Q_SREF_END);
+	bind_u64(st, 1, ino);
+	bind_u64(st, 2, c->off + c->r.raw);
+	return run(s, st, "recording a stored chunk");
+}
+
+int stage_sref_range(struct stage *s, uint64_t ino, uint64_t off,
+		     uint64_t end, size_t maxlen, struct chunk **v, size_t *n)
+{
+	sqlite3_stmt *st = q(s, Q_SREF_RANGE);
+	size_t cap = 0;
+	int rc = 0, r;
+
+	*v = NULL;
+	*n = 0;
+	bind_u64(st, 1, ino);
+	bind_u64(st, 2, off > maxlen ? off - maxlen : 0);
+	bind_u64(st, 3, end > INT64_MAX ? INT64_MAX : end);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct chunk c;
+
+		c.off = col_u64(st, 0);
+		if (ref_unpack(st, 1, &c.r) ||
+		    sqlite3_column_bytes(st, 1) != 60) {
+			rc = snap_seterr(SNAP_EIO, "stage %s: the stored "
+					 "chunks of inode %" PRIu64 " are "
+					 "damaged", s->dir, ino);
+			break;
+		}
+		if (c.off + c.r.raw <= off)
+			continue;
+		rc = array_grow(v, &cap, *n, sizeof(**v), 16);
+		if (rc)
+			break;
+		(*v)[(*n)++] = c;
+	}
+	if (rc == 0 && r != SQLITE_ROW && r != SQLITE_DONE)
+		rc = dberr(s, "reading stored chunks");
+	sqlite3_reset(st);
+	if (rc) {
+		free(*v);
+		*v = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+int stage_sref_del(struct stage *s, uint64_t ino, uint64_t off)
+{
+	sqlite3_stmt *st = q(s, Q_SREF_DEL);
+
+	bind_u64(st, 1, ino);
+	bind_u64(st, 2, off);
+	return run(s, st, "deleting a stored chunk");
+}
+
+int stage_sref_clear(struct stage *s, uint64_t ino)
+{
+	sqlite3_stmt *st = q(s, Q_SREF_CLEAR);
+
+	bind_u64(st, 1, ino);
+	return run(s, st, "deleting stored chunks");
 }
 
 int stage_xattr_clear(struct stage *s, uint64_t ino)
@@ -873,6 +1020,7 @@ static int recover_one(void *ctx, const struct sinode *in)
 		struct sinode r = *in;
 
 		r.data = 0;
+		r.srefs = 0;
 		r.own_xattrs = 0;
 		r.wstate = WS_CLEAN;
 		r.mode = in->o_mode;
@@ -882,6 +1030,7 @@ static int recover_one(void *ctx, const struct sinode *in)
 		r.ctime_ns = in->o_ctime_ns;
 		r.size = in->o_size;
 		SNAP_TRY(stage_xattr_clear(s, in->ino));
+		SNAP_TRY(stage_sref_clear(s, in->ino));
 		return stage_inode_put(s, &r);
 	}
 	/* New since the base: every name of it goes, then the inode. */
@@ -980,6 +1129,20 @@ static int take_lock(struct stage *s)
 	return 0;
 }
 
+/* Stages of schema 1 gain the column of streamed files' chunks (the
+ * table comes with the schema). */
+static int upgrade(struct stage *s)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT srefs FROM inode LIMIT 0", -1,
+			       &st, NULL) == SQLITE_OK) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	return exec(s, "ALTER TABLE inode ADD COLUMN srefs INTEGER DEFAULT 0");
+}
+
 int stage_open(const char *dir, struct stage **out, struct stage_found *found)
 {
 	struct stage *s = calloc(1, sizeof(*s));
@@ -1042,6 +1205,7 @@ db:
 		     " PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 		     " PRAGMA temp_store=MEMORY;");
 	rc = rc ? rc : exec(s, schema);
+	rc = rc ? rc : upgrade(s);
 	if (rc)
 		goto fail;
 	for (int i = 0; i < NQ; i++)
@@ -1064,9 +1228,11 @@ db:
 			goto fail;
 		}
 	}
+	rc = meta_set_u64(s, "schema", SCHEMA_VERSION);
+	if (rc)
+		goto fail;
 	if (fresh) {
-		rc = meta_set_u64(s, "schema", SCHEMA_VERSION);
-		rc = rc ? rc : meta_set(s, "clean_close", "1");
+		rc = meta_set(s, "clean_close", "1");
 		if (rc)
 			goto fail;
 		found->created = 1;
@@ -1074,6 +1240,7 @@ db:
 	rc = recover(s, found);
 	if (rc)
 		goto fail;
+	reserve_make(s);
 	*out = s;
 	return 0;
 fail:
@@ -1097,6 +1264,7 @@ int stage_sync(struct stage *s)
 		rc = dberr(s, "checkpoint");
 	if (rc == 0 && syncfs(s->datafd))
 		rc = snap_syserr(errno, "stage %s: sync", s->dir);
+	reserve_make(s);
 	return rc;
 }
 
@@ -1145,7 +1313,7 @@ int stage_clear(struct stage *s)
 	int rc, fd;
 
 	rc = exec(s, "BEGIN IMMEDIATE; DELETE FROM inode; DELETE FROM dirent;"
-		     " DELETE FROM xattr; DELETE FROM pack;"
+		     " DELETE FROM xattr; DELETE FROM pack; DELETE FROM sref;"
 		     " DELETE FROM dropped; COMMIT;");
 	if (rc) {
 		exec(s, "ROLLBACK");
@@ -1171,7 +1339,7 @@ int stage_clear(struct stage *s)
 int stage_remove(const char *dir)
 {
 	static const char *const files[] = {"stage.db", "stage.db-wal",
-					    "stage.db-shm", "lock"};
+					    "stage.db-shm", "lock", "reserve"};
 	char path[4200];
 	DIR *d;
 	struct dirent *de;

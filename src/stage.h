@@ -16,7 +16,13 @@
  *     with its dirents;
  *   - xattrs of inodes whose attributes changed;
  *   - packs uploaded by commit attempts (so abort can delete them), and
- *     the paths dropped by crash recovery (for status).
+ *     the paths dropped by crash recovery (for status);
+ *   - srefs: chunks of files streamed into the store while they were
+ *     written (overlay_stream.c), each (inode, offset) -> its ref.  Their
+ *     bytes are no longer in data/<ino> (punched out), and the inode's
+ *     srefs column bounds them (the end of the last one; 0: none).  They
+ *     lie in the packs of meta's stream_series, uploaded before they
+ *     were recorded.
  * Every change the overlay makes is one transaction (stage_begin ..
  * stage_end), written to the WAL before the operation is answered: after
  * kill -9 nothing answered is lost.  The WAL is synced by stage_sync()
@@ -80,6 +86,7 @@ struct sinode {
 	uint8_t data;     /* content is data/<ino> */
 	uint8_t own_xattrs; /* attributes are in the stage, not the base */
 	uint8_t wstate;
+	uint64_t srefs;   /* stored chunks end at or before this (0: none) */
 };
 
 /* The stage's header.  Strings are NUL-terminated. */
@@ -95,6 +102,9 @@ struct stage_meta {
 	int committing; /* a commit started and has not ended */
 	uint64_t next_ino;
 	uint64_t staged_files, staged_bytes;
+	/* The series the stored chunks of streamed files are in ("": none
+	 * yet): the next backup must be of it to take them as they are. */
+	char stream_series[SERIES_MAX];
 };
 
 /* What stage_open() found. */
@@ -175,6 +185,16 @@ int stage_data_unlink(struct stage *s, uint64_t ino);
 /* The 512-byte blocks data/<ino> occupies (its holes stay holes). */
 int stage_data_blocks(struct stage *s, uint64_t ino, uint64_t *blocks);
 
+/* Stored chunks of a streamed file (they go with the inode, in recovery
+ * and at clear).  add also raises the inode's srefs.  range: the chunks
+ * overlapping [off, end), in order, malloc'd into *v; maxlen is the
+ * largest a chunk can be (the scan starts that far before off). */
+int stage_sref_add(struct stage *s, uint64_t ino, const struct chunk *c);
+int stage_sref_range(struct stage *s, uint64_t ino, uint64_t off,
+		     uint64_t end, size_t maxlen, struct chunk **v, size_t *n);
+int stage_sref_del(struct stage *s, uint64_t ino, uint64_t off);
+int stage_sref_clear(struct stage *s, uint64_t ino);
+
 /* Packs uploaded by commit attempts of this stage. */
 int stage_pack_add(struct stage *s, const uint8_t id[PACK_ID_LEN]);
 int stage_pack_each(struct stage *s,
@@ -194,6 +214,14 @@ int stage_flush_log(struct stage *s);
 /* Empties the stage (after a commit landed, or on abort): inodes, dirents,
  * xattrs, packs, dropped paths and data files.  meta is kept. */
 int stage_clear(struct stage *s);
+
+/* The stage keeps a little space in reserve, so that the transactions
+ * that free space work on a full disk: a write that failed with ENOSPC
+ * (and a transaction that did) releases it.  stage_reserve() takes it
+ * again if it can: SNAP_ENOSPC when it cannot, and then no file data
+ * should be written (it would take the room). */
+void stage_reserve_free(struct stage *s);
+int stage_reserve(struct stage *s);
 
 /* The free space of the stage's filesystem (for statfs). */
 int stage_statfs(struct stage *s, uint64_t *bsize, uint64_t *blocks,

@@ -1,0 +1,591 @@
+/* overlay_stream.c - files of a label's tree streamed into the store while
+ * they are written; see "Streaming" in overlay.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chunker.h"
+#include "err.h"
+#include "overlay_int.h"
+
+/* ---- the table of streams ---------------------------------------------- */
+
+static struct ostream *sm_find(struct ovl *o, uint64_t ino)
+{
+	for (size_t i = 0; i < o->nsms; i++)
+		if (o->sms[i]->ino == ino)
+			return o->sms[i];
+	return NULL;
+}
+
+static struct ostream *sm_new(struct ovl *o, uint64_t ino)
+{
+	struct ostream *sm;
+
+	if (array_grow(&o->sms, &o->smcap, o->nsms, sizeof(*o->sms), 8))
+		return NULL;
+	sm = calloc(1, sizeof(*sm));
+	if (sm) {
+		sm->ino = ino;
+		o->sms[o->nsms++] = sm;
+	}
+	return sm;
+}
+
+/* Streams that have nothing left to do go: stopped ones once their pass
+ * ended, sealed ones once every chunk is recorded. */
+static void sm_sweep(struct ovl *o)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < o->nsms; i++) {
+		struct ostream *sm = o->sms[i];
+
+		if (!sm->busy && (sm->stopped || (sm->sealed && !sm->npend))) {
+			free(sm->pend);
+			free(sm);
+		} else {
+			o->sms[k++] = sm;
+		}
+	}
+	o->nsms = k;
+}
+
+/* What was cut and not recorded is still local: it is simply forgotten. */
+static void sm_stop(struct ovl *o, struct ostream *sm)
+{
+	struct onode *n = onode_find(o, sm->ino);
+
+	sm->stopped = 1;
+	sm->npend = 0;
+	if (n)
+		n->nostream = 1;
+	if (o->swaiting)
+		pthread_cond_broadcast(&o->cv);
+}
+
+/* ---- recording what is durable ------------------------------------------ */
+
+/* The chunks at the front of sm's queue whose packs have been uploaded
+ * go into the stage, and their bytes out of data/<ino>.  The punch comes
+ * after the stage's commit: killed between the two, the file has both,
+ * and the stored chunks win. */
+static void settle(struct ovl *o, struct ostream *sm)
+{
+	struct onode *n;
+	size_t k = 0;
+	uint64_t lo, hi;
+	int rc, fd;
+
+	while (k < sm->npend && bsession_durable(o->ss, sm->pend[k].r.pack))
+		k++;
+	if (!k)
+		return;
+	rc = stage_begin(o->st);
+	for (size_t i = 0; rc == 0 && i < k; i++)
+		rc = stage_sref_add(o->st, sm->ino, &sm->pend[i]);
+	if (stage_end(o->st, rc))
+		return; /* still local; tried again at the next pass */
+	lo = sm->pend[0].off;
+	hi = sm->pend[k - 1].off + sm->pend[k - 1].r.raw;
+	n = onode_find(o, sm->ino);
+	if (n && n->staged && hi > n->si.srefs)
+		n->si.srefs = hi;
+	if (stage_data_open(o->st, sm->ino, O_RDWR, &fd) == 0) {
+		/* A failed punch only costs the space. */
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)lo, (off_t)(hi - lo)))
+			(void)0;
+		close(fd);
+	}
+	memmove(sm->pend, sm->pend + k, (sm->npend - k) * sizeof(*sm->pend));
+	sm->npend -= k;
+}
+
+static void settle_all(struct ovl *o)
+{
+	for (size_t i = 0; o->ss && i < o->nsms; i++)
+		settle(o, o->sms[i]);
+	sm_sweep(o);
+}
+
+/* The session failed: every stream stops (their bytes are local), and
+ * the files say so at their next flush or fsync. */
+static void fail_all(struct ovl *o)
+{
+	snprintf(o->serrmsg, sizeof(o->serrmsg), "%s", snap_errmsg());
+	o->ss_state = SS_OFF;
+	for (size_t i = 0; i < o->nsms; i++) {
+		struct onode *n = onode_find(o, o->sms[i]->ino);
+
+		if (n)
+			n->serr = 1;
+		sm_stop(o, o->sms[i]);
+	}
+}
+
+/* ---- a pass --------------------------------------------------------------- */
+
+struct cut {
+	struct chunk *v;
+	size_t n, cap;
+	uint64_t end; /* the last chunk ends here */
+};
+
+/* Cuts the data extent [d, h) of fd into chunks stored through s.  final:
+ * h ends the extent for good (a hole or the file's end follows);
+ * otherwise the bytes after h are still to come, and a cut needs the
+ * chunker's max bytes after its start.  Sets c->end. */
+static int cut_extent(const struct chunker *ch, struct bsession *s, int fd,
+		      uint8_t *buf, size_t bsz, uint64_t d, uint64_t h,
+		      int final, struct cut *c)
+{
+	uint64_t boff = d; /* file offset of buf[0] */
+	size_t have = 0, at = 0;
+
+	c->end = d;
+	for (;;) {
+		int eof;
+
+		if (have - at < ch->max && boff + have < h) {
+			memmove(buf, buf + at, have - at);
+			boff += at;
+			have -= at;
+			at = 0;
+			while (have < bsz && boff + have < h) {
+				uint64_t want = h - (boff + have);
+				ssize_t r;
+
+				if (want > bsz - have)
+					want = bsz - have;
+				r = pread(fd, buf + have, (size_t)want,
+					  (off_t)(boff + have));
+				if (r < 0 && errno == EINTR)
+					continue;
+				if (r < 0)
+					return snap_syserr(errno, "reading "
+							   "what was written");
+				if (r == 0)
+					return snap_seterr(SNAP_EIO, "the "
+							   "staged copy "
+							   "shrank");
+				have += (size_t)r;
+			}
+		}
+		eof = final && boff + have == h;
+		if (have == at || (!eof && have - at < ch->max))
+			return 0;
+		size_t k = chunker_cut(ch, buf + at, have - at, eof);
+
+		SNAP_TRY(array_grow(&c->v, &c->cap, c->n, sizeof(*c->v), 16));
+		c->v[c->n].off = boff + at;
+		SNAP_TRY(bsession_store(s, buf + at, k, &c->v[c->n].r));
+		c->n++;
+		at += k;
+		c->end = boff + at;
+	}
+}
+
+/* Cuts [from, to) of fd, its data extents only.  final: to is the file's
+ * end and everything is cut; otherwise the pass ends where no more whole
+ * chunks can be cut.  c->end: how far chunks now cover (holes count). */
+static int cut_range(struct ovl *o, struct bsession *s, int fd,
+		     uint64_t from, uint64_t to, int final, struct cut *c)
+{
+	const struct chunker *ch = &o->o.r->chunker;
+	size_t bsz = 2 * ch->max + STREAM_STEP;
+	uint8_t *buf = malloc(bsz);
+	uint64_t pos = from;
+	int rc = 0;
+
+	if (!buf)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	while (pos < to && rc == 0) {
+		off_t d = lseek(fd, (off_t)pos, SEEK_DATA), h;
+		struct cut x = *c;
+
+		if (d < 0 && errno == ENXIO) {
+			if (final)
+				pos = to; /* only a hole is left */
+			break;
+		}
+		if (d < 0) {
+			d = (off_t)pos;
+			h = (off_t)to;
+		} else {
+			h = lseek(fd, d, SEEK_HOLE);
+			if (h < 0 || (uint64_t)h > to)
+				h = (off_t)to;
+		}
+		if ((uint64_t)d >= to) {
+			if (final)
+				pos = to;
+			break;
+		}
+		/* An extent that ends before to is followed by a hole the
+		 * writer left more than a window behind: a hole for good. */
+		rc = cut_extent(ch, s, fd, buf, bsz, (uint64_t)d, (uint64_t)h,
+				final || (uint64_t)h < to, &x);
+		*c = x;
+		if (rc == 0 && x.end < (uint64_t)h) {
+			pos = x.end;
+			break;
+		}
+		pos = (uint64_t)h;
+	}
+	free(buf);
+	c->end = pos;
+	return rc;
+}
+
+/* Opens the session if there is none; o->lock held (dropped meanwhile),
+ * sm busy.  0 with o->ss set, or not now. */
+static int need_session(struct ovl *o)
+{
+	struct bsession *s = NULL;
+	int rc;
+
+	if (o->ss)
+		return 0;
+	if (o->ss_state != SS_NONE)
+		return SNAP_EBUSY;
+	o->ss_state = SS_OPENING;
+	ovl_unlock(o);
+	rc = o->o.stream_open(o->o.stream_ctx, &s);
+	ovl_lock(o);
+	if (rc) {
+		o->ss_state = rc == SNAP_EBUSY ? SS_NONE : SS_OFF;
+		return SNAP_EBUSY;
+	}
+	o->ss = s;
+	o->ss_state = SS_OPEN;
+	snprintf(o->sseries, sizeof(o->sseries), "%s", bsession_series(s));
+	return 0;
+}
+
+/* One pass over [sm->chunked, to) of fd; o->lock held (dropped during
+ * the pass). */
+static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
+		     int final)
+{
+	struct cut c = {0};
+	struct bsession *s;
+	uint64_t from = sm->chunked;
+	int rc;
+
+	sm->busy = 1;
+	o->nbusy++;
+	sm->claim = to;
+	rc = need_session(o);
+	s = o->ss;
+	if (rc == 0) {
+		ovl_unlock(o);
+		rc = cut_range(o, s, fd, from, to, final, &c);
+		ovl_lock(o);
+	}
+	sm->busy = 0;
+	o->nbusy--;
+	if (rc && rc != SNAP_EBUSY && o->ss_state == SS_OPEN) {
+		fail_all(o);
+	} else if (rc == 0 && !sm->stopped) {
+		int grown = 0;
+
+		while (grown == 0 && sm->pcap < sm->npend + c.n)
+			grown = array_grow(&sm->pend, &sm->pcap, sm->pcap,
+					   sizeof(*sm->pend), 16);
+		if (grown == 0) {
+			if (c.n)
+				memcpy(sm->pend + sm->npend, c.v,
+				       c.n * sizeof(*c.v));
+			sm->npend += c.n;
+			sm->chunked = c.end;
+			if (final)
+				sm->sealed = 1;
+		} else {
+			sm_stop(o, sm);
+		}
+	}
+	sm->claim = sm->chunked;
+	settle_all(o);
+	free(c.v);
+	if (o->swaiting)
+		pthread_cond_broadcast(&o->cv);
+}
+
+/* ---- the overlay's hooks ---------------------------------------------------- */
+
+/* Stored chunks over [off, end) come back into data/<ino>; with end
+ * UINT64_MAX (a truncate to off) those wholly past off are dropped
+ * unread. */
+static int unref(struct ovl *o, struct onode *n, uint64_t off, uint64_t end)
+{
+	struct chunk *v;
+	size_t nv;
+	int rc, fd = -1;
+
+	SNAP_TRY(stage_sref_range(o->st, n->ino, off, end,
+				  o->o.r->chunker.max, &v, &nv));
+	if (nv == 0)
+		return 0;
+	rc = stage_data_open(o->st, n->ino, O_RDWR, &fd);
+	for (size_t i = 0; rc == 0 && i < nv; i++) {
+		struct centry *ce = NULL;
+		const uint8_t *data;
+		size_t done = 0;
+
+		if (end == UINT64_MAX && v[i].off >= off) {
+			rc = stage_sref_del(o->st, n->ino, v[i].off);
+			continue;
+		}
+		rc = cache_chunk(o->o.c, o->sseries, &v[i].r, &ce, &data);
+		while (rc == 0 && done < v[i].r.raw) {
+			ssize_t w = pwrite(fd, data + done, v[i].r.raw - done,
+					   (off_t)(v[i].off + done));
+
+			if (w < 0 && errno != EINTR)
+				rc = snap_syserr(errno, "%s: bringing a stored "
+						 "chunk back", n->name);
+			else if (w > 0)
+				done += (size_t)w;
+		}
+		cache_release(o->o.c, ce);
+		rc = rc ? rc : stage_sref_del(o->st, n->ino, v[i].off);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(v);
+	return rc;
+}
+
+int ostream_change(struct ovl *o, struct onode *n, uint64_t off, uint64_t end)
+{
+	struct ostream *sm = sm_find(o, n->ino);
+	int rc = 0;
+
+	if (sm && !sm->stopped &&
+	    (sm->sealed || off < sm->claim || off < sm->chunked ||
+	     (end == UINT64_MAX && off < sm->hi))) {
+		sm_stop(o, sm);
+		sm_sweep(o);
+	}
+	if (n->staged && n->si.srefs > off) {
+		rc = stage_begin(o->st);
+		rc = stage_end(o->st, rc ? rc : unref(o, n, off, end));
+		if (rc == 0 && end == UINT64_MAX)
+			n->si.srefs = off;
+	}
+	return rc;
+}
+
+int ostream_write_begin(struct ovl *o, struct onode *n, uint64_t off,
+			uint64_t len)
+{
+	SNAP_TRY(ostream_change(o, n, off, off + len));
+	SNAP_TRY(array_grow(&n->fly, &n->flycap, n->nfly, sizeof(*n->fly), 4));
+	n->fly[n->nfly++] = off;
+	return 0;
+}
+
+/* The lowest offset a write in flight may still change. */
+static uint64_t fly_low(const struct onode *n)
+{
+	uint64_t low = UINT64_MAX;
+
+	for (size_t i = 0; i < n->nfly; i++)
+		if (n->fly[i] < low)
+			low = n->fly[i];
+	return low;
+}
+
+void ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
+		   uint64_t len, int ok)
+{
+	const struct chunker *ch = &o->o.r->chunker;
+	struct ostream *sm;
+	struct onode *n;
+	uint64_t to;
+
+	ovl_lock(o);
+	n = onode_find(o, ino);
+	if (!n)
+		goto out;
+	for (size_t i = 0; i < n->nfly; i++)
+		if (n->fly[i] == off) {
+			n->fly[i] = n->fly[--n->nfly];
+			break;
+		}
+	if (o->swaiting)
+		pthread_cond_broadcast(&o->cv);
+	sm = sm_find(o, ino);
+	/* A failed write leaves a file nobody wants stored as it is. */
+	if (!ok && sm && !sm->stopped) {
+		sm_stop(o, sm);
+		sm_sweep(o);
+	}
+	if (!ok || !n->staged || !n->si.data || !o->o.stream_open ||
+	    o->ss_state == SS_OFF || n->nostream)
+		goto out;
+	sm = sm_find(o, ino);
+	/* A file is streamed from its start by a writer that extends it. */
+	if (!sm && (off + len < n->si.size || n->si.size < STREAM_START ||
+		    n->si.srefs || n->si.nlink > 1 || o->nsms >= STREAM_FILES))
+		goto out;
+	if (!sm && !(sm = sm_new(o, ino)))
+		goto out;
+	if (sm->stopped || sm->sealed)
+		goto out;
+	if (off + len > sm->hi)
+		sm->hi = off + len;
+	/* Cut what is due; a writer too far ahead of the cut point waits
+	 * (a pass of another thread, or a write in flight behind it, is
+	 * what it waits for). */
+	while (!sm->stopped && !sm->sealed && o->ss_state != SS_OFF) {
+		uint64_t at = sm->chunked;
+
+		to = sm->hi > STREAM_WINDOW ? sm->hi - STREAM_WINDOW : 0;
+		if (fly_low(n) < to)
+			to = fly_low(n);
+		if (!sm->busy && o->nbusy < STREAM_BUSY &&
+		    to >= sm->chunked + ch->max + STREAM_STEP) {
+			run_pass(o, sm, fd, to, 0);
+			if (!(sm = sm_find(o, ino)) || sm->chunked == at)
+				break;
+			continue;
+		}
+		if (sm->hi - sm->chunked <= STREAM_AHEAD)
+			break;
+		o->swaiting++;
+		pthread_cond_wait(&o->cv, &o->lock);
+		o->swaiting--;
+		if (!(sm = sm_find(o, ino)))
+			break;
+	}
+out:
+	ovl_unlock(o);
+}
+
+void ostream_seal(struct ovl *o, uint64_t ino, int fd)
+{
+	struct ostream *sm;
+	struct onode *n;
+
+	ovl_lock(o);
+	n = onode_find(o, ino);
+	sm = n ? sm_find(o, ino) : NULL;
+	if (sm && !sm->stopped && !sm->sealed && !sm->busy &&
+	    n->writers == 1 && !n->nfly && o->ss_state != SS_OFF)
+		run_pass(o, sm, fd, n->si.size, 1);
+	ovl_unlock(o);
+}
+
+int ostream_read(struct ovl *o, uint64_t ino, int fd, uint64_t fsize,
+		 uint64_t off, size_t size, struct vfs_read *rd, int *done)
+{
+	char series[SERIES_MAX];
+	struct onode *n;
+	struct chunk *v = NULL;
+	size_t nv = 0, got = 0;
+	uint8_t *buf;
+	int rc = 0;
+
+	*done = 0;
+	if (off >= fsize)
+		return 0;
+	if (size > fsize - off)
+		size = (size_t)(fsize - off);
+	ovl_lock(o);
+	n = onode_find(o, ino);
+	if (n && n->staged && n->si.srefs > off)
+		rc = stage_sref_range(o->st, ino, off, off + size,
+				      o->o.r->chunker.max, &v, &nv);
+	memcpy(series, o->sseries, sizeof(series));
+	ovl_unlock(o);
+	if (rc || nv == 0)
+		return rc;
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		free(v);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	/* The local bytes, then the stored chunks over them (what was
+	 * punched reads as zeros locally). */
+	while (got < size) {
+		ssize_t r = pread(fd, buf + got, size - got, (off_t)(off + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	memset(buf + got, 0, size - got);
+	for (size_t i = 0; rc == 0 && i < nv; i++) {
+		struct centry *ce = NULL;
+		const uint8_t *data;
+		uint64_t a = v[i].off > off ? v[i].off : off;
+		uint64_t b = v[i].off + v[i].r.raw;
+
+		if (b > off + size)
+			b = off + size;
+		rc = cache_chunk(o->o.c, series, &v[i].r, &ce, &data);
+		if (rc == 0)
+			memcpy(buf + (a - off), data + (a - v[i].off),
+			       (size_t)(b - a));
+		cache_release(o->o.c, ce);
+	}
+	free(v);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*done = 1;
+	return fread_own(buf, size, rd);
+}
+
+void ostream_settle(struct ovl *o)
+{
+	settle_all(o);
+}
+
+void ostream_reset(struct ovl *o)
+{
+	struct stage_meta m;
+
+	for (size_t i = 0; i < o->nsms; i++) {
+		free(o->sms[i]->pend);
+		free(o->sms[i]);
+	}
+	o->nsms = 0;
+	o->ss_state = SS_NONE;
+	o->sseries[0] = 0;
+	if (stage_get_meta(o->st, &m) == 0)
+		memcpy(o->sseries, m.stream_series, sizeof(o->sseries));
+}
+
+struct bsession *ovl_stream_take(struct ovl *o)
+{
+	struct bsession *s;
+
+	ovl_lock(o);
+	s = o->ss;
+	o->ss = NULL;
+	o->ss_state = SS_NONE;
+	for (size_t i = 0; i < o->nsms; i++)
+		sm_stop(o, o->sms[i]);
+	sm_sweep(o);
+	ovl_unlock(o);
+	return s;
+}
+
+void ovl_stream_series(struct ovl *o, char series[SERIES_MAX])
+{
+	ovl_lock(o);
+	memcpy(series, o->sseries, SERIES_MAX);
+	ovl_unlock(o);
+}

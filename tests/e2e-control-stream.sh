@@ -1,0 +1,102 @@
+#!/bin/sh
+# Streaming: a large file written into control/ goes into the store while
+# it is written, so the stage holds a window of it, not the file.  Reads
+# of it mix stored chunks and local bytes; writes behind the cut point,
+# truncates and holes keep it exact; a killed daemon loses nothing that
+# was closed; the commit takes the stored chunks as they are.
+. "$TESTLIB"
+
+[ "$(id -u)" = 0 ] || { echo "needs root (FUSE)"; exit 77; }
+head -c 32 /dev/urandom >"$T/key"
+export SNAPFS_KEY_FILE="$T/key"
+r=$(repo_url repo)
+repo_init "$r" --encryption-key-file "$T/key"
+m="$T/m"
+mount_repo "$r" "$m" -o stage_dir="$T/stage"
+L="$m/control/big"
+data_kb() { du -sk "$T/stage/big/data" | cut -f1; }
+
+say "a 256 MiB file streams: the stage holds a window of it"
+mkdir -p "$T/src"
+head -c 268435456 /dev/urandom >"$T/src/f"
+mkdir -p "$L/g"
+dd if="$T/src/f" of="$L/g/f" bs=1M status=none &
+DD=$!
+peak=0
+while kill -0 $DD 2>/dev/null; do
+	k=$(data_kb)
+	[ "$k" -gt "$peak" ] && peak=$k
+	sleep 0.1
+done
+wait $DD || fail "dd into control/"
+after=$(data_kb)
+echo "stage data: peak $peak KiB while writing, $after KiB after close"
+[ "$peak" -lt 131072 ] || fail "the stage held $peak KiB of a 256 MiB file"
+[ "$after" -lt 65536 ] || fail "the stage keeps $after KiB after close"
+cmp "$T/src/f" "$L/g/f" || fail "reading the streamed file back"
+
+say "a write behind the cut point stops the stream, keeps it exact"
+python3 - "$L/g/wb" "$T/src/wb" <<'EOF'
+import os, sys
+blk = os.urandom(1 << 20)
+for path in sys.argv[1:]:
+    with open(path, "wb") as f:
+        for i in range(48):
+            f.write(blk[i:] + blk[:i])
+        f.flush(); os.fsync(f.fileno())
+        f.seek(3 << 20); f.write(b"behind" * 1000)
+        f.seek(48 << 20)
+        for i in range(48, 80):
+            f.write(blk[i:] + blk[:i])
+EOF
+cmp "$T/src/wb" "$L/g/wb" || fail "file written behind its cut point"
+
+say "truncate, append and holes"
+head -c 62914560 /dev/urandom >"$T/src/t"
+cp "$T/src/t" "$L/g/t"
+truncate -s 20000000 "$T/src/t" "$L/g/t"
+head -c 30000000 /dev/urandom >"$T/src/tail"
+cat "$T/src/tail" >>"$T/src/t"
+cat "$T/src/tail" >>"$L/g/t"
+cmp "$T/src/t" "$L/g/t" || fail "truncated and appended"
+dd if=/dev/urandom of="$T/src/sp" bs=1M count=30 status=none
+dd if=/dev/urandom of="$T/src/sp" bs=1M count=30 seek=70 conv=notrunc status=none
+rsync -S "$T/src/sp" "$L/g/sp"
+cmp "$T/src/sp" "$L/g/sp" || fail "sparse file"
+
+say "kill -9 after close: the stage keeps the streamed file"
+kill -9 "$MOUNT_PID"
+wait "$MOUNT_PID" 2>/dev/null || true
+fusermount3 -uz "$m" 2>/dev/null || true
+mount_repo "$r" "$m" -o stage_dir="$T/stage"
+for f in f wb t sp; do
+	cmp "$T/src/$f" "$L/g/$f" || fail "$f after kill -9"
+done
+
+say "commit takes the stored chunks"
+touch "$L/.snapfs/commit" || fail "commit"
+S=$(ls "$m/series")
+for f in f wb t sp; do
+	cmp "$T/src/$f" "$m/series/$S/1/g/$f" || fail "$f in the backup"
+done
+stored=$(repo_bytes "$r")
+echo "repository: $stored bytes for $(du -cb "$T/src/f" "$T/src/wb" "$T/src/t" "$T/src/sp" | tail -1 | cut -f1) bytes written"
+
+say "kill -9 while a file streams: it is put back, nothing else changes"
+dd if="$T/src/f" of="$L/g/killed" bs=1M status=none &
+DD=$!
+for _ in $(seq 1 100); do
+	[ "$(data_kb)" -gt 0 ] && [ -s "$L/g/killed" ] && \
+		[ "$(stat -c %s "$L/g/killed")" -gt 60000000 ] && break
+	sleep 0.1
+done
+kill -9 "$MOUNT_PID"
+wait $DD 2>/dev/null || true
+wait "$MOUNT_PID" 2>/dev/null || true
+fusermount3 -uz "$m" 2>/dev/null || true
+mount_repo "$r" "$m" -o stage_dir="$T/stage"
+[ ! -e "$L/g/killed" ] || fail "a file open at kill -9 is still there"
+echo after >"$L/g/after"
+touch "$L/.snapfs/commit" || fail "commit after kill -9"
+cmp "$T/src/f" "$m/series/$S/2/g/f" || fail "f in backup 2"
+snapctl -r "$r" check --read-data >/dev/null || fail "check --read-data"
