@@ -1423,10 +1423,9 @@ int bdir_add_read(struct bsession *s, struct bdir *d,
 	return failed(e) ? errstate_result(&e->es) : 0;
 }
 
-int bsession_store(struct bsession *s, const uint8_t *p, size_t n,
-		   struct ref *r)
+/* One data chunk stored (or found) for a stream. */
+static int eng_store(struct eng *e, const uint8_t *p, size_t n, struct ref *r)
 {
-	struct eng *e = &s->e;
 	int isnew = 0, rc;
 
 	if (failed(e))
@@ -1444,6 +1443,84 @@ int bsession_store(struct bsession *s, const uint8_t *p, size_t n,
 	e->res->bytes_read += n;
 	pthread_mutex_unlock(&e->lock);
 	return 0;
+}
+
+struct sjob {
+	struct eng *e;
+	struct bstore_wait *w;
+	struct ref *out;
+	struct buf data; /* from e->bufs */
+};
+
+static void store_work(void *arg)
+{
+	struct sjob *j = arg;
+	struct bstore_wait *w = j->w;
+	int rc = eng_store(j->e, j->data.p, j->data.len, j->out);
+
+	bufpool_put(&j->e->bufs, &j->data);
+	free(j);
+	pthread_mutex_lock(&w->lock);
+	if (rc && !w->rc)
+		w->rc = rc;
+	if (--w->pending == 0)
+		pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void bstore_wait_init(struct bstore_wait *w)
+{
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->pending = 0;
+	w->rc = 0;
+}
+
+int bsession_store_async(struct bsession *s, const uint8_t *p, size_t n,
+			 struct ref *r, struct bstore_wait *w)
+{
+	struct eng *e = &s->e;
+	struct sjob *j = malloc(sizeof(*j));
+	int rc;
+
+	if (!j)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	j->e = e;
+	j->w = w;
+	j->out = r;
+	j->data = bufpool_get(&e->bufs);
+	if (buf_reserve(&j->data, e->r->chunker.max) ||
+	    buf_add(&j->data, p, n)) {
+		bufpool_put(&e->bufs, &j->data);
+		free(j);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	pthread_mutex_lock(&w->lock);
+	w->pending++;
+	pthread_mutex_unlock(&w->lock);
+	rc = workq_submit(e->cq, store_work, j);
+	if (rc) {
+		bufpool_put(&e->bufs, &j->data);
+		free(j);
+		pthread_mutex_lock(&w->lock);
+		w->pending--;
+		pthread_mutex_unlock(&w->lock);
+	}
+	return rc;
+}
+
+int bstore_wait(struct bstore_wait *w)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	while (w->pending)
+		pthread_cond_wait(&w->cv, &w->lock);
+	rc = w->rc;
+	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cv);
+	return rc;
 }
 
 int bsession_durable(struct bsession *s, const uint8_t pack[PACK_ID_LEN])

@@ -20,6 +20,7 @@
 #ifndef SNAPFS_BACKUP_H
 #define SNAPFS_BACKUP_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -158,15 +159,26 @@ int bdir_add_read(struct bsession *s, struct bdir *d,
 void bdir_close(struct bsession *s, struct bdir *d);
 
 /* Streaming (overlay_stream.c): a session opened before its tree is
- * known stores chunks as files are written, from any thread.  store:
- * one data chunk, deduplicated; *r says where it is.  durable: whether a
- * pack that store named has been uploaded (chunks of packs still being
- * filled or uploaded are not to be relied on yet).  error: the session's
- * sticky error (0 while it works).  prepare: what the commit brings,
- * before its first group (token and ino_next as in bsession_opts). */
-int bsession_store(struct bsession *s, const uint8_t *p, size_t n,
-		   struct ref *r);
+ * known stores chunks as files are written, from any thread.
+ * store_async: one data chunk, deduplicated, on the session's workers
+ * (p is copied; a full queue makes the caller wait); *r says where it
+ * is once bstore_wait(w) returned 0 (else the first failure).  A wait is
+ * initialised before its first store and waited for before it goes.
+ * durable: whether a pack that a store named has been uploaded (chunks
+ * of packs still being filled or uploaded are not to be relied on yet).
+ * error: the session's sticky error (0 while it works).  prepare: what
+ * the commit brings, before its first group (token and ino_next as in
+ * bsession_opts). */
 int bsession_durable(struct bsession *s, const uint8_t pack[PACK_ID_LEN]);
+struct bstore_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	int pending, rc;
+};
+void bstore_wait_init(struct bstore_wait *w);
+int bsession_store_async(struct bsession *s, const uint8_t *p, size_t n,
+			 struct ref *r, struct bstore_wait *w);
+int bstore_wait(struct bstore_wait *w);
 int bsession_error(struct bsession *s);
 int bsession_prepare(struct bsession *s, const char *token,
 		     uint64_t ino_next, size_t max_groups);

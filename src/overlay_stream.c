@@ -132,10 +132,13 @@ static void fail_all(struct ovl *o)
 
 /* ---- a pass --------------------------------------------------------------- */
 
+/* A pass's chunks: the session's workers store them (and write their
+ * refs into v) while the pass goes on cutting. */
 struct cut {
 	struct chunk *v;
 	size_t n, cap;
 	uint64_t end; /* the last chunk ends here */
+	struct bstore_wait w;
 };
 
 /* Cuts the data extent [d, h) of fd into chunks stored through s.  final:
@@ -183,9 +186,18 @@ static int cut_extent(const struct chunker *ch, struct bsession *s, int fd,
 			return 0;
 		size_t k = chunker_cut(ch, buf + at, have - at, eof);
 
-		SNAP_TRY(array_grow(&c->v, &c->cap, c->n, sizeof(*c->v), 16));
+		if (c->n == c->cap) {
+			/* Nothing may write into v while it moves. */
+			int rc = bstore_wait(&c->w);
+
+			bstore_wait_init(&c->w);
+			SNAP_TRY(rc);
+			SNAP_TRY(array_grow(&c->v, &c->cap, c->n,
+					    sizeof(*c->v), 64));
+		}
 		c->v[c->n].off = boff + at;
-		SNAP_TRY(bsession_store(s, buf + at, k, &c->v[c->n].r));
+		SNAP_TRY(bsession_store_async(s, buf + at, k, &c->v[c->n].r,
+					      &c->w));
 		c->n++;
 		at += k;
 		c->end = boff + at;
@@ -208,7 +220,6 @@ static int cut_range(struct ovl *o, struct bsession *s, int fd,
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	while (pos < to && rc == 0) {
 		off_t d = lseek(fd, (off_t)pos, SEEK_DATA), h;
-		struct cut x = *c;
 
 		if (d < 0 && errno == ENXIO) {
 			if (final)
@@ -231,10 +242,9 @@ static int cut_range(struct ovl *o, struct bsession *s, int fd,
 		/* An extent that ends before to is followed by a hole the
 		 * writer left more than a window behind: a hole for good. */
 		rc = cut_extent(ch, s, fd, buf, bsz, (uint64_t)d, (uint64_t)h,
-				final || (uint64_t)h < to, &x);
-		*c = x;
-		if (rc == 0 && x.end < (uint64_t)h) {
-			pos = x.end;
+				final || (uint64_t)h < to, c);
+		if (rc == 0 && c->end < (uint64_t)h) {
+			pos = c->end;
 			break;
 		}
 		pos = (uint64_t)h;
@@ -277,7 +287,7 @@ static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
 	struct cut c = {0};
 	struct bsession *s;
 	uint64_t from = sm->chunked;
-	int rc;
+	int rc, r;
 
 	sm->busy = 1;
 	o->nbusy++;
@@ -286,7 +296,10 @@ static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
 	s = o->ss;
 	if (rc == 0) {
 		ovl_unlock(o);
+		bstore_wait_init(&c.w);
 		rc = cut_range(o, s, fd, from, to, final, &c);
+		r = bstore_wait(&c.w);
+		rc = rc ? rc : r;
 		ovl_lock(o);
 	}
 	sm->busy = 0;

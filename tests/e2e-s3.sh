@@ -8,6 +8,12 @@
 start_rgw
 export SNAPFS_TEST_STORE=s3 S3_BUCKET=snapfs-test
 run_engine_suite
+say "streaming into control/ over the gateway"
+sh "$TESTS_DIR/e2e-control-stream.sh" >"$T/stream.log" 2>&1 || {
+	tail -n 30 "$T/stream.log" >&2
+	fail "e2e-control-stream.sh failed on s3"
+}
+grep "stage data" "$T/stream.log"
 
 u() { echo "s3://127.0.0.1:$1/snapfs-test/$2?secure=false"; }
 good=$(u "$S3_PORT" errs)
