@@ -182,7 +182,7 @@ int index_load_series(struct index *ix, struct repo *r, const char *series,
 }
 
 int index_load_packs(struct index *ix, struct repo *r, const char *series,
-		     const uint8_t (*only)[PACK_ID_LEN], size_t nonly,
+		     uint8_t (*only)[PACK_ID_LEN], size_t nonly,
 		     int threads, size_t *npacks, size_t *bad)
 {
 	struct loadctx lc = {.ix = ix, .r = r, .series = series,
@@ -191,6 +191,8 @@ int index_load_packs(struct index *ix, struct repo *r, const char *series,
 	char prefix[SERIES_MAX + 8];
 	int rc;
 
+	if (nonly)
+		qsort(only, nonly, sizeof(*only), cmp_pack);
 	pthread_mutex_init(&lc.lock, NULL);
 	snprintf(prefix, sizeof(prefix), "data/%s/", series);
 	rc = workq_create(&lj.q, threads, 4 * threads);

@@ -34,9 +34,9 @@ int index_put(struct index *ix, const struct ref *r);
  * backup then simply stores those chunks again. */
 int index_load_series(struct index *ix, struct repo *r, const char *series,
 		      int threads, size_t *npacks, size_t *bad);
-/* The same for the packs among only[] (n of them, sorted by memcmp). */
+/* The same for the packs among only[] (n of them; sorted in place). */
 int index_load_packs(struct index *ix, struct repo *r, const char *series,
-		     const uint8_t (*only)[PACK_ID_LEN], size_t nonly,
+		     uint8_t (*only)[PACK_ID_LEN], size_t nonly,
 		     int threads, size_t *npacks, size_t *bad);
 
 #endif

@@ -39,12 +39,7 @@ int ixkeep_open(struct repo *r, struct ixkeep **out)
 	return 0;
 }
 
-static int cmp_pack(const void *a, const void *b)
-{
-	return memcmp(a, b, PACK_ID_LEN);
-}
-
-/* The packs the series' manifests name, sorted.  Only they are kept: a
+/* The packs the series' manifests name.  Only they are kept: a
  * pack of a failed backup (named by none) may be deleted by an abort or
  * a repair while the index lives, and a later commit must not take
  * chunks from it. */
@@ -76,8 +71,6 @@ static int named_packs(struct repo *r, const char *series,
 		free(v);
 		return rc;
 	}
-	if (n)
-		qsort(v, n, sizeof(*v), cmp_pack);
 	*out = v;
 	*nout = n;
 	return 0;

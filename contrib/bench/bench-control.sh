@@ -29,24 +29,8 @@ W=${1:-$(mktemp -d /var/tmp/snapfs-cbench.XXXXXX)}
 mkdir -p "$W"
 C="$W/corpus"
 
-if [ ! -d "$C" ]; then
-	echo "building $files small files and 4 x 64 MiB in $C"
-	python3 - "$C" "$files" <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(1)
-for i in range(n):
-    d = os.path.join(root, "small", "d%03d" % (i % 200))
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "f%06d" % i), "wb") as f:
-        f.write(os.urandom(rnd.randrange(1000, 30000)))
-os.makedirs(os.path.join(root, "big"), exist_ok=True)
-for i in range(4):
-    with open(os.path.join(root, "big", "b%d" % i), "wb") as f:
-        for _ in range(64):
-            f.write(os.urandom(1 << 20))
-PY
-fi
+. "$top/contrib/bench/control-lib.sh"
+make_corpus "$C" "$files" 4
 nfiles=$(find "$C" -type f | wc -l)
 
 # libfuse's example, built from Debian's copy (nothing of it is ours).
@@ -76,24 +60,13 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-secs() { # secs CMD...: wall seconds of CMD
-	t0=$(date +%s.%N)
-	"$@" >/dev/null 2>"$W/err" || { echo "bench: '$*' failed:" >&2; cat "$W/err" >&2; exit 1; }
-	t1=$(date +%s.%N)
-	awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
-}
-calc() { awk "BEGIN {printf \"%.4f\", $1}"; }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-
 pa="" sa="" sc="" pn="" sn=""
 for r in $(seq 1 "$rounds"); do
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
+	cold
 	t=$(secs rsync -a "$C/" "$P/r$r/")
 	pa="$pa $t"
 	mkdir "$S/control/bench$r"
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
+	cold
 	t=$(secs rsync -a "$C/" "$S/control/bench$r/g/")
 	sa="$sa $t"
 	t=$(secs touch "$S/control/bench$r/.snapfs/commit")

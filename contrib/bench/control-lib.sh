@@ -1,0 +1,40 @@
+# Shared by the write-side benchmarks (bench-control.sh,
+# bench-writemount.sh): the corpus and the timing helpers.  Sourced with
+# W (the work directory) set.
+
+# make_corpus DIR FILES BIG: FILES small files (1-30 KB, 200 directories)
+# and BIG files of 64 MiB, random (nothing compresses or dedups), made
+# once and kept.
+make_corpus() {
+	[ -d "$1" ] && return 0
+	echo "building $2 small files and $3 x 64 MiB in $1"
+	python3 - "$1" "$2" "$3" <<'PY'
+import os, random, sys
+root, n, big = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rnd = random.Random(1)
+for i in range(n):
+    d = os.path.join(root, "small", "d%03d" % (i % 200))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%06d" % i), "wb") as f:
+        f.write(os.urandom(rnd.randrange(1000, 30000)))
+os.makedirs(os.path.join(root, "big"), exist_ok=True)
+for i in range(big):
+    with open(os.path.join(root, "big", "b%d" % i), "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(1 << 20))
+PY
+}
+
+secs() { # secs CMD...: wall seconds of CMD
+	t0=$(date +%s.%N)
+	"$@" >/dev/null 2>"$W/err" || { echo "bench: '$*' failed:" >&2; cat "$W/err" >&2; exit 1; }
+	t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
+}
+calc() { awk "BEGIN {printf \"%.4f\", $1}"; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# A cold start for each measure: nothing of the corpus in the page cache.
+cold() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
