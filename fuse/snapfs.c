@@ -44,6 +44,7 @@ struct options {
 	char *key_file, *password_file;
 	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
 	char *readahead, *stage_dir, *commit_wait, *commit_idle, *on_conflict;
+	char *stage_max;
 	int anonymous, no_disk_cache, no_writeback, no_stream;
 	int allow_other;
 	int dropped_suid, dropped_dev; /* asked for, and refused */
@@ -725,8 +726,8 @@ static void sl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc)
 		logmsg(LOG_ERR, "%s", snap_errmsg());
 	/* A commit that did not land is EIO to the closing process;
-	 * status says why. */
-	fuse_reply_err(req, rc ? EIO : 0);
+	 * status says why.  A full stage is ENOSPC, as for a disk. */
+	fuse_reply_err(req, rc == SNAP_ENOSPC ? ENOSPC : rc ? EIO : 0);
 }
 
 static void sl_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -842,6 +843,9 @@ static const char usage[] =
 	"                        (default: CACHE_DIR/<repository id>/stage)\n"
 	"  commit_wait=SECONDS   how long a commit waits for files still open\n"
 	"                        for writing (60)\n"
+	"  stage_max=SIZE        local disk a label's stage may take; past it\n"
+	"                        writes that grow files fail with ENOSPC\n"
+	"                        (default: as much as the disk has)\n"
 	"  commit_idle=SECONDS   commit a label that has had no change and no\n"
 	"                        writer for this long (off)\n"
 	"  on_conflict=error|next  a commit that finds its number taken by\n"
@@ -870,6 +874,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("stage_dir=%s", stage_dir),
 	OPT("commit_wait=%s", commit_wait),
 	OPT("commit_idle=%s", commit_idle),
+	OPT("stage_max=%s", stage_max),
 	OPT("on_conflict=%s", on_conflict),
 	OPT("parallel=%s", parallel),
 	OPT("anonymous", anonymous),
@@ -1060,7 +1065,7 @@ int main(int argc, char **argv)
 	struct cache *c = NULL;
 	struct cache_opts cop;
 	struct vfs_opts vo;
-	uint64_t mem, disk, ra;
+	uint64_t mem, disk, ra, stage_max;
 	char warning[512], fsname[1200], *cache_dir = NULL, *stage_root = NULL;
 	double refresh = 30, commit_wait = 60, commit_idle = 0;
 	int rc, ret = 1, mounted = 0, handlers = 0;
@@ -1107,7 +1112,8 @@ int main(int argc, char **argv)
 			      o.on_conflict);
 		goto out;
 	}
-	if (size_opt("cache_mem", o.cache_mem, 64u << 20, &mem) ||
+	if (size_opt("stage_max", o.stage_max, 0, &stage_max) ||
+	    size_opt("cache_mem", o.cache_mem, 64u << 20, &mem) ||
 	    size_opt("cache_size", o.cache_size, 2ULL << 30, &disk) ||
 	    size_opt("readahead", o.readahead, 32u << 20, &ra))
 		goto out;
@@ -1184,6 +1190,7 @@ int main(int argc, char **argv)
 	vo.ctl.commit_idle = commit_idle;
 	vo.ctl.next_on_conflict = o.on_conflict && !strcmp(o.on_conflict, "next");
 	vo.ctl.no_stream = o.no_stream;
+	vo.ctl.stage_max = stage_max;
 	vo.inval_entry = inval_entry;
 	vo.inval_inode = inval_inode;
 	vo.log = core_log;
@@ -1268,6 +1275,7 @@ out_free:
 	free(o.stage_dir);
 	free(o.commit_wait);
 	free(o.commit_idle);
+	free(o.stage_max);
 	free(o.on_conflict);
 	free(o.parallel);
 	free(o.repo);

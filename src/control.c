@@ -350,7 +350,8 @@ static int label_open_tree(struct control *c, struct clabel *l)
 			      .uid = c->o.uid, .gid = c->o.gid,
 			      .stream_open = c->o.cfg.no_stream ? NULL
 							       : stream_open,
-			      .stream_ctx = l};
+			      .stream_ctx = l,
+			      .stage_max = c->o.cfg.stage_max};
 	struct stage *st = NULL;
 	struct stage_found f;
 	struct stage_meta m;
@@ -970,6 +971,13 @@ static int status_text(struct control *c, struct clabel *l, struct buf *out)
 		      "last_error", m.last_error, "dropped", dropped,
 		      "dropped_count", (json_int_t)l->dropped, "read_only",
 		      l->ro);
+	if (j) {
+		char why[256];
+
+		ovl_stream_error(l->o, why, sizeof(why));
+		json_object_set_new(j, "stream_error",
+				    why[0] ? json_string(why) : json_null());
+	}
 	if (j && last)
 		json_object_set_new(j, "last_commit", last);
 	else
@@ -1821,9 +1829,16 @@ static void *sync_main(void *arg)
 		if (sync)
 			synced = mono_sec();
 		for (struct clabel *l = c->labels; l && !c->stop; l = l->next) {
-			if (sync && l->o && ovl_sync(l->o))
+			uint64_t refused = 0;
+
+			if (sync && l->o && ovl_sync(l->o, &refused))
 				ctl_log(c, "control/%s: %s", l->name,
 				     snap_errmsg());
+			if (refused)
+				ctl_log(c, "control/%s: the stage holds "
+					"stage_max or more: %" PRIu64 " write(s) "
+					"refused with ENOSPC; commit or abort "
+					"to go on", l->name, refused);
 			if (l->o && !l->ro && c->o.cfg.commit_idle > 0)
 				idle_commit(c, l);
 		}

@@ -47,6 +47,7 @@ struct control_cfg {
 	double commit_idle; /* commit a label idle this long (0: never) */
 	int next_on_conflict; /* a lost commit race takes the next number */
 	int no_stream;        /* files are staged whole (overlay.h) */
+	uint64_t stage_max;   /* per label (overlay.h); 0: none */
 };
 
 struct control_opts {

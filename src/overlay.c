@@ -1017,9 +1017,9 @@ uint64_t ovl_quiet(struct ovl *o, double *idle_s)
 	return at;
 }
 
-int ovl_sync(struct ovl *o)
+int ovl_sync(struct ovl *o, uint64_t *refused)
 {
-	uint64_t at;
+	uint64_t at, used;
 	int rc = 0;
 
 	ovl_lock(o);
@@ -1030,6 +1030,12 @@ int ovl_sync(struct ovl *o)
 		if (rc == 0)
 			o->synced = at;
 	}
+	if (o->o.stage_max && stage_data_usage(o->st, &used) == 0) {
+		o->used = used;
+		o->written = 0;
+	}
+	*refused = o->refused;
+	o->refused = 0;
 	ovl_unlock(o);
 	return rc;
 }
@@ -1099,6 +1105,9 @@ int ovl_rebase(struct ovl *o, const struct ovl_base *b)
 	ovl_lock(o);
 	o->nhls = 0;
 	ostream_reset(o);
+	o->written = 0;
+	if (stage_data_usage(o->st, &o->used))
+		o->used = 0;
 	rc = set_base(o, b);
 	rc = rc ? rc : stage_get_meta(o->st, &m);
 	if (rc == 0 && m.next_ino > o->next_ino)
@@ -1234,6 +1243,8 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	if (o->base.m && o->base.m->ino_next > o->next_ino)
 		o->next_ino = o->base.m->ino_next;
 	ostream_reset(o);
+	if (stage_data_usage(o->st, &o->used))
+		o->used = 0;
 	*out = o;
 	return 0;
 fail:

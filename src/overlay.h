@@ -100,6 +100,11 @@ struct ovl_opts {
 	 * lock held.  NULL: files are staged whole. */
 	int (*stream_open)(void *ctx, struct bsession **s);
 	void *stream_ctx;
+	/* The most local disk the label's data files may take (0: as much
+	 * as the disk has): past it, writes fail with SNAP_ENOSPC.  Known
+	 * from a walk of the stage at each ovl_sync() plus what was written
+	 * since, so it may be passed by one sync period's writes. */
+	uint64_t stage_max;
 };
 
 /* Opens the label's tree over an opened stage (the overlay takes it over,
@@ -209,8 +214,9 @@ void ovl_gate_open(struct ovl *o);
  * with the gate closed, so that nothing streams meanwhile.  The tree
  * streams again after ovl_rebase(). */
 struct bsession *ovl_stream_take(struct ovl *o);
-/* The series stored chunks are in ("" when none). */
-void ovl_stream_series(struct ovl *o, char series[SERIES_MAX]);
+/* Why streaming stopped for the label ("" when it did not), until the
+ * tree starts afresh. */
+void ovl_stream_error(struct ovl *o, char *buf, size_t n);
 
 /* Is anything staged? */
 int ovl_dirty(struct ovl *o);
@@ -218,8 +224,10 @@ int ovl_dirty(struct ovl *o);
  * writing or a commit runs; otherwise the count of changes so far (it
  * grows with every change) and, in *idle_s, the seconds since the last. */
 uint64_t ovl_quiet(struct ovl *o, double *idle_s);
-/* Makes the stage durable if anything changed since the last time. */
-int ovl_sync(struct ovl *o);
+/* Makes the stage durable if anything changed since the last time, and
+ * takes the measure of its local disk (stage_max).  *refused: the writes
+ * stage_max refused since the last call. */
+int ovl_sync(struct ovl *o, uint64_t *refused);
 /* Counts for status: staged files and their bytes. */
 void ovl_counts(struct ovl *o, uint64_t *files, uint64_t *bytes);
 

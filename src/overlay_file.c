@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,13 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	rc = onode_get(o, f->ino, &nd);
 	rc = rc ? rc : writable_fd(o, f, nd);
 	rc = rc ? rc : stage_reserve(o->st);
+	if (rc == 0 && o->o.stage_max && off + n > nd->si.size &&
+	    o->used + o->written >= o->o.stage_max) {
+		o->refused++;
+		rc = snap_seterr(SNAP_ENOSPC, "%s: the stage is at stage_max "
+				 "(%" PRIu64 " bytes): commit first",
+				 f->label, o->o.stage_max);
+	}
 	rc = rc ? rc : ostream_write_begin(o, nd, off, n);
 	flying = rc == 0;
 	/* The first write after an fsync makes the content untrusted
@@ -247,8 +255,10 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	}
 	ovl_lock(o);
 	if (rc == 0 && onode_get(o, f->ino, &nd) == 0) {
-		if (off + n > nd->si.size)
+		if (off + n > nd->si.size) {
+			o->written += off + n - nd->si.size;
 			nd->si.size = off + n;
+		}
 		if (!o->o.kernel_times)
 			nd->si.mtime_ns = nd->si.ctime_ns = now_ns();
 	}

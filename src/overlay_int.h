@@ -108,6 +108,9 @@ struct ovl {
 	size_t nsms, smcap;
 	int nbusy, swaiting;
 	char serrmsg[256]; /* why streaming stopped */
+	/* stage_max: the data files' bytes at the last walk, bytes written
+	 * since, and writes refused since the last ovl_sync() */
+	uint64_t used, written, refused;
 };
 
 enum { SS_NONE = 0, SS_OPENING = 1, SS_OPEN = 2, SS_OFF = -1 };

@@ -271,6 +271,9 @@ static int need_session(struct ovl *o)
 	ovl_lock(o);
 	if (rc) {
 		o->ss_state = rc == SNAP_EBUSY ? SS_NONE : SS_OFF;
+		if (rc != SNAP_EBUSY)
+			snprintf(o->serrmsg, sizeof(o->serrmsg), "%s",
+				 snap_errmsg());
 		return SNAP_EBUSY;
 	}
 	o->ss = s;
@@ -577,6 +580,7 @@ void ostream_reset(struct ovl *o)
 	o->nsms = 0;
 	o->ss_state = SS_NONE;
 	o->sseries[0] = 0;
+	o->serrmsg[0] = 0;
 	if (stage_get_meta(o->st, &m) == 0)
 		memcpy(o->sseries, m.stream_series, sizeof(o->sseries));
 }
@@ -596,9 +600,9 @@ struct bsession *ovl_stream_take(struct ovl *o)
 	return s;
 }
 
-void ovl_stream_series(struct ovl *o, char series[SERIES_MAX])
+void ovl_stream_error(struct ovl *o, char *buf, size_t n)
 {
 	ovl_lock(o);
-	memcpy(series, o->sseries, SERIES_MAX);
+	snprintf(buf, n, "%s", o->ss_state == SS_OFF ? o->serrmsg : "");
 	ovl_unlock(o);
 }

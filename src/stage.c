@@ -1336,6 +1336,32 @@ int stage_clear(struct stage *s)
 	return 0;
 }
 
+int stage_data_usage(struct stage *s, uint64_t *bytes)
+{
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+	int fd;
+
+	*bytes = 0;
+	if (s->datafd < 0)
+		return 0;
+	fd = dup(s->datafd);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return snap_syserr(errno, "stage %s/data", s->dir);
+	}
+	rewinddir(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' &&
+		    fstatat(s->datafd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			*bytes += (uint64_t)st.st_blocks * 512;
+	closedir(d);
+	return 0;
+}
+
 int stage_remove(const char *dir)
 {
 	static const char *const files[] = {"stage.db", "stage.db-wal",

@@ -182,6 +182,8 @@ int stage_xattr_each(struct stage *s, uint64_t ino,
 /* data/<ino>: open with open(2) flags (O_CREAT makes it), unlink. */
 int stage_data_open(struct stage *s, uint64_t ino, int flags, int *fd);
 int stage_data_unlink(struct stage *s, uint64_t ino);
+/* The bytes all data files occupy on disk (a walk of data/). */
+int stage_data_usage(struct stage *s, uint64_t *bytes);
 /* The 512-byte blocks data/<ino> occupies (its holes stay holes). */
 int stage_data_blocks(struct stage *s, uint64_t ino, uint64_t *blocks);
 

@@ -100,3 +100,19 @@ echo after >"$L/g/after"
 touch "$L/.snapfs/commit" || fail "commit after kill -9"
 cmp "$T/src/f" "$m/series/$S/2/g/f" || fail "f in backup 2"
 snapctl -r "$r" check --read-data >/dev/null || fail "check --read-data"
+
+say "stage_max: past it, growing writes fail with ENOSPC until a commit"
+unmount_repo "$m" "$MOUNT_PID"
+mount_repo "$r" "$m" -o stage_dir="$T/stage",stage_max=8M,no_stream
+head -c 6000000 /dev/urandom >"$T/src/six"
+cp "$T/src/six" "$L/g/six1" || fail "a file below stage_max"
+expect_fail 1 "No space left on device" cp "$T/src/six" "$L/g/six2"
+rm -f "$L/g/six2"
+for _ in $(seq 1 100); do
+	grep -q "big: the stage holds stage_max or more: [0-9]* write(s) refused" "$T/snapfs.log" && break
+	sleep 0.1
+done
+grep -q "big: the stage holds stage_max" "$T/snapfs.log" || fail "no log line for stage_max"
+touch "$L/.snapfs/commit" || fail "commit at stage_max"
+cp "$T/src/six" "$L/g/six2" || fail "a write after the commit emptied the stage"
+cmp "$T/src/six" "$m/series/$S/3/g/six1" || fail "six1 in backup 3"

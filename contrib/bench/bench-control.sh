@@ -13,7 +13,10 @@
 # alternating the two: rsync -a of the tree into a fresh directory of each
 # (snapfs: a fresh label, then the commit, timed apart), then a no-change
 # rsync -a --delete.  Prints medians, per-file costs and the snapfs /
-# passthrough ratios (< 1.5 is the target for the per-file cost).
+# passthrough ratios (< 1.5 is the target for the per-file cost).  With
+# restic installed, also a no-change backup: rsync --delete + commit
+# against restic backup of the same unchanged tree (at FILES=100000, the
+# scale of the target: no slower than restic).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # The binaries of the build tree it runs from (or SNAPCTL, SNAPFS).
@@ -99,6 +102,29 @@ sync
 echo 3 >/proc/sys/vm/drop_caches
 lsb=$(secs "$snapctl" -r "$W/repo" backup --label bigs -q "$C/big")
 
+# The no-change backup a scheduler runs: rsync --delete + commit of the
+# unchanged tree into control/ (its last commit holds it) against restic
+# backup of it (after a first, untimed one), both from a cold cache.
+rnc="" snc=""
+if command -v restic >/dev/null; then
+	export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="$W/restic"
+	rm -rf "$W/restic"
+	restic init -q >/dev/null
+	restic backup -q "$C" >/dev/null
+	nochange() {
+		rsync -a --delete "$C/" "$S/control/bench2/g/"
+		touch "$S/control/bench2/.snapfs/commit"
+	}
+	for r in $(seq 1 "$rounds"); do
+		cold
+		t=$(secs restic backup -q "$C")
+		rnc="$rnc $t"
+		cold
+		t=$(secs nochange)
+		snc="$snc $t"
+	done
+fi
+
 mpa=$(echo "$pa" | median) msa=$(echo "$sa" | median) msc=$(echo "$sc" | median)
 mpn=$(echo "$pn" | median) msn=$(echo "$sn" | median)
 echo
@@ -108,6 +134,9 @@ printf '%-32s %9.2fs %9.2fs %7.2fx\n' "rsync -a into an empty tree" "$mpa" "$msa
 printf '%-32s %8.3fms %8.3fms\n' "  per file" "$(calc "$mpa * 1000 / $nfiles")" "$(calc "$msa * 1000 / $nfiles")"
 printf '%-32s %10s %9.2fs\n' "commit (snapfs only)" "" "$msc"
 printf '%-32s %9.2fs %9.2fs %7.2fx\n' "no-change rsync -a --delete" "$mpn" "$msn" "$(calc "$msn / $mpn")"
+[ -n "$rnc" ] && printf '%-32s %9.2fs %9.2fs %7.2fx  (restic backup vs rsync --delete + commit)\n' \
+	"no-change backup" "$(echo "$rnc" | median)" "$(echo "$snc" | median)" \
+	"$(calc "$(echo "$snc" | median) / $(echo "$rnc" | median)")"
 printf '%-32s %9.2fs %9.2fs %7.2fx\n' "cp ${bigmb} MiB back from a backup" "$pcp" "$scp" "$(calc "$scp / $pcp")"
 printf '%-32s %10s %9.2fs  (%s bytes stored)\n' "  its commit (snapfs only)" "" "$scm" "$stored"
 printf '%-32s %9.2fs %9.2fs %7.2fx\n' "${bigmb} MiB new: backup vs rsync+commit" "$lsb" "$(calc "$lrs + $lcm")" "$(calc "$lsb / ($lrs + $lcm)")"
