@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
@@ -1072,6 +1073,11 @@ int main(int argc, char **argv)
 	pthread_t stop_th;
 
 	prctl(PR_SET_DUMPABLE, 0); /* no core dump may hold the key */
+	/* A fixed threshold: glibc raises it to the size of each large
+	 * buffer freed, and then the streams' 4 MiB chunk and 16 MiB pack
+	 * buffers stay in the heaps of a dozen threads: a 10 GiB rsync into
+	 * control/ peaked at 429 MB of RSS instead of ~190. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	raise_fd_limit();
 	memset(&o, 0, sizeof(o));
 	memset(&co, 0, sizeof(co));

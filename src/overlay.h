@@ -38,10 +38,12 @@
  * (stage.h: srefs) and their bytes punched out of data/<ino>, so a file
  * of any size occupies about STREAM_WINDOW plus the packs in flight on
  * local disk.  The last writer's close cuts the rest.  Holes the writer
- * leaves (rsync -S) stay holes.  A write, truncate or fallocate behind
- * the cut point stops the stream: the stored chunks it touches come back
- * into data/<ino> (read from the store), the others stay stored, and the
- * commit chunks what is local.  Reads of stored ranges come from the
+ * leaves (rsync -S) stay holes.  A write behind the cut point (the
+ * writeback cache sends pages in any order) makes the chunks it touches
+ * stale: cut ones are forgotten, recorded ones come back into
+ * data/<ino> (read from the store), and the stream goes on; the commit
+ * chunks what is local.  A truncate or punched hole behind it stops the
+ * stream the same way.  Reads of stored ranges come from the
  * store.  A store failure stops streaming for the label until its next
  * commit (the data is still local); flush and fsync of files that were
  * streaming then fail once with SNAP_EIO, and the commit reports the

@@ -72,6 +72,7 @@ struct ostream {
 	uint64_t chunked; /* chunks are cut up to here */
 	uint64_t claim;   /* a pass reads [chunked, claim) */
 	uint64_t hi;      /* the end of the furthest write */
+	uint64_t dlo, dhi; /* written while a pass read it: dropped after */
 	int busy, stopped, sealed;
 	struct chunk *pend; /* stored, their pack not yet uploaded */
 	size_t npend, pcap;

@@ -70,6 +70,30 @@ static void sm_stop(struct ovl *o, struct ostream *sm)
 		pthread_cond_broadcast(&o->cv);
 }
 
+/* A write over [a, b): chunks cut from what it changes are stale.  Cut
+ * and not recorded, they are forgotten (their bytes are local, and the
+ * commit chunks them); a pass that reads the range now drops them when
+ * it ends.  The stream goes on. */
+static void sm_forget(struct ostream *sm, uint64_t a, uint64_t b)
+{
+	size_t k = 0;
+
+	if (sm->busy && a < sm->claim && b > sm->chunked) {
+		if (sm->dlo >= sm->dhi || a < sm->dlo)
+			sm->dlo = a;
+		if (b > sm->dhi)
+			sm->dhi = b;
+	}
+	for (size_t i = 0; i < sm->npend; i++) {
+		const struct chunk *c = &sm->pend[i];
+
+		if (c->off < b && c->off + c->r.raw > a)
+			continue;
+		sm->pend[k++] = *c;
+	}
+	sm->npend = k;
+}
+
 /* ---- recording what is durable ------------------------------------------ */
 
 /* The chunks at the front of sm's queue whose packs have been uploaded
@@ -79,7 +103,7 @@ static void sm_stop(struct ovl *o, struct ostream *sm)
 static void settle(struct ovl *o, struct ostream *sm)
 {
 	struct onode *n;
-	size_t k = 0;
+	size_t k = 0, j;
 	uint64_t lo, hi;
 	int rc, fd;
 
@@ -92,16 +116,24 @@ static void settle(struct ovl *o, struct ostream *sm)
 		rc = stage_sref_add(o->st, sm->ino, &sm->pend[i]);
 	if (stage_end(o->st, rc))
 		return; /* still local; tried again at the next pass */
-	lo = sm->pend[0].off;
 	hi = sm->pend[k - 1].off + sm->pend[k - 1].r.raw;
 	n = onode_find(o, sm->ino);
 	if (n && n->staged && hi > n->si.srefs)
 		n->si.srefs = hi;
+	/* Runs of adjacent chunks: between two that are not lie bytes that
+	 * stay local (a chunk a later write made stale). */
 	if (stage_data_open(o->st, sm->ino, O_RDWR, &fd) == 0) {
-		/* A failed punch only costs the space. */
-		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)lo, (off_t)(hi - lo)))
-			(void)0;
+		for (size_t i = 0; i < k; i = j) {
+			lo = sm->pend[i].off;
+			hi = lo + sm->pend[i].r.raw;
+			for (j = i + 1; j < k && sm->pend[j].off == hi; j++)
+				hi += sm->pend[j].r.raw;
+			/* A failed punch only costs the space. */
+			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+					      FALLOC_FL_KEEP_SIZE,
+				      (off_t)lo, (off_t)(hi - lo)))
+				continue;
+		}
 		close(fd);
 	}
 	memmove(sm->pend, sm->pend + k, (sm->npend - k) * sizeof(*sm->pend));
@@ -316,10 +348,11 @@ static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
 			grown = array_grow(&sm->pend, &sm->pcap, sm->pcap,
 					   sizeof(*sm->pend), 16);
 		if (grown == 0) {
-			if (c.n)
-				memcpy(sm->pend + sm->npend, c.v,
-				       c.n * sizeof(*c.v));
-			sm->npend += c.n;
+			for (size_t i = 0; i < c.n; i++)
+				if (sm->dlo >= sm->dhi ||
+				    c.v[i].off >= sm->dhi ||
+				    c.v[i].off + c.v[i].r.raw <= sm->dlo)
+					sm->pend[sm->npend++] = c.v[i];
 			sm->chunked = c.end;
 			if (final)
 				sm->sealed = 1;
@@ -328,6 +361,7 @@ static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
 		}
 	}
 	sm->claim = sm->chunked;
+	sm->dlo = sm->dhi = 0;
 	settle_all(o);
 	free(c.v);
 	if (o->swaiting)
@@ -379,14 +413,18 @@ static int unref(struct ovl *o, struct onode *n, uint64_t off, uint64_t end)
 	return rc;
 }
 
-int ostream_change(struct ovl *o, struct onode *n, uint64_t off, uint64_t end)
+static int change(struct ovl *o, struct onode *n, uint64_t off, uint64_t end,
+		  int write)
 {
 	struct ostream *sm = sm_find(o, n->ino);
 	int rc = 0;
 
-	if (sm && !sm->stopped &&
-	    (sm->sealed || off < sm->claim || off < sm->chunked ||
-	     (end == UINT64_MAX && off < sm->hi))) {
+	if (sm && !sm->stopped && !write &&
+	    (sm->sealed || off < sm->claim || (end == UINT64_MAX && off < sm->hi))) {
+		sm_stop(o, sm);
+		sm_sweep(o);
+	}
+	if (sm && !sm->stopped && write && sm->sealed) {
 		sm_stop(o, sm);
 		sm_sweep(o);
 	}
@@ -399,10 +437,21 @@ int ostream_change(struct ovl *o, struct onode *n, uint64_t off, uint64_t end)
 	return rc;
 }
 
+int ostream_change(struct ovl *o, struct onode *n, uint64_t off, uint64_t end)
+{
+	return change(o, n, off, end, 0);
+}
+
 int ostream_write_begin(struct ovl *o, struct onode *n, uint64_t off,
 			uint64_t len)
 {
-	SNAP_TRY(ostream_change(o, n, off, off + len));
+	struct ostream *sm = sm_find(o, n->ino);
+
+	/* The writeback cache sends pages in any order, and late ones
+	 * behind the cut point are common: the stream goes on. */
+	if (sm && !sm->stopped && !sm->sealed && off < sm->claim)
+		sm_forget(sm, off, off + len);
+	SNAP_TRY(change(o, n, off, off + len, 1));
 	SNAP_TRY(array_grow(&n->fly, &n->flycap, n->nfly, sizeof(*n->fly), 4));
 	n->fly[n->nfly++] = off;
 	return 0;

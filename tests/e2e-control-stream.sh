@@ -35,7 +35,7 @@ echo "stage data: peak $peak KiB while writing, $after KiB after close"
 [ "$after" -lt 65536 ] || fail "the stage keeps $after KiB after close"
 cmp "$T/src/f" "$L/g/f" || fail "reading the streamed file back"
 
-say "a write behind the cut point stops the stream, keeps it exact"
+say "writes behind the cut point keep it exact"
 python3 - "$L/g/wb" "$T/src/wb" <<'EOF'
 import os, sys
 blk = os.urandom(1 << 20)
@@ -50,6 +50,29 @@ for path in sys.argv[1:]:
             f.write(blk[i:] + blk[:i])
 EOF
 cmp "$T/src/wb" "$L/g/wb" || fail "file written behind its cut point"
+# Late pages, as the writeback cache sends them: every 8th MiB comes 24
+# MiB late (fsync makes each arrive when written).
+python3 - "$L/g/late" "$T/src/late" <<'EOF'
+import os, sys
+blk = os.urandom(1 << 20)
+order, late = [], []
+for i in range(96):
+    if i % 8 == 3:
+        late.append((i + 24, i))
+    else:
+        order.append(i)
+    while late and late[0][0] <= i:
+        order.append(late.pop(0)[1])
+order += [b for _, b in late]
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for n, i in enumerate(order):
+        os.pwrite(fd, blk[i:] + blk[:i], i << 20)
+        if n % 4 == 3:
+            os.fsync(fd)
+    os.close(fd)
+EOF
+cmp "$T/src/late" "$L/g/late" || fail "file written with late pages"
 
 say "truncate, append and holes"
 head -c 62914560 /dev/urandom >"$T/src/t"
@@ -69,18 +92,18 @@ kill -9 "$MOUNT_PID"
 wait "$MOUNT_PID" 2>/dev/null || true
 fusermount3 -uz "$m" 2>/dev/null || true
 mount_repo "$r" "$m" -o stage_dir="$T/stage"
-for f in f wb t sp; do
+for f in f wb late t sp; do
 	cmp "$T/src/$f" "$L/g/$f" || fail "$f after kill -9"
 done
 
 say "commit takes the stored chunks"
 touch "$L/.snapfs/commit" || fail "commit"
 S=$(ls "$m/series")
-for f in f wb t sp; do
+for f in f wb late t sp; do
 	cmp "$T/src/$f" "$m/series/$S/1/g/$f" || fail "$f in the backup"
 done
 stored=$(repo_bytes "$r")
-echo "repository: $stored bytes for $(du -cb "$T/src/f" "$T/src/wb" "$T/src/t" "$T/src/sp" | tail -1 | cut -f1) bytes written"
+echo "repository: $stored bytes for $(du -cb "$T/src/f" "$T/src/wb" "$T/src/late" "$T/src/t" "$T/src/sp" | tail -1 | cut -f1) bytes written"
 
 say "kill -9 while a file streams: it is put back, nothing else changes"
 dd if="$T/src/f" of="$L/g/killed" bs=1M status=none &
