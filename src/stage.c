@@ -1306,19 +1306,15 @@ void stage_close(struct stage *s)
 	free(s);
 }
 
-int stage_clear(struct stage *s)
+/* Calls fn for every file of data/. */
+static int data_each(struct stage *s,
+		     void (*fn)(struct stage *s, const char *name, void *ctx),
+		     void *ctx)
 {
 	DIR *d;
 	struct dirent *de;
-	int rc, fd;
+	int fd;
 
-	rc = exec(s, "BEGIN IMMEDIATE; DELETE FROM inode; DELETE FROM dirent;"
-		     " DELETE FROM xattr; DELETE FROM pack; DELETE FROM sref;"
-		     " DELETE FROM dropped; COMMIT;");
-	if (rc) {
-		exec(s, "ROLLBACK");
-		return rc;
-	}
 	if (s->datafd < 0)
 		return 0;
 	fd = dup(s->datafd);
@@ -1331,35 +1327,43 @@ int stage_clear(struct stage *s)
 	rewinddir(d);
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.')
-			unlinkat(s->datafd, de->d_name, 0);
+			fn(s, de->d_name, ctx);
 	closedir(d);
 	return 0;
 }
 
+static void data_unlink(struct stage *s, const char *name, void *ctx)
+{
+	(void)ctx;
+	unlinkat(s->datafd, name, 0);
+}
+
+int stage_clear(struct stage *s)
+{
+	int rc;
+
+	rc = exec(s, "BEGIN IMMEDIATE; DELETE FROM inode; DELETE FROM dirent;"
+		     " DELETE FROM xattr; DELETE FROM pack; DELETE FROM sref;"
+		     " DELETE FROM dropped; COMMIT;");
+	if (rc) {
+		exec(s, "ROLLBACK");
+		return rc;
+	}
+	return data_each(s, data_unlink, NULL);
+}
+
+static void data_add(struct stage *s, const char *name, void *ctx)
+{
+	struct stat st;
+
+	if (fstatat(s->datafd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		*(uint64_t *)ctx += (uint64_t)st.st_blocks * 512;
+}
+
 int stage_data_usage(struct stage *s, uint64_t *bytes)
 {
-	DIR *d;
-	struct dirent *de;
-	struct stat st;
-	int fd;
-
 	*bytes = 0;
-	if (s->datafd < 0)
-		return 0;
-	fd = dup(s->datafd);
-	d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return snap_syserr(errno, "stage %s/data", s->dir);
-	}
-	rewinddir(d);
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' &&
-		    fstatat(s->datafd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-			*bytes += (uint64_t)st.st_blocks * 512;
-	closedir(d);
-	return 0;
+	return data_each(s, data_add, bytes);
 }
 
 int stage_remove(const char *dir)

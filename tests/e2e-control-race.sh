@@ -9,10 +9,7 @@
 . "$TESTLIB"
 
 [ "$(id -u)" = 0 ] || { echo "needs root (FUSE)"; exit 77; }
-head -c 32 /dev/urandom >"$T/key"
-export SNAPFS_KEY_FILE="$T/key"
-r=$(repo_url repo)
-repo_init "$r" --encryption-key-file "$T/key"
+keyed_repo repo
 a="$T/a" b="$T/b"
 # refresh=0: each mount sees the other's backups at once.
 mount_repo "$r" "$a" -o refresh=0

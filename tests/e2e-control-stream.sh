@@ -7,10 +7,7 @@
 . "$TESTLIB"
 
 [ "$(id -u)" = 0 ] || { echo "needs root (FUSE)"; exit 77; }
-head -c 32 /dev/urandom >"$T/key"
-export SNAPFS_KEY_FILE="$T/key"
-r=$(repo_url repo)
-repo_init "$r" --encryption-key-file "$T/key"
+keyed_repo repo
 m="$T/m"
 mount_repo "$r" "$m" -o stage_dir="$T/stage"
 L="$m/control/big"

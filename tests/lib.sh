@@ -117,6 +117,15 @@ repo_init() {
 	fi
 }
 
+# keyed_repo NAME: a repository encrypted with a fresh key file (exported
+# as SNAPFS_KEY_FILE for snapctl and the daemon); its URL in $r.
+keyed_repo() {
+	head -c 32 /dev/urandom >"$T/key"
+	export SNAPFS_KEY_FILE="$T/key"
+	r=$(repo_url "$1")
+	repo_init "$r" --encryption-key-file "$T/key"
+}
+
 # Bytes stored in a repository, whatever the store (all objects).
 repo_bytes() { snapctl -r "$1" stats --json | json_get bytes; }
 

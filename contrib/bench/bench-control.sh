@@ -19,20 +19,15 @@
 # scale of the target: no slower than restic).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-# The binaries of the build tree it runs from (or SNAPCTL, SNAPFS).
-snapctl=${SNAPCTL:-$PWD/snapctl}
-snapfs=${SNAPFS:-$PWD/snapfs}
-[ -x "$snapctl" ] && [ -x "$snapfs" ] || { echo "bench: run from a build tree (or set SNAPCTL, SNAPFS)"; exit 1; }
+. "$top/contrib/bench/control-lib.sh"
 files=${FILES:-20000}
 rounds=${ROUNDS:-3}
-[ "$(id -u)" = 0 ] || { echo "bench: run as root (FUSE)"; exit 1; }
 ex=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 [ -f "$ex" ] || { echo "bench: needs $ex (apt-get install libfuse3-dev)"; exit 1; }
 W=${1:-$(mktemp -d /var/tmp/snapfs-cbench.XXXXXX)}
 mkdir -p "$W"
 C="$W/corpus"
 
-. "$top/contrib/bench/control-lib.sh"
 make_corpus "$C" "$files" 4
 nfiles=$(find "$C" -type f | wc -l)
 

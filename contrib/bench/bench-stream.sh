@@ -10,15 +10,11 @@
 # of each file, not the files.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-snapctl=${SNAPCTL:-$PWD/snapctl}
-snapfs=${SNAPFS:-$PWD/snapfs}
-[ -x "$snapctl" ] && [ -x "$snapfs" ] || { echo "bench: run from a build tree (or set SNAPCTL, SNAPFS)"; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench: run as root (FUSE)"; exit 1; }
+. "$top/contrib/bench/control-lib.sh"
 [ -x /usr/bin/time ] || { echo "bench: needs /usr/bin/time"; exit 1; }
 gib=${GIB:-10}
 W=${1:-$(mktemp -d /var/tmp/snapfs-sbench.XXXXXX)}
 mkdir -p "$W"
-. "$top/contrib/bench/control-lib.sh"
 C="$W/src"
 if [ "$(find "$C" -type f 2>/dev/null | wc -l)" != "$gib" ]; then
 	echo "writing $gib x 1 GiB of random data to $C"

@@ -17,10 +17,7 @@
 #   S3=0 skips the gateway.  WORKDIR defaults to /var/tmp (a real disk).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-snapctl=${SNAPCTL:-$PWD/snapctl}
-snapfs=${SNAPFS:-$PWD/snapfs}
-[ -x "$snapctl" ] && [ -x "$snapfs" ] || { echo "bench: run from a build tree (or set SNAPCTL, SNAPFS)"; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench: run as root (FUSE)"; exit 1; }
+. "$top/contrib/bench/control-lib.sh"
 command -v rclone >/dev/null || { echo "bench: needs rclone (contrib/install-deps.sh --bench)"; exit 1; }
 files=${FILES:-20000}
 big=${BIG:-8}
@@ -28,7 +25,6 @@ rounds=${ROUNDS:-3}
 W=${1:-$(mktemp -d /var/tmp/snapfs-wbench.XXXXXX)}
 mkdir -p "$W"
 C="$W/corpus"
-. "$top/contrib/bench/control-lib.sh"
 . "$top/tests/servers/common.sh"
 make_corpus "$C" "$files" "$big"
 mib=$(du -sm "$C" | cut -f1)

@@ -1,6 +1,14 @@
 # Shared by the write-side benchmarks (bench-control.sh,
-# bench-writemount.sh): the corpus and the timing helpers.  Sourced with
-# W (the work directory) set.
+# bench-writemount.sh, bench-stream.sh): the binaries, the corpus and the
+# timing helpers.  Sourced first; W (the work directory) is set before
+# the helpers run.
+
+# The binaries of the build tree the bench runs from (or SNAPCTL,
+# SNAPFS); FUSE needs root.
+snapctl=${SNAPCTL:-$PWD/snapctl}
+snapfs=${SNAPFS:-$PWD/snapfs}
+[ -x "$snapctl" ] && [ -x "$snapfs" ] || { echo "bench: run from a build tree (or set SNAPCTL, SNAPFS)"; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "bench: run as root (FUSE)"; exit 1; }
 
 # make_corpus DIR FILES BIG: FILES small files (1-30 KB, 200 directories)
 # and BIG files of 64 MiB, random (nothing compresses or dedups), made
