@@ -49,6 +49,10 @@ stop() {
 	[ -n "$snpid" ] && wait "$snpid" 2>/dev/null || true
 }
 trap stop EXIT INT TERM
+# passthrough_ll holds a descriptor per inode it has looked up: 100k
+# files need more than a default limit (where it may be raised; a
+# sandbox that caps it at 20000 fails past ~50k files).
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 "$pt" -f -o source="$W/pt-back" "$P" 2>"$W/pt.log" &
 ptpid=$!
 "$snapfs" -f -o cache_dir="$W/cache"${SNAPFS_OPTS:+,$SNAPFS_OPTS} "$W/repo" "$S" 2>"$W/snapfs.log" &
