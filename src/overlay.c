@@ -1106,7 +1106,7 @@ int ovl_rebase(struct ovl *o, const struct ovl_base *b)
 	o->nhls = 0;
 	ostream_reset(o);
 	o->written = 0;
-	if (stage_data_usage(o->st, &o->used))
+	if (o->o.stage_max && stage_data_usage(o->st, &o->used))
 		o->used = 0;
 	rc = set_base(o, b);
 	rc = rc ? rc : stage_get_meta(o->st, &m);
@@ -1243,7 +1243,7 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	if (o->base.m && o->base.m->ino_next > o->next_ino)
 		o->next_ino = o->base.m->ino_next;
 	ostream_reset(o);
-	if (stage_data_usage(o->st, &o->used))
+	if (o->o.stage_max && stage_data_usage(o->st, &o->used))
 		o->used = 0;
 	*out = o;
 	return 0;

@@ -129,10 +129,9 @@ static void settle(struct ovl *o, struct ostream *sm)
 			for (j = i + 1; j < k && sm->pend[j].off == hi; j++)
 				hi += sm->pend[j].r.raw;
 			/* A failed punch only costs the space. */
-			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE |
-					      FALLOC_FL_KEEP_SIZE,
-				      (off_t)lo, (off_t)(hi - lo)))
-				continue;
+			(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+					    FALLOC_FL_KEEP_SIZE,
+					(off_t)lo, (off_t)(hi - lo));
 		}
 		close(fd);
 	}
