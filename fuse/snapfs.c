@@ -103,7 +103,7 @@ static void *stopper(void *arg)
 	if (!c)
 		return NULL; /* the session ended first */
 	vfs_drain(G.v);
-	fuse_session_exit(se);
+	loop_exit(se);
 	return NULL;
 }
 
