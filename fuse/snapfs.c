@@ -722,7 +722,10 @@ static void sl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	(void)ino;
-	loop_handoff(); /* a commit can take long: others go on meanwhile */
+	/* A commit can take long: others go on meanwhile (a handoff per
+	 * close would cost a wakeup per file copied). */
+	if (vfs_flush_slow(G.v, f))
+		loop_handoff();
 	rc = vfs_flush(G.v, f);
 	if (rc)
 		logmsg(LOG_ERR, "%s", snap_errmsg());

@@ -1708,6 +1708,14 @@ int control_flush(struct control *c, struct cfile *f)
 	return rc;
 }
 
+int control_flush_slow(struct control *c, struct cfile *f)
+{
+	(void)c;
+	if (f->of)
+		return ovl_flush_slow(f->l->o, f->of);
+	return f->kind == V_COMMIT && f->seq;
+}
+
 int control_fsync(struct control *c, struct cfile *f, int datasync)
 {
 	if (!f->of)
@@ -1820,10 +1828,7 @@ static void *sync_main(void *arg)
 		struct timespec ts;
 		int sync;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)(every * 1e9);
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
+		deadline_after(every, &ts);
 		pthread_cond_timedwait(&c->cv, &c->lock, &ts);
 		sync = mono_sec() - synced >= SYNC_EVERY - 0.01;
 		if (sync)
@@ -1890,8 +1895,7 @@ static void wait_labels(struct control *c, int (*busy)(const struct clabel *),
 		while (busy(b) && !(deadline && mono_sec() >= deadline)) {
 			struct timespec ts;
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec++;
+			deadline_after(1, &ts);
 			pthread_cond_timedwait(&b->cv, &b->lock, &ts);
 		}
 		pthread_mutex_unlock(&b->lock);

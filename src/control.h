@@ -130,6 +130,8 @@ int control_write(struct control *c, struct cfile *f, const void *buf,
 		  size_t n, uint64_t off);
 /* Waits for a commit started by this descriptor. */
 int control_flush(struct control *c, struct cfile *f);
+/* May control_flush() take long (a commit, a stream's last uploads)? */
+int control_flush_slow(struct control *c, struct cfile *f);
 int control_fsync(struct control *c, struct cfile *f, int datasync);
 /* copy_file_range by reference (ovl_file_src, ovl_copy_ref). */
 int control_file_src(struct control *c, struct cfile *f, struct ovl_src *src);

@@ -87,8 +87,7 @@ void onode_free(struct ovl *o, struct onode *n)
 
 /* ---- attributes ------------------------------------------------------- */
 
-static void staged_attr(struct ovl *o, const struct onode *n,
-			struct vfs_attr *a)
+static void staged_attr(struct ovl *o, struct onode *n, struct vfs_attr *a)
 {
 	const struct sinode *si = &n->si;
 
@@ -105,9 +104,16 @@ static void staged_attr(struct ovl *o, const struct onode *n,
 	switch (si->type) {
 	case ET_REG:
 		a->size = si->size;
-		/* What is stored: the local copy's blocks, else the base's. */
-		if (!si->data || stage_data_blocks(o->st, n->ino, &a->blocks))
-			a->blocks = n->attr.blocks;
+		/* What is stored: the local copy's blocks, else the base's.
+		 * Looked up again after any change to a data file of the
+		 * label (a stat per answer cost a twentieth of the daemon's
+		 * time in small-file copies). */
+		if (si->data && n->blocks_at != o->dchanges + 1) {
+			if (stage_data_blocks(o->st, n->ino, &n->blocks))
+				n->blocks = n->attr.blocks;
+			n->blocks_at = o->dchanges + 1;
+		}
+		a->blocks = si->data ? n->blocks : n->attr.blocks;
 		a->nlink = n->unlinked ? 0 : si->nlink ? si->nlink : 1;
 		if (si->bhl && a->nlink < 2)
 			a->nlink = 2;
@@ -125,8 +131,7 @@ static void staged_attr(struct ovl *o, const struct onode *n,
 	}
 }
 
-void onode_attr(struct ovl *o, const struct onode *n,
-		      struct vfs_attr *a)
+void onode_attr(struct ovl *o, struct onode *n, struct vfs_attr *a)
 {
 	if (n->staged) {
 		staged_attr(o, n, a);
@@ -356,7 +361,7 @@ struct onode *onode_adopt(struct ovl *o, struct onode *t, int ref)
 		 * or abort the node binds to the new tree), keep its open and
 		 * lookup state. */
 		int opens = n->opens, writers = n->writers;
-		int fsynced = n->fsynced, serr = n->serr;
+		int settled = n->settled, serr = n->serr;
 		uint64_t nl = n->nlookup, *fly = n->fly;
 		size_t nfly = n->nfly, flycap = n->flycap;
 
@@ -364,7 +369,7 @@ struct onode *onode_adopt(struct ovl *o, struct onode *t, int ref)
 		*n = *t;
 		n->opens = opens;
 		n->writers = writers;
-		n->fsynced = fsynced;
+		n->settled = settled;
 		n->serr = serr;
 		n->fly = fly;
 		n->nfly = nfly;
@@ -617,6 +622,7 @@ int onode_materialize(struct ovl *o, struct onode *n, int truncate)
 		return 0;
 	SNAP_TRY(stage_data_open(o->st, n->ino, O_RDWR | O_CREAT | O_TRUNC,
 				 &fd));
+	o->dchanges++;
 	if (!truncate && n->si.has_orig && n->si.oname) {
 		rc = onode_base_entry(o, n, &pin, &e);
 		if (rc == 0 && (!e || e->type != ET_REG))
@@ -953,13 +959,7 @@ int ovl_gate_close(struct ovl *o, double wait_s)
 
 		if (left <= 0)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)left;
-		ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		deadline_after(left, &ts);
 		pthread_cond_timedwait(&o->cv, &o->lock, &ts);
 	}
 	if (o->writers > 0) {
@@ -1029,6 +1029,12 @@ int ovl_sync(struct ovl *o, uint64_t *refused)
 		rc = stage_sync(o->st);
 		if (rc == 0)
 			o->synced = at;
+	}
+	if (rc == 0 && o->lostmsg[0]) {
+		rc = snap_seterr(SNAP_EIO, "the latest changes to the tree did "
+				 "not reach the stage and are undone (%s)",
+				 o->lostmsg);
+		o->lostmsg[0] = 0;
 	}
 	if (o->o.stage_max && stage_data_usage(o->st, &used) == 0) {
 		o->used = used;
@@ -1201,9 +1207,56 @@ void ovl_lock(struct ovl *o)
 	pthread_mutex_lock(&o->lock);
 }
 
+/* A batch that could not be committed took its changes with it: the
+ * nodes are read again from the stage (as when the tree starts afresh),
+ * and the next sync reports it. */
+static void batch_check(struct ovl *o)
+{
+	if (stage_lost(o->st) == o->lost)
+		return;
+	o->lost = stage_lost(o->st);
+	o->gen++;
+	snprintf(o->lostmsg, sizeof(o->lostmsg), "%s", snap_errmsg());
+}
+
 void ovl_unlock(struct ovl *o)
 {
+	batch_check(o);
+	/* The batcher learns of a batch once; it then sleeps until it is
+	 * due, woken by nobody. */
+	if (!o->batch_armed && stage_batch_since(o->st)) {
+		o->batch_armed = 1;
+		pthread_cond_signal(&o->bcv);
+	}
 	pthread_mutex_unlock(&o->lock);
+}
+
+/* Commits the stage's batch BATCH_AGE after it opened (ops that need it
+ * sooner commit it themselves). */
+static void *batcher(void *arg)
+{
+	struct ovl *o = arg;
+
+	pthread_mutex_lock(&o->lock);
+	while (!o->closing) {
+		double since = stage_batch_since(o->st), now = mono_sec();
+		struct timespec ts;
+
+		if (!since) {
+			o->batch_armed = 0;
+			pthread_cond_wait(&o->bcv, &o->lock);
+			continue;
+		}
+		if (now < since + BATCH_AGE) {
+			deadline_after(since + BATCH_AGE - now, &ts);
+			pthread_cond_timedwait(&o->bcv, &o->lock, &ts);
+			continue;
+		}
+		(void)stage_commit(o->st); /* a loss: batch_check */
+		batch_check(o);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return NULL;
 }
 
 int ovl_open(const struct ovl_opts *op, struct stage *st,
@@ -1225,6 +1278,7 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	o->st = st;
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->cv, NULL);
+	pthread_cond_init(&o->bcv, NULL);
 	r = calloc(1, sizeof(*r));
 	if (!r || itab_init(&o->nodes) ||
 	    itab_put(&o->nodes, op->root_ino, r)) {
@@ -1245,6 +1299,14 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	ostream_reset(o);
 	if (o->o.stage_max && stage_data_usage(o->st, &o->used))
 		o->used = 0;
+	if (!o->o.read_only) {
+		if (pthread_create(&o->batcher, NULL, batcher, o)) {
+			rc = snap_seterr(SNAP_ENOMEM, "cannot start a thread");
+			goto fail;
+		}
+		o->batcher_live = 1;
+		stage_batch(st, 1);
+	}
 	*out = o;
 	return 0;
 fail:
@@ -1256,6 +1318,13 @@ void ovl_close(struct ovl *o)
 {
 	if (!o)
 		return;
+	if (o->batcher_live) {
+		pthread_mutex_lock(&o->lock);
+		o->closing = 1;
+		pthread_cond_signal(&o->bcv);
+		pthread_mutex_unlock(&o->lock);
+		pthread_join(o->batcher, NULL);
+	}
 	for (size_t i = 0; o->nodes.v && i < o->nodes.cap; i++) {
 		struct onode *n = itab_at(&o->nodes, i);
 
@@ -1274,5 +1343,6 @@ void ovl_close(struct ovl *o)
 	stage_close(o->st);
 	pthread_mutex_destroy(&o->lock);
 	pthread_cond_destroy(&o->cv);
+	pthread_cond_destroy(&o->bcv);
 	free(o);
 }

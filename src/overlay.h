@@ -177,6 +177,8 @@ int ovl_read(struct ovl *o, struct ovl_file *f, uint64_t off, size_t size,
 int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	      uint64_t off);
 int ovl_flush(struct ovl *o, struct ovl_file *f);
+/* May ovl_flush() take long (it seals a stream, waiting for uploads)? */
+int ovl_flush_slow(struct ovl *o, struct ovl_file *f);
 int ovl_fsync(struct ovl *o, struct ovl_file *f, int datasync);
 int ovl_fallocate(struct ovl *o, struct ovl_file *f, int mode, uint64_t off,
 		  uint64_t len);

@@ -60,7 +60,7 @@ static int onode_chmod_acl(struct ovl *o, struct onode *n)
  * setattr that sets nothing else (chmod to the mode a file has, and the
  * ctime the kernel's writeback sends after writes and renames, several
  * per file that rsync copies) needs no transaction. */
-static int setattr_changes(struct ovl *o, const struct onode *n,
+static int setattr_changes(struct ovl *o, struct onode *n,
 			   const struct vfs_setattr *sa)
 {
 	struct vfs_attr a;
@@ -118,6 +118,7 @@ int ovl_setattr(struct ovl *o, uint64_t ino, const struct vfs_setattr *sa,
 
 			rc = stage_data_open(o->st, n->ino, O_RDWR, &fd);
 			if (rc == 0) {
+				o->dchanges++;
 				if (ftruncate(fd, (off_t)sa->size))
 					rc = snap_syserr(errno, "truncating");
 				close(fd);

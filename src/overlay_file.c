@@ -37,6 +37,7 @@ static int start_writing(struct ovl *o, struct onode *n, int truncate)
 		rc = stage_data_open(o->st, n->ino, O_RDWR | O_TRUNC, &fd);
 		if (rc == 0)
 			close(fd);
+		o->dchanges++;
 		n->si.size = 0;
 		n->si.mtime_ns = n->si.ctime_ns = now_ns();
 	}
@@ -194,7 +195,7 @@ static int writable_fd(struct ovl *o, struct ovl_file *f, struct onode *n)
 		rc = onode_materialize(o, n, 0);
 		if (rc == 0) {
 			n->si.wstate = WS_WRITING;
-			n->fsynced = 0;
+			n->settled = 0;
 			rc = onode_put(o, n);
 		}
 	}
@@ -228,12 +229,13 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	}
 	rc = rc ? rc : ostream_write_begin(o, nd, off, n);
 	flying = rc == 0;
-	/* The first write after an fsync makes the content untrusted
-	 * again: after a crash it reverts. */
-	if (rc == 0 && nd->fsynced) {
+	/* The first write after an fsync or a close makes the content
+	 * untrusted again: after a crash it reverts. */
+	if (rc == 0 && nd->settled) {
 		nd->si.wstate = WS_WRITING;
 		rc = onode_put(o, nd);
-		nd->fsynced = rc != 0;
+		rc = rc ? rc : stage_must_commit(o->st);
+		nd->settled = rc != 0;
 	}
 	ovl_unlock(o);
 	while (rc == 0 && done < n) {
@@ -254,6 +256,7 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 			done += (size_t)w;
 	}
 	ovl_lock(o);
+	o->dchanges++;
 	if (rc == 0 && onode_get(o, f->ino, &nd) == 0) {
 		if (off + n > nd->si.size) {
 			o->written += off + n - nd->si.size;
@@ -287,12 +290,55 @@ static int stream_error(struct ovl *o, struct ovl_file *f)
 	return rc;
 }
 
+/* The last writer's close: the content is whole (the kernel wrote its
+ * cached pages before the flush) and is trusted from now on, durably, so
+ * a file whose close(2) returned survives kill -9.  (Release would come
+ * later, and no process waits for it.) */
+static int closed(struct ovl *o, struct ovl_file *f)
+{
+	struct onode *n;
+	int rc = 0;
+
+	ovl_lock(o);
+	n = onode_find(o, f->ino);
+	if (n && n->staged && n->writers == 1 &&
+	    n->si.wstate == WS_WRITING) {
+		n->si.wstate = WS_UNSYNCED;
+		rc = stage_begin(o->st);
+		if (rc == 0) {
+			stage_durable(o->st);
+			rc = stage_end(o->st, onode_put(o, n));
+		}
+		if (rc)
+			n->si.wstate = WS_WRITING;
+		else
+			n->settled = 1;
+	}
+	ovl_unlock(o);
+	return rc;
+}
+
+int ovl_flush_slow(struct ovl *o, struct ovl_file *f)
+{
+	int slow;
+
+	if (!f->wr)
+		return 0;
+	ovl_lock(o);
+	slow = ostream_has(o, f->ino);
+	ovl_unlock(o);
+	return slow;
+}
+
 /* Sealing here, not at release: close(2) then returns once the file is
  * stored as far as it can be, with any error. */
 int ovl_flush(struct ovl *o, struct ovl_file *f)
 {
-	if (f->wr && f->fd >= 0)
+	if (!f->wr)
+		return 0;
+	if (f->fd >= 0)
 		ostream_seal(o, f->ino, f->fd);
+	SNAP_TRY(closed(o, f));
 	return stream_error(o, f);
 }
 
@@ -310,7 +356,7 @@ int ovl_fsync(struct ovl *o, struct ovl_file *f, int datasync)
 		n->si.wstate = WS_CLEAN;
 		rc = onode_put(o, n);
 		if (rc == 0 && n->writers)
-			n->fsynced = 1;
+			n->settled = 1;
 	}
 	rc = rc ? rc : stage_flush_log(o->st);
 	ovl_unlock(o);
@@ -341,6 +387,7 @@ int ovl_fallocate(struct ovl *o, struct ovl_file *f, int mode, uint64_t off,
 	if (fstat(f->fd, &st))
 		return snap_syserr(errno, "%s", f->label);
 	ovl_lock(o);
+	o->dchanges++;
 	rc = onode_get(o, f->ino, &n);
 	if (rc == 0) {
 		n->si.size = (uint64_t)st.st_size;
@@ -367,15 +414,19 @@ void ovl_release(struct ovl *o, struct ovl_file *f)
 			o->writers--;
 			pthread_cond_broadcast(&o->cv);
 		}
-		if (f->wr && n->writers == 0 && n->staged) {
-			/* Closed: good after kill -9, after a reboot once
-			 * synced. */
-			if (n->si.wstate == WS_WRITING)
-				n->si.wstate = WS_UNSYNCED;
-			n->fsynced = 0;
-			if (stage_begin(o->st) == 0)
+		/* Closed (flush has said so, unless it failed or another
+		 * handle wrote since): good after kill -9, after a reboot
+		 * once synced. */
+		if (f->wr && n->writers == 0 && n->staged &&
+		    n->si.wstate == WS_WRITING) {
+			n->si.wstate = WS_UNSYNCED;
+			if (stage_begin(o->st) == 0) {
+				stage_durable(o->st);
 				stage_end(o->st, onode_put(o, n));
+			}
 		}
+		if (f->wr && n->writers == 0)
+			n->settled = 0;
 		if (n->unlinked && n->opens == 0 && n->staged &&
 		    n->si.type == ET_REG && n->si.nlink == 0 &&
 		    stage_begin(o->st) == 0) {
@@ -483,7 +534,7 @@ int ovl_copy_ref(struct ovl *o, struct ovl_file *f, const struct ovl_src *src,
 	n->si.o_mtime_ns = n->si.mtime_ns;
 	n->si.o_ctime_ns = n->si.ctime_ns;
 	n->si.o_size = src->size;
-	/* Its bytes are in the store already: as good as fsynced. */
+	/* Its bytes are in the store already: as good as settled. */
 	n->si.wstate = WS_CLEAN;
 	rc = stage_begin(o->st);
 	rc = stage_end(o->st, rc ? rc : onode_put(o, n));
@@ -502,7 +553,7 @@ int ovl_copy_ref(struct ovl *o, struct ovl_file *f, const struct ovl_src *src,
 	f->te = pin;
 	f->e = e;
 	pin = NULL;
-	n->fsynced = 1;
+	n->settled = 1;
 	*copied = src->size;
 out:
 	cache_release(o->o.c, pin);

@@ -52,11 +52,15 @@ struct onode {
 	char *target;
 	/* open files */
 	int opens, writers;
-	int fsynced; /* no write since the last fsync */
+	/* Written by nobody since its content was last made safe (an
+	 * fsync, a close): the next write marks it WS_WRITING first. */
+	int settled;
 	int serr;    /* streaming failed: flush and fsync say so once */
 	int nostream; /* a stream of it stopped: it is staged whole */
 	uint64_t *fly; /* offsets of its writes in flight */
 	size_t nfly, flycap;
+	/* data/<ino>'s blocks, as of o->dchanges + 1 == blocks_at */
+	uint64_t blocks, blocks_at;
 };
 
 /* Streaming (overlay_stream.c). */
@@ -112,7 +116,18 @@ struct ovl {
 	/* stage_max: the data files' bytes at the last walk, bytes written
 	 * since, and writes refused since the last ovl_sync() */
 	uint64_t used, written, refused;
+	uint64_t dchanges; /* changes to data files (onode.blocks) */
+	/* the batcher (the stage's batch: stage.h) */
+	pthread_t batcher;
+	pthread_cond_t bcv;
+	int batcher_live, batch_armed, closing;
+	uint64_t lost;     /* stage_lost() seen */
+	char lostmsg[256]; /* why, until the next ovl_sync() reports it */
 };
+
+/* A change reaches the stage's database this long after the batch it
+ * joined opened, at the latest (sooner where it must: stage.h). */
+#define BATCH_AGE 0.02
 
 enum { SS_NONE = 0, SS_OPENING = 1, SS_OPEN = 2, SS_OFF = -1 };
 
@@ -147,7 +162,7 @@ struct onode *onode_find(struct ovl *o, uint64_t ino);
 void onode_free(struct ovl *o, struct onode *n);
 void onode_clear(struct onode *n);
 /* Attributes as the kernel gets them. */
-void onode_attr(struct ovl *o, const struct onode *n,
+void onode_attr(struct ovl *o, struct onode *n,
 		      struct vfs_attr *a);
 int onode_is_dir(const struct onode *n);
 /* What name in directory d is (a template: adopt it or clear it), the
@@ -196,6 +211,7 @@ int ostream_write_begin(struct ovl *o, struct onode *n, uint64_t off,
 void ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 		   uint64_t len, int ok);
 void ostream_seal(struct ovl *o, uint64_t ino, int fd);
+int ostream_has(struct ovl *o, uint64_t ino);
 int ostream_read(struct ovl *o, uint64_t ino, int fd, uint64_t fsize,
 		 uint64_t off, size_t size, struct vfs_read *rd, int *done);
 void ostream_settle(struct ovl *o);

@@ -112,6 +112,9 @@ static int add_new(struct ovl *o, const struct ovl_ctx *c, struct onode *d,
 	if (rc == 0 && type == ET_REG) {
 		t.si.data = 1;
 		t.si.wstate = x->fd ? WS_WRITING : WS_UNSYNCED;
+		/* Open: if the daemon dies, recovery lists it by this row. */
+		if (x->fd)
+			stage_durable(o->st);
 	}
 	rc = rc ? rc : stage_inode_put(o->st, &t.si);
 	rc = rc ? rc : stage_dirent_put(o->st, d->ino, name, t.ino);

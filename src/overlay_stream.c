@@ -129,6 +129,7 @@ static void settle(struct ovl *o, struct ostream *sm)
 			for (j = i + 1; j < k && sm->pend[j].off == hi; j++)
 				hi += sm->pend[j].r.raw;
 			/* A failed punch only costs the space. */
+			o->dchanges++;
 			(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE |
 					    FALLOC_FL_KEEP_SIZE,
 					(off_t)lo, (off_t)(hi - lo));
@@ -408,6 +409,7 @@ static int unref(struct ovl *o, struct onode *n, uint64_t off, uint64_t end)
 	}
 	if (fd >= 0)
 		close(fd);
+	o->dchanges++;
 	free(v);
 	return rc;
 }
@@ -532,6 +534,11 @@ void ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 	}
 out:
 	ovl_unlock(o);
+}
+
+int ostream_has(struct ovl *o, uint64_t ino)
+{
+	return sm_find(o, ino) != NULL;
 }
 
 void ostream_seal(struct ovl *o, uint64_t ino, int fd)

@@ -46,12 +46,7 @@ static void *reporter(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 250000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		deadline_after(0.25, &ts);
 		pthread_cond_timedwait(&p->cv, &p->lock, &ts);
 		if (!p->stop)
 			draw(p);

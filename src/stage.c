@@ -51,6 +51,9 @@ enum {
 	Q_BEGIN,
 	Q_COMMIT,
 	Q_ROLLBACK,
+	Q_SAVEPOINT,
+	Q_RELEASE,
+	Q_ROLLBACK_TO,
 	NQ
 };
 
@@ -104,10 +107,14 @@ static const char *const sql[NQ] = {
 	[Q_SREF_DEL] = "DELETE FROM sref WHERE ino = ?1 AND off = ?2",
 	[Q_SREF_CLEAR] = "DELETE FROM sref WHERE ino = ?1",
 	[Q_SREF_END] = "UPDATE inode SET srefs = max(srefs, ?2) WHERE ino = ?1",
-	/* Prepared once: every change is a transaction of its own. */
+	/* Prepared once: every change is a transaction of its own, or a
+	 * savepoint of the batch (stage_batch). */
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_SAVEPOINT] = "SAVEPOINT op",
+	[Q_RELEASE] = "RELEASE op",
+	[Q_ROLLBACK_TO] = "ROLLBACK TO op",
 };
 
 static const char schema[] =
@@ -138,7 +145,18 @@ struct stage {
 	int depth; /* stage_begin nesting */
 	int reserved; /* the reserve file is in place */
 	uint64_t rollbacks;
+	/* Batching (stage_batch): a transaction left open across calls,
+	 * since when, how many calls it holds; the current call must be
+	 * committed at its end. */
+	int batching, open, durable;
+	unsigned ops;
+	double opened_at;
+	uint64_t lost;
 };
+
+/* A batch is committed at this many calls even before it is due: its
+ * pages stay in SQLite's cache until then. */
+#define BATCH_OPS 512
 
 /* Room kept for the transactions that free space (an unlink after a
  * write found the disk full): SQLite needs some to write its log. */
@@ -383,6 +401,7 @@ int stage_put_meta(struct stage *s, const struct stage_meta *m)
 	rc = rc ? rc : meta_set_u64(s, "staged_files", m->staged_files);
 	rc = rc ? rc : meta_set_u64(s, "staged_bytes", m->staged_bytes);
 	rc = rc ? rc : meta_set(s, "stream_series", m->stream_series);
+	stage_durable(s); /* the commit protocol's steps */
 	return stage_end(s, rc);
 }
 
@@ -404,11 +423,49 @@ uint64_t stage_rollbacks(const struct stage *s)
 	return s->rollbacks;
 }
 
+/* The open transaction is gone (SQLite rolls back by itself after some
+ * errors, SQLITE_FULL among them): a batch loses its earlier calls. */
+static void batch_gone(struct stage *s)
+{
+	if (s->open && sqlite3_get_autocommit(s->db)) {
+		s->open = 0;
+		s->lost++;
+	}
+}
+
 int stage_begin(struct stage *s)
 {
+	int rc = 0;
+
 	if (s->depth++)
 		return 0;
-	return run(s, s->q[Q_BEGIN], "begin");
+	if (!s->batching)
+		rc = run(s, s->q[Q_BEGIN], "begin");
+	else if (!s->open && (rc = run(s, s->q[Q_BEGIN], "begin")) == 0) {
+		s->open = 1;
+		s->ops = 0;
+		s->opened_at = mono_sec();
+	}
+	rc = rc || !s->batching ? rc : run(s, s->q[Q_SAVEPOINT], "savepoint");
+	if (rc)
+		s->depth--;
+	return rc;
+}
+
+int stage_commit(struct stage *s)
+{
+	int r;
+
+	s->durable = 0;
+	if (!s->open || s->depth)
+		return 0;
+	s->open = 0;
+	r = run(s, s->q[Q_COMMIT], "commit");
+	if (r) {
+		rollback(s);
+		s->lost++;
+	}
+	return r;
 }
 
 int stage_end(struct stage *s, int rc)
@@ -417,14 +474,63 @@ int stage_end(struct stage *s, int rc)
 
 	if (--s->depth)
 		return rc;
+	if (!s->batching) {
+		s->durable = 0;
+		if (rc) {
+			rollback(s);
+			return rc;
+		}
+		r = run(s, s->q[Q_COMMIT], "commit");
+		if (r)
+			rollback(s);
+		return r;
+	}
 	if (rc) {
-		rollback(s);
+		/* This call only; the batch goes on. */
+		s->rollbacks++;
+		if (!sqlite3_get_autocommit(s->db)) {
+			sqlite3_step(s->q[Q_ROLLBACK_TO]);
+			sqlite3_reset(s->q[Q_ROLLBACK_TO]);
+			sqlite3_step(s->q[Q_RELEASE]);
+			sqlite3_reset(s->q[Q_RELEASE]);
+		}
+		batch_gone(s);
+		if (s->durable)
+			(void)stage_commit(s); /* rc says what failed */
 		return rc;
 	}
-	r = run(s, s->q[Q_COMMIT], "commit");
-	if (r)
-		rollback(s);
+	r = run(s, s->q[Q_RELEASE], "release");
+	batch_gone(s);
+	if (r == 0 && (s->durable || ++s->ops >= BATCH_OPS))
+		r = stage_commit(s);
 	return r;
+}
+
+void stage_durable(struct stage *s)
+{
+	s->durable = 1;
+}
+
+int stage_must_commit(struct stage *s)
+{
+	return s->depth ? (stage_durable(s), 0) : stage_commit(s);
+}
+
+void stage_batch(struct stage *s, int on)
+{
+	if (!on)
+		stage_commit(s);
+	s->batching = on;
+}
+
+double stage_batch_since(const struct stage *s)
+{
+	return s->open ? s->opened_at : 0;
+}
+
+uint64_t stage_lost(const struct stage *s)
+{
+	return s->lost;
 }
 
 /* ---- inodes ----------------------------------------------------------- */
@@ -559,6 +665,8 @@ int stage_sref_add(struct stage *s, uint64_t ino, const struct chunk *c)
 	sqlite3_stmt *st = q(s, Q_SREF_ADD);
 	uint8_t r[60];
 
+	/* The chunk's bytes are punched out of data/<ino> next. */
+	SNAP_TRY(stage_must_commit(s));
 	ref_pack(&c->r, r);
 	bind_u64(st, 1, ino);
 	bind_u64(st, 2, c->off);
@@ -857,6 +965,12 @@ int stage_data_open(struct stage *s, uint64_t ino, int flags, int *fd)
 
 	if (s->datafd < 0)
 		return snap_seterr(SNAP_EROFS, "stage in memory");
+	/* Bytes a committed row may trust are about to change: the rows
+	 * that say they changed go first.  A file made afresh (O_CREAT |
+	 * O_TRUNC: nothing committed points at it yet) needs no commit. */
+	if ((flags & O_ACCMODE) != O_RDONLY &&
+	    (flags & (O_CREAT | O_TRUNC)) != (O_CREAT | O_TRUNC))
+		SNAP_TRY(stage_must_commit(s));
 	data_name(ino, name);
 	*fd = openat(s->datafd, name, flags | O_CLOEXEC, 0600);
 	if (*fd < 0)
@@ -883,6 +997,7 @@ int stage_data_unlink(struct stage *s, uint64_t ino)
 {
 	char name[24];
 
+	SNAP_TRY(stage_must_commit(s));
 	data_name(ino, name);
 	if (unlinkat(s->datafd, name, 0) && errno != ENOENT)
 		return snap_syserr(errno, "stage %s: data/%s", s->dir, name);
@@ -896,7 +1011,9 @@ int stage_pack_add(struct stage *s, const uint8_t id[PACK_ID_LEN])
 	sqlite3_stmt *st = q(s, Q_PACK_ADD);
 
 	sqlite3_bind_blob(st, 1, id, PACK_ID_LEN, SQLITE_STATIC);
-	return run(s, st, "recording a pack");
+	SNAP_TRY(run(s, st, "recording a pack"));
+	/* Abort must find it. */
+	return stage_must_commit(s);
 }
 
 int stage_pack_each(struct stage *s,
@@ -1079,6 +1196,31 @@ static int reap_orphans(struct stage *s)
 	return rc;
 }
 
+static int data_each(struct stage *s,
+		     void (*fn)(struct stage *s, const char *name, void *ctx),
+		     void *ctx);
+
+/* Data files no row takes: made for a file whose row's batch was lost
+ * with the daemon (stage.h: batching). */
+static void data_reap(struct stage *s, const char *name, void *ctx)
+{
+	struct sinode in;
+	char *end;
+	uint64_t ino = strtoull(name, &end, 16);
+	int rc;
+
+	(void)ctx;
+	if (*end || strlen(name) != 16)
+		return;
+	rc = stage_inode_get(s, ino, &in);
+	if (rc == 0 && !(in.type == ET_REG && in.data))
+		rc = SNAP_ENOENT;
+	if (rc == SNAP_ENOENT)
+		unlinkat(s->datafd, name, 0);
+	else if (rc == 0)
+		sinode_free(&in);
+}
+
 static int recover(struct stage *s, struct stage_found *found)
 {
 	char was[40], now[40], clean[8];
@@ -1095,6 +1237,8 @@ static int recover(struct stage *s, struct stage_found *found)
 		rc = stage_inode_each(s, recover_one, &rv);
 	if (rc == 0)
 		rc = reap_orphans(s);
+	if (rc == 0 && found->recovered)
+		rc = data_each(s, data_reap, NULL);
 	rc = rc ? rc : meta_set(s, "boot_id", now);
 	rc = rc ? rc : meta_set(s, "clean_close", "0");
 	rc = stage_end(s, rc);
@@ -1255,6 +1399,7 @@ int stage_sync(struct stage *s)
 
 	if (s->datafd < 0)
 		return 0;
+	SNAP_TRY(stage_commit(s));
 	if (syncfs(s->datafd))
 		return snap_syserr(errno, "stage %s: sync", s->dir);
 	rc = exec(s, "UPDATE inode SET wstate = 0 WHERE wstate = 2");
@@ -1275,6 +1420,7 @@ int stage_flush_log(struct stage *s)
 
 	if (s->datafd < 0)
 		return 0;
+	SNAP_TRY(stage_commit(s));
 	snprintf(path, sizeof(path), "%s/stage.db-wal", s->dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -1292,7 +1438,7 @@ void stage_close(struct stage *s)
 	if (s->db) {
 		/* Only a stage that reached here closed cleanly; anything
 		 * else is recovered at the next open. */
-		if (s->q[0] && stage_sync(s) == 0)
+		if (s->q[0] && stage_commit(s) == 0 && stage_sync(s) == 0)
 			meta_set(s, "clean_close", "1");
 		for (int i = 0; i < NQ; i++)
 			sqlite3_finalize(s->q[i]);
@@ -1342,6 +1488,7 @@ int stage_clear(struct stage *s)
 {
 	int rc;
 
+	SNAP_TRY(stage_commit(s));
 	rc = exec(s, "BEGIN IMMEDIATE; DELETE FROM inode; DELETE FROM dirent;"
 		     " DELETE FROM xattr; DELETE FROM pack; DELETE FROM sref;"
 		     " DELETE FROM dropped; COMMIT;");

@@ -24,8 +24,10 @@
  *     lie in the packs of meta's stream_series, uploaded before they
  *     were recorded.
  * Every change the overlay makes is one transaction (stage_begin ..
- * stage_end), written to the WAL before the operation is answered: after
- * kill -9 nothing answered is lost.  The WAL is synced by stage_sync()
+ * stage_end), or one step of a batch of them (below), written to the WAL
+ * before the operation that needs it is answered: a file's close, an
+ * fsync, any change to a data file that a committed row trusts, and the
+ * commit protocol's steps; the rest within a batch's age (overlay.h).  The WAL is synced by stage_sync()
  * (the overlay calls it every few seconds and at commit), so after a
  * power loss the stage is what it was at the last sync, never torn.
  *
@@ -133,10 +135,32 @@ int stage_set_next_ino(struct stage *s, uint64_t next);
 
 /* Transactions: everything between begin and end is atomic; end(s, rc)
  * commits when rc == 0, else rolls back; it returns rc, or the commit's
- * failure.  stage_rollbacks() counts the transactions rolled back. */
+ * failure.  stage_rollbacks() counts the transactions rolled back.
+ *
+ * Batching (stage_batch(s, 1), the overlay's): an outermost end() keeps
+ * the transaction open instead, its changes visible to every later call
+ * (each call is a savepoint of it: a failed one rolls back alone), and
+ * stage_commit() commits the whole batch.  A batch is committed at once
+ * where a call needs it: stage_durable() inside a call, or
+ * stage_must_commit() (inside: the same; outside: commit now); the stage
+ * does so itself before it changes data files that committed rows may
+ * trust (stage_data_open for writing, except O_CREAT | O_TRUNC;
+ * stage_data_unlink), before recording stored chunks (their bytes are
+ * punched next), packs and meta, and in sync, flush_log, clear and close.
+ * Everything else waits for the batcher's stage_commit(): a killed daemon
+ * loses the calls since, never a part of one.  A commit that fails rolls
+ * the batch back; stage_lost() counts such losses (the caller's copies
+ * of what the batch held are stale then). */
 int stage_begin(struct stage *s);
 int stage_end(struct stage *s, int rc);
 uint64_t stage_rollbacks(const struct stage *s);
+void stage_batch(struct stage *s, int on);
+int stage_commit(struct stage *s);
+void stage_durable(struct stage *s);
+int stage_must_commit(struct stage *s);
+/* mono_sec() when the open batch began; 0 when none is open. */
+double stage_batch_since(const struct stage *s);
+uint64_t stage_lost(const struct stage *s);
 
 /* Inodes.  get fills *in (free with sinode_free); SNAP_ENOENT when the
  * inode is not staged. */

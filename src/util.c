@@ -280,6 +280,16 @@ double mono_sec(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+void deadline_after(double s, struct timespec *ts)
+{
+	long long ns;
+
+	clock_gettime(CLOCK_REALTIME, ts);
+	ns = ts->tv_nsec + (long long)(s * 1e9);
+	ts->tv_sec += (time_t)(ns / 1000000000LL);
+	ts->tv_nsec = (long)(ns % 1000000000LL);
+}
+
 void raise_fd_limit(void)
 {
 	struct rlimit rl;

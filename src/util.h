@@ -67,6 +67,10 @@ int uuid_v4(char out[37]);
 /* Wall clock in nanoseconds, monotonic clock in seconds. */
 int64_t now_ns(void);
 double mono_sec(void);
+/* The pthread_cond_timedwait() deadline (CLOCK_REALTIME, the default
+ * clock of condition variables) s seconds from now. */
+struct timespec;
+void deadline_after(double s, struct timespec *ts);
 /* RFC 3339 UTC timestamp of ns since the epoch, e.g. 2026-11-21T17:00:00.123Z */
 void format_time(int64_t ns, char out[40]);
 

@@ -1415,6 +1415,11 @@ int vfs_flush(struct vfs *v, struct vfs_file *f)
 	return f->cf ? control_flush(v->ctl, f->cf) : 0;
 }
 
+int vfs_flush_slow(struct vfs *v, struct vfs_file *f)
+{
+	return f->cf ? control_flush_slow(v->ctl, f->cf) : 0;
+}
+
 int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync)
 {
 	return f->cf ? control_fsync(v->ctl, f->cf, datasync) : 0;

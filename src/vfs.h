@@ -150,6 +150,8 @@ int vfs_write(struct vfs *v, struct vfs_file *f, const void *buf, size_t n,
 	      uint64_t off);
 /* The error a close must report (a commit that failed, for one). */
 int vfs_flush(struct vfs *v, struct vfs_file *f);
+/* May it take long?  (A commit may: others should go on meanwhile.) */
+int vfs_flush_slow(struct vfs *v, struct vfs_file *f);
 int vfs_fsync(struct vfs *v, struct vfs_file *f, int datasync);
 /* copy_file_range into a file of control/: by reference when it can be
  * (ovl_copy_ref), else SNAP_EUNSUPP and the caller copies bytes. */

@@ -243,6 +243,88 @@ static void crash_with(const char *path)
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
+/* A file row and name whose data file is made afresh (no commit needed). */
+static void put_new(struct stage *s, const char *name, uint64_t ino)
+{
+	struct sinode in;
+	int fd;
+
+	memset(&in, 0, sizeof(in));
+	in.ino = ino;
+	in.type = ET_REG;
+	in.mode = S_IFREG | 0644;
+	in.nlink = 1;
+	in.data = 1;
+	in.wstate = WS_UNSYNCED;
+	assert_int_equal(stage_inode_put(s, &in), 0);
+	assert_int_equal(stage_dirent_put(s, 1, name, ino), 0);
+	assert_int_equal(stage_data_open(s, ino, O_RDWR | O_CREAT | O_TRUNC,
+					 &fd), 0);
+	close(fd);
+}
+
+/* Batching: calls stay in an open transaction until a commit or a call
+ * that needs one; a failed call rolls back alone; kill -9 loses exactly
+ * the calls since the last commit, and their fresh data files. */
+static void test_stage_batch(void **state)
+{
+	char *d = tmpdir(), path[600], data[700];
+	struct stage *s;
+	struct stage_found f;
+	uint64_t ino;
+	pid_t pid;
+	int st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/label", d);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (stage_open(path, &s, &f))
+			_exit(2);
+		stage_batch(s, 1);
+		stage_begin(s);
+		put_new(s, "kept", 30);
+		if (stage_end(s, 0) || !stage_batch_since(s))
+			_exit(3); /* not committed yet */
+		if (stage_commit(s) || stage_batch_since(s))
+			_exit(4);
+		stage_begin(s);
+		put_new(s, "failed", 31);
+		stage_end(s, SNAP_EIO);
+		/* The failure took only its own call. */
+		if (stage_dirent_get(s, 1, "failed", &ino) != SNAP_ENOENT ||
+		    stage_dirent_get(s, 1, "kept", &ino) || ino != 30)
+			_exit(5);
+		stage_begin(s);
+		put_new(s, "durable", 32);
+		stage_durable(s);
+		if (stage_end(s, 0) || stage_batch_since(s))
+			_exit(6);
+		stage_begin(s);
+		put_new(s, "lost", 33);
+		if (stage_end(s, 0) || !stage_batch_since(s))
+			_exit(7);
+		raise(SIGKILL);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	assert_int_equal(stage_open(path, &s, &f), 0);
+	assert_true(f.recovered);
+	assert_int_equal(stage_dirent_get(s, 1, "kept", &ino), 0);
+	assert_int_equal(stage_dirent_get(s, 1, "durable", &ino), 0);
+	assert_int_equal(stage_dirent_get(s, 1, "failed", &ino), SNAP_ENOENT);
+	assert_int_equal(stage_dirent_get(s, 1, "lost", &ino), SNAP_ENOENT);
+	/* The lost call's data file went with it; the kept ones stay. */
+	snprintf(data, sizeof(data), "%s/data/%016x", path, 33);
+	assert_int_equal(access(data, F_OK), -1);
+	snprintf(data, sizeof(data), "%s/data/%016x", path, 30);
+	assert_int_equal(access(data, F_OK), 0);
+	stage_close(s);
+	rmtree(d);
+	free(d);
+}
+
 static void test_stage_recovery(void **state)
 {
 	char *d = tmpdir(), path[600];
@@ -328,6 +410,7 @@ int main(void)
 		cmocka_unit_test(test_acl),
 		cmocka_unit_test(test_stage_roundtrip),
 		cmocka_unit_test(test_stage_recovery),
+		cmocka_unit_test(test_stage_batch),
 		cmocka_unit_test(test_stage_lock),
 	};
 
