@@ -88,20 +88,26 @@ static void rmtree(const char *dir)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A staged regular file's row, with its data file. */
+static void file_row(struct sinode *in, uint64_t ino, uint8_t ws)
+{
+	memset(in, 0, sizeof(*in));
+	in->ino = ino;
+	in->type = ET_REG;
+	in->mode = S_IFREG | 0644;
+	in->nlink = 1;
+	in->data = 1;
+	in->wstate = ws;
+}
+
 static void put_file(struct stage *s, uint64_t dir, const char *name,
 		     uint64_t ino, uint8_t ws, int orig)
 {
 	struct sinode in;
 	int fd;
 
-	memset(&in, 0, sizeof(in));
-	in.ino = ino;
-	in.type = ET_REG;
-	in.mode = S_IFREG | 0644;
+	file_row(&in, ino, ws);
 	in.size = 5;
-	in.nlink = 1;
-	in.data = 1;
-	in.wstate = ws;
 	if (orig) {
 		in.has_orig = 1;
 		in.oname = (char *)name;
@@ -249,13 +255,7 @@ static void put_new(struct stage *s, const char *name, uint64_t ino)
 	struct sinode in;
 	int fd;
 
-	memset(&in, 0, sizeof(in));
-	in.ino = ino;
-	in.type = ET_REG;
-	in.mode = S_IFREG | 0644;
-	in.nlink = 1;
-	in.data = 1;
-	in.wstate = WS_UNSYNCED;
+	file_row(&in, ino, WS_UNSYNCED);
 	assert_int_equal(stage_inode_put(s, &in), 0);
 	assert_int_equal(stage_dirent_put(s, 1, name, ino), 0);
 	assert_int_equal(stage_data_open(s, ino, O_RDWR | O_CREAT | O_TRUNC,
