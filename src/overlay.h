@@ -49,6 +49,12 @@
  * streaming then fail once with SNAP_EIO, and the commit reports the
  * error.
  *
+ * Durability: the stage batches the label's changes (stage.h).  The
+ * overlay commits the batch where it owes durability: the create of a
+ * file, the last writer's flush (a file whose close(2) returned survives
+ * kill -9), fsync, a write after either; a thread commits the rest
+ * within BATCH_AGE (20 ms) of the batch's first change.
+ *
  * Locking: one mutex per label guards the stage and the node table.  It is
  * held while the store is read only to bring a base file's bytes into the
  * stage (its first open for writing, or a change after a copy by
