@@ -64,6 +64,7 @@ done
 
 pa="" sa="" sc="" pn="" sn=""
 for r in $(seq 1 "$rounds"); do
+	settle_deletes
 	cold
 	t=$(secs rsync -a "$C/" "$P/r$r/")
 	pa="$pa $t"

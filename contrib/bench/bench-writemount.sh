@@ -96,12 +96,15 @@ disk_backup() {
 run() {
 	sa="" da="" ra=""
 	for r in $(seq 1 "$rounds"); do
+		settle_deletes
 		cold
 		t=$(secs snap_copy "$1$r")
 		sa="$sa $t"
+		settle_deletes
 		cold
 		t=$(secs disk_backup "d$1$r" "$2")
 		da="$da $t"
+		settle_deletes
 		cold
 		t=$(secs rclone_copy "$1$r")
 		ra="$ra $t"

@@ -41,6 +41,16 @@ secs() { # secs CMD...: wall seconds of CMD
 }
 calc() { awk "BEGIN {printf \"%.4f\", $1}"; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# Before a measure that creates many files: ext4 does not reuse an inode
+# freed less than 30 s ago and scans past every such one, so creates
+# right after mass deletes (a commit empties its stage, a run starts by
+# removing the last one's trees) cost up to ten times their usual (seen
+# here: 300-600 us instead of 50).  Neither side may pay for the other's
+# deletes.
+settle_deletes() {
+	sync
+	sleep "${SETTLE_S:-35}"
+}
 # A cold start for each measure: nothing of the corpus in the page cache.
 cold() {
 	sync
