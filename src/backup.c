@@ -1461,8 +1461,10 @@ static void store_work(void *arg)
 	bufpool_put(&j->e->bufs, &j->data);
 	free(j);
 	pthread_mutex_lock(&w->lock);
-	if (rc && !w->rc)
+	if (rc && !w->rc) {
 		w->rc = rc;
+		snprintf(w->msg, sizeof(w->msg), "%s", snap_errmsg());
+	}
 	if (--w->pending == 0)
 		pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->lock);
@@ -1474,6 +1476,7 @@ void bstore_wait_init(struct bstore_wait *w)
 	pthread_cond_init(&w->cv, NULL);
 	w->pending = 0;
 	w->rc = 0;
+	w->msg[0] = 0;
 }
 
 int bsession_store_async(struct bsession *s, const uint8_t *p, size_t n,
@@ -1520,7 +1523,8 @@ int bstore_wait(struct bstore_wait *w)
 	pthread_mutex_unlock(&w->lock);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cv);
-	return rc;
+	/* Errors are per thread: the worker's message is carried over. */
+	return rc ? snap_seterr(rc, "%s", w->msg) : 0;
 }
 
 int bsession_durable(struct bsession *s, const uint8_t pack[PACK_ID_LEN])

@@ -162,7 +162,8 @@ void bdir_close(struct bsession *s, struct bdir *d);
  * known stores chunks as files are written, from any thread.
  * store_async: one data chunk, deduplicated, on the session's workers
  * (p is copied; a full queue makes the caller wait); *r says where it
- * is once bstore_wait(w) returned 0 (else the first failure).  A wait is
+ * is once bstore_wait(w) returned 0 (else the first failure, its message
+ * the waiting thread's snap_errmsg() then).  A wait is
  * initialised before its first store and waited for before it goes.
  * durable: whether a pack that a store named has been uploaded (chunks
  * of packs still being filled or uploaded are not to be relied on yet).
@@ -174,6 +175,7 @@ struct bstore_wait {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	int pending, rc;
+	char msg[256]; /* the first failure's, from its worker */
 };
 void bstore_wait_init(struct bstore_wait *w);
 int bsession_store_async(struct bsession *s, const uint8_t *p, size_t n,

@@ -136,3 +136,24 @@ grep -q "big: the stage holds stage_max" "$T/snapfs.log" || fail "no log line fo
 touch "$L/.snapfs/commit" || fail "commit at stage_max"
 cp "$T/src/six" "$L/g/six2" || fail "a write after the commit emptied the stage"
 cmp "$T/src/six" "$m/series/$S/3/g/six1" || fail "six1 in backup 3"
+
+say "the store fails while a file streams: its close says EIO, it stays staged, the commit stores it"
+d=$(ls -d "$r"/data/* 2>/dev/null | head -n 1)
+if [ "$STORE" = file ] && [ -n "$d" ] && chattr +i "$d" 2>/dev/null; then
+	on_exit "chattr -i '$d' 2>/dev/null"
+	unmount_repo "$m" "$MOUNT_PID"
+	mount_repo "$r" "$m" -o stage_dir="$T/stage"
+	head -c $((64 << 20)) /dev/urandom >"$T/src/sf"
+	expect_fail 1 "Input/output error" dd if="$T/src/sf" of="$L/g/sf" bs=1M status=none
+	python3 -c 'import json,sys; e=json.load(open(sys.argv[1])).get("stream_error"); print("status: stream_error:", e); sys.exit(0 if e else 1)' \
+		"$L/.snapfs/status" || fail "status does not say why streaming stopped"
+	grep -q "streaming it failed" "$T/snapfs.log" || fail "no log line for the failed stream"
+	# Nothing is lost: the bytes are still local.
+	cmp "$T/src/sf" "$L/g/sf" || fail "the file after the failed stream"
+	chattr -i "$d"
+	touch "$L/.snapfs/commit" || fail "commit after the store came back"
+	cmp "$T/src/sf" "$m/series/$S/4/g/sf" || fail "sf in backup 4"
+	snapctl -r "$r" check --read-data >/dev/null || fail "check --read-data after the failed stream"
+else
+	echo "   (a local store and chattr +i are needed: skipped)"
+fi
