@@ -108,10 +108,10 @@ static void staged_attr(struct ovl *o, struct onode *n, struct vfs_attr *a)
 		 * Looked up again after any change to a data file of the
 		 * label (a stat per answer cost a twentieth of the daemon's
 		 * time in small-file copies). */
-		if (si->data && n->blocks_at != o->dchanges + 1) {
+		if (si->data && n->blocks_at != o->dchanges) {
 			if (stage_data_blocks(o->st, n->ino, &n->blocks))
 				n->blocks = n->attr.blocks;
-			n->blocks_at = o->dchanges + 1;
+			n->blocks_at = o->dchanges;
 		}
 		a->blocks = si->data ? n->blocks : n->attr.blocks;
 		a->nlink = n->unlinked ? 0 : si->nlink ? si->nlink : 1;
@@ -1274,6 +1274,7 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	}
 	o->o = *op;
 	o->changed_at = mono_sec(); /* a resumed stage idles from now */
+	o->dchanges = 1; /* a new node's blocks_at (0) is never current */
 	snprintf(o->label, sizeof(o->label), "%s", op->label);
 	o->st = st;
 	pthread_mutex_init(&o->lock, NULL);
@@ -1305,7 +1306,7 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 			goto fail;
 		}
 		o->batcher_live = 1;
-		stage_batch(st, 1);
+		stage_batch(st);
 	}
 	*out = o;
 	return 0;

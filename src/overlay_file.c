@@ -290,10 +290,27 @@ static int stream_error(struct ovl *o, struct ovl_file *f)
 	return rc;
 }
 
+/* Closed: the content is trusted from now on (good after kill -9, after
+ * a reboot once synced), durably.  o->lock held. */
+static int mark_closed(struct ovl *o, struct onode *n)
+{
+	int rc;
+
+	n->si.wstate = WS_UNSYNCED;
+	rc = stage_begin(o->st);
+	if (rc == 0) {
+		stage_durable(o->st);
+		rc = stage_end(o->st, onode_put(o, n));
+	}
+	if (rc)
+		n->si.wstate = WS_WRITING;
+	return rc;
+}
+
 /* The last writer's close: the content is whole (the kernel wrote its
- * cached pages before the flush) and is trusted from now on, durably, so
- * a file whose close(2) returned survives kill -9.  (Release would come
- * later, and no process waits for it.) */
+ * cached pages before the flush), so a file whose close(2) returned
+ * survives kill -9.  (Release would come later, and no process waits
+ * for it.) */
 static int closed(struct ovl *o, struct ovl_file *f)
 {
 	struct onode *n;
@@ -303,16 +320,8 @@ static int closed(struct ovl *o, struct ovl_file *f)
 	n = onode_find(o, f->ino);
 	if (n && n->staged && n->writers == 1 &&
 	    n->si.wstate == WS_WRITING) {
-		n->si.wstate = WS_UNSYNCED;
-		rc = stage_begin(o->st);
-		if (rc == 0) {
-			stage_durable(o->st);
-			rc = stage_end(o->st, onode_put(o, n));
-		}
-		if (rc)
-			n->si.wstate = WS_WRITING;
-		else
-			n->settled = 1;
+		rc = mark_closed(o, n);
+		n->settled = rc == 0;
 	}
 	ovl_unlock(o);
 	return rc;
@@ -414,17 +423,11 @@ void ovl_release(struct ovl *o, struct ovl_file *f)
 			o->writers--;
 			pthread_cond_broadcast(&o->cv);
 		}
-		/* Closed (flush has said so, unless it failed or another
-		 * handle wrote since): good after kill -9, after a reboot
-		 * once synced. */
+		/* Closed, unless flush said so already (it failed, or
+		 * another handle wrote since); nobody waits to hear. */
 		if (f->wr && n->writers == 0 && n->staged &&
-		    n->si.wstate == WS_WRITING) {
-			n->si.wstate = WS_UNSYNCED;
-			if (stage_begin(o->st) == 0) {
-				stage_durable(o->st);
-				stage_end(o->st, onode_put(o, n));
-			}
-		}
+		    n->si.wstate == WS_WRITING)
+			(void)mark_closed(o, n);
 		if (f->wr && n->writers == 0)
 			n->settled = 0;
 		if (n->unlinked && n->opens == 0 && n->staged &&

@@ -59,7 +59,7 @@ struct onode {
 	int nostream; /* a stream of it stopped: it is staged whole */
 	uint64_t *fly; /* offsets of its writes in flight */
 	size_t nfly, flycap;
-	/* data/<ino>'s blocks, as of o->dchanges + 1 == blocks_at */
+	/* data/<ino>'s blocks, as of o->dchanges == blocks_at */
 	uint64_t blocks, blocks_at;
 };
 

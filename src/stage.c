@@ -439,14 +439,16 @@ int stage_begin(struct stage *s)
 
 	if (s->depth++)
 		return 0;
-	if (!s->batching)
+	if (!s->batching || !s->open)
 		rc = run(s, s->q[Q_BEGIN], "begin");
-	else if (!s->open && (rc = run(s, s->q[Q_BEGIN], "begin")) == 0) {
-		s->open = 1;
-		s->ops = 0;
-		s->opened_at = mono_sec();
+	if (rc == 0 && s->batching) {
+		if (!s->open) {
+			s->open = 1;
+			s->ops = 0;
+			s->opened_at = mono_sec();
+		}
+		rc = run(s, s->q[Q_SAVEPOINT], "savepoint");
 	}
-	rc = rc || !s->batching ? rc : run(s, s->q[Q_SAVEPOINT], "savepoint");
 	if (rc)
 		s->depth--;
 	return rc;
@@ -516,11 +518,9 @@ int stage_must_commit(struct stage *s)
 	return s->depth ? (stage_durable(s), 0) : stage_commit(s);
 }
 
-void stage_batch(struct stage *s, int on)
+void stage_batch(struct stage *s)
 {
-	if (!on)
-		stage_commit(s);
-	s->batching = on;
+	s->batching = 1;
 }
 
 double stage_batch_since(const struct stage *s)

@@ -137,7 +137,7 @@ int stage_set_next_ino(struct stage *s, uint64_t next);
  * commits when rc == 0, else rolls back; it returns rc, or the commit's
  * failure.  stage_rollbacks() counts the transactions rolled back.
  *
- * Batching (stage_batch(s, 1), the overlay's): an outermost end() keeps
+ * Batching (stage_batch(), the overlay's): an outermost end() keeps
  * the transaction open instead, its changes visible to every later call
  * (each call is a savepoint of it: a failed one rolls back alone), and
  * stage_commit() commits the whole batch.  A batch is committed at once
@@ -154,7 +154,7 @@ int stage_set_next_ino(struct stage *s, uint64_t next);
 int stage_begin(struct stage *s);
 int stage_end(struct stage *s, int rc);
 uint64_t stage_rollbacks(const struct stage *s);
-void stage_batch(struct stage *s, int on);
+void stage_batch(struct stage *s);
 int stage_commit(struct stage *s);
 void stage_durable(struct stage *s);
 int stage_must_commit(struct stage *s);

@@ -282,7 +282,7 @@ static void test_stage_batch(void **state)
 	if (pid == 0) {
 		if (stage_open(path, &s, &f))
 			_exit(2);
-		stage_batch(s, 1);
+		stage_batch(s);
 		stage_begin(s);
 		put_new(s, "kept", 30);
 		if (stage_end(s, 0) || !stage_batch_since(s))
