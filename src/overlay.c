@@ -1280,6 +1280,7 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->cv, NULL);
 	pthread_cond_init(&o->bcv, NULL);
+	bufpool_init(&o->passbufs, STREAM_BUSY + 1);
 	r = calloc(1, sizeof(*r));
 	if (!r || itab_init(&o->nodes) ||
 	    itab_put(&o->nodes, op->root_ino, r)) {
@@ -1338,6 +1339,7 @@ void ovl_close(struct ovl *o)
 	itab_free(&o->nodes);
 	ostream_reset(o);
 	free(o->sms);
+	bufpool_destroy(&o->passbufs);
 	free(o->hls);
 	tree_free(&o->gtree);
 	manifest_free(&o->m);

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "bufpool.h"
 #include "itab.h"
 #include "overlay.h"
 #include "vfs.h"
@@ -109,6 +110,7 @@ struct ovl {
 	struct bsession *ss;
 	int ss_state;     /* SS_* */
 	char sseries[SERIES_MAX];
+	struct bufpool passbufs; /* a pass's read buffer, reused */
 	struct ostream **sms;
 	size_t nsms, smcap;
 	int nbusy, swaiting;

@@ -244,12 +244,18 @@ static int cut_range(struct ovl *o, struct bsession *s, int fd,
 {
 	const struct chunker *ch = &o->o.r->chunker;
 	size_t bsz = 2 * ch->max + STREAM_STEP;
-	uint8_t *buf = malloc(bsz);
+	/* A fresh 16 MiB each pass cost a page fault and a clearing per
+	 * 4 KiB read, 8 % of the daemon's time in a large rsync. */
+	struct buf b = bufpool_get(&o->passbufs);
+	uint8_t *buf;
 	uint64_t pos = from;
 	int rc = 0;
 
-	if (!buf)
+	if (buf_reserve(&b, bsz)) {
+		bufpool_put(&o->passbufs, &b);
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	buf = b.p;
 	while (pos < to && rc == 0) {
 		off_t d = lseek(fd, (off_t)pos, SEEK_DATA), h;
 
@@ -281,7 +287,7 @@ static int cut_range(struct ovl *o, struct bsession *s, int fd,
 		}
 		pos = (uint64_t)h;
 	}
-	free(buf);
+	bufpool_put(&o->passbufs, &b);
 	c->end = pos;
 	return rc;
 }
