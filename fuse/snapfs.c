@@ -40,6 +40,7 @@
 #include "repo.h"
 #include "vfs.h"
 #include "loop.h"
+#include "wire.h"
 
 struct options {
 	char *key_file, *password_file;
@@ -444,12 +445,30 @@ static void file_opened(fuse_req_t req, struct fuse_file_info *fi,
 	fi->noflush = !writable_tree;
 }
 
+/* Drops setuid and setgid if the kernel asked this request to (wire.h).
+ * The kernel's copy of the mode is then stale: it is told (attributes
+ * only, which takes no lock the writer holds). */
+static int kill_suidgid(fuse_ino_t ino)
+{
+	struct vfs_setattr sa = {.valid = VFS_SET_KILL_SUIDGID};
+	struct vfs_attr a;
+	int rc;
+
+	if (!wire_kills())
+		return 0;
+	rc = vfs_setattr(G.v, ino, &sa, NULL, &a);
+	if (rc == 0)
+		fuse_lowlevel_notify_inval_inode(G.se, ino, -1, 0);
+	return rc;
+}
+
 static void sl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vfs_file *f;
 	int rc, direct;
 
-	rc = vfs_open_file(G.v, ino, fi->flags, &f, &direct);
+	rc = kill_suidgid(ino);
+	rc = rc ? rc : vfs_open_file(G.v, ino, fi->flags, &f, &direct);
 	if (rc) {
 		fuse_reply_err(req, rc == SNAP_EINVAL ? EISDIR
 			       : rc == SNAP_EROFS     ? EROFS
@@ -620,6 +639,9 @@ static void sl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		sa.valid |= VFS_SET_MTIME | VFS_SET_MTIME_NOW;
 	if (to_set & FUSE_SET_ATTR_ATIME)
 		sa.valid |= VFS_SET_ATIME;
+	/* FATTR_KILL_SUIDGID: a truncate by a writer without CAP_FSETID. */
+	if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID))
+		sa.valid |= VFS_SET_KILL_SUIDGID;
 	if (to_set & FUSE_SET_ATTR_CTIME)
 		sa.valid |= VFS_SET_CTIME,
 			sa.ctime_ns = (int64_t)attr->st_ctim.tv_sec * 1000000000 +
@@ -708,8 +730,8 @@ static void sl_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct vfs_file *f = (struct vfs_file *)(uintptr_t)fi->fh;
 	int rc;
 
-	(void)ino;
-	rc = vfs_write(G.v, f, buf, size, (uint64_t)off);
+	rc = kill_suidgid(ino);
+	rc = rc ? rc : vfs_write(G.v, f, buf, size, (uint64_t)off);
 	if (rc)
 		fuse_reply_err(req, cerr(rc));
 	else
@@ -1238,6 +1260,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	mounted = 1;
+	if (wire_attach(se))
+		logmsg(LOG_WARNING, "cannot hook the FUSE device: every write "
+		       "asks for security.capability first");
 	G.se = se;
 	find_bdi(co.mountpoint);
 	G.use_syslog = !co.foreground;

@@ -75,9 +75,37 @@ static int setattr_changes(struct ovl *o, struct onode *n,
 		((sa->valid & VFS_SET_MTIME_NOW) || sa->mtime_ns != a.mtime_ns));
 }
 
+/* sa, with the mode a kill of setuid and setgid leaves (VFS_SET_KILL_SUIDGID,
+ * or a chown of anything but a directory) in *k.  The kernel leaves
+ * the kill to us (FUSE_HANDLE_KILLPRIV): a suid file changed by someone
+ * else, or given away, must not go into the backup still suid. */
+static const struct vfs_setattr *kill_suidgid(struct ovl *o, struct onode *n,
+					      const struct vfs_setattr *sa,
+					      struct vfs_setattr *k)
+{
+	struct vfs_attr a;
+	uint32_t m;
+
+	if ((sa->valid & VFS_SET_MODE) ||
+	    !((sa->valid & VFS_SET_KILL_SUIDGID) ||
+	      ((sa->valid & (VFS_SET_UID | VFS_SET_GID)) && !onode_is_dir(n))))
+		return sa;
+	onode_attr(o, n, &a);
+	m = a.mode & 07777 & ~(uint32_t)S_ISUID;
+	if (a.mode & S_IXGRP)
+		m &= ~(uint32_t)S_ISGID;
+	if (m == (a.mode & 07777))
+		return sa;
+	*k = *sa;
+	k->valid |= VFS_SET_MODE;
+	k->mode = m;
+	return k;
+}
+
 int ovl_setattr(struct ovl *o, uint64_t ino, const struct vfs_setattr *sa,
 		struct ovl_file *f, struct vfs_attr *a)
 {
+	struct vfs_setattr k;
 	struct onode *n;
 	int64_t t = now_ns();
 	int rc;
@@ -86,6 +114,8 @@ int ovl_setattr(struct ovl *o, uint64_t ino, const struct vfs_setattr *sa,
 	ovl_lock(o);
 	rc = ovl_gate_wait(o);
 	rc = rc ? rc : onode_get(o, ino, &n);
+	if (rc == 0)
+		sa = kill_suidgid(o, n, sa, &k);
 	if (rc == 0 && (sa->valid & VFS_SET_SIZE) && !onode_is_dir(n) &&
 	    (n->staged ? n->si.type : n->type) != ET_REG)
 		rc = snap_seterr(SNAP_EINVAL, "not a regular file");

@@ -27,6 +27,10 @@ struct vfs_attr {
 #define VFS_SET_ATIME_NOW 64
 #define VFS_SET_MTIME_NOW 128
 #define VFS_SET_CTIME 256
+/* Drop setuid, and setgid where group execute makes it setgid-on-exec:
+ * what a write or truncate by a writer without CAP_FSETID does.  (A
+ * chown does it without being asked, as in Linux.) */
+#define VFS_SET_KILL_SUIDGID 512
 struct vfs_setattr {
 	unsigned valid;
 	uint32_t mode, uid, gid;

@@ -1,0 +1,105 @@
+/* wire.c - FUSE_HANDLE_KILLPRIV_V2 under libfuse 3.14; see wire.h. */
+#define FUSE_USE_VERSION 312
+#include "config.h"
+
+#include <linux/fuse.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+/* The INIT request's id while its reply is due, if the kernel offered
+ * the flag; set and used by the one thread that serves INIT. */
+static uint64_t init_unique;
+static int init_due;
+static atomic_int v2;
+static __thread int kills;
+
+static ssize_t wire_read(int fd, void *buf, size_t len, void *ud)
+{
+	const struct fuse_in_header *h = buf;
+	const char *arg = (const char *)buf + sizeof(*h);
+	ssize_t r;
+
+	(void)ud;
+	r = read(fd, buf, len);
+	kills = 0;
+	if (r < (ssize_t)sizeof(*h))
+		return r;
+	switch (h->opcode) {
+	case FUSE_INIT:
+		if ((size_t)r >= sizeof(*h) + offsetof(struct fuse_init_in, flags) +
+					sizeof(uint32_t)) {
+			const struct fuse_init_in *in = (const void *)arg;
+
+			init_due = (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
+			init_unique = h->unique;
+		}
+		break;
+	case FUSE_WRITE:
+		if ((size_t)r >= sizeof(*h) + sizeof(struct fuse_write_in))
+			kills = (((const struct fuse_write_in *)(const void *)arg)
+					 ->write_flags &
+				 FUSE_WRITE_KILL_SUIDGID) != 0;
+		break;
+	case FUSE_OPEN:
+		if ((size_t)r >= sizeof(*h) + sizeof(struct fuse_open_in))
+			kills = (((const struct fuse_open_in *)(const void *)arg)
+					 ->open_flags &
+				 FUSE_OPEN_KILL_SUIDGID) != 0;
+		break;
+	default:
+		break;
+	}
+	return r;
+}
+
+static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *ud)
+{
+	struct fuse_init_out out;
+	struct iovec v[2];
+
+	(void)ud;
+	if (init_due && count == 2 && iov[0].iov_len >= sizeof(struct fuse_out_header) &&
+	    ((const struct fuse_out_header *)iov[0].iov_base)->unique == init_unique) {
+		const struct fuse_out_header *h = iov[0].iov_base;
+
+		init_due = 0;
+		/* A copy: the reply is libfuse's. */
+		if (h->error == 0 && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) +
+							      sizeof(uint32_t) &&
+		    iov[1].iov_len <= sizeof(out)) {
+			memcpy(&out, iov[1].iov_base, iov[1].iov_len);
+			out.flags |= FUSE_HANDLE_KILLPRIV_V2;
+			v[0] = iov[0];
+			v[1].iov_base = &out;
+			v[1].iov_len = iov[1].iov_len;
+			atomic_store(&v2, 1);
+			return writev(fd, v, 2);
+		}
+	}
+	return writev(fd, iov, count);
+}
+
+int wire_attach(struct fuse_session *se)
+{
+	const struct fuse_custom_io io = {
+		.read = wire_read,
+		.writev = wire_writev,
+	};
+
+	return fuse_session_custom_io(se, &io, fuse_session_fd(se)) ? -1 : 0;
+}
+
+int wire_kills(void)
+{
+	return kills;
+}
+
+int wire_killpriv_v2(void)
+{
+	return atomic_load(&v2);
+}
