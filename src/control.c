@@ -972,11 +972,15 @@ static int status_text(struct control *c, struct clabel *l, struct buf *out)
 		      "dropped_count", (json_int_t)l->dropped, "read_only",
 		      l->ro);
 	if (j) {
+		json_t *failed = json_array();
 		char why[256];
 
-		ovl_stream_error(l->o, why, sizeof(why));
+		if (!failed || ovl_stream_error(l->o, why, sizeof(why),
+						drop_list, failed))
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
 		json_object_set_new(j, "stream_error",
 				    why[0] ? json_string(why) : json_null());
+		json_object_set_new(j, "stream_failed", failed);
 	}
 	if (j && last)
 		json_object_set_new(j, "last_commit", last);

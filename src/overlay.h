@@ -225,8 +225,11 @@ void ovl_gate_open(struct ovl *o);
  * streams again after ovl_rebase(). */
 struct bsession *ovl_stream_take(struct ovl *o);
 /* Why streaming stopped for the label ("" when it did not), until the
- * tree starts afresh. */
-void ovl_stream_error(struct ovl *o, char *buf, size_t n);
+ * tree starts afresh; each() is called with the path (under the label
+ * directory) of every file that was streaming then, whose close or fsync
+ * failed for it.  Returns each()'s first error. */
+int ovl_stream_error(struct ovl *o, char *buf, size_t n,
+		     int (*each)(void *ctx, const char *path), void *ctx);
 
 /* Is anything staged? */
 int ovl_dirty(struct ovl *o);

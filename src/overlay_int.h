@@ -115,6 +115,8 @@ struct ovl {
 	size_t nsms, smcap;
 	int nbusy, swaiting;
 	char serrmsg[256]; /* why streaming stopped */
+	char *sfailed[STREAM_FILES]; /* the files streaming then (paths) */
+	size_t nsfailed;
 	/* stage_max: the data files' bytes at the last walk, bytes written
 	 * since, and writes refused since the last ovl_sync() */
 	uint64_t used, written, refused;

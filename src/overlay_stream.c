@@ -147,8 +147,31 @@ static void settle_all(struct ovl *o)
 	sm_sweep(o);
 }
 
+/* n's path under the label directory, for status ("g/dir/file"); a
+ * name that no longer fits is cut off at the front. */
+static char *onode_path(struct ovl *o, const struct onode *n)
+{
+	char buf[4096];
+	size_t at = sizeof(buf) - 1;
+
+	buf[at] = 0;
+	for (int d = 0; d < 256 && n && n->name && n->ino != o->o.root_ino;
+	     d++) {
+		size_t len = strlen(n->name), sep = at < sizeof(buf) - 1;
+
+		if (len + sep > at)
+			break;
+		if (sep)
+			buf[--at] = '/';
+		at -= len;
+		memcpy(buf + at, n->name, len);
+		n = onode_find(o, n->parent);
+	}
+	return strdup(buf + at);
+}
+
 /* The session failed: every stream stops (their bytes are local), and
- * the files say so at their next flush or fsync. */
+ * the files say so at their next flush or fsync, and in status. */
 static void fail_all(struct ovl *o)
 {
 	snprintf(o->serrmsg, sizeof(o->serrmsg), "%s", snap_errmsg());
@@ -156,6 +179,9 @@ static void fail_all(struct ovl *o)
 	for (size_t i = 0; i < o->nsms; i++) {
 		struct onode *n = onode_find(o, o->sms[i]->ino);
 
+		if (n && !o->sms[i]->stopped && o->nsfailed < STREAM_FILES &&
+		    (o->sfailed[o->nsfailed] = onode_path(o, n)))
+			o->nsfailed++;
 		if (n)
 			n->serr = 1;
 		sm_stop(o, o->sms[i]);
@@ -639,6 +665,9 @@ void ostream_reset(struct ovl *o)
 		free(o->sms[i]);
 	}
 	o->nsms = 0;
+	for (size_t i = 0; i < o->nsfailed; i++)
+		free(o->sfailed[i]);
+	o->nsfailed = 0;
 	o->ss_state = SS_NONE;
 	o->sseries[0] = 0;
 	o->serrmsg[0] = 0;
@@ -661,9 +690,15 @@ struct bsession *ovl_stream_take(struct ovl *o)
 	return s;
 }
 
-void ovl_stream_error(struct ovl *o, char *buf, size_t n)
+int ovl_stream_error(struct ovl *o, char *buf, size_t n,
+		     int (*each)(void *ctx, const char *path), void *ctx)
 {
+	int rc = 0;
+
 	ovl_lock(o);
 	snprintf(buf, n, "%s", o->ss_state == SS_OFF ? o->serrmsg : "");
+	for (size_t i = 0; rc == 0 && buf[0] && i < o->nsfailed; i++)
+		rc = each(ctx, o->sfailed[i]);
 	ovl_unlock(o);
+	return rc;
 }

@@ -147,6 +147,8 @@ if [ "$STORE" = file ] && [ -n "$d" ] && chattr +i "$d" 2>/dev/null; then
 	expect_fail 1 "Input/output error" dd if="$T/src/sf" of="$L/g/sf" bs=1M status=none
 	python3 -c 'import json,sys; e=json.load(open(sys.argv[1])).get("stream_error"); print("status: stream_error:", e); sys.exit(0 if e else 1)' \
 		"$L/.snapfs/status" || fail "status does not say why streaming stopped"
+	python3 -c 'import json,sys; f=json.load(open(sys.argv[1]))["stream_failed"]; print("status: stream_failed:", f); sys.exit(0 if f == ["g/sf"] else 1)' \
+		"$L/.snapfs/status" || fail "status does not name the file whose stream failed"
 	grep -q "streaming it failed" "$T/snapfs.log" || fail "no log line for the failed stream"
 	# Nothing is lost: the bytes are still local.
 	cmp "$T/src/sf" "$L/g/sf" || fail "the file after the failed stream"
