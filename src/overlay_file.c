@@ -219,7 +219,7 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	ovl_lock(o);
 	rc = onode_get(o, f->ino, &nd);
 	rc = rc ? rc : writable_fd(o, f, nd);
-	rc = rc ? rc : stage_reserve(o->st);
+	rc = rc ? rc : stage_reserve(o->st, n);
 	if (rc == 0 && o->o.stage_max && off + n > nd->si.size &&
 	    o->used + o->written >= o->o.stage_max) {
 		o->refused++;
@@ -247,6 +247,7 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 		if (w < 0 && errno == ENOSPC) {
 			ovl_lock(o);
 			stage_reserve_free(o->st);
+			stage_tight(o->st);
 			ovl_unlock(o);
 		}
 		if (w < 0)

@@ -149,6 +149,7 @@ struct stage {
 	 * since when, how many calls it holds; the current call must be
 	 * committed at its end. */
 	int batching, open, durable;
+	int tight; /* the disk is nearly full: every call commits */
 	unsigned ops;
 	double opened_at;
 	uint64_t lost;
@@ -191,11 +192,37 @@ void stage_reserve_free(struct stage *s)
 	s->reserved = 0;
 }
 
-int stage_reserve(struct stage *s)
+/* Room the data files leave free for the database: more than the writes
+ * in flight at once can take (the kernel sends up to 12 of 1 MiB) between
+ * a check and the database's next commit. */
+#define HEADROOM (16u << 20)
+
+static uint64_t avail(struct stage *s)
 {
+	struct statvfs sv;
+
+	if (s->datafd < 0 || fstatvfs(s->datafd, &sv))
+		return UINT64_MAX; /* nothing to measure: no limit */
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+void stage_tight(struct stage *s)
+{
+	s->tight = 1;
+	(void)stage_must_commit(s); /* a failure shows at the next call */
+}
+
+int stage_reserve(struct stage *s, uint64_t n)
+{
+	uint64_t a = avail(s);
+
 	reserve_make(s);
-	if (s->datafd >= 0 && !s->reserved)
+	if (s->datafd >= 0 && (!s->reserved || a < n + HEADROOM)) {
+		stage_tight(s);
 		return snap_seterr(SNAP_ENOSPC, "stage %s: disk full", s->dir);
+	}
+	if (s->tight && a >= 2 * (n + HEADROOM))
+		s->tight = 0;
 	return 0;
 }
 
@@ -205,6 +232,7 @@ static int dberr(struct stage *s, const char *what)
 
 	if (code == SQLITE_FULL) {
 		stage_reserve_free(s);
+		s->tight = 1;
 		return snap_seterr(SNAP_ENOSPC, "stage %s: %s: disk full",
 				   s->dir, what);
 	}
@@ -218,8 +246,10 @@ static int exec(struct stage *s, const char *text)
 	int rc = sqlite3_exec(s->db, text, NULL, NULL, &msg);
 
 	if (rc != SQLITE_OK) {
-		if (rc == SQLITE_FULL)
+		if (rc == SQLITE_FULL) {
 			stage_reserve_free(s);
+			s->tight = 1;
+		}
 		rc = rc == SQLITE_FULL
 			     ? snap_seterr(SNAP_ENOSPC, "stage %s: disk full",
 					   s->dir)
@@ -503,7 +533,7 @@ int stage_end(struct stage *s, int rc)
 	}
 	r = run(s, s->q[Q_RELEASE], "release");
 	batch_gone(s);
-	if (r == 0 && (s->durable || ++s->ops >= BATCH_OPS))
+	if (r == 0 && (s->durable || s->tight || ++s->ops >= BATCH_OPS))
 		r = stage_commit(s);
 	return r;
 }

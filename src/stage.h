@@ -244,10 +244,16 @@ int stage_clear(struct stage *s);
 /* The stage keeps a little space in reserve, so that the transactions
  * that free space work on a full disk: a write that failed with ENOSPC
  * (and a transaction that did) releases it.  stage_reserve() takes it
- * again if it can: SNAP_ENOSPC when it cannot, and then no file data
- * should be written (it would take the room). */
+ * again if it can, and answers whether n bytes of file data may be
+ * written: SNAP_ENOSPC when the reserve cannot be had or the disk would
+ * keep less than 16 MiB free, the database's room.  A batch that SQLite
+ * cannot commit is lost whole (SQLite rolls it back after SQLITE_FULL),
+ * and with it calls that had already succeeded; so short of room the
+ * stage goes tight: it commits the open batch now and every call after
+ * it on its own (stage_tight()), until twice the room is free again. */
 void stage_reserve_free(struct stage *s);
-int stage_reserve(struct stage *s);
+int stage_reserve(struct stage *s, uint64_t n);
+void stage_tight(struct stage *s);
 
 /* The free space of the stage's filesystem (for statfs). */
 int stage_statfs(struct stage *s, uint64_t *bsize, uint64_t *blocks,
