@@ -18,10 +18,23 @@ static int init_due;
 static atomic_int v2;
 static __thread int kills;
 
+/* Whether the request read (r bytes at buf) has an argument of at least
+ * size bytes whose 32-bit field at off has bit set. */
+static int flag(const void *buf, ssize_t r, size_t size, size_t off,
+		uint32_t bit)
+{
+	uint32_t v;
+
+	if (r < 0 || (size_t)r < sizeof(struct fuse_in_header) + size)
+		return 0;
+	memcpy(&v, (const char *)buf + sizeof(struct fuse_in_header) + off,
+	       sizeof(v));
+	return (v & bit) != 0;
+}
+
 static ssize_t wire_read(int fd, void *buf, size_t len, void *ud)
 {
 	const struct fuse_in_header *h = buf;
-	const char *arg = (const char *)buf + sizeof(*h);
 	ssize_t r;
 
 	(void)ud;
@@ -31,25 +44,20 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *ud)
 		return r;
 	switch (h->opcode) {
 	case FUSE_INIT:
-		if ((size_t)r >= sizeof(*h) + offsetof(struct fuse_init_in, flags) +
-					sizeof(uint32_t)) {
-			const struct fuse_init_in *in = (const void *)arg;
-
-			init_due = (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
-			init_unique = h->unique;
-		}
+		init_due = flag(buf, r, offsetof(struct fuse_init_in, flags) + 4,
+				offsetof(struct fuse_init_in, flags),
+				FUSE_HANDLE_KILLPRIV_V2);
+		init_unique = h->unique;
 		break;
 	case FUSE_WRITE:
-		if ((size_t)r >= sizeof(*h) + sizeof(struct fuse_write_in))
-			kills = (((const struct fuse_write_in *)(const void *)arg)
-					 ->write_flags &
-				 FUSE_WRITE_KILL_SUIDGID) != 0;
+		kills = flag(buf, r, sizeof(struct fuse_write_in),
+			     offsetof(struct fuse_write_in, write_flags),
+			     FUSE_WRITE_KILL_SUIDGID);
 		break;
 	case FUSE_OPEN:
-		if ((size_t)r >= sizeof(*h) + sizeof(struct fuse_open_in))
-			kills = (((const struct fuse_open_in *)(const void *)arg)
-					 ->open_flags &
-				 FUSE_OPEN_KILL_SUIDGID) != 0;
+		kills = flag(buf, r, sizeof(struct fuse_open_in),
+			     offsetof(struct fuse_open_in, open_flags),
+			     FUSE_OPEN_KILL_SUIDGID);
 		break;
 	default:
 		break;
