@@ -1280,7 +1280,7 @@ int ovl_open(const struct ovl_opts *op, struct stage *st,
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->cv, NULL);
 	pthread_cond_init(&o->bcv, NULL);
-	bufpool_init(&o->passbufs, STREAM_BUSY + 1);
+	bufpool_init(&o->passbufs, STREAM_BUSY);
 	r = calloc(1, sizeof(*r));
 	if (!r || itab_init(&o->nodes) ||
 	    itab_put(&o->nodes, op->root_ino, r)) {
