@@ -3,7 +3,6 @@
 #include "config.h"
 
 #include <linux/fuse.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -15,7 +14,6 @@
  * the flag; set and used by the one thread that serves INIT. */
 static uint64_t init_unique;
 static int init_due;
-static atomic_int v2;
 static __thread int kills;
 
 /* Whether the request read (r bytes at buf) has an argument of at least
@@ -85,7 +83,6 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *ud)
 			v[0] = iov[0];
 			v[1].iov_base = &out;
 			v[1].iov_len = iov[1].iov_len;
-			atomic_store(&v2, 1);
 			return writev(fd, v, 2);
 		}
 	}
@@ -105,9 +102,4 @@ int wire_attach(struct fuse_session *se)
 int wire_kills(void)
 {
 	return kills;
-}
-
-int wire_killpriv_v2(void)
-{
-	return atomic_load(&v2);
 }

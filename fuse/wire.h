@@ -31,7 +31,4 @@ int wire_attach(struct fuse_session *se);
  * setuid and setgid first. */
 int wire_kills(void);
 
-/* Whether the kernel took FUSE_HANDLE_KILLPRIV_V2. */
-int wire_killpriv_v2(void);
-
 #endif

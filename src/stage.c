@@ -199,11 +199,18 @@ void stage_reserve_free(struct stage *s)
 
 static uint64_t avail(struct stage *s)
 {
-	struct statvfs sv;
+	uint64_t bsize, blocks, bfree, bavail;
 
-	if (s->datafd < 0 || fstatvfs(s->datafd, &sv))
+	if (stage_statfs(s, &bsize, &blocks, &bfree, &bavail))
 		return UINT64_MAX; /* nothing to measure: no limit */
-	return (uint64_t)sv.f_bavail * sv.f_frsize;
+	return bavail * bsize;
+}
+
+/* SQLite found the disk full: it may have rolled the batch back. */
+static void db_full(struct stage *s)
+{
+	stage_reserve_free(s);
+	s->tight = 1;
 }
 
 void stage_tight(struct stage *s)
@@ -231,8 +238,7 @@ static int dberr(struct stage *s, const char *what)
 	int code = sqlite3_errcode(s->db);
 
 	if (code == SQLITE_FULL) {
-		stage_reserve_free(s);
-		s->tight = 1;
+		db_full(s);
 		return snap_seterr(SNAP_ENOSPC, "stage %s: %s: disk full",
 				   s->dir, what);
 	}
@@ -246,10 +252,8 @@ static int exec(struct stage *s, const char *text)
 	int rc = sqlite3_exec(s->db, text, NULL, NULL, &msg);
 
 	if (rc != SQLITE_OK) {
-		if (rc == SQLITE_FULL) {
-			stage_reserve_free(s);
-			s->tight = 1;
-		}
+		if (rc == SQLITE_FULL)
+			db_full(s);
 		rc = rc == SQLITE_FULL
 			     ? snap_seterr(SNAP_ENOSPC, "stage %s: disk full",
 					   s->dir)
