@@ -46,7 +46,7 @@ struct options {
 	char *key_file, *password_file;
 	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
 	char *readahead, *stage_dir, *commit_wait, *commit_idle, *on_conflict;
-	char *stage_max;
+	char *stage_max, *limit_upload, *limit_download;
 	int anonymous, no_disk_cache, no_writeback, no_stream;
 	int allow_other;
 	int dropped_suid, dropped_dev; /* asked for, and refused */
@@ -195,13 +195,13 @@ static void to_entry(const struct vfs_attr *a, struct fuse_entry_param *e)
 	to_stat(a, &e->attr);
 }
 
-/* Larger kernel read-ahead means 1 MiB requests for sequential readers
- * instead of 128 KiB ones.  The kernel sets the mount's read-ahead when it
- * receives our reply to INIT, so the sysfs write waits for the first
- * request after that.  It needs root and is skipped otherwise.  The device
+/* The mount's bdi.  Larger kernel read-ahead means 1 MiB requests for
+ * sequential readers instead of 128 KiB ones.  The kernel sets the
+ * mount's read-ahead when it receives our reply to INIT, so the sysfs
+ * writes wait for the first request after that.  It needs root and is skipped otherwise.  The device
  * number comes from mountinfo: a stat() of the mountpoint would wait for
  * this very daemon. */
-static char ra_path[128];
+static char bdi_path[64];
 static pthread_once_t ra_once = PTHREAD_ONCE_INIT;
 
 static void find_bdi(const char *mnt)
@@ -224,23 +224,45 @@ static void find_bdi(const char *mnt)
 		}
 	fclose(f);
 	if (found)
-		snprintf(ra_path, sizeof(ra_path),
-			 "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+		snprintf(bdi_path, sizeof(bdi_path), "/sys/class/bdi/%u:%u",
+			 maj, min);
 }
 
-static void set_readahead(void)
+static void bdi_set(const char *name, const char *val)
 {
-	FILE *f = ra_path[0] ? fopen(ra_path, "w") : NULL;
+	char path[sizeof(bdi_path) + 32];
+	FILE *f;
 
-	if (!f)
-		return;
-	fputs("1024\n", f);
-	fclose(f);
+	snprintf(path, sizeof(path), "%s/%s", bdi_path, name);
+	if (bdi_path[0] && (f = fopen(path, "w"))) {
+		fputs(val, f);
+		fclose(f);
+	}
+}
+
+/* Read-ahead as large as a sequential reader's requests; at most 48 MiB
+ * dirty (the kernel's default is 1 % of the dirty limit, which grows
+ * with memory): see max_background in sl_init(). */
+static void set_bdi(void)
+{
+	unsigned long long cur = 0;
+	char path[sizeof(bdi_path) + 32];
+	FILE *f;
+
+	bdi_set("read_ahead_kb", "1024\n");
+	snprintf(path, sizeof(path), "%s/max_bytes", bdi_path);
+	if (bdi_path[0] && (f = fopen(path, "r"))) {
+		if (fscanf(f, "%llu", &cur) != 1)
+			cur = 0;
+		fclose(f);
+	}
+	if (cur > (48ULL << 20))
+		bdi_set("max_bytes", "50331648\n");
 }
 
 static void after_init(void)
 {
-	pthread_once(&ra_once, set_readahead);
+	pthread_once(&ra_once, set_bdi);
 }
 
 static void sl_init(void *ud, struct fuse_conn_info *conn)
@@ -267,6 +289,13 @@ static void sl_init(void *ud, struct fuse_conn_info *conn)
 		       "files written to control/ keep the mtime of their "
 		       "last setattr");
 	conn->max_write = 1u << 20;
+	/* Writes held back by uploads (ovl_write()) keep their slots in
+	 * the kernel's queue of background requests, which RELEASE and
+	 * read-ahead share: of the default 12, a large rsync could take
+	 * all.  The bdi's dirty limit (max_bytes, set in after_init())
+	 * bounds the writes in flight to 48 of 1 MiB. */
+	conn->max_background = 64;
+	conn->congestion_threshold = 56;
 	if (G.acl && (conn->capable & FUSE_CAP_POSIX_ACL))
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	else if (G.acl)
@@ -731,11 +760,17 @@ static void sl_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	int rc;
 
 	rc = kill_suidgid(ino);
-	rc = rc ? rc : vfs_write(G.v, f, buf, size, (uint64_t)off);
-	if (rc)
+	rc = rc ? rc : vfs_write(G.v, f, buf, size, (uint64_t)off, req);
+	if (rc < 0)
 		fuse_reply_err(req, cerr(rc));
-	else
+	else if (rc == 0)
 		fuse_reply_write(req, size);
+}
+
+/* A write held back while the store caught up (ovl_write()). */
+static void resume_write(void *req, size_t n)
+{
+	fuse_reply_write(req, n);
 }
 
 static void sl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -859,6 +894,8 @@ static const char usage[] =
 	"  no_disk_cache         no disk cache\n"
 	"  readahead=SIZE        largest read-ahead of a sequential reader (32M)\n"
 	"  parallel=N            concurrent store requests (8; 4 for local)\n"
+	"  limit_upload=RATE     cap uploads, bytes/s (e.g. 20M; off)\n"
+	"  limit_download=RATE   cap downloads, bytes/s (off)\n"
 	"  anonymous             unsigned requests (public buckets)\n"
 	"  no_writeback          no kernel write cache for control/ (each\n"
 	"                        write(2) is a request; for comparison)\n"
@@ -903,6 +940,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("stage_max=%s", stage_max),
 	OPT("on_conflict=%s", on_conflict),
 	OPT("parallel=%s", parallel),
+	OPT("limit_upload=%s", limit_upload),
+	OPT("limit_download=%s", limit_download),
 	OPT("anonymous", anonymous),
 	OPT("no_disk_cache", no_disk_cache),
 	OPT("no_writeback", no_writeback),
@@ -1149,6 +1188,10 @@ int main(int argc, char **argv)
 	    size_opt("readahead", o.readahead, 32u << 20, &ra))
 		goto out;
 	memset(&ko, 0, sizeof(ko));
+	if (size_opt("limit_upload", o.limit_upload, 0, &ko.store.limit_up) ||
+	    size_opt("limit_download", o.limit_download, 0,
+		     &ko.store.limit_down))
+		goto out;
 	ko.key_file = o.key_file ? o.key_file : getenv("SNAPFS_KEY_FILE");
 	ko.password_file =
 		o.password_file ? o.password_file : getenv("SNAPFS_PASSWORD_FILE");
@@ -1222,9 +1265,15 @@ int main(int argc, char **argv)
 	vo.ctl.next_on_conflict = o.on_conflict && !strcmp(o.on_conflict, "next");
 	vo.ctl.no_stream = o.no_stream;
 	vo.ctl.stage_max = stage_max;
+	/* Half the loop's threads stay free of writers held back by
+	 * uploads (overlay.h: ovl_holds). */
+	vo.ctl.max_held = co.singlethread || co.max_threads < 4
+				  ? 1
+				  : (int)co.max_threads / 2;
 	vo.inval_entry = inval_entry;
 	vo.inval_inode = inval_inode;
 	vo.log = core_log;
+	vo.resume_write = resume_write;
 	rc = vfs_open(r, c, &vo, &G.v);
 	if (rc) {
 		startup_error("%s", snap_errmsg());
@@ -1310,6 +1359,8 @@ out_free:
 	free(o.commit_wait);
 	free(o.commit_idle);
 	free(o.stage_max);
+	free(o.limit_upload);
+	free(o.limit_download);
 	free(o.on_conflict);
 	free(o.parallel);
 	free(o.repo);

@@ -70,6 +70,7 @@ struct control {
 	pthread_cond_t cv;
 	struct clabel *labels;
 	char fp[65]; /* the repository's fingerprint, kept in stages */
+	struct ovl_holds holds; /* every label's */
 	pthread_t syncer;
 	int syncer_live, stop;
 };
@@ -351,7 +352,9 @@ static int label_open_tree(struct control *c, struct clabel *l)
 			      .stream_open = c->o.cfg.no_stream ? NULL
 							       : stream_open,
 			      .stream_ctx = l,
-			      .stage_max = c->o.cfg.stage_max};
+			      .stage_max = c->o.cfg.stage_max,
+			      .holds = &c->holds,
+			      .resume_write = c->o.resume_write};
 	struct stage *st = NULL;
 	struct stage_found f;
 	struct stage_meta m;
@@ -1683,11 +1686,11 @@ void control_read_done(struct control *c, struct vfs_read *rd)
 }
 
 int control_write(struct control *c, struct cfile *f, const void *buf,
-		  size_t n, uint64_t off)
+		  size_t n, uint64_t off, void *req)
 {
 	if (!f->of)
 		return 0; /* echo > .snapfs/commit: the open did it */
-	return logged(c, ovl_write(f->l->o, f->of, buf, n, off));
+	return logged(c, ovl_write(f->l->o, f->of, buf, n, off, req));
 }
 
 int control_flush(struct control *c, struct cfile *f)
@@ -1864,6 +1867,8 @@ int control_open(const struct control_opts *o, struct control **out)
 	if (!c)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	c->o = *o;
+	atomic_init(&c->holds.n, 0);
+	c->holds.max = o->cfg.max_held;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	fingerprint(o->r, c->fp);

@@ -48,6 +48,7 @@ struct control_cfg {
 	int next_on_conflict; /* a lost commit race takes the next number */
 	int no_stream;        /* files are staged whole (overlay.h) */
 	uint64_t stage_max;   /* per label (overlay.h); 0: none */
+	int max_held; /* loop threads writers may hold (ovl_holds); 0: any */
 };
 
 struct control_opts {
@@ -62,6 +63,7 @@ struct control_opts {
 	void (*inval_entry)(void *ctx, uint64_t parent, const char *name);
 	void (*inval_inode)(void *ctx, uint64_t ino);
 	void (*log)(void *ctx, const char *msg);
+	void (*resume_write)(void *req, size_t n); /* ovl_opts */
 	/* A commit landed: the catalog must show it. */
 	void (*committed)(void *ctx, const char *label, const char *series,
 			  uint32_t num);
@@ -126,8 +128,9 @@ int control_open_file(struct control *c, uint64_t ino, int flags,
 int control_read(struct control *c, struct cfile *f, uint64_t off,
 		 size_t size, struct vfs_read *rd);
 void control_read_done(struct control *c, struct vfs_read *rd);
+/* 1: req is held back, as for ovl_write(). */
 int control_write(struct control *c, struct cfile *f, const void *buf,
-		  size_t n, uint64_t off);
+		  size_t n, uint64_t off, void *req);
 /* Waits for a commit started by this descriptor. */
 int control_flush(struct control *c, struct cfile *f);
 /* May control_flush() take long (a commit, a stream's last uploads)? */

@@ -34,7 +34,8 @@
  * what lies more than STREAM_WINDOW behind its furthest write is cut into
  * chunks and stored through the label's session (the writers' threads do
  * it, at most STREAM_BUSY at once; a writer waits while uploads catch
- * up).  Chunks whose pack has been uploaded are recorded in the stage
+ * up, unless the mount's writers already hold ovl_holds.max loop
+ * threads that way: then it goes on, its bytes staying local).  Chunks whose pack has been uploaded are recorded in the stage
  * (stage.h: srefs) and their bytes punched out of data/<ino>, so a file
  * of any size occupies about STREAM_WINDOW plus the packs in flight on
  * local disk.  The last writer's close cuts the rest.  Holes the writer
@@ -66,6 +67,7 @@
 #ifndef SNAPFS_OVERLAY_H
 #define SNAPFS_OVERLAY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/statvfs.h>
@@ -86,6 +88,16 @@ struct ovl_base {
 	char series[SERIES_MAX]; /* "" when none */
 	uint32_t num;
 	const struct manifest *m; /* NULL when none */
+};
+
+/* Loop threads that writers may hold back while uploads catch up (a
+ * pass, a wait for one, the cut at close), shared by every label of a
+ * mount.  Past max a writer goes on and its bytes stay local (stage_max
+ * bounds them; the commit stores them), so status, RELEASE and reads
+ * always find a thread. */
+struct ovl_holds {
+	atomic_int n;
+	int max; /* 0: no bound */
 };
 
 struct ovl_opts {
@@ -113,6 +125,11 @@ struct ovl_opts {
 	 * from a walk of the stage at each ovl_sync() plus what was written
 	 * since, so it may be passed by one sync period's writes. */
 	uint64_t stage_max;
+	struct ovl_holds *holds; /* NULL: no bound */
+	/* Replies to a write that ovl_write() held back (see there); called
+	 * with the label's lock held, so it must not call into the overlay.
+	 * NULL: writes held back wait in their thread. */
+	void (*resume_write)(void *req, size_t n);
 };
 
 /* Opens the label's tree over an opened stage (the overlay takes it over,
@@ -180,8 +197,14 @@ int ovl_open_file(struct ovl *o, uint64_t ino, int flags,
 		  struct ovl_file **f);
 int ovl_read(struct ovl *o, struct ovl_file *f, uint64_t off, size_t size,
 	     struct vfs_read *rd);
+/* A write far ahead of its stream's uploads is held back while a pass of
+ * the label runs: with req (the frontend's request) ovl_write() then
+ * returns 1 and the reply comes later, through ovl_opts.resume_write(req,
+ * n) from the thread that ended the pass, so a held write takes no
+ * thread; without req, or when no pass runs, it waits in its thread (an
+ * ovl_holds). */
 int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
-	      uint64_t off);
+	      uint64_t off, void *req);
 int ovl_flush(struct ovl *o, struct ovl_file *f);
 /* May ovl_flush() take long (it seals a stream, waiting for uploads)? */
 int ovl_flush_slow(struct ovl *o, struct ovl_file *f);

@@ -210,7 +210,7 @@ static int writable_fd(struct ovl *o, struct ovl_file *f, struct onode *n)
 }
 
 int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
-	      uint64_t off)
+	      uint64_t off, void *req)
 {
 	struct onode *nd;
 	size_t done = 0;
@@ -267,8 +267,8 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 			nd->si.mtime_ns = nd->si.ctime_ns = now_ns();
 	}
 	ovl_unlock(o);
-	if (flying)
-		ostream_wrote(o, f->ino, f->fd, off, n, rc == 0);
+	if (flying && ostream_wrote(o, f->ino, f->fd, off, n, rc == 0, req))
+		return 1;
 	return rc;
 }
 

@@ -83,6 +83,14 @@ struct ostream {
 	size_t npend, pcap;
 };
 
+/* A write held back until a pass ends (ovl_write()). */
+struct opark {
+	struct opark *next;
+	uint64_t ino;
+	void *req;
+	size_t n;
+};
+
 struct hlmap {
 	uint64_t group, hl, ino;
 };
@@ -114,6 +122,7 @@ struct ovl {
 	struct ostream **sms;
 	size_t nsms, smcap;
 	int nbusy, swaiting;
+	struct opark *parked; /* only while nbusy */
 	char serrmsg[256]; /* why streaming stopped */
 	char *sfailed[STREAM_FILES]; /* the files streaming then (paths) */
 	size_t nsfailed;
@@ -203,7 +212,8 @@ int onode_dir_empty(struct ovl *o, const struct onode *d);
  * if that lies behind the cut point, and brings the stored chunks it
  * touches back into data/<ino>.  write_begin: the same for a write, which
  * is then in flight until ostream_wrote() (without the lock: it may cut
- * chunks; ok says whether the write succeeded).  seal: a flush of the only
+ * chunks; ok says whether the write succeeded; 1 when it held req back,
+ * as for ovl_write()).  seal: a flush of the only
  * writer cuts the rest (without the lock).  read: a read of a file with
  * stored chunks (without the lock; *done when it answered).  settle:
  * records what became durable since the last pass.  reset: the tree
@@ -212,8 +222,8 @@ int ostream_change(struct ovl *o, struct onode *n, uint64_t off,
 		   uint64_t end);
 int ostream_write_begin(struct ovl *o, struct onode *n, uint64_t off,
 			uint64_t len);
-void ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
-		   uint64_t len, int ok);
+int ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
+		  uint64_t len, int ok, void *req);
 void ostream_seal(struct ovl *o, uint64_t ino, int fd);
 int ostream_has(struct ovl *o, uint64_t ino);
 int ostream_read(struct ovl *o, uint64_t ino, int fd, uint64_t fsize,

@@ -188,6 +188,63 @@ static void fail_all(struct ovl *o)
 	}
 }
 
+/* ---- holding writers back -------------------------------------------------- */
+
+/* May this thread block for uploads?  Each yes is paired with a drop. */
+static int hold_take(struct ovl *o)
+{
+	struct ovl_holds *h = o->o.holds;
+
+	if (!h || !h->max)
+		return 1;
+	if (atomic_fetch_add(&h->n, 1) < h->max)
+		return 1;
+	atomic_fetch_sub(&h->n, 1);
+	return 0;
+}
+
+static void hold_drop(struct ovl *o)
+{
+	if (o->o.holds && o->o.holds->max)
+		atomic_fetch_sub(&o->o.holds->n, 1);
+}
+
+/* Holds req back until a pass ends; 1, or 0 when it cannot. */
+static int park(struct ovl *o, uint64_t ino, void *req, uint64_t len)
+{
+	struct opark *p;
+
+	if (!req || !o->o.resume_write || !o->nbusy ||
+	    !(p = malloc(sizeof(*p))))
+		return 0;
+	p->ino = ino;
+	p->req = req;
+	p->n = (size_t)len;
+	p->next = o->parked;
+	o->parked = p;
+	return 1;
+}
+
+/* A pass ended: the writes held back go on, but those of a file that
+ * another pass is cutting, which wait for that pass.  None is left once
+ * no pass runs. */
+static void unpark(struct ovl *o)
+{
+	struct opark **pp = &o->parked, *p;
+
+	while ((p = *pp)) {
+		struct ostream *sm = o->nbusy ? sm_find(o, p->ino) : NULL;
+
+		if (sm && sm->busy) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		o->o.resume_write(p->req, p->n);
+		free(p);
+	}
+}
+
 /* ---- a pass --------------------------------------------------------------- */
 
 /* A pass's chunks: the session's workers store them (and write their
@@ -396,6 +453,7 @@ static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
 	sm->dlo = sm->dhi = 0;
 	settle_all(o);
 	free(c.v);
+	unpark(o);
 	if (o->swaiting)
 		pthread_cond_broadcast(&o->cv);
 }
@@ -501,13 +559,14 @@ static uint64_t fly_low(const struct onode *n)
 	return low;
 }
 
-void ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
-		   uint64_t len, int ok)
+int ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
+		  uint64_t len, int ok, void *req)
 {
 	const struct chunker *ch = &o->o.r->chunker;
 	struct ostream *sm;
 	struct onode *n;
 	uint64_t to;
+	int parked = 0;
 
 	ovl_lock(o);
 	n = onode_find(o, ino);
@@ -542,7 +601,8 @@ void ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 		sm->hi = off + len;
 	/* Cut what is due; a writer too far ahead of the cut point waits
 	 * (a pass of another thread, or a write in flight behind it, is
-	 * what it waits for). */
+	 * what it waits for): held back while a pass runs, else in its
+	 * thread. */
 	while (!sm->stopped && !sm->sealed && o->ss_state != SS_OFF) {
 		uint64_t at = sm->chunked;
 
@@ -550,22 +610,28 @@ void ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 		if (fly_low(n) < to)
 			to = fly_low(n);
 		if (!sm->busy && o->nbusy < STREAM_BUSY &&
-		    to >= sm->chunked + ch->max + STREAM_STEP) {
+		    to >= sm->chunked + ch->max + STREAM_STEP &&
+		    hold_take(o)) {
 			run_pass(o, sm, fd, to, 0);
+			hold_drop(o);
 			if (!(sm = sm_find(o, ino)) || sm->chunked == at)
 				break;
 			continue;
 		}
 		if (sm->hi - sm->chunked <= STREAM_AHEAD)
 			break;
+		if ((parked = park(o, ino, req, len)) || !hold_take(o))
+			break;
 		o->swaiting++;
 		pthread_cond_wait(&o->cv, &o->lock);
 		o->swaiting--;
+		hold_drop(o);
 		if (!(sm = sm_find(o, ino)))
 			break;
 	}
 out:
 	ovl_unlock(o);
+	return parked;
 }
 
 int ostream_has(struct ovl *o, uint64_t ino)
@@ -581,9 +647,13 @@ void ostream_seal(struct ovl *o, uint64_t ino, int fd)
 	ovl_lock(o);
 	n = onode_find(o, ino);
 	sm = n ? sm_find(o, ino) : NULL;
+	/* Not cut now, the rest waits for the commit. */
 	if (sm && !sm->stopped && !sm->sealed && !sm->busy &&
-	    n->writers == 1 && !n->nfly && o->ss_state != SS_OFF)
+	    n->writers == 1 && !n->nfly && o->ss_state != SS_OFF &&
+	    hold_take(o)) {
 		run_pass(o, sm, fd, n->si.size, 1);
+		hold_drop(o);
+	}
 	ovl_unlock(o);
 }
 
@@ -660,6 +730,7 @@ void ostream_reset(struct ovl *o)
 {
 	struct stage_meta m;
 
+	unpark(o);
 	for (size_t i = 0; i < o->nsms; i++) {
 		free(o->sms[i]->pend);
 		free(o->sms[i]);

@@ -11,7 +11,8 @@
  * swept (after STORE_TMP_GRACE, by their mtime, which a put still writing
  * keeps fresh) when their prefix is deleted or checked.  With direct_read,
  * large ranges are read with O_DIRECT (aligned to 4 KiB around the range
- * asked for).
+ * asked for).  limit_up and limit_down pace puts and gets over all
+ * threads (an NFS mount shares its link with the hosts' own traffic).
  */
 #include "config.h"
 
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +33,42 @@
 
 #define TMP_PREFIX ".snapfs-tmp-"
 
+/* Transfers that share a rate: each one ends no sooner than the bytes
+ * before it and its own could have gone at that rate (no credit is saved
+ * while idle). */
+struct pace {
+	pthread_mutex_t m;
+	uint64_t rate; /* bytes/s; 0: none */
+	double free_at; /* mono_sec() the last transfer ends */
+};
+
 struct fstore {
 	struct store s;
 	char *root; /* no trailing slash */
 	int direct;  /* store_opts.direct_read */
+	struct pace up, down;
 };
+
+static void pace(struct pace *p, uint64_t n)
+{
+	double now, end;
+
+	if (!p->rate)
+		return;
+	now = mono_sec();
+	pthread_mutex_lock(&p->m);
+	end = (p->free_at > now ? p->free_at : now) + (double)n / p->rate;
+	p->free_at = end;
+	pthread_mutex_unlock(&p->m);
+	while (now < end) {
+		struct timespec ts = {(time_t)(end - now),
+				      (long)((end - now - (time_t)(end - now)) *
+					     1e9)};
+
+		nanosleep(&ts, NULL);
+		now = mono_sec();
+	}
+}
 
 static int key_ok(const char *key)
 {
@@ -133,6 +166,7 @@ static int f_put(struct store *s, const char *key, const void *p, size_t n,
 
 	SNAP_TRY(path_of(fs, key, path, sizeof(path)));
 	SNAP_TRY(random_bytes(rnd, sizeof(rnd)));
+	pace(&fs->up, n);
 	hex_encode(rnd, sizeof(rnd), rhex);
 	slash = strrchr(path, '/');
 	snprintf(tmp, sizeof(tmp), "%.*s/" TMP_PREFIX "%s",
@@ -241,6 +275,7 @@ static int f_get(struct store *s, const char *key, int64_t off, int64_t len,
 	rc = buf_reserve(out, want);
 	if (rc)
 		goto out;
+	pace(&fs->down, want);
 	if (fs->direct && want >= DIO_MIN) {
 		rc = read_direct(fd, off, want, out);
 		if (rc != 1)
@@ -441,6 +476,8 @@ static void f_close(struct store *s)
 {
 	struct fstore *fs = (struct fstore *)s;
 
+	pthread_mutex_destroy(&fs->up.m);
+	pthread_mutex_destroy(&fs->down.m);
 	free(fs->root);
 	free(fs->s.url);
 	free(fs);
@@ -482,6 +519,10 @@ int store_file_open(const char *path, const struct store_opts *so,
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	fs->s.ops = &file_ops;
 	fs->direct = so && so->direct_read;
+	pthread_mutex_init(&fs->up.m, NULL);
+	pthread_mutex_init(&fs->down.m, NULL);
+	fs->up.rate = so ? so->limit_up : 0;
+	fs->down.rate = so ? so->limit_down : 0;
 	fs->root = strdup(abs);
 	fs->s.url = strdup(abs);
 	if (!fs->root || !fs->s.url) {

@@ -1403,11 +1403,11 @@ int vfs_create(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
 }
 
 int vfs_write(struct vfs *v, struct vfs_file *f, const void *buf, size_t n,
-	      uint64_t off)
+	      uint64_t off, void *req)
 {
 	if (!f->cf)
 		return rofs();
-	return control_write(v->ctl, f->cf, buf, n, off);
+	return control_write(v->ctl, f->cf, buf, n, off, req);
 }
 
 int vfs_flush(struct vfs *v, struct vfs_file *f)
@@ -1565,6 +1565,7 @@ int vfs_open(struct repo *r, struct cache *c, const struct vfs_opts *o,
 			.kernel_times = o->kernel_times, .uid = o->uid, .gid = o->gid,
 			.ino = INO_CONTROL, .inval_entry = o->inval_entry,
 			.inval_inode = o->inval_inode, .log = o->log,
+			.resume_write = o->resume_write,
 			.committed = committed, .ctx = v};
 
 		rc = control_open(&co, &v->ctl);

@@ -65,6 +65,7 @@ struct vfs_opts {
 	void (*inval_entry)(void *ctx, uint64_t parent, const char *name);
 	void (*inval_inode)(void *ctx, uint64_t ino);
 	void (*log)(void *ctx, const char *msg);
+	void (*resume_write)(void *req, size_t n); /* ovl_opts */
 	void *ctx;
 };
 
@@ -146,8 +147,9 @@ int vfs_removexattr(struct vfs *v, uint64_t ino, const char *name);
 int vfs_create(struct vfs *v, const struct ovl_ctx *c, uint64_t parent,
 	       const char *name, uint32_t mode, int flags, struct vfs_attr *a,
 	       struct vfs_file **f, int *direct);
+/* 1: req is held back and replied to later (ovl_write()). */
 int vfs_write(struct vfs *v, struct vfs_file *f, const void *buf, size_t n,
-	      uint64_t off);
+	      uint64_t off, void *req);
 /* The error a close must report (a commit that failed, for one). */
 int vfs_flush(struct vfs *v, struct vfs_file *f);
 /* May it take long?  (A commit may: others should go on meanwhile.) */

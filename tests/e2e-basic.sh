@@ -168,4 +168,13 @@ snapctl -r "$r" list | grep -q multi && fail "series still listed"
 after=$(snapctl -r "$r" stats --json | json_get packs)
 [ "$after" -lt "$before" ] || fail "no packs deleted"
 snapctl -r "$r" check --read-data -q
+say "an upload cap paces a local store too"
+mkdir -p "$T/rate"
+head -c $((12 << 20)) /dev/urandom >"$T/rate/f"
+start=$(date +%s.%N)
+snapctl -r "$r" backup --label rate -q --limit-upload 4M "$T/rate"
+took=$(python3 -c "import time; print(time.time() - $start)")
+echo "   12 MiB at 4 MiB/s took ${took}s"
+python3 -c "import sys; sys.exit(0 if $took >= 2.0 else 1)" || fail "upload cap not applied"
+snapctl -r "$r" check -q
 echo "e2e-basic: all good"

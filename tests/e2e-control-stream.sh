@@ -159,3 +159,48 @@ if [ "$STORE" = file ] && [ -n "$d" ] && chattr +i "$d" 2>/dev/null; then
 else
 	echo "   (a local store and chattr +i are needed: skipped)"
 fi
+
+say "writers held back by a slow store leave half the loop's threads to others"
+unmount_repo "$m" "$MOUNT_PID"
+mount_repo "$r" "$m" -o stage_dir="$T/stage",max_threads=4,limit_upload=1M
+head -c $((96 << 20)) /dev/urandom >"$T/src/h"
+# Two labels, two files each: four passes could take all four threads.
+hf() { [ "$1" -le 2 ] && echo "$L/g/h$1" || echo "$m/control/big2/g/h$1"; }
+mkdir -p "$m/control/big2/g"
+pids=
+for i in 1 2 3 4; do
+	dd if="$T/src/h" of="$(hf $i)" bs=1M status=none &
+	pids="$pids $!"
+done
+# Until every writer is far enough ahead of its uploads to wait.
+for _ in $(seq 1 100); do
+	n=0
+	for i in 1 2 3 4; do
+		[ "$(stat -c %s "$(hf $i)" 2>/dev/null || echo 0)" -gt $((80 << 20)) ] && n=$((n + 1))
+	done
+	[ $n = 4 ] && break
+	sleep 0.1
+done
+[ $n = 4 ] || fail "four writers did not get ahead of a 1 MB/s store"
+sleep 1
+tot() { t=0; for i in 1 2 3 4; do t=$((t + $(stat -c %s "$(hf $i)"))); done; echo $t; }
+a=$(tot); sleep 1; b=$(tot)
+echo "the writers wrote $(( (b - a) >> 20 )) MiB in 1 s"
+[ $((b - a)) -lt $((16 << 20)) ] || fail "the writers are not held back"
+timeout 5 cat "$L/.snapfs/status" >/dev/null || fail "status while writers are held"
+timeout 5 head -c $((8 << 20)) "$m/series/$S/1/g/f" | cmp -n $((8 << 20)) - "$T/src/f" || fail "reading series/ while writers are held"
+timeout 5 sh -c "mkdir -p '$m/control/other/g' && echo small >'$m/control/other/g/s'" || fail "another label's create and close while writers are held"
+running=0
+for p in $pids; do kill -0 "$p" 2>/dev/null && running=$((running + 1)); done
+echo "writers still held after the checks: $running of 4"
+[ "$running" -gt 0 ] || fail "the writers finished first: nothing was shown"
+kill -9 "$MOUNT_PID"
+for p in $pids; do wait "$p" 2>/dev/null || true; done
+wait "$MOUNT_PID" 2>/dev/null || true
+fusermount3 -uz "$m" 2>/dev/null || true
+mount_repo "$r" "$m" -o stage_dir="$T/stage"
+[ "$(cat "$m/control/other/g/s")" = small ] || fail "the small file closed while writers were held"
+# Closed before the kill, or not there at all: never a part.
+for i in 1 2 3 4; do
+	[ ! -e "$(hf $i)" ] || cmp "$T/src/h" "$(hf $i)" || fail "h$i after kill -9"
+done
