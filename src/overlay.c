@@ -962,7 +962,12 @@ int ovl_gate_close(struct ovl *o, double wait_s)
 		deadline_after(left, &ts);
 		pthread_cond_timedwait(&o->cv, &o->lock, &ts);
 	}
-	if (o->writers > 0) {
+	if (o->writers == 0 && o->lost_commit) {
+		o->lost_commit = 0;
+		rc = ovl_lost_error(o);
+		o->closed_gate = 0;
+		pthread_cond_broadcast(&o->cv);
+	} else if (o->writers > 0) {
 		for (size_t i = 0; i < o->nodes.cap; i++) {
 			struct onode *n = itab_at(&o->nodes, i);
 
@@ -1030,11 +1035,9 @@ int ovl_sync(struct ovl *o, uint64_t *refused)
 		if (rc == 0)
 			o->synced = at;
 	}
-	if (rc == 0 && o->lostmsg[0]) {
-		rc = snap_seterr(SNAP_EIO, "the latest changes to the tree did "
-				 "not reach the stage and are undone (%s)",
-				 o->lostmsg);
-		o->lostmsg[0] = 0;
+	if (rc == 0 && o->lost_log) {
+		o->lost_log = 0;
+		rc = ovl_lost_error(o);
 	}
 	if (o->o.stage_max && stage_data_usage(o->st, &used) == 0) {
 		o->used = used;
@@ -1217,6 +1220,14 @@ static void batch_check(struct ovl *o)
 	o->lost = stage_lost(o->st);
 	o->gen++;
 	snprintf(o->lostmsg, sizeof(o->lostmsg), "%s", snap_errmsg());
+	o->lost_log = o->lost_close = o->lost_commit = 1;
+}
+
+int ovl_lost_error(struct ovl *o)
+{
+	return snap_seterr(SNAP_EIO, "the latest changes to the tree did not "
+			   "reach the stage and are undone (%s): copy them "
+			   "again", o->lostmsg);
 }
 
 void ovl_unlock(struct ovl *o)

@@ -273,7 +273,8 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 }
 
 /* A file whose stream failed says so once (its bytes are still local:
- * nothing is lost, but the store is failing). */
+ * nothing is lost, but the store is failing); so do changes a failed
+ * batch undid, to the first close or fsync after. */
 static int stream_error(struct ovl *o, struct ovl_file *f)
 {
 	struct onode *n;
@@ -286,6 +287,9 @@ static int stream_error(struct ovl *o, struct ovl_file *f)
 		rc = snap_seterr(SNAP_EIO, "%s: streaming it failed (%s); it "
 				 "stays staged for the commit", f->label,
 				 o->serrmsg);
+	} else if (o->lost_close) {
+		o->lost_close = 0;
+		rc = ovl_lost_error(o);
 	}
 	ovl_unlock(o);
 	return rc;

@@ -135,7 +135,12 @@ struct ovl {
 	pthread_cond_t bcv;
 	int batcher_live, batch_armed, closing;
 	uint64_t lost;     /* stage_lost() seen */
-	char lostmsg[256]; /* why, until the next ovl_sync() reports it */
+	/* Undone changes are told once each to the log (ovl_sync), to the
+	 * next close or fsync of a written file, and to the next commit:
+	 * a process that copied into the tree sees a failure, and so does
+	 * a script that commits without looking. */
+	char lostmsg[256];
+	int lost_log, lost_close, lost_commit;
 };
 
 /* A change reaches the stage's database this long after the batch it
@@ -207,6 +212,8 @@ int ovl_merge_dir(struct ovl *o, const struct onode *d,
 			       const struct tent *e, uint64_t ino),
 		     void *ctx);
 int onode_dir_empty(struct ovl *o, const struct onode *d);
+/* SNAP_EIO naming the changes a failed batch undid; o->lock held. */
+int ovl_lost_error(struct ovl *o);
 /* Streaming (o->lock held unless said).  change: before a change of
  * [off, end) of n's content (a truncate, an fallocate) stops its stream
  * if that lies behind the cut point, and brings the stored chunks it

@@ -306,6 +306,44 @@ if [ "$STORE" = file ]; then
 	remount
 fi
 
+say "a stage disk that fails for a moment: the undone changes fail the next close and the next commit"
+if [ -x "${SYSFILTER:-}" ]; then
+	unmount_repo "$m" "$MOUNT_PID"
+	# Every pwrite of the daemon fails with EIO while $T/eio exists.
+	printf '#!/bin/sh\nexec "%s" -f pwrite64=EIO:%s -- "%s" "$@"\n' \
+		"$SYSFILTER" "$T/eio" "$SNAPFS" >"$T/snapfs-eio"
+	chmod +x "$T/snapfs-eio"
+	real=$SNAPFS
+	SNAPFS="$T/snapfs-eio"
+	remount
+	SNAPFS=$real
+	echo before >"$c/g/before" || fail "a file before the failure"
+	touch "$T/eio"
+	# Namespace changes wait for the batch, which cannot be written.
+	mkdir "$c/g/undone" && ln -s before "$c/g/undone-link" ||
+		fail "mkdir and symlink (they return before the batch)"
+	sleep 1
+	rm -f "$T/eio"
+	echo after >"$T/after"
+	expect_fail 1 "failed to close.*Input/output error" cp "$T/after" "$c/g/after"
+	grep -q "did not reach the stage and are undone" "$T/snapfs.log" || fail "no log line for the undone changes"
+	expect_fail 1 "Input/output error" touch "$c/.snapfs/commit"
+	grep -q "undone" "$c/.snapfs/status" || fail "status does not say the changes were undone"
+	[ ! -e "$c/g/undone" ] || fail "an undone mkdir still shows"
+	# Copied again, the commit takes everything.
+	mkdir -p "$c/g/undone"
+	ln -sf before "$c/g/undone-link"
+	touch "$c/.snapfs/commit" || fail "the commit after copying again"
+	n=$(ls "$m/series/$S" | sort -n | tail -1)
+	for f in before after undone undone-link; do
+		[ -e "$m/series/$S/$n/g/$f" ] || [ -L "$m/series/$S/$n/g/$f" ] || fail "$f missing from backup $n"
+	done
+	[ "$(cat "$m/series/$S/$n/g/after")" = after ] || fail "after in the backup"
+	fusermount3 -u "$m"
+	wait "$MOUNT_PID" 2>/dev/null || true
+	remount
+fi
+
 say "a stage whose base is gone, or whose repository changed, is discarded"
 echo orphaned >"$c/g/orphaned"
 unmount_repo "$m" "$MOUNT_PID"

@@ -4,10 +4,12 @@
  * refuses a system call, a file system without a feature, another process
  * acting at an exact moment, a kill at an exact point of a restore.
  *
- * usage: sysfilter [-e SYSCALL=ERRNO]... [-x SYSCALL[@N]=COMMAND]... [-c]
- *                  -- PROG [ARG]...
+ * usage: sysfilter [-e SYSCALL=ERRNO]... [-f SYSCALL=ERRNO:FILE]...
+ *                  [-x SYSCALL[@N]=COMMAND]... [-c] -- PROG [ARG]...
  *   -e  SYSCALL fails with ERRNO and does nothing, as when a container's
  *       seccomp profile denies it (openat2=EPERM, renameat2=EINVAL)
+ *   -f  the same while FILE exists: a disk that fails for a while
+ *       (pwrite64=EIO:/tmp/bad)
  *   -x  each time PROG enters SYSCALL (only the Nth time with @N), runs
  *       `sh -c COMMAND` with PROG's pid in $SYSFILTER_PID; the call goes on
  *       when COMMAND is done, so COMMAND sees the moment just before it
@@ -49,13 +51,13 @@
 #define EX_BROKEN 125
 #define EX_SKIP 77
 
-enum action { A_ERRNO, A_HOOK, A_CLOSE };
+enum action { A_ERRNO, A_HOOK, A_CLOSE, A_FAILIF };
 
 struct rule {
 	enum action a;
 	int nr, err;
 	long nth, seen; /* nth 0: every call */
-	const char *cmd;
+	const char *cmd; /* A_HOOK: the command; A_FAILIF: the file */
 };
 
 static struct rule rules[MAX_RULES];
@@ -87,6 +89,7 @@ static const struct {
 static void usage(void)
 {
 	fprintf(stderr, "usage: sysfilter [-e SYSCALL=ERRNO]... "
+			"[-f SYSCALL=ERRNO:FILE]... "
 			"[-x SYSCALL[@N]=COMMAND]... [-c] -- PROG [ARG]...\n");
 	exit(2);
 }
@@ -102,12 +105,13 @@ static int syscall_nr(const char *name, size_t len)
 	exit(2);
 }
 
-static int errno_value(const char *name)
+static int errno_value(const char *name, size_t len)
 {
 	for (size_t i = 0; i < sizeof(errnos) / sizeof(errnos[0]); i++)
-		if (!strcmp(errnos[i].name, name))
+		if (strlen(errnos[i].name) == len &&
+		    !strncmp(errnos[i].name, name, len))
 			return errnos[i].err;
-	fprintf(stderr, "sysfilter: unknown errno '%s'\n", name);
+	fprintf(stderr, "sysfilter: unknown errno '%.*s'\n", (int)len, name);
 	exit(2);
 }
 
@@ -127,7 +131,16 @@ static void add_rule(enum action a, const char *spec)
 	at = memchr(spec, '@', eq - spec);
 	r->nr = syscall_nr(spec, (at ? at : eq) - spec);
 	if (a == A_ERRNO) {
-		r->err = errno_value(eq + 1);
+		r->err = errno_value(eq + 1, strlen(eq + 1));
+		return;
+	}
+	if (a == A_FAILIF) {
+		const char *colon = strchr(eq + 1, ':');
+
+		if (!colon || !colon[1])
+			usage();
+		r->err = errno_value(eq + 1, colon - eq - 1);
+		r->cmd = colon + 1;
 		return;
 	}
 	r->nth = at ? strtol(at + 1, NULL, 10) : 0;
@@ -267,6 +280,13 @@ static int handle(int listener, pid_t child)
 	memset(&resp, 0, sizeof(resp));
 	resp.id = req.id;
 	resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+	for (int i = 0; i < nrules; i++)
+		if (rules[i].a == A_FAILIF && rules[i].nr == req.data.nr &&
+		    access(rules[i].cmd, F_OK) == 0) {
+			resp.flags = 0;
+			resp.error = -rules[i].err;
+			break;
+		}
 	/* ENOENT: the caller is gone (a COMMAND killed it). */
 	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) && errno != ENOENT)
 		return -1;
@@ -278,9 +298,10 @@ int main(int argc, char **argv)
 	int sv[2], listener = -1, pidfd, notify = 0, broken = 0, st, c;
 	pid_t pid;
 
-	while ((c = getopt(argc, argv, "+e:x:c")) != -1) {
+	while ((c = getopt(argc, argv, "+e:f:x:c")) != -1) {
 		switch (c) {
 		case 'e': add_rule(A_ERRNO, optarg); break;
+		case 'f': add_rule(A_FAILIF, optarg); break;
 		case 'x': add_rule(A_HOOK, optarg); break;
 		case 'c': add_rule(A_CLOSE, ""); break;
 		default: usage();
