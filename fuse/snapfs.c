@@ -240,9 +240,10 @@ static void bdi_set(const char *name, const char *val)
 	}
 }
 
-/* Read-ahead as large as a sequential reader's requests; at most 48 MiB
+/* Read-ahead as large as a sequential reader's requests; at most 32 MiB
  * dirty (the kernel's default is 1 % of the dirty limit, which grows
- * with memory): see max_background in sl_init(). */
+ * with memory), which bounds the writes held back, in the stage already:
+ * see max_background in sl_init(). */
 static void set_bdi(void)
 {
 	unsigned long long cur = 0;
@@ -256,8 +257,8 @@ static void set_bdi(void)
 			cur = 0;
 		fclose(f);
 	}
-	if (cur > (48ULL << 20))
-		bdi_set("max_bytes", "50331648\n");
+	if (cur > (32ULL << 20))
+		bdi_set("max_bytes", "33554432\n");
 }
 
 static void after_init(void)
@@ -293,7 +294,7 @@ static void sl_init(void *ud, struct fuse_conn_info *conn)
 	 * the kernel's queue of background requests, which RELEASE and
 	 * read-ahead share: of the default 12, a large rsync could take
 	 * all.  The bdi's dirty limit (max_bytes, set in after_init())
-	 * bounds the writes in flight to 48 of 1 MiB. */
+	 * bounds the writes in flight to 32 of 1 MiB. */
 	conn->max_background = 64;
 	conn->congestion_threshold = 56;
 	if (G.acl && (conn->capable & FUSE_CAP_POSIX_ACL))

@@ -23,8 +23,12 @@
  * stores it with bit 63 set), so numbers are stable while the mount lives.
  *
  * Writes: a file opened for writing gets a local copy, data/<ino> in the
- * stage (whole, except with O_TRUNC); reads of it come from there, so a
- * reader sees every write.  Errors reach the caller: a failed local write
+ * stage (whole, except with O_TRUNC, and except a base file of
+ * STREAM_START bytes or more when the next backup continues its series:
+ * its copy starts as holes over the base's chunks, recorded as stored
+ * ones, so a write brings back only the chunks it touches, and a rewrite
+ * from the start streams); reads of it come from there, so a reader sees
+ * every write.  Errors reach the caller: a failed local write
  * is the write's error, and one that could not be reported (none today)
  * would be flush's.  A file filled by reference (ovl_copy_ref) has no
  * local copy until its next change.

@@ -28,7 +28,8 @@ static int start_writing(struct ovl *o, struct onode *n, int truncate)
 {
 	int rc = onode_copy_up(o, n);
 
-	rc = rc ? rc : onode_materialize(o, n, truncate);
+	if (rc == 0 && (truncate || ostream_fill_ref(o, n->ino)))
+		rc = onode_materialize(o, n, truncate);
 	if (rc == 0 && truncate)
 		rc = ostream_change(o, n, 0, UINT64_MAX);
 	if (rc == 0 && truncate && n->si.size) {
@@ -217,6 +218,8 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	int rc = 0, flying;
 
 	ovl_lock(o);
+	if (f->fd < 0 && f->wr)
+		(void)ostream_fill_ref(o, f->ino); /* else copied */
 	rc = onode_get(o, f->ino, &nd);
 	rc = rc ? rc : writable_fd(o, f, nd);
 	rc = rc ? rc : stage_reserve(o->st, n);

@@ -58,6 +58,7 @@ struct onode {
 	int settled;
 	int serr;    /* streaming failed: flush and fsync say so once */
 	int nostream; /* a stream of it stopped: it is staged whole */
+	int inplace;  /* filled by reference: its first write may stream */
 	uint64_t *fly; /* offsets of its writes in flight */
 	size_t nfly, flycap;
 	/* data/<ino>'s blocks, as of o->dchanges == blocks_at */
@@ -233,6 +234,13 @@ int ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 		  uint64_t len, int ok, void *req);
 void ostream_seal(struct ovl *o, uint64_t ino, int fd);
 int ostream_has(struct ovl *o, uint64_t ino);
+/* A large base file about to be written without O_TRUNC, when the next
+ * backup continues the base's series: data/<ino> starts as holes over
+ * stored chunks, the base's, instead of a copy, so a write brings back
+ * only the chunks it touches and a rewrite from the start (rsync
+ * --inplace) streams.  0: done; SNAP_EUNSUPP: copy it
+ * (onode_materialize). */
+int ostream_fill_ref(struct ovl *o, uint64_t ino);
 int ostream_read(struct ovl *o, uint64_t ino, int fd, uint64_t fsize,
 		 uint64_t off, size_t size, struct vfs_read *rd, int *done);
 void ostream_settle(struct ovl *o);

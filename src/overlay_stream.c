@@ -225,17 +225,20 @@ static int park(struct ovl *o, uint64_t ino, void *req, uint64_t len)
 	return 1;
 }
 
-/* A pass ended: the writes held back go on, but those of a file that
- * another pass is cutting, which wait for that pass.  None is left once
- * no pass runs. */
-static void unpark(struct ovl *o)
+/* Writes held back go on once their stream is close enough behind (a
+ * pass ended), or, with force, once no pass cuts it (its runner left:
+ * nobody else would let them go).  None is left once no pass runs. */
+static void unpark(struct ovl *o, int force)
 {
 	struct opark **pp = &o->parked, *p;
 
 	while ((p = *pp)) {
 		struct ostream *sm = o->nbusy ? sm_find(o, p->ino) : NULL;
 
-		if (sm && sm->busy) {
+		if (sm && (sm->busy ||
+			   (!force && !sm->stopped && !sm->sealed &&
+			    o->ss_state != SS_OFF &&
+			    sm->hi - sm->chunked > STREAM_AHEAD))) {
 			pp = &p->next;
 			continue;
 		}
@@ -453,12 +456,68 @@ static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
 	sm->dlo = sm->dhi = 0;
 	settle_all(o);
 	free(c.v);
-	unpark(o);
+	unpark(o, 0);
 	if (o->swaiting)
 		pthread_cond_broadcast(&o->cv);
 }
 
 /* ---- the overlay's hooks ---------------------------------------------------- */
+
+int ostream_fill_ref(struct ovl *o, uint64_t ino)
+{
+	struct centry *pin = NULL;
+	const struct tent *e = NULL;
+	struct stage_meta m;
+	struct onode *n = onode_find(o, ino);
+	int rc, fd = -1;
+
+	if (!n || !n->staged || n->si.data || !n->si.has_orig ||
+	    !n->si.oname || n->si.size < STREAM_START || n->si.nlink > 1 ||
+	    !o->o.stream_open || stage_get_meta(o->st, &m))
+		return SNAP_EUNSUPP;
+	/* The stored chunks are the base's: the next backup continues its
+	 * series, which the stage names for them. */
+	if (m.full || !m.base_series[0] || strcmp(m.base_series, o->base.series) ||
+	    (m.stream_series[0] && strcmp(m.stream_series, m.base_series)))
+		return SNAP_EUNSUPP;
+	SNAP_TRY(onode_base_entry(o, n, &pin, &e));
+	rc = e && e->type == ET_REG && e->size == n->si.size
+		     ? stage_begin(o->st)
+		     : SNAP_EUNSUPP;
+	if (rc == 0) {
+		if (!m.stream_series[0]) {
+			memcpy(m.stream_series, m.base_series, SERIES_MAX);
+			rc = stage_put_meta(o->st, &m);
+		}
+		rc = rc ? rc
+			: stage_data_open(o->st, ino,
+					  O_RDWR | O_CREAT | O_TRUNC, &fd);
+		if (rc == 0 && ftruncate(fd, (off_t)e->size))
+			rc = snap_syserr(errno, "staging %s", n->name);
+		for (size_t i = 0; rc == 0 && i < e->nchunks; i++)
+			rc = stage_sref_add(o->st, ino, &e->chunks[i]);
+		if (rc == 0) {
+			n->si.data = 1;
+			n->si.srefs = e->size;
+			rc = onode_put(o, n);
+		}
+		rc = stage_end(o->st, rc);
+		if (fd >= 0)
+			close(fd);
+		o->dchanges++;
+		if (rc) {
+			n->si.data = 0;
+			n->si.srefs = 0;
+			stage_data_unlink(o->st, ino);
+		}
+	}
+	cache_release(o->o.c, pin);
+	if (rc)
+		return SNAP_EUNSUPP;
+	memcpy(o->sseries, m.stream_series, SERIES_MAX);
+	n->inplace = 1;
+	return 0;
+}
 
 /* Stored chunks over [off, end) come back into data/<ino>; with end
  * UINT64_MAX (a truncate to off) those wholly past off are dropped
@@ -566,7 +625,7 @@ int ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 	struct ostream *sm;
 	struct onode *n;
 	uint64_t to;
-	int parked = 0;
+	int parked = 0, ran = 0, inplace;
 
 	ovl_lock(o);
 	n = onode_find(o, ino);
@@ -589,9 +648,15 @@ int ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 	    o->ss_state == SS_OFF || n->nostream)
 		goto out;
 	sm = sm_find(o, ino);
-	/* A file is streamed from its start by a writer that extends it. */
-	if (!sm && (off + len < n->si.size || n->si.size < STREAM_START ||
-		    n->si.srefs || n->si.nlink > 1 || o->nsms >= STREAM_FILES))
+	inplace = n->inplace;
+	n->inplace = 0;
+	/* A file is streamed from its start by a writer that extends it,
+	 * or that rewrites it from its start in place. */
+	if (!sm && (o->nsms >= STREAM_FILES ||
+		    (inplace ? off >= STREAM_WINDOW
+			     : off + len < n->si.size || n->si.srefs ||
+				       n->si.size < STREAM_START ||
+				       n->si.nlink > 1)))
 		goto out;
 	if (!sm && !(sm = sm_new(o, ino)))
 		goto out;
@@ -614,6 +679,7 @@ int ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 		    hold_take(o)) {
 			run_pass(o, sm, fd, to, 0);
 			hold_drop(o);
+			ran = 1;
 			if (!(sm = sm_find(o, ino)) || sm->chunked == at)
 				break;
 			continue;
@@ -630,6 +696,8 @@ int ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 			break;
 	}
 out:
+	if (ran || !o->nbusy)
+		unpark(o, 1);
 	ovl_unlock(o);
 	return parked;
 }
@@ -653,6 +721,7 @@ void ostream_seal(struct ovl *o, uint64_t ino, int fd)
 	    hold_take(o)) {
 		run_pass(o, sm, fd, n->si.size, 1);
 		hold_drop(o);
+		unpark(o, 1);
 	}
 	ovl_unlock(o);
 }
@@ -730,7 +799,7 @@ void ostream_reset(struct ovl *o)
 {
 	struct stage_meta m;
 
-	unpark(o);
+	unpark(o, 1);
 	for (size_t i = 0; i < o->nsms; i++) {
 		free(o->sms[i]->pend);
 		free(o->sms[i]);

@@ -12,20 +12,25 @@ m="$T/m"
 mount_repo "$r" "$m" -o stage_dir="$T/stage"
 L="$m/control/big"
 data_kb() { du -sk "$T/stage/big/data" | cut -f1; }
+# stage_peak CMD...: runs CMD, sets peak to the most KiB the stage's data
+# held meanwhile.
+stage_peak() {
+	"$@" &
+	sp=$!
+	peak=0
+	while kill -0 $sp 2>/dev/null; do
+		k=$(data_kb)
+		[ "$k" -gt "$peak" ] && peak=$k
+		sleep 0.1
+	done
+	wait $sp
+}
 
 say "a 256 MiB file streams: the stage holds a window of it"
 mkdir -p "$T/src"
 head -c 268435456 /dev/urandom >"$T/src/f"
 mkdir -p "$L/g"
-dd if="$T/src/f" of="$L/g/f" bs=1M status=none &
-DD=$!
-peak=0
-while kill -0 $DD 2>/dev/null; do
-	k=$(data_kb)
-	[ "$k" -gt "$peak" ] && peak=$k
-	sleep 0.1
-done
-wait $DD || fail "dd into control/"
+stage_peak dd if="$T/src/f" of="$L/g/f" bs=1M status=none || fail "dd into control/"
 after=$(data_kb)
 echo "stage data: peak $peak KiB while writing, $after KiB after close"
 [ "$peak" -lt 131072 ] || fail "the stage held $peak KiB of a 256 MiB file"
@@ -159,6 +164,47 @@ if [ "$STORE" = file ] && [ -n "$d" ] && chattr +i "$d" 2>/dev/null; then
 else
 	echo "   (a local store and chattr +i are needed: skipped)"
 fi
+
+say "rsync --inplace over a stored file streams: no local copy of it"
+unmount_repo "$m" "$MOUNT_PID"
+mount_repo "$r" "$m" -o stage_dir="$T/stage"
+n=$(ls "$m/series/$S" | sort -n | tail -1)
+cmp "$T/src/f" "$L/g/f" || fail "f before the in-place rewrite"
+cp "$T/src/f" "$T/src/f2"
+dd if=/dev/urandom of="$T/src/f2" bs=1M count=3 seek=100 conv=notrunc status=none
+stage_peak rsync --inplace "$T/src/f2" "$L/g/f" || fail "rsync --inplace"
+echo "stage data: peak $peak KiB while rewriting a 256 MiB file in place"
+[ "$peak" -lt 131072 ] || fail "the stage held $peak KiB of a 256 MiB file rewritten in place"
+cmp "$T/src/f2" "$L/g/f" || fail "the file rewritten in place"
+touch "$L/.snapfs/commit" || fail "commit after the in-place rewrite"
+n=$((n + 1))
+cmp "$T/src/f2" "$m/series/$S/$n/g/f" || fail "the in-place rewrite in backup $n"
+
+say "a database-like writer: random writes into a stored file are exact"
+python3 - "$L/g/f" "$T/src/f2" <<'EOF'
+import os, random, sys
+rnd = random.Random(7)
+size = os.path.getsize(sys.argv[2])
+fds = [os.open(p, os.O_RDWR) for p in sys.argv[1:]]
+for i in range(40):
+    off = rnd.randrange(0, size + (1 << 20))
+    data = os.urandom(rnd.choice([1, 512, 4096, 65536, 300000]))
+    for fd in fds:
+        os.pwrite(fd, data, off)
+    if i % 10 == 9:
+        for fd in fds:
+            os.fsync(fd)
+for fd in fds:
+    os.close(fd)
+EOF
+cmp "$T/src/f2" "$L/g/f" || fail "the file after random writes"
+k=$(data_kb)
+echo "stage data after 40 random writes into a 256 MiB file: $k KiB"
+[ "$k" -lt 131072 ] || fail "random writes copied the file into the stage"
+touch "$L/.snapfs/commit" || fail "commit after random writes"
+n=$((n + 1))
+cmp "$T/src/f2" "$m/series/$S/$n/g/f" || fail "random writes in backup $n"
+snapctl -r "$r" check --read-data >/dev/null || fail "check --read-data after the in-place writers"
 
 say "writers held back by a slow store leave half the loop's threads to others"
 unmount_repo "$m" "$MOUNT_PID"
