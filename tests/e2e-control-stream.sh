@@ -33,8 +33,10 @@ mkdir -p "$L/g"
 stage_peak dd if="$T/src/f" of="$L/g/f" bs=1M status=none || fail "dd into control/"
 after=$(data_kb)
 echo "stage data: peak $peak KiB while writing, $after KiB after close"
-[ "$peak" -lt 131072 ] || fail "the stage held $peak KiB of a 256 MiB file"
-[ "$after" -lt 65536 ] || fail "the stage keeps $after KiB after close"
+# The bound (snapfs(1)): the 8 MiB window, 48 MiB a writer may be ahead,
+# 32 MiB of writes in flight, and the packs in flight (4 of 16 MiB).
+[ "$peak" -lt 163840 ] || fail "the stage held $peak KiB of a 256 MiB file"
+[ "$after" -lt 98304 ] || fail "the stage keeps $after KiB after close"
 cmp "$T/src/f" "$L/g/f" || fail "reading the streamed file back"
 
 say "writes behind the cut point keep it exact"
@@ -174,7 +176,7 @@ cp "$T/src/f" "$T/src/f2"
 dd if=/dev/urandom of="$T/src/f2" bs=1M count=3 seek=100 conv=notrunc status=none
 stage_peak rsync --inplace "$T/src/f2" "$L/g/f" || fail "rsync --inplace"
 echo "stage data: peak $peak KiB while rewriting a 256 MiB file in place"
-[ "$peak" -lt 131072 ] || fail "the stage held $peak KiB of a 256 MiB file rewritten in place"
+[ "$peak" -lt 163840 ] || fail "the stage held $peak KiB of a 256 MiB file rewritten in place"
 cmp "$T/src/f2" "$L/g/f" || fail "the file rewritten in place"
 touch "$L/.snapfs/commit" || fail "commit after the in-place rewrite"
 n=$((n + 1))
