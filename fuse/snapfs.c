@@ -43,7 +43,8 @@
 #include "wire.h"
 
 struct options {
-	char *key_file, *password_file;
+	char *key_file, *password_file, *key_command, *password_command;
+	char *key_format;
 	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
 	char *readahead, *stage_dir, *commit_wait, *commit_idle, *on_conflict;
 	char *stage_max, *limit_upload, *limit_download;
@@ -885,8 +886,15 @@ static const char usage[] =
 	"  -h, --help            this help;  -V, --version  versions\n"
 	"\n"
 	"snapfs options (-o):\n"
-	"  key_file=F            raw 16/24/32-byte key (or SNAPFS_KEY_FILE)\n"
+	"  key_file=F            16/24/32-byte key, raw or base64 (or\n"
+	"                        SNAPFS_KEY_FILE)\n"
+	"  key_command=CMD       the key is what CMD prints (or\n"
+	"                        SNAPFS_KEY_COMMAND; a comma in CMD is \\,)\n"
+	"  key_format=FMT        auto (default), raw or base64 (or\n"
+	"                        SNAPFS_KEY_FORMAT)\n"
 	"  password_file=F       passphrase file (or SNAPFS_PASSWORD_FILE)\n"
+	"  password_command=CMD  the passphrase is what CMD prints (or\n"
+	"                        SNAPFS_PASSWORD_COMMAND)\n"
 	"  refresh=SECONDS       list new backups at most this often (30)\n"
 	"  cache_mem=SIZE        decoded chunks kept in memory (64M)\n"
 	"  cache_dir=DIR         disk cache (remote stores: ~/.cache/snapfs,\n"
@@ -930,6 +938,9 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	OPT("key_file=%s", key_file),
 	OPT("password_file=%s", password_file),
+	OPT("key_command=%s", key_command),
+	OPT("password_command=%s", password_command),
+	OPT("key_format=%s", key_format),
 	OPT("refresh=%s", refresh),
 	OPT("cache_mem=%s", cache_mem),
 	OPT("cache_dir=%s", cache_dir),
@@ -984,6 +995,12 @@ static int opt_proc(void *data, const char *arg, int key,
 /* The daemon's start-up reports to the invoking process through a pipe:
  * "" (closed) or a message means failure, "ok" success. */
 static int report_fd = -1;
+
+/* A key or password file others may read. */
+static void key_warning(const char *msg)
+{
+	logmsg(LOG_WARNING, "warning: %s", msg);
+}
 
 static void startup_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
@@ -1193,9 +1210,29 @@ int main(int argc, char **argv)
 	    size_opt("limit_download", o.limit_download, 0,
 		     &ko.store.limit_down))
 		goto out;
-	ko.key_file = o.key_file ? o.key_file : getenv("SNAPFS_KEY_FILE");
-	ko.password_file =
-		o.password_file ? o.password_file : getenv("SNAPFS_PASSWORD_FILE");
+	/* Options win over the environment, a source over another's. */
+	ko.key.file = o.key_file;
+	ko.key.command = o.key_command;
+	if (!keysrc_given(&ko.key)) {
+		ko.key.file = getenv("SNAPFS_KEY_FILE");
+		if (!ko.key.file)
+			ko.key.command = getenv("SNAPFS_KEY_COMMAND");
+	}
+	ko.pass.file = o.password_file;
+	ko.pass.command = o.password_command;
+	if (!keysrc_given(&ko.pass)) {
+		ko.pass.file = getenv("SNAPFS_PASSWORD_FILE");
+		if (!ko.pass.file)
+			ko.pass.command = getenv("SNAPFS_PASSWORD_COMMAND");
+	}
+	if ((o.key_format || getenv("SNAPFS_KEY_FORMAT")) &&
+	    keysrc_format(o.key_format ? o.key_format
+				       : getenv("SNAPFS_KEY_FORMAT"),
+			  &ko.key.format)) {
+		startup_error("%s", snap_errmsg());
+		goto out;
+	}
+	ko.key.warn = ko.pass.warn = key_warning;
 	ko.store.anonymous = o.anonymous;
 	if (o.parallel) {
 		char *end;
@@ -1351,6 +1388,9 @@ out_free:
 	free(co.mountpoint);
 	free(o.key_file);
 	free(o.password_file);
+	free(o.key_command);
+	free(o.password_command);
+	free(o.key_format);
 	free(o.refresh);
 	free(o.cache_mem);
 	free(o.cache_dir);

@@ -20,70 +20,6 @@
 #define SCRYPT_P 1
 #define KEY_CHECK_MSG "snapfs key check"
 
-static int read_small_file(const char *path, const char *what, uint8_t *buf,
-			   size_t cap, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	/* Any failure to read key material is a key problem to the user. */
-	if (fd < 0) {
-		snap_syserr(errno, "%s %s", what, path);
-		return SNAP_EKEY;
-	}
-	n = read(fd, buf, cap);
-	close(fd);
-	if (n < 0) {
-		snap_syserr(errno, "%s %s", what, path);
-		return SNAP_EKEY;
-	}
-	*len = n;
-	return 0;
-}
-
-int read_key_file(const char *path, uint8_t key[32], size_t *len)
-{
-	uint8_t buf[64];
-	size_t n;
-
-	SNAP_TRY(read_small_file(path, "key file", buf, sizeof(buf), &n));
-	/* Tolerate the newline an editor or echo adds to a raw key. */
-	if ((n == 17 || n == 25 || n == 33) && buf[n - 1] == '\n')
-		n--;
-	if (n != 16 && n != 24 && n != 32) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return snap_seterr(SNAP_EKEY,
-				   "key file %s: must hold 16, 24 or 32 bytes "
-				   "(AES-128/192/256), it has %zu%s",
-				   path, n, n >= 64 ? " or more" : "");
-	}
-	memcpy(key, buf, n);
-	*len = n;
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return 0;
-}
-
-int read_password_file(const char *path, char **pass)
-{
-	uint8_t buf[1024];
-	size_t n;
-	char *nl;
-
-	SNAP_TRY(read_small_file(path, "password file", buf, sizeof(buf) - 1,
-				 &n));
-	buf[n] = 0;
-	nl = memchr(buf, '\n', n);
-	if (nl)
-		*nl = 0;
-	if (!buf[0]) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return snap_seterr(SNAP_EKEY, "password file %s is empty", path);
-	}
-	*pass = strdup((char *)buf);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return *pass ? 0 : snap_seterr(SNAP_ENOMEM, "out of memory");
-}
-
 static json_t *hexj(const uint8_t *p, size_t n)
 {
 	char h[2 * 64 + 1];
@@ -154,14 +90,14 @@ int repo_init(const char *location, const struct open_opts *ko)
 		struct scrypt_params sp = {SCRYPT_N, SCRYPT_R, SCRYPT_P, {0}};
 		uint8_t kek[32], wrapped[32 + SEAL_OVERHEAD];
 
-		if (ko->key_file) {
-			rc = read_key_file(ko->key_file, master, &mlen);
+		if (keysrc_given(&ko->key)) {
+			rc = keysrc_key(&ko->key, master, &mlen);
 			if (rc)
 				goto out;
 			enc = json_pack("{s:s,s:s}", "cipher",
 					cipher_name(mlen), "key", "keyfile");
-		} else if (ko->password_file) {
-			rc = read_password_file(ko->password_file, &pass);
+		} else if (keysrc_given(&ko->pass)) {
+			rc = keysrc_pass(&ko->pass, &pass);
 			if (rc)
 				goto out;
 			mlen = 32;
@@ -185,8 +121,9 @@ int repo_init(const char *location, const struct open_opts *ko)
 		} else {
 			rc = snap_seterr(SNAP_EKEY,
 					 "an encrypted repository needs "
-					 "--encryption-key-file or "
-					 "--password-file (or --no-encryption)");
+					 "--encryption-key-file, --key-command, "
+					 "--password-file or --password-command "
+					 "(or --no-encryption)");
 			goto out;
 		}
 		rc = keys_derive(&k, master, mlen, id);
@@ -255,11 +192,12 @@ static int unlock(struct repo *r, json_t *enc, const struct open_opts *ko)
 		uint8_t kek[32], wrapped[32 + SEAL_OVERHEAD];
 		char aad[80];
 
-		if (!ko->password_file)
+		if (!keysrc_given(&ko->pass))
 			return snap_seterr(
 				SNAP_EKEY,
 				"repository is encrypted with a passphrase: "
-				"give --password-file or SNAPFS_PASSWORD_FILE");
+				"give --password-file or --password-command "
+				"(SNAPFS_PASSWORD_FILE, SNAPFS_PASSWORD_COMMAND)");
 		if (!json_is_integer(json_object_get(kdf, "N")) ||
 		    !json_is_integer(json_object_get(kdf, "r")) ||
 		    !json_is_integer(json_object_get(kdf, "p")) ||
@@ -270,7 +208,7 @@ static int unlock(struct repo *r, json_t *enc, const struct open_opts *ko)
 		sp.N = json_integer_value(json_object_get(kdf, "N"));
 		sp.r = json_integer_value(json_object_get(kdf, "r"));
 		sp.p = json_integer_value(json_object_get(kdf, "p"));
-		SNAP_TRY(read_password_file(ko->password_file, &pass));
+		SNAP_TRY(keysrc_pass(&ko->pass, &pass));
 		rc = kdf_scrypt(pass, strlen(pass), &sp, kek);
 		OPENSSL_cleanse(pass, strlen(pass));
 		free(pass);
@@ -286,12 +224,13 @@ static int unlock(struct repo *r, json_t *enc, const struct open_opts *ko)
 					   r->st->url);
 		mlen = 32;
 	} else if (strcmp(kind, "keyfile") == 0) {
-		if (!ko->key_file)
+		if (!keysrc_given(&ko->key))
 			return snap_seterr(
 				SNAP_EKEY,
 				"repository is encrypted with a key file: give "
-				"--encryption-key-file or SNAPFS_KEY_FILE");
-		SNAP_TRY(read_key_file(ko->key_file, master, &mlen));
+				"--encryption-key-file or --key-command "
+				"(SNAPFS_KEY_FILE, SNAPFS_KEY_COMMAND)");
+		SNAP_TRY(keysrc_key(&ko->key, master, &mlen));
 	} else {
 		return snap_seterr(SNAP_EUNSUPP,
 				   "snapfs.json: unknown key kind '%s'", kind);

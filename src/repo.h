@@ -22,6 +22,7 @@
 
 #include "chunker.h"
 #include "crypto.h"
+#include "keysrc.h"
 #include "manifest.h"
 #include "store.h"
 #include "tree.h"
@@ -35,8 +36,8 @@
 
 /* How to open (or create) a repository. */
 struct open_opts {
-	const char *key_file;      /* raw 16/24/32-byte key */
-	const char *password_file; /* first line is the passphrase */
+	struct key_source key;  /* 16/24/32-byte key (keysrc.h) */
+	struct key_source pass; /* first line is the passphrase */
 	int no_encryption;         /* init only */
 	int create_bucket;         /* init only: create bucket / container */
 	struct store_opts store;   /* parallelism, rate caps, anonymous */
@@ -160,7 +161,5 @@ int repo_read_tree(struct repo *r, const char *series, const struct ref *ref,
 		   struct tree *t);
 
 /* Reads the first line of a password file / a key file (for the CLI). */
-int read_key_file(const char *path, uint8_t key[32], size_t *len);
-int read_password_file(const char *path, char **pass);
 
 #endif

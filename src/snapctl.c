@@ -54,6 +54,7 @@ struct globals {
 	struct open_opts ko;
 	int json, quiet, threads;
 	int key_option; /* a key came from argv, not the environment */
+	int key_format_set;
 };
 
 static struct globals G;
@@ -84,8 +85,15 @@ static const char *usage_text =
 	"                               file:///path, s3://HOST[:PORT]/BUCKET[/PREFIX],\n"
 	"                               minio://HOST:PORT/BUCKET[/PREFIX] or\n"
 	"                               azure://ACCOUNT/CONTAINER[/PREFIX]\n"
-	"      --encryption-key-file F  raw 16/24/32-byte key (or SNAPFS_KEY_FILE)\n"
+	"      --encryption-key-file F  16/24/32-byte key, raw or base64 (or\n"
+	"                               SNAPFS_KEY_FILE)\n"
+	"      --key-command CMD        the key is what CMD prints (or\n"
+	"                               SNAPFS_KEY_COMMAND)\n"
+	"      --key-format FMT         auto (default), raw or base64 (or\n"
+	"                               SNAPFS_KEY_FORMAT)\n"
 	"      --password-file F        passphrase file (or SNAPFS_PASSWORD_FILE)\n"
+	"      --password-command CMD   the passphrase is what CMD prints (or\n"
+	"                               SNAPFS_PASSWORD_COMMAND)\n"
 	"      --json                   machine-readable output\n"
 	"  -q, --quiet                  no progress, no summary\n"
 	"      --threads N              worker threads (default: per CPU)\n"
@@ -166,6 +174,9 @@ static void info_cb(const char *msg, void *ctx)
 enum {
 	OPT_KEY = 256,
 	OPT_PASS,
+	OPT_KEYCMD,
+	OPT_PASSCMD,
+	OPT_KEYFMT,
 	OPT_JSON,
 	OPT_THREADS,
 	OPT_NOENC,
@@ -200,6 +211,9 @@ enum {
 	{"repo", required_argument, NULL, 'r'},                                \
 	{"encryption-key-file", required_argument, NULL, OPT_KEY},             \
 	{"password-file", required_argument, NULL, OPT_PASS},                  \
+	{"key-command", required_argument, NULL, OPT_KEYCMD},                  \
+	{"password-command", required_argument, NULL, OPT_PASSCMD},            \
+	{"key-format", required_argument, NULL, OPT_KEYFMT},                   \
 	{"json", no_argument, NULL, OPT_JSON},                                 \
 	{"quiet", no_argument, NULL, 'q'},                                     \
 	{"threads", required_argument, NULL, OPT_THREADS},                     \
@@ -233,8 +247,17 @@ static int common_opt(int c, const char *cmd)
 		return 1;
 	case OPT_ANON: G.ko.store.anonymous = 1; return 1;
 	case 'r': G.repo = optarg; return 1;
-	case OPT_KEY: G.ko.key_file = optarg; G.key_option = 1; return 1;
-	case OPT_PASS: G.ko.password_file = optarg; G.key_option = 1; return 1;
+	case OPT_KEY: G.ko.key.file = optarg; G.key_option = 1; return 1;
+	case OPT_PASS: G.ko.pass.file = optarg; G.key_option = 1; return 1;
+	case OPT_KEYCMD: G.ko.key.command = optarg; G.key_option = 1; return 1;
+	case OPT_PASSCMD: G.ko.pass.command = optarg; G.key_option = 1; return 1;
+	case OPT_KEYFMT:
+		if (keysrc_format(optarg, &G.ko.key.format)) {
+			usage_error(cmd, "%s", snap_errmsg());
+			return -1;
+		}
+		G.key_format_set = 1;
+		return 1;
 	case OPT_JSON: G.json = 1; return 1;
 	case 'q': G.quiet = 1; return 1;
 	case OPT_THREADS:
@@ -281,16 +304,35 @@ static int parse_args(int argc, char **argv, const char *cmd, const char *help,
 	return -1;
 }
 
+static void key_warning(const char *msg)
+{
+	fprintf(stderr, "%ssnapctl: warning: %s\n", clear_line(), msg);
+}
+
 static int open_repo(const char *cmd, struct repo **r)
 {
 	int rc;
 
 	if (!G.repo)
 		G.repo = getenv("SNAPFS_REPOSITORY");
-	if (!G.ko.key_file)
-		G.ko.key_file = getenv("SNAPFS_KEY_FILE");
-	if (!G.ko.password_file)
-		G.ko.password_file = getenv("SNAPFS_PASSWORD_FILE");
+	/* Options win over the environment, a source over another's. */
+	if (!keysrc_given(&G.ko.key)) {
+		G.ko.key.file = getenv("SNAPFS_KEY_FILE");
+		if (!G.ko.key.file)
+			G.ko.key.command = getenv("SNAPFS_KEY_COMMAND");
+	}
+	if (!keysrc_given(&G.ko.pass)) {
+		G.ko.pass.file = getenv("SNAPFS_PASSWORD_FILE");
+		if (!G.ko.pass.file)
+			G.ko.pass.command = getenv("SNAPFS_PASSWORD_COMMAND");
+	}
+	if (!G.key_format_set && getenv("SNAPFS_KEY_FORMAT") &&
+	    keysrc_format(getenv("SNAPFS_KEY_FORMAT"), &G.ko.key.format)) {
+		fprintf(stderr, "snapctl: SNAPFS_KEY_FORMAT: %s\n",
+			snap_errmsg());
+		return EX_USAGE;
+	}
+	G.ko.key.warn = G.ko.pass.warn = key_warning;
 	if (!G.repo) {
 		fprintf(stderr, "snapctl %s: no repository: use -r LOCATION or "
 				"set SNAPFS_REPOSITORY\n",
@@ -361,9 +403,10 @@ static int cmd_init(int argc, char **argv)
 	if (G.ko.no_encryption && G.key_option)
 		return usage_error("init", "--no-encryption and a key option "
 					   "do not go together");
-	if (G.ko.key_file && G.ko.password_file && !G.ko.no_encryption)
-		return usage_error("init", "give a key file or a password "
-					   "file, not both");
+	if (keysrc_given(&G.ko.key) && keysrc_given(&G.ko.pass) &&
+	    !G.ko.no_encryption)
+		return usage_error("init", "give a key or a passphrase, not "
+					   "both");
 	rc = repo_init(G.repo, &G.ko);
 	if (rc)
 		return die(rc, "init");

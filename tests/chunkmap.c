@@ -60,7 +60,7 @@ static int print_chunks(struct repo *r, const char *series,
 
 int main(int argc, char **argv)
 {
-	struct open_opts ko = {.key_file = getenv("SNAPFS_KEY_FILE")};
+	struct open_opts ko = {.key.file = getenv("SNAPFS_KEY_FILE")};
 	char series[SERIES_MAX], *spec, *num, *path;
 	struct manifest m;
 	struct repo *r;

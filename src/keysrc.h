@@ -1,0 +1,44 @@
+/*
+ * keysrc.h - where a repository's key or passphrase comes from: a file or
+ * the standard output of a command (`vault kv get -field=enc_key ...`), as
+ * restic and Borg take them.
+ *
+ * A key is 16, 24 or 32 bytes (AES-128/192/256), held raw or as base64 of
+ * them (Dgraph's Vault formats "raw" and "base64").  KEY_FORMAT_AUTO takes
+ * whichever reading is valid and refuses bytes valid both ways (24 bytes
+ * that are also base64 of 16, say): the user says which.  A passphrase is
+ * the first line.
+ *
+ * Secrets go only into memory the caller owns (and wipes): never into a
+ * message, an environment variable or a child's argv.  A command runs as
+ * `sh -c COMMAND` with stdin from /dev/null, its stdout read through a
+ * pipe and its stderr left to the user.  A file that group or others may
+ * read is used, with a warning through warn (NULL: none).  Every failure
+ * is SNAP_EKEY with a message naming the file or command, never its
+ * contents.
+ */
+#ifndef SNAPFS_KEYSRC_H
+#define SNAPFS_KEYSRC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { KEY_FORMAT_AUTO, KEY_FORMAT_RAW, KEY_FORMAT_BASE64 };
+
+struct key_source {
+	const char *file;    /* or */
+	const char *command;
+	int format;          /* KEY_FORMAT_*; keys only */
+	void (*warn)(const char *msg);
+};
+
+/* Is a source given?  Two (file and command) are SNAP_EINVAL from the
+ * loaders. */
+int keysrc_given(const struct key_source *ks);
+int keysrc_key(const struct key_source *ks, uint8_t key[32], size_t *len);
+/* *pass is malloc'd; wipe and free it. */
+int keysrc_pass(const struct key_source *ks, char **pass);
+/* "auto", "raw" or "base64"; SNAP_EINVAL otherwise. */
+int keysrc_format(const char *name, int *format);
+
+#endif
