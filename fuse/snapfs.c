@@ -1210,21 +1210,12 @@ int main(int argc, char **argv)
 	    size_opt("limit_download", o.limit_download, 0,
 		     &ko.store.limit_down))
 		goto out;
-	/* Options win over the environment, a source over another's. */
 	ko.key.file = o.key_file;
 	ko.key.command = o.key_command;
-	if (!keysrc_given(&ko.key)) {
-		ko.key.file = getenv("SNAPFS_KEY_FILE");
-		if (!ko.key.file)
-			ko.key.command = getenv("SNAPFS_KEY_COMMAND");
-	}
+	keysrc_env(&ko.key, "SNAPFS_KEY_FILE", "SNAPFS_KEY_COMMAND");
 	ko.pass.file = o.password_file;
 	ko.pass.command = o.password_command;
-	if (!keysrc_given(&ko.pass)) {
-		ko.pass.file = getenv("SNAPFS_PASSWORD_FILE");
-		if (!ko.pass.file)
-			ko.pass.command = getenv("SNAPFS_PASSWORD_COMMAND");
-	}
+	keysrc_env(&ko.pass, "SNAPFS_PASSWORD_FILE", "SNAPFS_PASSWORD_COMMAND");
 	if ((o.key_format || getenv("SNAPFS_KEY_FORMAT")) &&
 	    keysrc_format(o.key_format ? o.key_format
 				       : getenv("SNAPFS_KEY_FORMAT"),

@@ -23,6 +23,16 @@ int keysrc_given(const struct key_source *ks)
 	return ks->file || ks->command;
 }
 
+void keysrc_env(struct key_source *ks, const char *file_var,
+		const char *cmd_var)
+{
+	if (keysrc_given(ks))
+		return;
+	ks->file = getenv(file_var);
+	if (!ks->file)
+		ks->command = getenv(cmd_var);
+}
+
 int keysrc_format(const char *name, int *format)
 {
 	static const char *const names[] = {"auto", "raw", "base64"};

@@ -38,6 +38,10 @@ int keysrc_given(const struct key_source *ks);
 int keysrc_key(const struct key_source *ks, uint8_t key[32], size_t *len);
 /* *pass is malloc'd; wipe and free it. */
 int keysrc_pass(const struct key_source *ks, char **pass);
+/* With no source given, the file named by $file_var, else the command in
+ * $cmd_var (options win over the environment, a file over a command). */
+void keysrc_env(struct key_source *ks, const char *file_var,
+		const char *cmd_var);
 /* "auto", "raw" or "base64"; SNAP_EINVAL otherwise. */
 int keysrc_format(const char *name, int *format);
 

@@ -315,17 +315,8 @@ static int open_repo(const char *cmd, struct repo **r)
 
 	if (!G.repo)
 		G.repo = getenv("SNAPFS_REPOSITORY");
-	/* Options win over the environment, a source over another's. */
-	if (!keysrc_given(&G.ko.key)) {
-		G.ko.key.file = getenv("SNAPFS_KEY_FILE");
-		if (!G.ko.key.file)
-			G.ko.key.command = getenv("SNAPFS_KEY_COMMAND");
-	}
-	if (!keysrc_given(&G.ko.pass)) {
-		G.ko.pass.file = getenv("SNAPFS_PASSWORD_FILE");
-		if (!G.ko.pass.file)
-			G.ko.pass.command = getenv("SNAPFS_PASSWORD_COMMAND");
-	}
+	keysrc_env(&G.ko.key, "SNAPFS_KEY_FILE", "SNAPFS_KEY_COMMAND");
+	keysrc_env(&G.ko.pass, "SNAPFS_PASSWORD_FILE", "SNAPFS_PASSWORD_COMMAND");
 	if (!G.key_format_set && getenv("SNAPFS_KEY_FORMAT") &&
 	    keysrc_format(getenv("SNAPFS_KEY_FORMAT"), &G.ko.key.format)) {
 		fprintf(stderr, "snapctl: SNAPFS_KEY_FORMAT: %s\n",
