@@ -905,6 +905,8 @@ static const char usage[] =
 	"  parallel=N            concurrent store requests (8; 4 for local)\n"
 	"  limit_upload=RATE     cap uploads, bytes/s (e.g. 20M; off)\n"
 	"  limit_download=RATE   cap downloads, bytes/s (off)\n"
+	"  max_threads=N         threads serving requests (10); writers held\n"
+	"                        back by uploads take at most half\n"
 	"  anonymous             unsigned requests (public buckets)\n"
 	"  no_writeback          no kernel write cache for control/ (each\n"
 	"                        write(2) is a request; for comparison)\n"
