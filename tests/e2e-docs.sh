@@ -1,7 +1,8 @@
 #!/bin/sh
 # The man pages and --help say the same: every option a --help lists is
 # in the man page, and every option the man page describes is in a --help
-# (snapctl: the common options and each command's; snapfs: its -o options).
+# (snapctl: the common options and each command's; snapfs: its -o options),
+# and mandoc finds nothing to say about the pages.
 . "$TESTLIB"
 
 man1="$TOP_SRCDIR/man"
@@ -37,4 +38,8 @@ missing=$(comm -23 "$T/fhelp" "$T/fman")
 extra=$(comm -13 "$T/fhelp" "$T/fman")
 [ -z "$extra" ] || fail "in snapfs(1) OPTIONS, not in snapfs --help:" $extra
 echo "   $(wc -l <"$T/fhelp") -o options"
+say "the man pages are lint-clean (mandoc -T lint)"
+command -v mandoc >/dev/null || fail "mandoc is missing (contrib/install-deps.sh installs it)"
+mandoc -T lint -W style "$man1"/*.[15] >"$T/lint" 2>&1 || true
+[ ! -s "$T/lint" ] || { cat "$T/lint" >&2; fail "mandoc -T lint"; }
 say "docs: all checks passed"
