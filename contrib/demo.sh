@@ -14,7 +14,7 @@ run() { printf '\n$ %s\n' "$*"; "$@"; }
 echo "snapfs demo in $work"
 cp -a /usr/share/doc "$work/sample" 2>/dev/null || true
 python3 "$top/tests/mkcorpus.py" "$work/sample/generated" --small 2000 >/dev/null
-head -c 32 /dev/urandom >"$work/key"
+head -c 32 /dev/urandom >"$work/key"; chmod 600 "$work/key"
 export SNAPFS_REPOSITORY="$work/repo" SNAPFS_KEY_FILE="$work/key"
 
 run "$snapctl" init

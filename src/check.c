@@ -178,6 +178,24 @@ static int walk_tree(struct cctx *c, const struct ref *ref, const char *path)
 	return rc;
 }
 
+/* Is the pack in the subset to read? */
+static int in_subset(const struct check_opts *o, const uint8_t *id)
+{
+	uint32_t h = (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 |
+		     (uint32_t)id[2] << 8 | id[3];
+	uint8_t r[4];
+
+	if (o->slices)
+		return h % o->slices == o->slice - 1;
+	if (o->share <= 0 || o->share >= 1)
+		return 1;
+	if (random_bytes(r, sizeof(r)))
+		return 1; /* reading more is never wrong */
+	h = (uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 |
+	    r[3];
+	return h < o->share * 4294967296.0;
+}
+
 /* Reads a whole pack and authenticates every blob its trailer lists. */
 static int read_pack(struct cctx *c, struct packinfo *p)
 {
@@ -269,10 +287,43 @@ static int check_series(struct cctx *c, const struct backup_id *b, size_t n)
 
 		if (!p->listed && p->state == 0)
 			c->res->unreferenced_packs++;
-		if (c->o->read_data && pack_load(c, p->id))
+		if (c->o->read_data && in_subset(c->o, p->id) &&
+		    pack_load(c, p->id))
 			rc = read_pack(c, p);
 	}
 	return rc;
+}
+
+int check_parse_subset(const char *s, struct check_opts *o)
+{
+	char *end;
+	unsigned long n, m;
+	double p;
+
+	o->slice = o->slices = 0;
+	o->share = 0;
+	if (strchr(s, '/')) {
+		n = strtoul(s, &end, 10);
+		if (end != s && *end == '/') {
+			const char *ms = end + 1;
+
+			m = strtoul(ms, &end, 10);
+			if (end != ms && !*end && n >= 1 && n <= m &&
+			    m <= 1000000) {
+				o->slice = (uint32_t)n;
+				o->slices = (uint32_t)m;
+				return 0;
+			}
+		}
+	} else {
+		p = strtod(s, &end);
+		if (end != s && !strcmp(end, "%") && p > 0 && p <= 100) {
+			o->share = p / 100;
+			return 0;
+		}
+	}
+	return snap_seterr(SNAP_EINVAL, "bad subset '%s': N/M (slice N of M, "
+			   "e.g. 3/7) or P%% (e.g. 10%%)", s);
 }
 
 static void reset_series(struct cctx *c)

@@ -77,7 +77,8 @@ static const char *usage_text =
 	"                                    write a backup as a tar archive\n"
 	"  delete SERIES-ID                  delete a whole series\n"
 	"  commit MOUNT/control/LABEL        commit what was copied into a mount\n"
-	"  check [--read-data] [SERIES]      verify the repository\n"
+	"  check [--read-data[-subset N/M]] [SERIES]\n"
+	"                                    verify the repository\n"
 	"  stats                             objects and bytes the repository holds\n"
 	"\n"
 	"Options (before or after COMMAND):\n"
@@ -187,6 +188,7 @@ enum {
 	OPT_PATH,
 	OPT_OVERWRITE,
 	OPT_READ_DATA,
+	OPT_READ_SUBSET,
 	OPT_PARALLEL,
 	OPT_LIMIT_UP,
 	OPT_LIMIT_DOWN,
@@ -297,8 +299,11 @@ static int parse_args(int argc, char **argv, const char *cmd, const char *help,
 			fputs(help, stdout);
 			return EX_OK;
 		}
-		if (fn && fn(c, ctx) == 0)
+		/* fn: 0 taken, -2 a bad value it reported, else unknown */
+		if (fn && (rc = fn(c, ctx)) == 0)
 			continue;
+		if (fn && rc == -2)
+			return EX_USAGE;
 		return usage_error(cmd, "unknown option");
 	}
 	return -1;
@@ -1589,12 +1594,15 @@ static int cmd_commit(int argc, char **argv)
 /* --- check --------------------------------------------------------------*/
 
 static const char *check_help =
-	"usage: snapctl -r REPO check [--read-data] [SERIES]\n"
+	"usage: snapctl -r REPO check [--read-data | --read-data-subset N/M|P%]\n"
+	"                             [SERIES]\n"
 	"\n"
 	"Verifies manifests, pack indexes and every directory object, and that\n"
 	"every reference points at a listed blob.  --read-data also reads and\n"
-	"authenticates every blob.  Each problem is one line naming the object;\n"
-	"exit status 6 when any is found.\n";
+	"authenticates every blob; --read-data-subset those of slice N of M of\n"
+	"the packs (by pack id: 1/7 .. 7/7 read every pack once in a week), or\n"
+	"of a random P%.  Each problem is one line naming the object; exit\n"
+	"status 6 when any is found.\n";
 
 static void report_cb(const char *msg, void *ctx)
 {
@@ -1606,7 +1614,11 @@ static int check_opt(int c, void *ctx)
 {
 	struct check_opts *co = ctx;
 
-	if (c != OPT_READ_DATA)
+	if (c == OPT_READ_SUBSET && check_parse_subset(optarg, co)) {
+		usage_error("check", "%s", snap_errmsg());
+		return -2;
+	}
+	if (c != OPT_READ_DATA && c != OPT_READ_SUBSET)
 		return -1;
 	co->read_data = 1;
 	return 0;
@@ -1616,6 +1628,7 @@ static int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"read-data", no_argument, NULL, OPT_READ_DATA},
+		{"read-data-subset", required_argument, NULL, OPT_READ_SUBSET},
 		{NULL, 0, NULL, 0}};
 	struct check_opts co = {0};
 	struct check_result res;

@@ -14,9 +14,9 @@ if [ "$(id -u)" = 0 ]; then
 	[ -c "$T/src/data/special/null" ] && [ -b "$T/src/data/special/loop" ] ||
 		fail "corpus without devices"
 fi
-head -c 32 /dev/urandom >"$T/key32"
-head -c 16 /dev/urandom >"$T/key16"
-echo "correct horse battery staple" >"$T/pass"
+head -c 32 /dev/urandom >"$T/key32"; chmod 600 "$T/key32"
+head -c 16 /dev/urandom >"$T/key16"; chmod 600 "$T/key16"
+echo "correct horse battery staple" >"$T/pass"; chmod 600 "$T/pass"
 
 same_data() { same_tree "$T/src/data" "$1"; }
 

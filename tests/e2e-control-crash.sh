@@ -13,7 +13,7 @@
 [ "$(id -u)" = 0 ] || { echo "needs root (FUSE)"; exit 77; }
 trials=${SNAPFS_CRASH_TRIALS:-2}
 python3 "$TESTS_DIR/mkcorpus.py" "$T/src/g" --small 600 >/dev/null
-head -c 32 /dev/urandom >"$T/key"
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 export SNAPFS_KEY_FILE="$T/key"
 r=$(repo_url repo)
 repo_init "$r" --encryption-key-file "$T/key"

@@ -20,7 +20,7 @@ command -v setfacl >/dev/null && setfacl -m u:nobody:r-x "$T/src/g"
 head -c $((3 << 20)) /dev/urandom >"$T/src/g/big.bin"
 mkdir -p "$T/src/h"
 echo second group >"$T/src/h/file"
-head -c 32 /dev/urandom >"$T/key"
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 export SNAPFS_KEY_FILE="$T/key"
 r=$(repo_url repo)
 repo_init "$r" --encryption-key-file "$T/key"

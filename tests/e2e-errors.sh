@@ -8,11 +8,11 @@
 mkdir -p "$T/src/g"
 head -c $((3 << 20)) /dev/urandom >"$T/src/g/file.bin"
 echo small >"$T/src/g/small.txt"
-head -c 32 /dev/urandom >"$T/key"
-head -c 32 /dev/urandom >"$T/otherkey"
-head -c 20 /dev/urandom >"$T/badkey"
-echo "right passphrase" >"$T/pass"
-echo "wrong passphrase" >"$T/wrongpass"
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
+head -c 32 /dev/urandom >"$T/otherkey"; chmod 600 "$T/otherkey"
+head -c 20 /dev/urandom >"$T/badkey"; chmod 600 "$T/badkey"
+echo "right passphrase" >"$T/pass"; chmod 600 "$T/pass"
+echo "wrong passphrase" >"$T/wrongpass"; chmod 600 "$T/wrongpass"
 r="$T/repo"
 snapctl -r "$r" init --encryption-key-file "$T/key" >/dev/null
 snapctl -r "$r" --encryption-key-file "$T/key" backup --label errs -q "$T/src/g"
@@ -26,7 +26,7 @@ expect_fail 5 "key file $T/nope" snapctl -r "$r" --encryption-key-file "$T/nope"
 snapctl -r "$T/prepo" init --password-file "$T/pass" >/dev/null
 expect_fail 5 'wrong passphrase' snapctl -r "$T/prepo" --password-file "$T/wrongpass" list
 expect_fail 5 'encrypted with a passphrase' snapctl -r "$T/prepo" list
-expect_fail 5 'needs --encryption-key-file or --password-file' snapctl -r "$T/nokey" init
+expect_fail 5 'needs --encryption-key-file, --key-command, --password-file or --password-command' snapctl -r "$T/nokey" init
 
 say "repositories"
 expect_fail 8 'already holds a snapfs repository' snapctl -r "$r" $K init
@@ -74,6 +74,35 @@ expect_fail 6 "data/$series/$pack at offset [0-9]+: blob [0-9a-f]+ fails authent
 [ ! -e "$T/r1/g/file.bin" ] || fail "partial file left behind"
 expect_fail 6 "$pack.*fails authentication" snapctl -r "$r" $K check --read-data
 expect_fail 6 "fails authentication" snapctl -r "$r" $K cat errs/1/g/file.bin
+
+say "check --read-data-subset: the slices read every pack once, and one finds the flipped byte"
+rs="$T/slices"
+snapctl -r "$rs" init --encryption-key-file "$T/key" >/dev/null
+for i in 1 2 3 4 5 6 7 8; do
+	mkdir -p "$T/sl/g"
+	head -c 100000 /dev/urandom >"$T/sl/g/f"
+	snapctl -r "$rs" $K backup --label slices -q "$T/sl/g"
+done
+blobs() { snapctl -r "$rs" $K --json check "$@" | json_get blobs; }
+all=$(blobs --read-data)
+sum=0
+for k in 1 2 3 4; do sum=$((sum + $(blobs --read-data-subset $k/4))); done
+[ "$sum" = "$all" ] || fail "slices 1/4..4/4 read $sum blobs, --read-data $all"
+some=$(blobs --read-data-subset 50%)
+[ "$some" -le "$all" ] || fail "50% read more than all"
+sseries=$(ls "$rs/manifests")
+spack=$(ls -S "$rs/data/$sseries" | head -n 1)
+flip_byte "$rs/data/$sseries/$spack" 2000
+bad=0
+for k in 1 2 3 4; do
+	if snapctl -r "$rs" $K check -q --read-data-subset $k/4 2>"$T/err"; then :; else
+		[ $? = 6 ] && grep -q "$spack" "$T/err" || { cat "$T/err"; fail "slice $k/4"; }
+		bad=$((bad + 1))
+	fi
+done
+[ $bad = 1 ] || fail "$bad slices found the flipped byte, not 1"
+expect_fail 2 "bad subset '0/4'" snapctl -r "$rs" $K check --read-data-subset 0/4
+expect_fail 2 "bad subset '150%'" snapctl -r "$rs" $K check --read-data-subset 150%
 
 say "a flipped byte in a directory object"
 rm -rf "$r" && cp -a "$T/pristine" "$r"

@@ -6,7 +6,7 @@
 
 python3 "$TESTS_DIR/mkcorpus.py" "$T/src/d" --small 2000 >/dev/null
 head -c $((24 << 20)) /dev/urandom >"$T/src/d/big.bin"
-head -c 32 /dev/urandom >"$T/key"
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 export SNAPFS_KEY_FILE="$T/key"
 r=$(repo_url repo)
 repo_init "$r"

@@ -6,7 +6,7 @@
 mib=${SNAPFS_LARGE_MIB:-300}
 python3 "$TESTS_DIR/mkcorpus.py" "$T/src/big" --small 100 --large-mib "$mib" \
 	--large-count 2 >/dev/null
-head -c 32 /dev/urandom >"$T/key"
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 export SNAPFS_KEY_FILE="$T/key"
 r="$T/repo"
 snapctl -r "$r" init >/dev/null

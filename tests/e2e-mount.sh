@@ -14,7 +14,7 @@ head -c $((24 << 20)) /dev/urandom >"$T/src/d/big.bin"
 mkdir -p "$T/src2/g1" "$T/src2/g2"
 echo one >"$T/src2/g1/f"
 echo two >"$T/src2/g2/f"
-head -c 32 /dev/urandom >"$T/key"
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 export SNAPFS_KEY_FILE="$T/key"
 r=$(repo_url repo)
 repo_init "$r" --encryption-key-file "$T/key"
@@ -184,7 +184,7 @@ done
 same_tree "$T/src2/g1" "$m/labels/gamma/1/g1"
 
 say "wrong key: the mount fails at start, with a message, nothing mounted"
-head -c 32 /dev/urandom >"$T/badkey"
+head -c 32 /dev/urandom >"$T/badkey"; chmod 600 "$T/badkey"
 mkdir -p "$T/m2"
 expect_fail 1 "wrong encryption key" "$SNAPFS" -o key_file="$T/badkey" "$r" "$T/m2"
 expect_fail 1 "not a snapfs repository|no snapfs repository" "$SNAPFS" "$T/nothing" "$T/m2"

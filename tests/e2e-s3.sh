@@ -82,7 +82,7 @@ cat "$T/proxy.stats"
 
 say "multipart uploads (threshold lowered to 5 MiB; packs are 16 MiB)"
 m=$(u "$S3_PORT" multipart)
-head -c 32 /dev/urandom >"$T/key"
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 snapctl -r "$m" --encryption-key-file "$T/key" init -q
 mkdir -p "$T/mp"
 head -c $((40 << 20)) /dev/urandom >"$T/mp/big"

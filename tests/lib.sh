@@ -120,7 +120,7 @@ repo_init() {
 # keyed_repo NAME: a repository encrypted with a fresh key file (exported
 # as SNAPFS_KEY_FILE for snapctl and the daemon); its URL in $r.
 keyed_repo() {
-	head -c 32 /dev/urandom >"$T/key"
+	head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
 	export SNAPFS_KEY_FILE="$T/key"
 	r=$(repo_url "$1")
 	repo_init "$r" --encryption-key-file "$T/key"

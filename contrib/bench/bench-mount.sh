@@ -38,8 +38,8 @@ PY
 fi
 echo "data: $(find "$C/many" -type f | wc -l) small files, 1 GiB file"
 
-head -c 32 /dev/urandom >"$W/key"
-echo "bench password" >"$W/pass"
+head -c 32 /dev/urandom >"$W/key"; chmod 600 "$W/key"
+echo "bench password" >"$W/pass"; chmod 600 "$W/pass"
 export SNAPFS_KEY_FILE="$W/key" RESTIC_PASSWORD_FILE="$W/pass"
 rm -rf "$W/snap-repo" "$W/restic-repo"
 "$snapctl" -r "$W/snap-repo" init --encryption-key-file "$W/key" >/dev/null

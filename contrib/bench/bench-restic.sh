@@ -35,8 +35,8 @@ total=$(du -sb --apparent-size "$C" | cut -f1)
 nfiles=$(find "$C" -type f | wc -l)
 echo "corpus: $nfiles files, $((total >> 20)) MiB"
 
-head -c 32 /dev/urandom >"$W/key"
-echo "bench password" >"$W/pass"
+head -c 32 /dev/urandom >"$W/key"; chmod 600 "$W/key"
+echo "bench password" >"$W/pass"; chmod 600 "$W/pass"
 export SNAPFS_KEY_FILE="$W/key" RESTIC_PASSWORD_FILE="$W/pass"
 
 # measure NAME CMD...: appends "NAME seconds maxrss_kib" to $W/results

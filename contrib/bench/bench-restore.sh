@@ -50,8 +50,8 @@ ondisk=$(du -s --block-size=1 "$C" | cut -f1)
 nfiles=$(find "$C" -type f | wc -l)
 echo "corpus: $nfiles files, $((apparent >> 20)) MiB apparent, $((ondisk >> 20)) MiB on disk"
 
-[ -f "$W/key" ] || head -c 32 /dev/urandom >"$W/key"
-echo "bench password" >"$W/pass"
+[ -f "$W/key" ] || head -c 32 /dev/urandom >"$W/key"; chmod 600 "$W/key"
+echo "bench password" >"$W/pass"; chmod 600 "$W/pass"
 export SNAPFS_KEY_FILE="$W/key" RESTIC_PASSWORD_FILE="$W/pass"
 
 # Each restore writes to a fresh tmpfs: on an ext4 image the VM's disk

@@ -133,8 +133,8 @@ if [ ! -d "$C" ]; then
 fi
 total=$(du -sb --apparent-size "$C" | cut -f1)
 mibs=$((total >> 20))
-head -c 32 /dev/urandom >"$W/key"
-echo "bench" >"$W/pass"
+head -c 32 /dev/urandom >"$W/key"; chmod 600 "$W/key"
+echo "bench" >"$W/pass"; chmod 600 "$W/pass"
 export SNAPFS_KEY_FILE="$W/key" RESTIC_PASSWORD_FILE="$W/pass"
 cat $(find "$C" -type f) >/dev/null 2>&1 || true
 restic_url="s3:$http://127.0.0.1:$port/bench/restic"
