@@ -29,6 +29,7 @@
 #include "err.h"
 #include "export.h"
 #include "helper.h"
+#include "metrics.h"
 #include "repo.h"
 #include "restore.h"
 #include "workq.h"
@@ -55,6 +56,8 @@ struct globals {
 	int json, quiet, threads;
 	int key_option; /* a key came from argv, not the environment */
 	int key_format_set;
+	const char *metrics_file;
+	double started; /* wall clock, for the metrics */
 };
 
 static struct globals G;
@@ -103,6 +106,8 @@ static const char *usage_text =
 	"      --limit-upload RATE      cap uploads, bytes/s (e.g. 20M)\n"
 	"      --limit-download RATE    cap downloads, bytes/s\n"
 	"      --anonymous              unsigned requests (public buckets)\n"
+	"      --metrics-file F         backup, restore, check: the run's figures\n"
+	"                               as a Prometheus textfile\n"
 	"  -h, --help                   this text; 'snapctl COMMAND --help' for more\n"
 	"  -V, --version                print the version\n"
 	"\n"
@@ -193,6 +198,7 @@ enum {
 	OPT_LIMIT_UP,
 	OPT_LIMIT_DOWN,
 	OPT_ANON,
+	OPT_METRICS,
 	OPT_CREATE_BUCKET,
 	OPT_SKIP_EXISTING,
 	OPT_VERIFY,
@@ -223,6 +229,7 @@ enum {
 	{"limit-upload", required_argument, NULL, OPT_LIMIT_UP},               \
 	{"limit-download", required_argument, NULL, OPT_LIMIT_DOWN},           \
 	{"anonymous", no_argument, NULL, OPT_ANON},                            \
+	{"metrics-file", required_argument, NULL, OPT_METRICS},                \
 	{"help", no_argument, NULL, 'h'}
 
 /* Handles a common option; returns 1 if it was one, -1 on a bad value. */
@@ -248,6 +255,7 @@ static int common_opt(int c, const char *cmd)
 		}
 		return 1;
 	case OPT_ANON: G.ko.store.anonymous = 1; return 1;
+	case OPT_METRICS: G.metrics_file = optarg; return 1;
 	case 'r': G.repo = optarg; return 1;
 	case OPT_KEY: G.ko.key.file = optarg; G.key_option = 1; return 1;
 	case OPT_PASS: G.ko.pass.file = optarg; G.key_option = 1; return 1;
@@ -484,6 +492,30 @@ static char *default_group_name(const char *arg)
 	return name;
 }
 
+/* --metrics-file: the run's figures beside those of other jobs (metrics.h).
+ * Failing to write them is a warning: the run's own outcome stands. */
+static void run_metrics(const char *cmd, const char *label, int ex,
+			const struct metric *m, size_t n)
+{
+	struct metric all[16];
+	double end = (double)now_ns() / 1e9;
+	size_t k = 0;
+
+	if (!G.metrics_file)
+		return;
+	all[k++] = (struct metric){"snapfs_last_start_timestamp_seconds",
+				   G.started};
+	all[k++] = (struct metric){"snapfs_last_end_timestamp_seconds", end};
+	all[k++] = (struct metric){"snapfs_last_exit_status", ex};
+	all[k++] = (struct metric){"snapfs_last_duration_seconds",
+				   end - G.started};
+	for (size_t i = 0; i < n && k < sizeof(all) / sizeof(all[0]); i++)
+		all[k++] = m[i];
+	if (metrics_write(G.metrics_file, cmd, label, ex == EX_OK, all, k))
+		fprintf(stderr, "%ssnapctl: warning: %s\n", clear_line(),
+			snap_errmsg());
+}
+
 static int cmd_backup(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -493,7 +525,7 @@ static int cmd_backup(int argc, char **argv)
 	struct backup_args a = {0};
 	struct backup_group *groups = NULL;
 	struct backup_opts bo = {0};
-	struct backup_result res;
+	struct backup_result res = {0};
 	struct progress prog;
 	struct repo *r = NULL;
 	char **names = NULL;
@@ -593,6 +625,16 @@ static int cmd_backup(int argc, char **argv)
 			       res.warnings);
 	}
 out:
+	{
+		struct metric m[] = {
+			{"snapfs_files", res.files},
+			{"snapfs_bytes", res.bytes},
+			{"snapfs_bytes_read", res.bytes_read},
+			{"snapfs_bytes_added", res.bytes_new},
+			{"snapfs_files_reused", res.files_reused}};
+
+		run_metrics("backup", label, ex, m, res.series[0] ? 5 : 0);
+	}
 	for (size_t i = 0; i < ng; i++)
 		free(names[i]);
 	free(names);
@@ -1223,7 +1265,7 @@ static int cmd_restore(int argc, char **argv)
 	struct helper_result hr;
 	struct restore_result *res = &hr.sum;
 	struct progress prog;
-	char series[SERIES_MAX], spec[SERIES_MAX + 16];
+	char series[SERIES_MAX] = "", spec[SERIES_MAX + 16];
 	const char *where;
 	struct repo *r = NULL;
 	uint32_t num;
@@ -1259,7 +1301,7 @@ static int cmd_restore(int argc, char **argv)
 		snprintf(spec, sizeof(spec), "%s/%s", argv[optind], a.num);
 	}
 	if ((ex = open_repo("restore", &r)))
-		return ex;
+		goto out;
 	rc = repo_resolve_backup(r, spec, series, &num);
 	if (rc) {
 		ex = die(rc, "restore");
@@ -1332,6 +1374,21 @@ static int cmd_restore(int argc, char **argv)
 	}
 	ex = res->warnings ? EX_PARTIAL : EX_OK;
 out:
+	{
+		struct metric m[] = {{"snapfs_files", res->files},
+				     {"snapfs_bytes", res->bytes}};
+		size_t n = strlen(series);
+
+		/* The label: the series id less its "-uuid", or what the
+		 * user named. */
+		if (n > 37)
+			series[n - 37] = 0;
+		else
+			snprintf(series, sizeof(series), "%.*s",
+				 (int)strcspn(spec, "/"), spec);
+		run_metrics("restore", series, ex, m,
+			    ex == EX_OK || ex == EX_PARTIAL ? 2 : 0);
+	}
 	repo_close(r);
 	return ex;
 }
@@ -1631,12 +1688,12 @@ static int cmd_check(int argc, char **argv)
 		{"read-data-subset", required_argument, NULL, OPT_READ_SUBSET},
 		{NULL, 0, NULL, 0}};
 	struct check_opts co = {0};
-	struct check_result res;
+	struct check_result res = {0};
 	struct progress prog;
 	char series[SERIES_MAX];
 	struct repo *r = NULL;
 	uint32_t num;
-	int rc, ex;
+	int rc = -1, ex;
 
 	if ((ex = parse_args(argc, argv, "check", check_help, opts, check_opt,
 			     &co)) >= 0)
@@ -1644,7 +1701,7 @@ static int cmd_check(int argc, char **argv)
 	if (optind + 1 < argc)
 		return usage_error("check", "give at most one SERIES");
 	if ((ex = open_repo("check", &r)))
-		return ex;
+		goto out;
 	if (optind < argc) {
 		rc = repo_resolve(r, argv[optind], series, &num);
 		if (rc) {
@@ -1685,6 +1742,13 @@ static int cmd_check(int argc, char **argv)
 	if (rc)
 		ex = die(rc, "check");
 out:
+	{
+		struct metric m[] = {{"snapfs_errors", res.errors},
+				     {"snapfs_bytes_read", res.bytes_read}};
+
+		run_metrics("check", co.series ? co.series : "", ex, m,
+			    rc == 0 || rc == SNAP_ECORRUPT ? 2 : 0);
+	}
 	repo_close(r);
 	return ex;
 }
@@ -1775,6 +1839,7 @@ int main(int argc, char **argv)
 	 * ours may carry them. */
 	prctl(PR_SET_DUMPABLE, 0);
 	raise_fd_limit();
+	G.started = (double)now_ns() / 1e9;
 
 	/* Global options before the command; stop at the command name. */
 	while ((c = getopt_long(argc, argv, "+r:qhV", opts, NULL)) != -1) {

@@ -168,6 +168,37 @@ snapctl -r "$r" list | grep -q multi && fail "series still listed"
 after=$(snapctl -r "$r" stats --json | json_get packs)
 [ "$after" -lt "$before" ] || fail "no packs deleted"
 snapctl -r "$r" check --read-data -q
+say "--metrics-file: a Prometheus textfile per (command, label), success kept across a failure"
+mf="$T/snapfs.prom"
+mkdir -p "$T/msrc"
+echo m >"$T/msrc/f"
+snapctl -r "$r" backup --label metrics -q --metrics-file "$mf" "$T/msrc"
+snapctl -r "$r" check -q --metrics-file "$mf"
+expect_fail 4 "not a snapfs repository" snapctl -r "$T/norepo" backup --label metrics -q --metrics-file "$mf" "$T/msrc"
+python3 - "$mf" <<'PY'
+import re, sys
+seen, vals = set(), {}
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if line.startswith("# HELP ") or line.startswith("# TYPE "):
+        parts = line.split(" ", 3)
+        assert re.fullmatch(r"snapfs_[a-z_]+", parts[2]), line
+        if parts[1] == "TYPE":
+            assert parts[3] == "gauge" and parts[2] not in seen, line
+            seen.add(parts[2])
+        continue
+    m = re.fullmatch(r'(snapfs_[a-z_]+)\{command="([a-z]+)",label="([^"]*)"\} (\S+)', line)
+    assert m and m.group(1) in seen, "bad line: " + line
+    vals[(m.group(1), m.group(2), m.group(3))] = float(m.group(4))
+b = lambda n: vals.get((n, "backup", "metrics"))
+assert b("snapfs_last_exit_status") == 4, vals
+assert b("snapfs_last_success_timestamp_seconds") < b("snapfs_last_end_timestamp_seconds"), vals
+assert b("snapfs_files") is None, "a failed run left figures"
+assert vals[("snapfs_last_exit_status", "check", "")] == 0
+assert vals[("snapfs_errors", "check", "")] == 0
+print("   metrics: %d samples, backup exit %d, last success kept" % (len(vals), b("snapfs_last_exit_status")))
+PY
+
 say "an upload cap paces a local store too"
 mkdir -p "$T/rate"
 head -c $((12 << 20)) /dev/urandom >"$T/rate/f"

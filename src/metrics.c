@@ -1,0 +1,154 @@
+/* metrics.c - Prometheus textfile output; see metrics.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "metrics.h"
+#include "util.h"
+
+static const struct {
+	const char *name, *help;
+} known[] = {
+	{"snapfs_last_start_timestamp_seconds", "When the last run started."},
+	{"snapfs_last_end_timestamp_seconds", "When the last run ended."},
+	{"snapfs_last_success_timestamp_seconds",
+	 "When the last run that succeeded ended."},
+	{"snapfs_last_exit_status", "The last run's exit status (snapctl(1))."},
+	{"snapfs_last_duration_seconds", "How long the last run took."},
+	{"snapfs_files", "Files the last run backed up, restored or checked."},
+	{"snapfs_bytes", "Bytes of file data the last run covered."},
+	{"snapfs_bytes_read", "Bytes the last run read (files or packs)."},
+	{"snapfs_bytes_added", "Bytes the last backup stored anew."},
+	{"snapfs_files_reused", "Files the last backup took unread."},
+	{"snapfs_errors", "Problems the last check found."},
+};
+#define NKNOWN (sizeof(known) / sizeof(known[0]))
+#define SUCCESS "snapfs_last_success_timestamp_seconds"
+
+struct sample {
+	size_t k; /* index into known */
+	char *labels; /* command="...",label="..." */
+	double value;
+};
+
+static int known_ix(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NKNOWN; i++)
+		if (strlen(known[i].name) == len &&
+		    !strncmp(known[i].name, name, len))
+			return (int)i;
+	return -1;
+}
+
+/* name{labels} value */
+static int parse(const char *line, struct sample *s)
+{
+	const char *b = strchr(line, '{'), *e = b ? strchr(b, '}') : NULL;
+	char *end;
+	int k;
+
+	if (!b || !e || e[1] != ' ' || (k = known_ix(line, b - line)) < 0)
+		return -1;
+	s->value = strtod(e + 2, &end);
+	if (end == e + 2 || (*end && *end != '\n'))
+		return -1;
+	s->k = (size_t)k;
+	s->labels = strndup(b + 1, e - b - 1);
+	return s->labels ? 0 : -1;
+}
+
+static int add(struct sample **v, size_t *n, size_t *cap, struct sample s)
+{
+	if (array_grow(v, cap, *n, sizeof(**v), 16)) {
+		free(s.labels);
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	(*v)[(*n)++] = s;
+	return 0;
+}
+
+int metrics_write(const char *path, const char *command, const char *label,
+		  int ok, const struct metric *m, size_t n)
+{
+	struct sample *v = NULL, s;
+	size_t nv = 0, cap = 0;
+	char mine[256], line[1024], *tmp = NULL;
+	double success = -1;
+	FILE *f;
+	int rc = 0;
+
+	snprintf(mine, sizeof(mine), "command=\"%s\",label=\"%s\"", command,
+		 label ? label : "");
+	if ((f = fopen(path, "r"))) {
+		while (rc == 0 && fgets(line, sizeof(line), f)) {
+			if (line[0] == '#' || parse(line, &s))
+				continue;
+			if (strcmp(s.labels, mine)) {
+				rc = add(&v, &nv, &cap, s);
+				continue;
+			}
+			if (!strcmp(known[s.k].name, SUCCESS))
+				success = s.value;
+			free(s.labels);
+		}
+		fclose(f);
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		int k = known_ix(m[i].name, strlen(m[i].name));
+
+		if (k < 0)
+			continue;
+		if (ok && !strcmp(m[i].name, "snapfs_last_end_timestamp_seconds"))
+			success = m[i].value;
+		s.k = (size_t)k;
+		s.value = m[i].value;
+		s.labels = strdup(mine);
+		rc = s.labels ? add(&v, &nv, &cap, s)
+			      : snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	if (rc == 0 && success >= 0) {
+		s.k = (size_t)known_ix(SUCCESS, strlen(SUCCESS));
+		s.value = success;
+		s.labels = strdup(mine);
+		rc = s.labels ? add(&v, &nv, &cap, s)
+			      : snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	if (rc == 0 && asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0) {
+		tmp = NULL;
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+	}
+	f = rc == 0 ? fopen(tmp, "w") : NULL;
+	if (rc == 0 && !f)
+		rc = snap_syserr(errno, "metrics file %s", tmp);
+	/* Grouped by metric, as the format wants. */
+	for (size_t k = 0; f && k < NKNOWN; k++) {
+		int head = 0;
+
+		for (size_t i = 0; i < nv; i++) {
+			if (v[i].k != k)
+				continue;
+			if (!head++)
+				fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n",
+					known[k].name, known[k].help,
+					known[k].name);
+			fprintf(f, "%s{%s} %.17g\n", known[k].name, v[i].labels,
+				v[i].value);
+		}
+	}
+	if (f && (ferror(f) | fclose(f)))
+		rc = snap_syserr(errno ? errno : EIO, "metrics file %s", tmp);
+	if (rc == 0 && rename(tmp, path))
+		rc = snap_syserr(errno, "metrics file %s", path);
+	if (rc && tmp)
+		unlink(tmp);
+	for (size_t i = 0; i < nv; i++)
+		free(v[i].labels);
+	free(v);
+	free(tmp);
+	return rc;
+}
