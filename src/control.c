@@ -659,6 +659,8 @@ static int run_commit(struct control *c, struct clabel *l)
 		ovl_unlock(l->o);
 	}
 	rc = rc ? rc : ovl_gate_close(l->o, c->o.cfg.commit_wait);
+	if (rc == 0 && (rc = ovl_lost_commit(l->o)))
+		ovl_gate_open(l->o);
 	if (rc) {
 		snprintf(msg, sizeof(msg), "%s", snap_errmsg());
 		m.committing = 0;

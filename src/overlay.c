@@ -962,12 +962,7 @@ int ovl_gate_close(struct ovl *o, double wait_s)
 		deadline_after(left, &ts);
 		pthread_cond_timedwait(&o->cv, &o->lock, &ts);
 	}
-	if (o->writers == 0 && o->lost_commit) {
-		o->lost_commit = 0;
-		rc = ovl_lost_error(o);
-		o->closed_gate = 0;
-		pthread_cond_broadcast(&o->cv);
-	} else if (o->writers > 0) {
+	if (o->writers > 0) {
 		for (size_t i = 0; i < o->nodes.cap; i++) {
 			struct onode *n = itab_at(&o->nodes, i);
 
@@ -1114,6 +1109,8 @@ int ovl_rebase(struct ovl *o, const struct ovl_base *b)
 	ovl_lock(o);
 	o->nhls = 0;
 	ostream_reset(o);
+	/* What a failed batch undid went with the stage. */
+	o->lost_log = o->lost_close = o->lost_commit = 0;
 	o->written = 0;
 	if (o->o.stage_max && stage_data_usage(o->st, &o->used))
 		o->used = 0;
@@ -1221,6 +1218,19 @@ static void batch_check(struct ovl *o)
 	o->gen++;
 	snprintf(o->lostmsg, sizeof(o->lostmsg), "%s", snap_errmsg());
 	o->lost_log = o->lost_close = o->lost_commit = 1;
+}
+
+int ovl_lost_commit(struct ovl *o)
+{
+	int rc = 0;
+
+	ovl_lock(o);
+	if (o->lost_commit) {
+		o->lost_commit = 0;
+		rc = ovl_lost_error(o);
+	}
+	ovl_unlock(o);
+	return rc;
 }
 
 int ovl_lost_error(struct ovl *o)

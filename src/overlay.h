@@ -246,6 +246,9 @@ int ovl_statfs(struct ovl *o, struct statvfs *sv);
  * the open paths in the message.  ovl_gate_open() lets changes go on. */
 int ovl_gate_close(struct ovl *o, double wait_s);
 void ovl_gate_open(struct ovl *o);
+/* SNAP_EIO, once, when a failed batch undid changes since the last
+ * commit (the commit must not go on as if they were there); else 0. */
+int ovl_lost_commit(struct ovl *o);
 
 /* The streaming session, now the caller's (NULL when none); call it
  * with the gate closed, so that nothing streams meanwhile.  The tree

@@ -109,6 +109,11 @@ int ovl_open_file(struct ovl *o, uint64_t ino, int flags,
 		rc = stage_begin(o->st);
 		rc = rc ? rc : start_writing(o, n, (flags & O_TRUNC) != 0);
 		rc = stage_end(o->st, rc);
+		/* Rolled back: the node as the stage has it (a fill by
+		 * reference left it naming chunks the stage no longer
+		 * holds). */
+		if (rc)
+			o->gen++;
 	}
 	rc = rc ? rc : open_common(o, n, flags, -1, out);
 	ovl_unlock(o);
@@ -218,9 +223,9 @@ int ovl_write(struct ovl *o, struct ovl_file *f, const void *buf, size_t n,
 	int rc = 0, flying;
 
 	ovl_lock(o);
-	if (f->fd < 0 && f->wr)
-		(void)ostream_fill_ref(o, f->ino); /* else copied */
 	rc = onode_get(o, f->ino, &nd);
+	if (rc == 0 && f->fd < 0 && f->wr)
+		(void)ostream_fill_ref(o, f->ino); /* else copied */
 	rc = rc ? rc : writable_fd(o, f, nd);
 	rc = rc ? rc : stage_reserve(o->st, n);
 	if (rc == 0 && o->o.stage_max && off + n > nd->si.size &&

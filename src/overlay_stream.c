@@ -322,11 +322,16 @@ static int cut_extent(const struct chunker *ch, struct bsession *s, int fd,
 	}
 }
 
-/* Cuts [from, to) of fd, its data extents only.  final: to is the file's
- * end and everything is cut; otherwise the pass ends where no more whole
- * chunks can be cut.  c->end: how far chunks now cover (holes count). */
+/* Cuts [from, to) of fd, its data extents only, less the ranges of the
+ * stored chunks in skip (sorted; a file filled by reference): those are
+ * the file's there, whatever data/<ino> holds (a chunk brought back makes
+ * its whole first and last blocks data, zeros around it), and so count
+ * as holes.  final: to is the file's end and everything is cut;
+ * otherwise the pass ends where no more whole chunks can be cut.
+ * c->end: how far chunks now cover (holes count). */
 static int cut_range(struct ovl *o, struct bsession *s, int fd,
-		     uint64_t from, uint64_t to, int final, struct cut *c)
+		     uint64_t from, uint64_t to, int final,
+		     const struct chunk *skip, size_t nskip, struct cut *c)
 {
 	const struct chunker *ch = &o->o.r->chunker;
 	size_t bsz = 2 * ch->max + STREAM_STEP;
@@ -363,6 +368,17 @@ static int cut_range(struct ovl *o, struct bsession *s, int fd,
 				pos = to;
 			break;
 		}
+		while (nskip && skip->off + skip->r.raw <= (uint64_t)d) {
+			skip++;
+			nskip--;
+		}
+		if (nskip && skip->off <= (uint64_t)d) {
+			pos = skip->off + skip->r.raw < to ? skip->off + skip->r.raw
+							   : to;
+			continue;
+		}
+		if (nskip && skip->off < (uint64_t)h)
+			h = (off_t)skip->off;
 		/* An extent that ends before to is followed by a hole the
 		 * writer left more than a window behind: a hole for good. */
 		rc = cut_extent(ch, s, fd, buf, bsz, (uint64_t)d, (uint64_t)h,
@@ -413,7 +429,10 @@ static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
 {
 	struct cut c = {0};
 	struct bsession *s;
+	struct chunk *skip = NULL;
+	struct onode *n;
 	uint64_t from = sm->chunked;
+	size_t nskip = 0;
 	int rc, r;
 
 	sm->busy = 1;
@@ -421,14 +440,23 @@ static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
 	sm->claim = to;
 	rc = need_session(o);
 	s = o->ss;
+	/* Stored chunks ahead, as they are now: ones a write brings back
+	 * meanwhile stay uncut (their bytes are local; the commit takes
+	 * them). */
+	n = onode_find(o, sm->ino);
+	if (rc == 0 && n && n->si.srefs > from &&
+	    stage_sref_range(o->st, sm->ino, from, to, o->o.r->chunker.max,
+			     &skip, &nskip))
+		rc = SNAP_EBUSY; /* not now */
 	if (rc == 0) {
 		ovl_unlock(o);
 		bstore_wait_init(&c.w);
-		rc = cut_range(o, s, fd, from, to, final, &c);
+		rc = cut_range(o, s, fd, from, to, final, skip, nskip, &c);
 		r = bstore_wait(&c.w);
 		rc = rc ? rc : r;
 		ovl_lock(o);
 	}
+	free(skip);
 	sm->busy = 0;
 	o->nbusy--;
 	if (rc && rc != SNAP_EBUSY && o->ss_state == SS_OPEN) {
@@ -506,6 +534,9 @@ int ostream_fill_ref(struct ovl *o, uint64_t ino)
 			close(fd);
 		o->dchanges++;
 		if (rc) {
+			/* Nested in the caller's batch, nothing rolled back:
+			 * rows added must not outlive the copy made instead. */
+			(void)stage_sref_clear(o->st, ino);
 			n->si.data = 0;
 			n->si.srefs = 0;
 			stage_data_unlink(o->st, ino);

@@ -182,23 +182,43 @@ touch "$L/.snapfs/commit" || fail "commit after the in-place rewrite"
 n=$((n + 1))
 cmp "$T/src/f2" "$m/series/$S/$n/g/f" || fail "the in-place rewrite in backup $n"
 
-say "a database-like writer: random writes into a stored file are exact"
-python3 - "$L/g/f" "$T/src/f2" <<'EOF'
+# twin_write skip|random: the same writes into the file in control/ and
+# into its local twin, opened in place (no O_TRUNC).
+twin_write() {
+	python3 - "$1" "$L/g/f" "$T/src/f2" <<'EOF'
 import os, random, sys
+mode, paths = sys.argv[1], sys.argv[2:]
 rnd = random.Random(7)
-size = os.path.getsize(sys.argv[2])
-fds = [os.open(p, os.O_RDWR) for p in sys.argv[1:]]
-for i in range(40):
-    off = rnd.randrange(0, size + (1 << 20))
-    data = os.urandom(rnd.choice([1, 512, 4096, 65536, 300000]))
+size = os.path.getsize(paths[1])
+blk = os.urandom(1 << 20)
+if mode == "skip":  # whole MiBs, unaligned, with gaps left as stored
+    writes = [((i << 20) + 333, blk[i % 7:] + blk[:i % 7])
+              for i in list(range(0, 20)) + list(range(30, 45)) + list(range(47, 90))]
+else:  # 40 writes of 1 B to 300 KB anywhere, some past the end
+    writes = [(rnd.randrange(0, size + (1 << 20)),
+               os.urandom(rnd.choice([1, 512, 4096, 65536, 300000])))
+              for _ in range(40)]
+fds = [os.open(p, os.O_RDWR) for p in paths]
+for i, (off, data) in enumerate(writes):
     for fd in fds:
         os.pwrite(fd, data, off)
-    if i % 10 == 9:
+    if i % 8 == 7:
         for fd in fds:
             os.fsync(fd)
 for fd in fds:
     os.close(fd)
 EOF
+}
+
+say "an in-place writer that skips parts of a stored file: exact, the parts skipped taken as stored"
+twin_write skip
+cmp "$T/src/f2" "$L/g/f" || fail "the file after skipping writes"
+touch "$L/.snapfs/commit" || fail "commit after skipping writes"
+n=$((n + 1))
+cmp "$T/src/f2" "$m/series/$S/$n/g/f" || fail "skipping writes in backup $n"
+
+say "a database-like writer: random writes into a stored file are exact"
+twin_write random
 cmp "$T/src/f2" "$L/g/f" || fail "the file after random writes"
 k=$(data_kb)
 echo "stage data after 40 random writes into a 256 MiB file: $k KiB"
