@@ -216,51 +216,70 @@ static size_t base64_key(const uint8_t *p, size_t n, uint8_t out[32])
 	return (size_t)got;
 }
 
-int keysrc_key(const struct key_source *ks, uint8_t key[32], size_t *len)
+int keysrc_keys(const struct key_source *ks, uint8_t key[2][32],
+		size_t len[2], int *n)
 {
 	uint8_t buf[SECRET_MAX], dec[32];
 	char name[PATH_MAX + 32];
-	size_t n = 0, raw, b64;
+	size_t got = 0, raw, b64;
 	int rc;
 
-	rc = load(ks, "key", buf, sizeof(buf), &n);
+	*n = 0;
+	rc = load(ks, "key", buf, sizeof(buf), &got);
 	if (rc)
 		goto out;
-	raw = n;
+	raw = got;
 	/* Tolerate the newline an editor or echo adds to a raw key. */
 	if ((raw == 17 || raw == 25 || raw == 33) && buf[raw - 1] == '\n')
 		raw--;
 	if (raw != 16 && raw != 24 && raw != 32)
 		raw = 0;
-	b64 = base64_key(buf, n, dec);
+	b64 = base64_key(buf, got, dec);
 	if (ks->format == KEY_FORMAT_RAW)
 		b64 = 0;
 	if (ks->format == KEY_FORMAT_BASE64)
 		raw = 0;
-	if (raw && b64) {
-		rc = snap_seterr(SNAP_EKEY,
-				 "key %s: %zu bytes that are also base64 of %zu:"
-				 " say which with --key-format raw|base64 "
-				 "(key_format= for the mount)",
-				 source_name(ks, name, sizeof(name)), raw, b64);
-	} else if (raw) {
-		memcpy(key, buf, raw);
-		*len = raw;
-	} else if (b64) {
-		memcpy(key, dec, b64);
-		*len = b64;
-	} else {
+	if (raw) {
+		memcpy(key[*n], buf, raw);
+		len[(*n)++] = raw;
+	}
+	if (b64) {
+		memcpy(key[*n], dec, b64);
+		len[(*n)++] = b64;
+	}
+	if (!*n)
 		rc = snap_seterr(SNAP_EKEY,
 				 "key %s: must hold 16, 24 or 32 bytes "
 				 "(AES-128/192/256)%s, it has %zu%s",
 				 source_name(ks, name, sizeof(name)),
 				 ks->format == KEY_FORMAT_RAW ? ""
 							      : " or base64 of them",
-				 n, n >= sizeof(buf) ? " or more" : "");
-	}
+				 got, got >= sizeof(buf) ? " or more" : "");
+	else if (*n == 2)
+		snap_seterr(SNAP_EKEY,
+			    "key %s: %zu bytes that are also base64 of %zu: "
+			    "say which with --key-format raw|base64 "
+			    "(key_format= for the mount)",
+			    source_name(ks, name, sizeof(name)), raw, b64);
 out:
 	OPENSSL_cleanse(buf, sizeof(buf));
 	OPENSSL_cleanse(dec, sizeof(dec));
+	return rc;
+}
+
+int keysrc_key(const struct key_source *ks, uint8_t key[32], size_t *len)
+{
+	uint8_t k[2][32];
+	size_t l[2];
+	int n, rc = keysrc_keys(ks, k, l, &n);
+
+	if (rc == 0 && n == 2)
+		rc = SNAP_EKEY; /* the message is set */
+	if (rc == 0) {
+		memcpy(key, k[0], l[0]);
+		*len = l[0];
+	}
+	OPENSSL_cleanse(k, sizeof(k));
 	return rc;
 }
 

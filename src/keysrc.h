@@ -5,8 +5,10 @@
  *
  * A key is 16, 24 or 32 bytes (AES-128/192/256), held raw or as base64 of
  * them (Dgraph's Vault formats "raw" and "base64").  KEY_FORMAT_AUTO takes
- * whichever reading is valid and refuses bytes valid both ways (24 bytes
- * that are also base64 of 16, say): the user says which.  A passphrase is
+ * whichever reading is valid; bytes valid both ways (24 bytes that are
+ * also base64 of 16, say) are refused for a new repository, where the
+ * user says which, and tried both ways against an existing one's key
+ * check.  A passphrase is
  * the first line.
  *
  * Secrets go only into memory the caller owns (and wipes): never into a
@@ -36,6 +38,12 @@ struct key_source {
  * loaders. */
 int keysrc_given(const struct key_source *ks);
 int keysrc_key(const struct key_source *ks, uint8_t key[32], size_t *len);
+/* The same, but bytes valid both ways (KEY_FORMAT_AUTO) give both
+ * readings, raw first (*n = 2, the refusal's message set): a repository's
+ * key check tells which is its key, so a key file that worked before
+ * base64 was read keeps working. */
+int keysrc_keys(const struct key_source *ks, uint8_t key[2][32],
+		size_t len[2], int *n);
 /* *pass is malloc'd; wipe and free it. */
 int keysrc_pass(const struct key_source *ks, char **pass);
 /* With no source given, the file named by $file_var, else the command in

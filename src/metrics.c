@@ -2,9 +2,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -48,7 +50,7 @@ static int known_ix(const char *name, size_t len)
 /* name{labels} value */
 static int parse(const char *line, struct sample *s)
 {
-	const char *b = strchr(line, '{'), *e = b ? strchr(b, '}') : NULL;
+	const char *b = strchr(line, '{'), *e = b ? strrchr(b, '}') : NULL;
 	char *end;
 	int k;
 
@@ -77,13 +79,35 @@ int metrics_write(const char *path, const char *command, const char *label,
 {
 	struct sample *v = NULL, s;
 	size_t nv = 0, cap = 0;
-	char mine[256], line[1024], *tmp = NULL;
+	char mine[256], line[1024], *tmp = NULL, *lockp;
 	double success = -1;
 	FILE *f;
-	int rc = 0;
+	int rc = 0, lock;
 
-	snprintf(mine, sizeof(mine), "command=\"%s\",label=\"%s\"", command,
-		 label ? label : "");
+	/* Label values as the format escapes them. */
+	{
+		size_t k = (size_t)snprintf(mine, sizeof(mine),
+					    "command=\"%s\",label=\"", command);
+
+		for (const char *p = label ? label : ""; *p && k + 4 < sizeof(mine);
+		     p++) {
+			if (*p == '"' || *p == '\\' || *p == '\n')
+				mine[k++] = '\\';
+			mine[k++] = *p == '\n' ? 'n' : *p;
+		}
+		snprintf(mine + k, sizeof(mine) - k, "\"");
+	}
+	/* Jobs that share the file take turns (their runs may end together). */
+	if (asprintf(&lockp, "%s.lock", path) < 0)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	free(lockp);
+	if (lock < 0 || flock(lock, LOCK_EX)) {
+		rc = snap_syserr(errno, "metrics file %s: lock", path);
+		if (lock >= 0)
+			close(lock);
+		return rc;
+	}
 	if ((f = fopen(path, "r"))) {
 		while (rc == 0 && fgets(line, sizeof(line), f)) {
 			if (line[0] == '#' || parse(line, &s))
@@ -150,5 +174,6 @@ int metrics_write(const char *path, const char *command, const char *label,
 		free(v[i].labels);
 	free(v);
 	free(tmp);
+	close(lock);
 	return rc;
 }

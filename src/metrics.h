@@ -6,7 +6,8 @@
  * (command, label) pair and keeps the others', and keeps its pair's
  * snapfs_last_success_timestamp_seconds from the file when it failed.
  * The file is written to a temporary name beside it and renamed over it,
- * so the collector never reads half of one.  Lines it does not
+ * so the collector never reads half of one; runs that share it take turns
+ * (flock on FILE.lock).  Lines it does not
  * understand are dropped.  Returns 0 or a snap_err naming the file.
  */
 #ifndef SNAPFS_METRICS_H

@@ -230,7 +230,27 @@ static int unlock(struct repo *r, json_t *enc, const struct open_opts *ko)
 				"repository is encrypted with a key file: give "
 				"--encryption-key-file or --key-command "
 				"(SNAPFS_KEY_FILE, SNAPFS_KEY_COMMAND)");
-		SNAP_TRY(keysrc_key(&ko->key, master, &mlen));
+		uint8_t cand[2][32];
+		size_t clen[2];
+		int n;
+
+		SNAP_TRY(keysrc_keys(&ko->key, cand, clen, &n));
+		/* Two readings of one key file: the key check picks. */
+		rc = SNAP_EKEY;
+		for (int i = 0; i < n; i++) {
+			rc = keys_derive(&r->keys, cand[i], clen[i], r->id);
+			if (rc)
+				break;
+			hmac_sha256(r->keys.mac, 32, KEY_CHECK_MSG,
+				    strlen(KEY_CHECK_MSG), kc);
+			if (ct_equal(kc, want, 32))
+				break;
+			keys_wipe(&r->keys);
+			rc = snap_seterr(SNAP_EKEY, "wrong encryption key for "
+					 "repository %s", r->st->url);
+		}
+		OPENSSL_cleanse(cand, sizeof(cand));
+		return rc;
 	} else {
 		return snap_seterr(SNAP_EUNSUPP,
 				   "snapfs.json: unknown key kind '%s'", kind);

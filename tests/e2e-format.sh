@@ -9,7 +9,11 @@
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: the fixture holds files of other owners"; exit 77; }
 F=$TESTS_DIR/fixtures/repo-v1
-export SNAPFS_KEY_FILE="$F/key.bin"
+# git keeps no mode but x: a private copy, as a key file should be (one
+# others can read warns).
+cp "$F/key.bin" "$T/key.bin"
+chmod 600 "$T/key.bin"
+export SNAPFS_KEY_FILE="$T/key.bin"
 # fresh DIR: a copy of the fixture's repository at DIR.
 fresh() { mkdir -p "$1" && tar -xzf "$F/repo.tgz" -C "$1" --strip-components=1; }
 fresh "$T/pristine"

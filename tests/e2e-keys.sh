@@ -1,6 +1,7 @@
 #!/bin/sh
-# Keys from where keys live: a key file raw or base64 (detected, or said
-# with --key-format when both readings are valid), a command's output
+# Keys from where keys live: a key file raw or base64 (detected; where both
+# readings are valid, said with --key-format for a new repository and told
+# apart by an existing one's key check), a command's output
 # (--key-command, --password-command, their SNAPFS_* variables, the
 # mount's -o key_command=), a warning for a key file others can read, and
 # clear errors for a failing or silent command.
@@ -32,6 +33,13 @@ r2="$T/repo2"
 expect_fail 5 "also base64 of 16.*--key-format" snapctl -r "$r2" init -q --encryption-key-file "$T/both"
 snapctl -r "$r2" init -q --key-format raw --encryption-key-file "$T/both"
 SNAPFS_KEY_FORMAT=raw snapctl -r "$r2" list --encryption-key-file "$T/both" >/dev/null || fail "SNAPFS_KEY_FORMAT=raw"
+# An existing repository's key check tells the readings apart: a text key
+# file that opened it before base64 was read still does.
+snapctl -r "$r2" list --encryption-key-file "$T/both" >/dev/null || fail "auto on an existing repository"
+openssl rand -hex 16 >"$T/hex"
+chmod 600 "$T/hex"
+snapctl -r "$T/repo4" init -q --key-format raw --encryption-key-file "$T/hex"
+snapctl -r "$T/repo4" list --encryption-key-file "$T/hex" >/dev/null || fail "a hex text key file, auto"
 expect_fail 5 "wrong encryption key" snapctl -r "$r2" list --key-format base64 --encryption-key-file "$T/both"
 
 say "a key file others can read: a warning"
