@@ -199,9 +199,9 @@ static void to_entry(const struct vfs_attr *a, struct fuse_entry_param *e)
 /* The mount's bdi.  Larger kernel read-ahead means 1 MiB requests for
  * sequential readers instead of 128 KiB ones.  The kernel sets the
  * mount's read-ahead when it receives our reply to INIT, so the sysfs
- * writes wait for the first request after that.  It needs root and is skipped otherwise.  The device
- * number comes from mountinfo: a stat() of the mountpoint would wait for
- * this very daemon. */
+ * writes wait for the first request after that.  They need root and are
+ * skipped otherwise.  The device number comes from mountinfo: a stat()
+ * of the mountpoint would wait for this very daemon. */
 static char bdi_path[64];
 static pthread_once_t ra_once = PTHREAD_ONCE_INIT;
 
@@ -229,13 +229,21 @@ static void find_bdi(const char *mnt)
 			 maj, min);
 }
 
-static void bdi_set(const char *name, const char *val)
+static FILE *bdi_open(const char *name, const char *mode)
 {
 	char path[sizeof(bdi_path) + 32];
-	FILE *f;
 
+	if (!bdi_path[0])
+		return NULL;
 	snprintf(path, sizeof(path), "%s/%s", bdi_path, name);
-	if (bdi_path[0] && (f = fopen(path, "w"))) {
+	return fopen(path, mode);
+}
+
+static void bdi_set(const char *name, const char *val)
+{
+	FILE *f = bdi_open(name, "w");
+
+	if (f) {
 		fputs(val, f);
 		fclose(f);
 	}
@@ -248,12 +256,10 @@ static void bdi_set(const char *name, const char *val)
 static void set_bdi(void)
 {
 	unsigned long long cur = 0;
-	char path[sizeof(bdi_path) + 32];
-	FILE *f;
+	FILE *f = bdi_open("max_bytes", "r");
 
 	bdi_set("read_ahead_kb", "1024\n");
-	snprintf(path, sizeof(path), "%s/max_bytes", bdi_path);
-	if (bdi_path[0] && (f = fopen(path, "r"))) {
+	if (f) {
 		if (fscanf(f, "%llu", &cur) != 1)
 			cur = 0;
 		fclose(f);

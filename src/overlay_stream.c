@@ -489,6 +489,18 @@ static void run_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
 		pthread_cond_broadcast(&o->cv);
 }
 
+/* A pass, if the mount's writers hold fewer threads than they may; 1 when
+ * it ran. */
+static int held_pass(struct ovl *o, struct ostream *sm, int fd, uint64_t to,
+		     int final)
+{
+	if (!hold_take(o))
+		return 0;
+	run_pass(o, sm, fd, to, final);
+	hold_drop(o);
+	return 1;
+}
+
 /* ---- the overlay's hooks ---------------------------------------------------- */
 
 int ostream_fill_ref(struct ovl *o, uint64_t ino)
@@ -707,9 +719,7 @@ int ostream_wrote(struct ovl *o, uint64_t ino, int fd, uint64_t off,
 			to = fly_low(n);
 		if (!sm->busy && o->nbusy < STREAM_BUSY &&
 		    to >= sm->chunked + ch->max + STREAM_STEP &&
-		    hold_take(o)) {
-			run_pass(o, sm, fd, to, 0);
-			hold_drop(o);
+		    held_pass(o, sm, fd, to, 0)) {
 			ran = 1;
 			if (!(sm = sm_find(o, ino)) || sm->chunked == at)
 				break;
@@ -749,11 +759,8 @@ void ostream_seal(struct ovl *o, uint64_t ino, int fd)
 	/* Not cut now, the rest waits for the commit. */
 	if (sm && !sm->stopped && !sm->sealed && !sm->busy &&
 	    n->writers == 1 && !n->nfly && o->ss_state != SS_OFF &&
-	    hold_take(o)) {
-		run_pass(o, sm, fd, n->si.size, 1);
-		hold_drop(o);
+	    held_pass(o, sm, fd, n->si.size, 1))
 		unpark(o, 1);
-	}
 	ovl_unlock(o);
 }
 

@@ -1377,16 +1377,15 @@ out:
 	{
 		struct metric m[] = {{"snapfs_files", res->files},
 				     {"snapfs_bytes", res->bytes}};
-		size_t n = strlen(series);
+		char lbl[LABEL_MAX + 1];
 
-		/* The label: the series id less its "-uuid", or what the
-		 * user named. */
-		if (n > 37)
-			series[n - 37] = 0;
+		/* The series' label, or what the user named. */
+		if (series[0])
+			series_label(series, lbl);
 		else
-			snprintf(series, sizeof(series), "%.*s",
+			snprintf(lbl, sizeof(lbl), "%.*s",
 				 (int)strcspn(spec, "/"), spec);
-		run_metrics("restore", series, ex, m,
+		run_metrics("restore", lbl, ex, m,
 			    ex == EX_OK || ex == EX_PARTIAL ? 2 : 0);
 	}
 	repo_close(r);

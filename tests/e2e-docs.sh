@@ -13,6 +13,15 @@ items() {
 		f && prev == ".TP" {print} {prev = $0}' "$1" | sed 's/\\-/-/g'
 }
 
+# agree HELP LISTED DESCRIBED PAGE: every option in HELP is LISTED in
+# PAGE, and every one PAGE DESCRIBES as an item is in HELP (sorted files).
+agree() {
+	missing=$(comm -23 "$1" "$2")
+	[ -z "$missing" ] || fail "in --help, not in $4:" $missing
+	extra=$(comm -13 "$1" "$3")
+	[ -z "$extra" ] || fail "described in $4, in no --help:" $extra
+}
+
 say "snapctl: --help and snapctl(1) list the same options"
 cmds=$("$S" --help | sed -n '/^Commands/,/^Options/p' | awk '/^  [a-z]/{print $1}' | sort -u)
 [ -n "$cmds" ] || fail "no commands in snapctl --help"
@@ -22,10 +31,7 @@ cmds=$("$S" --help | sed -n '/^Commands/,/^Options/p' | awk '/^  [a-z]/{print $1
 } | grep -oE -- "--[a-z][a-z0-9-]+" | sort -u >"$T/help"
 sed 's/\\-/-/g' "$man1/snapctl.1" | grep -oE -- "--[a-z][a-z0-9-]+" | sort -u >"$T/man"
 items "$man1/snapctl.1" "COMMON OPTIONS|COMMANDS" | grep -oE -- "--[a-z][a-z0-9-]+" | sort -u >"$T/items"
-missing=$(comm -23 "$T/help" "$T/man")
-[ -z "$missing" ] || fail "in snapctl --help, not in snapctl(1):" $missing
-extra=$(comm -13 "$T/help" "$T/items")
-[ -z "$extra" ] || fail "described in snapctl(1), in no --help:" $extra
+agree "$T/help" "$T/man" "$T/items" "snapctl(1)"
 echo "   $(wc -l <"$T/help") options, $(echo $cmds | wc -w) commands"
 
 say "snapfs: --help and snapfs(1) list the same -o options"
@@ -33,10 +39,7 @@ say "snapfs: --help and snapfs(1) list the same -o options"
 [ -s "$T/fhelp" ] || fail "no -o options in snapfs --help"
 items "$man1/snapfs.1" "OPTIONS" | grep -E "^\.BR? [a-z_]|^\.BI [a-z_]" |
 	sed -E 's/^\.B[IR]? ([a-z_]+).*/\1/' | sort -u >"$T/fman"
-missing=$(comm -23 "$T/fhelp" "$T/fman")
-[ -z "$missing" ] || fail "in snapfs --help, not in snapfs(1) OPTIONS:" $missing
-extra=$(comm -13 "$T/fhelp" "$T/fman")
-[ -z "$extra" ] || fail "in snapfs(1) OPTIONS, not in snapfs --help:" $extra
+agree "$T/fhelp" "$T/fman" "$T/fman" "snapfs(1) OPTIONS"
 echo "   $(wc -l <"$T/fhelp") -o options"
 say "the man pages are lint-clean (mandoc -T lint)"
 command -v mandoc >/dev/null || fail "mandoc is missing (contrib/install-deps.sh installs it)"
