@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "keysrc.h"
+#include "runcmd.h"
 
 #define SECRET_MAX 1024 /* more is not a key or a passphrase */
 
@@ -62,23 +62,6 @@ static void warn_mode(const struct key_source *ks, const char *what, int fd)
 	ks->warn(msg);
 }
 
-static int read_all(int fd, uint8_t *buf, size_t cap, size_t *len)
-{
-	*len = 0;
-	while (*len < cap) {
-		ssize_t n = read(fd, buf + *len, cap - *len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		*len += (size_t)n;
-	}
-	return 0;
-}
-
 static int from_file(const struct key_source *ks, const char *what,
 		     uint8_t *buf, size_t cap, size_t *len)
 {
@@ -90,60 +73,11 @@ static int from_file(const struct key_source *ks, const char *what,
 		return SNAP_EKEY;
 	}
 	warn_mode(ks, what, fd);
-	if (read_all(fd, buf, cap, len)) {
+	if (read_full(fd, buf, cap, len)) {
 		snap_syserr(errno, "%s %s", what, ks->file);
 		rc = SNAP_EKEY;
 	}
 	close(fd);
-	return rc;
-}
-
-static int from_command(const struct key_source *ks, const char *what,
-			uint8_t *buf, size_t cap, size_t *len)
-{
-	int p[2], st, rc = 0, e = 0;
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC))
-		return snap_syserr(errno, "%s: pipe", what);
-	pid = fork();
-	if (pid < 0) {
-		e = errno;
-		close(p[0]);
-		close(p[1]);
-		return snap_syserr(e, "%s: fork", what);
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-
-		if (null < 0 || dup2(null, 0) < 0 || dup2(p[1], 1) < 0)
-			_exit(127);
-		execl("/bin/sh", "sh", "-c", ks->command, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	if (read_all(p[0], buf, cap, len))
-		e = errno;
-	close(p[0]);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR) {
-			st = -1;
-			break;
-		}
-	if (e)
-		rc = snap_seterr(SNAP_EKEY, "%s '%s': reading its output: %s",
-				 what, ks->command, strerror(e));
-	else if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st))
-		rc = snap_seterr(SNAP_EKEY, "%s '%s' failed (%s %d)", what,
-				 ks->command,
-				 st != -1 && WIFSIGNALED(st) ? "signal"
-							     : "exit status",
-				 st == -1 ? -1
-				 : WIFSIGNALED(st) ? WTERMSIG(st)
-						   : WEXITSTATUS(st));
-	else if (*len == 0)
-		rc = snap_seterr(SNAP_EKEY, "%s '%s' printed nothing", what,
-				 ks->command);
 	return rc;
 }
 
@@ -159,7 +93,8 @@ static int load(const struct key_source *ks, const char *what, uint8_t *buf,
 		char w[32];
 
 		snprintf(w, sizeof(w), "%s command", what);
-		return from_command(ks, w, buf, cap, len);
+		return runcmd_output(w, ks->command, SNAP_EKEY, buf, cap,
+				     len);
 	}
 	if (ks->file) {
 		char w[32];
