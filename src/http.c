@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <expat.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "err.h"
@@ -253,6 +254,14 @@ static int net_error(const struct http_req *req, CURLcode cc,
 	}
 }
 
+/* The request's headers carry its signature or bearer token: wiped. */
+static void free_headers(struct curl_slist *hdrs)
+{
+	for (struct curl_slist *n = hdrs; n; n = n->next)
+		OPENSSL_cleanse(n->data, strlen(n->data));
+	curl_slist_free_all(hdrs);
+}
+
 static int hdr_remove(struct curl_slist **list, const char *line)
 {
 	struct curl_slist *n = curl_slist_append(*list, line);
@@ -316,14 +325,14 @@ int http_exec(struct http *h, const struct http_req *req,
 		if (!rc && req->sign)
 			rc = req->sign(req->sign_ctx, &hdrs);
 		if (rc) {
-			curl_slist_free_all(hdrs);
+			free_headers(hdrs);
 			break;
 		}
 		setup(h, c, req, hdrs, &sink, resp);
 		errbuf[0] = 0;
 		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 		cc = curl_easy_perform(c);
-		curl_slist_free_all(hdrs);
+		free_headers(hdrs);
 		if (cc == CURLE_OK) {
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 			resp->status = status;
@@ -360,14 +369,18 @@ void http_resp_free(struct http_resp *resp)
 
 int hdr_add(struct curl_slist **list, const char *name, const char *value)
 {
-	char line[4096];
+	size_t len = strlen(name) + (value ? strlen(value) : 0) + 3;
 	struct curl_slist *n;
+	char *line = malloc(len);
 
+	if (!line)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	/* "Name;" is curl's way to send a header with an empty value. */
-	if ((size_t)snprintf(line, sizeof(line), value && *value ? "%s: %s" : "%s;",
-			     name, value ? value : "") >= sizeof(line))
-		return snap_seterr(SNAP_EINVAL, "header %s too long", name);
+	snprintf(line, len, value && *value ? "%s: %s" : "%s;", name,
+		 value ? value : "");
 	n = curl_slist_append(*list, line);
+	OPENSSL_cleanse(line, len);
+	free(line);
 	if (!n)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	*list = n;

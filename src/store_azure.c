@@ -1,5 +1,6 @@
 /*
- * store_azure.c - the Azure Blob backend (SharedKey or SAS over libcurl).
+ * store_azure.c - the Azure Blob backend (SharedKey, SAS or Entra ID
+ * bearer tokens over libcurl).
  *
  * Objects are block blobs at PREFIX/key in one container.  Small objects
  * are one Put Blob; objects of 64 MiB or more go up as Put Block + Put
@@ -7,8 +8,10 @@
  * service).  Create-only puts send If-None-Match: * (409: the blob
  * exists).  Listing pages with List Blobs markers.
  *
- * Credentials: AZURE_STORAGE_KEY (SharedKey, with the account from the
- * location) or AZURE_STORAGE_SAS_TOKEN.  ?endpoint=URL points at Azurite
+ * Credentials, first match wins: AZURE_STORAGE_SAS_TOKEN,
+ * AZURE_STORAGE_KEY (SharedKey, with the account from the location), a
+ * service principal (azcred.h: bearer tokens, refreshed, and a request
+ * refused for an expired one retried once with a fresh one).  ?endpoint=URL points at Azurite
  * (path style, e.g. http://127.0.0.1:10000/devstoreaccount1) or a
  * sovereign cloud.  Secrets are wiped on close and never logged.
  */
@@ -22,6 +25,7 @@
 
 #include <openssl/crypto.h>
 
+#include "azcred.h"
 #include "crypto.h"
 #include "err.h"
 #include "http.h"
@@ -39,6 +43,7 @@ struct azure {
 	struct http *http;
 	struct buf key; /* decoded account key; empty with SAS */
 	char *sas;      /* without the leading '?' */
+	struct cred_cache *token; /* Entra ID bearer token, or NULL */
 	char *base_path; /* path part of the endpoint, e.g. "/devstoreaccount1" */
 	size_t block_threshold;
 };
@@ -51,6 +56,7 @@ struct azsign {
 	size_t nquery;
 	const char *const *headers; /* the request's own headers */
 	size_t body_len;
+	uint64_t gen; /* of the bearer token of the last attempt */
 };
 
 static int cmp_kv(const void *x, const void *y)
@@ -69,6 +75,23 @@ static const char *hval(const char *const *h, const char *name)
 	return "";
 }
 
+static int bearer(struct cred_cache *cc, struct curl_slist **list,
+		  uint64_t *gen)
+{
+	struct buf h = BUF_INIT;
+	struct cred cr;
+	int rc = cred_get(cc, &cr);
+
+	*gen = cr.gen;
+	rc = rc ? rc : buf_addstr(&h, "Bearer ");
+	rc = rc ? rc : buf_addstr(&h, cr.secret);
+	rc = rc ? rc : buf_addc(&h, 0);
+	rc = rc ? rc : hdr_add(list, "Authorization", (char *)h.p);
+	buf_free_secret(&h);
+	cred_wipe(&cr);
+	return rc;
+}
+
 static int az_sign(void *ctx, struct curl_slist **list)
 {
 	struct azsign *c = ctx;
@@ -85,6 +108,8 @@ static int az_sign(void *ctx, struct curl_slist **list)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	SNAP_TRY(hdr_add(list, "x-ms-date", date));
 	SNAP_TRY(hdr_add(list, "x-ms-version", AZ_VERSION));
+	if (a->token)
+		return bearer(a->token, list, &c->gen);
 	if (!a->key.len)
 		return 0; /* SAS: the token in the URL is the authorisation */
 	/* Content-Length is the empty string when zero (since 2015-02-21). */
@@ -158,12 +183,29 @@ static int az_sign(void *ctx, struct curl_slist **list)
 	return rc;
 }
 
+static void on_detail(const char *path, const char *text, void *ctx)
+{
+	if (!strcmp(path, "Error/AuthenticationErrorDetail"))
+		snprintf(ctx, 256, "%s", text);
+}
+
+/* Why a bearer token was refused ("Lifetime validation failed. The token
+ * is expired."), "" when the answer does not say. */
+static void auth_detail(const struct http_resp *r, char detail[256])
+{
+	detail[0] = 0;
+	if (r->body.len && r->body.p[0] == '<')
+		xml_walk(r->body.p, r->body.len, on_detail, detail);
+	detail[strcspn(detail, "\r\n")] = 0;
+}
+
 static int az_error(struct azure *a, const char *method, const char *key,
 		    const struct http_resp *r)
 {
-	char code[128], msg[512];
+	char code[128], msg[512], detail[256];
 
 	xml_error(&r->body, code, sizeof(code), msg, sizeof(msg));
+	auth_detail(r, detail);
 	if (msg[0]) {
 		/* Azure appends request ids and times on new lines. */
 		char *cut = strstr(msg, "RequestId:");
@@ -183,6 +225,13 @@ static int az_error(struct azure *a, const char *method, const char *key,
 	if (r->status == 404)
 		return snap_seterr(SNAP_ENOENT, "%s/%s%s: no such blob",
 				   a->loc.bucket, pre, key);
+	if ((r->status == 403 || r->status == 401) && a->token)
+		return snap_seterr(SNAP_EACCES,
+				   "access denied to %s/%s%s: the service refused "
+				   "the %s (%s%s%s)",
+				   a->loc.bucket, pre, key, cred_what(a->token),
+				   code[0] ? code : "HTTP 403",
+				   detail[0] ? ": " : "", detail);
 	if (r->status == 403 || r->status == 401)
 		return snap_seterr(SNAP_EACCES,
 				   "access denied to %s/%s%s: check credentials "
@@ -204,7 +253,8 @@ static int az_request(struct azure *a, const char *method, const char *key,
 		      size_t body_len, struct buf *out, struct http_resp *resp)
 {
 	struct buf url = BUF_INIT, path = BUF_INIT, raw = BUF_INIT;
-	struct azsign sc = {a, method, NULL, query, nquery, headers, body_len};
+	struct azsign sc = {a, method, NULL, query, nquery, headers, body_len,
+			    0};
 	char what[1024];
 	int rc;
 
@@ -251,6 +301,19 @@ static int az_request(struct azure *a, const char *method, const char *key,
 		.sign_ctx = &sc,
 	};
 	rc = http_exec(a->http, &req, resp);
+	/* A bearer token the service saw expire before we did (clock skew):
+	 * one fresh token, one more try. */
+	if (rc == 0 && (resp->status == 401 || resp->status == 403) &&
+	    a->token) {
+		char detail[256];
+
+		auth_detail(resp, detail);
+		if (strstr(detail, "expired") && cred_invalidate(a->token, sc.gen)) {
+			http_resp_free(resp);
+			memset(resp, 0, sizeof(*resp));
+			rc = http_exec(a->http, &req, resp);
+		}
+	}
 out:
 	buf_free(&url);
 	buf_free(&path);
@@ -454,13 +517,11 @@ static void az_close(struct store *st)
 	struct azure *a = (struct azure *)st;
 
 	http_free(a->http);
+	cred_cache_free(a->token);
 	if (a->key.p)
 		OPENSSL_cleanse(a->key.p, a->key.cap);
 	buf_free(&a->key);
-	if (a->sas) {
-		OPENSSL_cleanse(a->sas, strlen(a->sas));
-		free(a->sas);
-	}
+	free_secret(a->sas);
 	free(a->base_path);
 	location_free(&a->loc);
 	free(a->s.url);
@@ -533,11 +594,18 @@ int store_azure_open(const char *url, const struct store_opts *so,
 			goto fail;
 		}
 	} else if (!(so && so->anonymous) && !a->loc.anonymous) {
-		rc = snap_seterr(SNAP_EACCES,
-				 "no credentials for %s: set AZURE_STORAGE_KEY "
-				 "or AZURE_STORAGE_SAS_TOKEN",
-				 url);
-		goto fail;
+		rc = azcred_open(url, &a->token);
+		if (rc == 0 && !a->token)
+			rc = snap_seterr(SNAP_EACCES,
+					 "no credentials for %s: set "
+					 "AZURE_STORAGE_KEY, "
+					 "AZURE_STORAGE_SAS_TOKEN, or a service "
+					 "principal's AZURE_TENANT_ID, "
+					 "AZURE_CLIENT_ID and "
+					 "AZURE_CLIENT_SECRET",
+					 url);
+		if (rc)
+			goto fail;
 	}
 	hc.ca_file = a->loc.ca_file;
 	store_http_cfg(so, &hc);

@@ -12,12 +12,11 @@
  * Listing pages with ListObjectsV2 continuation tokens; prefix deletes
  * batch DeleteObjects by 1000.
  *
- * Credentials: AWS_ACCESS_KEY_ID|AWS_ACCESS_KEY, AWS_SECRET_ACCESS_KEY|
- * AWS_SECRET_KEY, AWS_SESSION_TOKEN; for minio:// also MINIO_ACCESS_KEY/
- * MINIO_SECRET_KEY and MINIO_ROOT_USER/MINIO_ROOT_PASSWORD; else
- * ~/.aws/credentials, profile AWS_PROFILE or "default".  ?anonymous=true
- * sends unsigned requests.  Secrets are wiped on close and never appear in
- * a message.
+ * Credentials come from the AWS chain (awscred.h: environment, web
+ * identity, profile, container, instance metadata), fetched again before
+ * they expire; a request the server refuses with ExpiredToken is retried
+ * once with a fresh credential.  ?anonymous=true sends unsigned requests.
+ * Secrets are wiped after each signature and never appear in a message.
  */
 #include "config.h"
 
@@ -30,6 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "awscred.h"
 #include "crypto.h"
 #include "err.h"
 #include "http.h"
@@ -45,105 +45,9 @@ struct s3 {
 	struct location loc;
 	struct http *http;
 	char host[300];   /* Host header value for path style */
-	char *access, *secret, *token;
+	struct cred_cache *creds; /* NULL: anonymous */
 	size_t multipart_threshold, part_size;
 };
-
-static char *dup_env(const char *a, const char *b)
-{
-	const char *v = getenv(a);
-
-	if ((!v || !*v) && b)
-		v = getenv(b);
-	return v && *v ? strdup(v) : NULL;
-}
-
-static void wipe_free(char *s)
-{
-	if (s) {
-		OPENSSL_cleanse(s, strlen(s));
-		free(s);
-	}
-}
-
-/* ~/.aws/credentials, section [profile]. */
-static void load_profile(struct s3 *s)
-{
-	const char *home = getenv("HOME"), *prof = getenv("AWS_PROFILE");
-	const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE");
-	char path[1024], line[1024], want[256];
-	int in = 0;
-	FILE *f;
-
-	if (!file) {
-		if (!home)
-			return;
-		snprintf(path, sizeof(path), "%s/.aws/credentials", home);
-		file = path;
-	}
-	f = fopen(file, "r");
-	if (!f)
-		return;
-	snprintf(want, sizeof(want), "[%s]", prof && *prof ? prof : "default");
-	while (fgets(line, sizeof(line), f)) {
-		char *k = line, *v, *end;
-
-		while (isspace((unsigned char)*k))
-			k++;
-		end = k + strlen(k);
-		while (end > k && isspace((unsigned char)end[-1]))
-			*--end = 0;
-		if (*k == '[') {
-			in = !strcmp(k, want);
-			continue;
-		}
-		if (!in || !(v = strchr(k, '=')))
-			continue;
-		*v++ = 0;
-		for (end = v - 1; end > k && isspace((unsigned char)end[-1]);)
-			*--end = 0;
-		while (isspace((unsigned char)*v))
-			v++;
-		if (!strcmp(k, "aws_access_key_id") && !s->access)
-			s->access = strdup(v);
-		else if (!strcmp(k, "aws_secret_access_key") && !s->secret)
-			s->secret = strdup(v);
-		else if (!strcmp(k, "aws_session_token") && !s->token)
-			s->token = strdup(v);
-	}
-	OPENSSL_cleanse(line, sizeof(line));
-	fclose(f);
-}
-
-static int load_creds(struct s3 *s)
-{
-	if (s->loc.anonymous)
-		return 0;
-	s->access = dup_env("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY");
-	s->secret = dup_env("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY");
-	if (s->access && s->secret)
-		s->token = dup_env("AWS_SESSION_TOKEN", NULL);
-	if (s->loc.minio && (!s->access || !s->secret)) {
-		wipe_free(s->access);
-		wipe_free(s->secret);
-		s->access = dup_env("MINIO_ACCESS_KEY", "MINIO_ROOT_USER");
-		s->secret = dup_env("MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD");
-	}
-	if (!s->access || !s->secret) {
-		wipe_free(s->access);
-		wipe_free(s->secret);
-		s->access = s->secret = NULL;
-		load_profile(s);
-	}
-	if (!s->access || !s->secret)
-		return snap_seterr(SNAP_EACCES,
-				   "no credentials for %s: set "
-				   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-				   "(or ~/.aws/credentials, or ?anonymous=true "
-				   "for a public bucket)",
-				   s->s.url);
-	return 0;
-}
 
 /* URL and canonical path of key under the prefix, or of the bucket itself
  * when key is NULL (listing, batch delete, creation). */
@@ -191,6 +95,7 @@ struct signctx {
 	const uint8_t *body;
 	size_t body_len;
 	char payload_hash[65];
+	uint64_t gen; /* of the credential that signed the last attempt */
 };
 
 static int sign(void *ctx, struct curl_slist **list)
@@ -202,9 +107,15 @@ static int sign(void *ctx, struct curl_slist **list)
 	size_t nh = 0;
 	time_t now = time(NULL);
 	struct tm tm;
+	struct cred cr;
+	int rc;
 
-	if (s->loc.anonymous)
+	if (!s->creds)
 		return 0;
+	rc = cred_get(s->creds, &cr);
+	if (rc)
+		return rc;
+	c->gen = cr.gen;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
 	if (s->loc.path_style)
@@ -214,18 +125,26 @@ static int sign(void *ctx, struct curl_slist **list)
 	h[nh++] = (struct kv){"host", host};
 	h[nh++] = (struct kv){"x-amz-content-sha256", c->payload_hash};
 	h[nh++] = (struct kv){"x-amz-date", date};
-	if (s->token)
-		h[nh++] = (struct kv){"x-amz-security-token", s->token};
+	if (cr.token)
+		h[nh++] = (struct kv){"x-amz-security-token", cr.token};
 	struct sigv4_req r = {c->method, c->path, c->query, c->nquery, h, nh,
 			      c->payload_hash};
-	struct sigv4_key k = {s->access, s->secret, s->loc.region, "s3"};
+	struct sigv4_key k = {cr.id, cr.secret, s->loc.region, "s3"};
 
-	SNAP_TRY(sigv4_authorization(&r, &k, date, authz, sizeof(authz)));
-	SNAP_TRY(hdr_add(list, "x-amz-content-sha256", c->payload_hash));
-	SNAP_TRY(hdr_add(list, "x-amz-date", date));
-	if (s->token)
-		SNAP_TRY(hdr_add(list, "x-amz-security-token", s->token));
-	return hdr_add(list, "Authorization", authz);
+	rc = sigv4_authorization(&r, &k, date, authz, sizeof(authz));
+	rc = rc ? rc : hdr_add(list, "x-amz-content-sha256", c->payload_hash);
+	rc = rc ? rc : hdr_add(list, "x-amz-date", date);
+	if (cr.token)
+		rc = rc ? rc : hdr_add(list, "x-amz-security-token", cr.token);
+	rc = rc ? rc : hdr_add(list, "Authorization", authz);
+	cred_wipe(&cr);
+	return rc;
+}
+
+static int expired_token(const char *code)
+{
+	return !strcmp(code, "ExpiredToken") ||
+	       !strcmp(code, "TokenRefreshRequired");
 }
 
 /* Maps a final non-2xx response to an error with an actionable message. */
@@ -248,11 +167,14 @@ static int s3_error(struct s3 *s, const char *method, const char *key,
 	if (r->status == 404)
 		return snap_seterr(SNAP_ENOENT, "%s/%s%s: no such object",
 				   s->loc.bucket, pre, key);
-	if (!strcmp(code, "ExpiredToken") || !strcmp(code, "TokenRefreshRequired"))
+	if (expired_token(code))
 		return snap_seterr(SNAP_EACCES,
 				   "%s %s/%s%s: session token expired: refresh "
-				   "AWS_SESSION_TOKEN",
-				   method, s->loc.bucket, pre, key);
+				   "%s", method, s->loc.bucket, pre, key,
+				   s->creds && strncmp(cred_what(s->creds),
+						       "the environment", 15)
+					   ? cred_what(s->creds)
+					   : "AWS_SESSION_TOKEN");
 	if (r->status == 403 || r->status == 401)
 		return snap_seterr(SNAP_EACCES,
 				   "access denied to %s/%s%s: check credentials "
@@ -276,7 +198,7 @@ static int request(struct s3 *s, const char *method, const char *key,
 {
 	struct buf url = BUF_INIT, path = BUF_INIT;
 	struct signctx sc = {s, method, NULL, query, nquery, body, body_len,
-			     {0}};
+			     {0}, 0};
 	char what[1024];
 	uint8_t hash[32];
 	int rc;
@@ -312,6 +234,19 @@ static int request(struct s3 *s, const char *method, const char *key,
 		.sign_ctx = &sc,
 	};
 	rc = http_exec(s->http, &req, resp);
+	/* The server may see a session token expire before we do (clock
+	 * skew, revocation): one fresh credential, one more try. */
+	if (rc == 0 && (resp->status == 400 || resp->status == 403) &&
+	    s->creds) {
+		char code[64], msg[8];
+
+		xml_error(&resp->body, code, sizeof(code), msg, sizeof(msg));
+		if (expired_token(code) && cred_invalidate(s->creds, sc.gen)) {
+			http_resp_free(resp);
+			memset(resp, 0, sizeof(*resp));
+			rc = http_exec(s->http, &req, resp);
+		}
+	}
 out:
 	buf_free(&url);
 	buf_free(&path);
@@ -637,9 +572,7 @@ static void s3_close(struct store *st)
 	struct s3 *s = (struct s3 *)st;
 
 	http_free(s->http);
-	wipe_free(s->access);
-	wipe_free(s->secret);
-	wipe_free(s->token);
+	cred_cache_free(s->creds);
 	location_free(&s->loc);
 	free(s->s.url);
 	free(s);
@@ -688,7 +621,12 @@ int store_s3_open(const char *url, const struct store_opts *so,
 			       : PART_SIZE_MIN;
 	hc.ca_file = s->loc.ca_file;
 	store_http_cfg(so, &hc);
-	rc = s->s.url ? load_creds(s) : snap_seterr(SNAP_ENOMEM, "out of memory");
+	rc = s->s.url ? 0 : snap_seterr(SNAP_ENOMEM, "out of memory");
+	if (rc == 0 && !s->loc.anonymous) {
+		struct awscred_cfg ac = {url, s->loc.region, s->loc.minio};
+
+		rc = awscred_open(&ac, &s->creds);
+	}
 	rc = rc ? rc : http_new(&hc, &s->http);
 	if (rc) {
 		s3_close(&s->s);

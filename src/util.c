@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "err.h"
@@ -113,6 +114,28 @@ void buf_free(struct buf *b)
 	free(b->p);
 	b->p = NULL;
 	b->len = b->cap = 0;
+}
+
+void buf_free_secret(struct buf *b)
+{
+	if (b->p)
+		OPENSSL_cleanse(b->p, b->cap);
+	buf_free(b);
+}
+
+void free_secret(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+const char *getenv_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
 }
 
 int array_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)

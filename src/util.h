@@ -32,6 +32,9 @@ int buf_add_varint(struct buf *b, uint64_t v);
 int buf_add_bytes(struct buf *b, const void *p, size_t n);
 int buf_add_u32le(struct buf *b, uint32_t v);
 void buf_free(struct buf *b);
+/* buf_free() and free() of memory that held a secret: wiped first. */
+void buf_free_secret(struct buf *b);
+void free_secret(char *s);
 
 /* Room for element n of the array *(T **)arr of elem-byte elements with
  * capacity *cap: when n == *cap it doubles (the first time: to first).
@@ -102,6 +105,9 @@ int make_dirs(char *path, unsigned mode, int whole);
 /* *p = "dir/name" ("name" when dir is ""), reusing and growing *p.
  * 0 or SNAP_ENOMEM (*p kept). */
 int path_join(char **p, const char *dir, const char *name);
+
+/* The variable's value when set and not empty, else NULL. */
+const char *getenv_set(const char *name);
 
 /* malloc that reports failure via snap_seterr and never returns NULL
  * silently: callers still check NULL, but the message is set. */

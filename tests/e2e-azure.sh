@@ -49,7 +49,8 @@ bad_sas=$(echo "$sas" | sed 's/sig=[^&]*/sig=AAAA/')
 expect_fail 11 "access denied" env -u AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN="$bad_sas" "$SNAPCTL" -r "$good" list
 
 say "10 % of requests fail (500/503, dropped bodies, stalls, resets)"
-pp=$(start_proxy "$AZ_PORT" --rate 0.1 --stall 3 --seed 11)
+start_proxy "$AZ_PORT" --rate 0.1 --stall 3 --seed 11
+pp=$PROXY_PORT
 snapctl -r "$(u "$AZ_PORT" faults)" init --no-encryption -q
 fault_round_trip "$(u "$pp" faults)"
 stop_proxy

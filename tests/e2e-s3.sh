@@ -57,7 +57,8 @@ snapctl -r "$tc" restore tls -q --target "$T/tlsout"
 diff -r "$T/tlsin" "$T/tlsout/tlsin" || fail "restore over TLS differs"
 
 say "expired session token (answered as AWS does, via the proxy)"
-pp=$(start_proxy "$S3_PORT" --rate 0 --expired-token)
+start_proxy "$S3_PORT" --rate 0 --expired-token
+pp=$PROXY_PORT
 expect_fail 11 "session token expired: refresh AWS_SESSION_TOKEN" \
 	env AWS_SESSION_TOKEN=expired-token "$SNAPCTL" -r "$(u "$pp" errs)" backup --label errs "$T/small"
 stop_proxy
@@ -71,7 +72,8 @@ env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$T/home" AWS_PROFILE=oth
 	"$SNAPCTL" -r "$good" list -q >/dev/null || fail "profile credentials not used"
 
 say "10 % of requests fail (500/503, dropped bodies, stalls, resets)"
-pp=$(start_proxy "$S3_PORT" --rate 0.1 --stall 3 --seed 7)
+start_proxy "$S3_PORT" --rate 0.1 --stall 3 --seed 7
+pp=$PROXY_PORT
 faulty=$(u "$pp" faults)
 snapctl -r "$(u "$S3_PORT" faults)" init --no-encryption -q
 fault_round_trip "$faulty"
@@ -96,7 +98,8 @@ say "a multipart upload that fails for good is aborted, not left behind"
 # The proxy stores part 1 and refuses every later part: the upload exists
 # on the server when the backup gives up, and must be gone after.  (curl
 # signs the query as written: it must be in canonical order.)
-pp=$(start_proxy "$S3_PORT" --rate 0 --fail-parts)
+start_proxy "$S3_PORT" --rate 0 --fail-parts
+pp=$PROXY_PORT
 snapctl -r "$(u "$S3_PORT" mpfail)" init --no-encryption -q
 n0=$(objects "$(u "$S3_PORT" mpfail)")
 export SNAPFS_S3_MULTIPART_THRESHOLD=5242880

@@ -15,8 +15,9 @@ it picks, with probability --rate, one fault:
 Everything else is forwarded unchanged (Host included, so SigV4 still
 verifies) with "Connection: close" towards the server.
 --expired-token answers every request that carries x-amz-security-token
-with AWS's 400 ExpiredToken error: Ceph's gateway has no STS to expire a
-token, so this stands in for AWS there.
+with AWS's 400 ExpiredToken error: the gateway's shortest STS session
+lasts 15 minutes, too long for a test to wait for, so this stands in for
+the moment a token expires.
 --fail-parts answers every multipart part upload after the first (an S3
 PUT with partNumber >= 2) with 500, so that an upload fails for good once
 a part of it is stored: what the client then leaves behind can be listed.

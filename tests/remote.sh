@@ -18,7 +18,12 @@ start_rgw() {
 	S3_PORT=$1
 	S3_TLS_PORT=${4:-}
 	export S3_PORT S3_TLS_PORT AWS_ACCESS_KEY_ID=$2 AWS_SECRET_ACCESS_KEY=$3
-	unset AWS_SESSION_TOKEN AWS_PROFILE
+	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE \
+		AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+	# Never ask a real metadata service (this host's 169.254.169.254
+	# may answer): a test that wants one starts its own.
+	export AWS_EC2_METADATA_DISABLED=true
+	RGW_CONF="$T/rgw/ceph.conf"
 	echo "   RADOS Gateway on 127.0.0.1:$S3_PORT"
 }
 
@@ -30,7 +35,8 @@ start_azurite() {
 	}
 	on_exit "sh '$TESTS_DIR/servers/azurite.sh' stop '$T/azurite'"
 	export AZ_PORT AZURE_STORAGE_KEY="$AZURITE_KEY"
-	unset AZURE_STORAGE_SAS_TOKEN AZURE_STORAGE_ACCOUNT
+	unset AZURE_STORAGE_SAS_TOKEN AZURE_STORAGE_ACCOUNT AZURE_TENANT_ID \
+		AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_FEDERATED_TOKEN_FILE
 	echo "   Azurite on 127.0.0.1:$AZ_PORT"
 }
 
@@ -47,20 +53,34 @@ run_engine_suite() {
 	done
 }
 
-# start_proxy UPSTREAM_PORT ARGS...: prints the proxy port; stopped on exit.
+# start_helper NAME SCRIPT ARGS...: runs one of the test's Python servers,
+# which prints its port when it listens, into HELPER_PORT.  Killed on
+# exit (so not to be called in a $(...) subshell, whose on_exit would be
+# lost); pid in $T/NAME.pid, stderr in $T/NAME.err.
+start_helper() {
+	name=$1 script=$2
+	shift 2
+	rm -f "$T/$name.port"
+	python3 "$TESTS_DIR/$script" "$@" >"$T/$name.port" 2>"$T/$name.err" &
+	echo $! >"$T/$name.pid"
+	on_exit "kill \$(cat '$T/$name.pid') 2>/dev/null"
+	for _ in $(seq 1 50); do
+		[ -s "$T/$name.port" ] && break
+		sleep 0.1
+	done
+	[ -s "$T/$name.port" ] || fail "$script did not start: $(cat "$T/$name.err")"
+	HELPER_PORT=$(cat "$T/$name.port")
+}
+
+# start_proxy UPSTREAM_PORT ARGS...: the proxy's port into PROXY_PORT;
+# stopped on exit.
 start_proxy() {
 	up=$1
 	shift
 	rm -f "$T/proxy.stats"
-	python3 "$TESTS_DIR/faultproxy.py" --upstream "127.0.0.1:$up" \
-		--stats "$T/proxy.stats" "$@" >"$T/proxy.port" 2>"$T/proxy.err" &
-	echo $! >"$T/proxy.pid"
-	on_exit "kill \$(cat '$T/proxy.pid') 2>/dev/null"
-	for _ in $(seq 1 50); do
-		[ -s "$T/proxy.port" ] && break
-		sleep 0.1
-	done
-	cat "$T/proxy.port"
+	start_helper proxy faultproxy.py --upstream "127.0.0.1:$up" \
+		--stats "$T/proxy.stats" "$@"
+	PROXY_PORT=$HELPER_PORT
 }
 
 # stop_proxy: stops it and waits until it has written its fault counts.
@@ -131,7 +151,8 @@ hostile_listing() {
 		no-next) pat="more pages announced without (NextContinuationToken|NextMarker)|no NextMarker" ;;
 		no-name) pat="an entry has no name" ;;
 		esac
-		port=$(start_proxy "$1" --rate 0 --list-fault $fault)
+		start_proxy "$1" --rate 0 --list-fault $fault
+		port=$PROXY_PORT
 		hp=$($2 "$port" hostile)
 		SNAPFS_LIST_PAGE=2 expect_fail 6 "$pat" snapctl -r "$hp" list
 		SNAPFS_LIST_PAGE=2 expect_fail 6 "$pat" snapctl -r "$hp" delete "$hs"
@@ -149,7 +170,8 @@ hostile_listing() {
 # cached still reads.  URLFN PORT NAME prints a location.
 mount_outage() {
 	say "mount: an unreachable store gives EIO after retries, not a hang"
-	port=$(start_proxy "$1" --rate 0)
+	start_proxy "$1" --rate 0
+	port=$PROXY_PORT
 	ou=$($2 "$port" outage)
 	repo_init "$ou" --no-encryption
 	mkdir -p "$T/os"

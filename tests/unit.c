@@ -19,6 +19,7 @@
 #include "blob.h"
 #include "bufpool.h"
 #include "chunker.h"
+#include "cred.h"
 #include "crypto.h"
 #include "err.h"
 #include "http.h"
@@ -1367,6 +1368,89 @@ static void test_itab(void **state)
 	itab_free(&t);
 }
 
+/* Expiry times as STS, IMDS and credential_process write them. */
+static void test_cred_time(void **state)
+{
+	(void)state;
+	assert_int_equal(cred_parse_time("1970-01-01T00:00:00Z"), 0);
+	assert_int_equal(cred_parse_time("2026-12-02T15:04:05Z"), 1796223845);
+	assert_int_equal(cred_parse_time("2026-12-02T15:04:05.595017345Z"),
+			 1796223845);
+	assert_int_equal(cred_parse_time("2026-12-02T16:04:05+01:00"),
+			 1796223845);
+	assert_int_equal(cred_parse_time("2026-12-02T10:04:05-05:00"),
+			 1796223845);
+	assert_int_equal(cred_parse_time("2026-12-02T15:04:05"), -1);
+	assert_int_equal(cred_parse_time("2026-12-02 15:04:05Z"), -1);
+	assert_int_equal(cred_parse_time("2026-12-02T15:04:05Zjunk"), -1);
+	assert_int_equal(cred_parse_time(""), -1);
+}
+
+struct fake_src {
+	int calls, fail;
+};
+
+static int fake_fetch(void *ctx, struct cred *out)
+{
+	struct fake_src *f = ctx;
+	char id[16];
+
+	f->calls++;
+	if (f->fail)
+		return snap_seterr(SNAP_EACCES, "fake source down");
+	snprintf(id, sizeof(id), "id%d", f->calls);
+	out->id = strdup(id);
+	out->secret = strdup("secret");
+	out->expires = time(NULL) + 3600;
+	return 0;
+}
+
+/* One fetch serves until refresh is due; a refusal by the server forces
+ * one; a source that gives nothing fails the open. */
+static void test_cred_cache(void **state)
+{
+	struct fake_src f = {0, 0};
+	struct cred_cache *c = NULL;
+	struct cred cr;
+
+	(void)state;
+	assert_int_equal(cred_cache_new(fake_fetch, &f, NULL, "fake", &c), 0);
+	assert_int_equal(cred_get(c, &cr), 0);
+	assert_string_equal(cr.id, "id1");
+	cred_wipe(&cr);
+	assert_int_equal(cred_get(c, &cr), 0);
+	assert_int_equal(f.calls, 1);
+	assert_int_equal(cred_invalidate(c, cr.gen), 1);
+	cred_wipe(&cr);
+	assert_int_equal(cred_get(c, &cr), 0);
+	assert_string_equal(cr.id, "id2");
+	/* A refusal of the credential before id2 changes nothing. */
+	assert_int_equal(cred_invalidate(c, cr.gen - 1), 1);
+	cred_wipe(&cr);
+	assert_int_equal(cred_get(c, &cr), 0);
+	assert_string_equal(cr.id, "id2");
+	assert_int_equal(f.calls, 2);
+	f.fail = 1;
+	assert_int_equal(cred_invalidate(c, cr.gen), 1);
+	cred_wipe(&cr);
+	assert_int_equal(cred_get(c, &cr), SNAP_EACCES);
+	assert_non_null(strstr(snap_errmsg(), "fake source down"));
+	assert_null(cr.id);
+	cred_cache_free(c);
+
+	c = NULL;
+	assert_int_equal(cred_cache_new(fake_fetch, &f, NULL, "fake", &c),
+			 SNAP_EACCES);
+	assert_null(c);
+	assert_int_equal(cred_cache_static("k", "s", NULL, "static", &c), 0);
+	assert_int_equal(cred_invalidate(c, 0), 0);
+	assert_int_equal(cred_get(c, &cr), 0);
+	assert_string_equal(cr.secret, "s");
+	assert_int_equal(cr.expires, 0);
+	cred_wipe(&cr);
+	cred_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1394,6 +1478,8 @@ int main(void)
 		cmocka_unit_test(test_bufpool),
 		cmocka_unit_test(test_array_grow),
 		cmocka_unit_test(test_itab),
+		cmocka_unit_test(test_cred_time),
+		cmocka_unit_test(test_cred_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

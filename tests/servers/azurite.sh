@@ -4,7 +4,8 @@
 #   azurite.sh start DIR  -> prints "PORT" when it listens
 #   azurite.sh stop DIR
 #
-# It verifies SharedKey and SAS signatures.  Account devstoreaccount1 with
+# It verifies SharedKey and SAS signatures (and, with AZURITE_OAUTH,
+# Entra ID bearer tokens).  Account devstoreaccount1 with
 # its published key (see tests/lib.sh).  Installed by contrib/install-deps.sh
 # under /opt/snapfs-test.
 set -eu
@@ -33,11 +34,20 @@ esac
 }
 mkdir -p "$D/data"
 port=$(free_port)
+# AZURITE_OAUTH=CADIR (make_ca's): HTTPS with CADIR's server certificate
+# and bearer tokens checked (--oauth basic: audience, issuer, expiry).
+set --
+scheme=http
+if [ -n "${AZURITE_OAUTH:-}" ]; then
+	set -- --oauth basic --cert "$AZURITE_OAUTH/srv.pem" --key "$AZURITE_OAUTH/srv.key"
+	scheme=https
+fi
 "$bin" --blobHost 127.0.0.1 --blobPort "$port" --location "$D/data" \
-	--disableTelemetry --silent >"$D/azurite.log" 2>&1 &
+	--disableTelemetry --silent "$@" >"$D/azurite.log" 2>&1 &
 echo $! >"$D/azurite.pid"
 for _ in $(seq 1 100); do
-	if curl -s -o /dev/null "http://127.0.0.1:$port/devstoreaccount1?comp=list"; then
+	if curl -s -o /dev/null ${AZURITE_OAUTH:+--cacert "$AZURITE_OAUTH/ca.pem"} \
+		"$scheme://127.0.0.1:$port/devstoreaccount1?comp=list"; then
 		echo "$port"
 		exit 0
 	fi

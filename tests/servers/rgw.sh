@@ -8,7 +8,9 @@
 #   rgw.sh stop DIR    -> stops every daemon started under DIR
 #
 # One monitor and one memstore OSD, auth none, pool size 1, on 127.0.0.1
-# and free ports; all state under DIR.  Boots in ~15 s.
+# and free ports; all state under DIR (DIR/ceph.conf for radosgw-admin).
+# With RGW_STS=1 the gateway's STS is on, so a test can mint real session
+# tokens (AssumeRole) that it verifies.  Boots in ~15 s.
 set -eu
 cmd=$1
 D=$2
@@ -49,6 +51,13 @@ if [ -n "${RGW_TLS_CERT:-}" ]; then
 	tlsport=$(free_port)
 	tls=" ssl_endpoint=127.0.0.1:$tlsport ssl_certificate=$RGW_TLS_CERT"
 fi
+# With STS on, the gateway answers a wrong secret with AccessDenied
+# rather than AWS's SignatureDoesNotMatch: only tests that need it ask.
+sts=""
+if [ -n "${RGW_STS:-}" ]; then
+	sts="rgw_s3_auth_use_sts = true
+rgw_sts_key = $(python3 -c 'import secrets; print(secrets.token_hex(8))')"
+fi
 fsid=$(python3 -c 'import uuid; print(uuid.uuid4())')
 conf="$D/ceph.conf"
 cat >"$conf" <<CONF
@@ -81,6 +90,7 @@ memstore_device_bytes = ${RGW_MEMSTORE_BYTES:-4294967296}
 rgw_frontends = beast endpoint=127.0.0.1:$rgwport tcp_nodelay=1$tls
 rgw_data = $D/rgw
 ms_mon_client_mode = crc
+$sts
 CONF
 trap 'stop' INT TERM
 monmaptool --create --clobber --fsid "$fsid" --addv a "[v2:127.0.0.1:$monport]" "$D/monmap" >/dev/null
