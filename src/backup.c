@@ -16,6 +16,7 @@
 
 #include "backup.h"
 #include "backup_int.h"
+#include "exclude.h"
 #include "blob.h"
 #include "err.h"
 #include "index.h"
@@ -621,7 +622,7 @@ static int walk(struct eng *e, struct bdir *d, int dfd, const char *path,
 		const struct tree *pt);
 
 static int walk_subdir(struct eng *e, struct bdir *d, size_t i, int dfd,
-		       const char *cpath, const struct tent *pent)
+		       const char *cpath, const struct tent *pent, int empty)
 {
 	struct tree ptree = {0}, *ptp = NULL;
 	struct bdir *child;
@@ -640,11 +641,13 @@ static int walk_subdir(struct eng *e, struct bdir *d, size_t i, int dfd,
 			warn(e, "%s: parent backup unreadable (%s); reading "
 				"everything", cpath, snap_errmsg());
 	}
-	fd = openat(dfd, d->ents[i].name,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = empty ? -1
+		   : openat(dfd, d->ents[i].name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		warn(e, "%s: %s (stored as an empty directory)", cpath,
-		     strerror(errno));
+		if (!empty)
+			warn(e, "%s: %s (stored as an empty directory)", cpath,
+			     strerror(errno));
 		release(e, child);
 		rc = 0;
 	} else {
@@ -653,6 +656,37 @@ static int walk_subdir(struct eng *e, struct bdir *d, size_t i, int dfd,
 	}
 	tree_free(&ptree);
 	return rc;
+}
+
+/* Whether path p of a walk from a group given as a path of plen bytes,
+ * whose absolute path is abs, matches an exclude pattern. */
+static int excluded(const struct excl *x, const char *abs, size_t plen,
+		    const char *p)
+{
+	char full[PATH_MAX];
+
+	if (!x || !abs)
+		return 0;
+	if ((size_t)snprintf(full, sizeof(full), "%s/%s", abs,
+			     p + plen + strspn(p + plen, "/")) >= sizeof(full))
+		return 0;
+	return excl_path(x, full);
+}
+
+/* Whether directory name in dfd holds an exclusion tag (exclude.h). */
+static int dir_tagged(struct eng *e, int dfd, const char *name)
+{
+	const char *why;
+	int fd, hit;
+
+	if (!excl_any(e->o->excl))
+		return 0;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* walk_subdir says why */
+	hit = excl_tagged(e->o->excl, fd, &why);
+	close(fd);
+	return hit;
 }
 
 /* Fills entry i from the source; returns 0 with t->type == 0 to skip. */
@@ -666,6 +700,8 @@ static int walk_entry(struct eng *e, struct bdir *d, size_t i, int dfd,
 	char target[4097];
 	ssize_t n;
 
+	if (excluded(e->o->excl, e->grp_abs, e->grp_plen, cpath))
+		return 0;
 	if (fstatat(dfd, t->name, &st, AT_SYMLINK_NOFOLLOW)) {
 		warn(e, "skipping %s: %s", cpath, strerror(errno));
 		return 0;
@@ -706,10 +742,16 @@ static int walk_entry(struct eng *e, struct bdir *d, size_t i, int dfd,
 		progress_add(e->o->progress, 1, 0);
 		return 0;
 	case S_IFDIR:
+		if (dir_tagged(e, dfd, t->name))
+			return 0;
 		t->type = ET_DIR;
 		SNAP_TRY(read_xattrs(e, cpath, t));
 		add_stat(&e->res->dirs, 1);
-		return walk_subdir(e, d, i, dfd, cpath, pent);
+		/* Another filesystem's mount point stays, empty, as restic
+		 * keeps it: a restore recreates the place to mount it. */
+		return walk_subdir(e, d, i, dfd, cpath, pent,
+				   excl_is_one_fs(e->o->excl) &&
+					   st.st_dev != e->grp_dev);
 	case S_IFLNK:
 		n = readlinkat(dfd, t->name, target, sizeof(target) - 1);
 		if (n <= 0) {
@@ -794,19 +836,32 @@ out:
  * it runs beside the backup and never delays it. */
 static __thread struct progress *scan_prog;
 static __thread uint64_t scan_files, scan_bytes;
+static __thread const struct excl *scan_excl;
+static __thread const char *scan_abs;
+static __thread size_t scan_plen;
 
 static int scan_one(const char *p, const struct stat *st, int flag,
 		    struct FTW *ftw)
 {
-	(void)p;
-	(void)ftw;
+	if (ftw->level > 0 && excluded(scan_excl, scan_abs, scan_plen, p))
+		return flag == FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
+	if (flag == FTW_D && ftw->level > 0 && excl_any(scan_excl)) {
+		const char *why;
+		int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int hit = fd >= 0 && excl_tagged(scan_excl, fd, &why);
+
+		if (fd >= 0)
+			close(fd);
+		if (hit)
+			return FTW_SKIP_SUBTREE;
+	}
 	if (flag == FTW_F && S_ISREG(st->st_mode)) {
 		scan_files++;
 		scan_bytes += st->st_size;
 		if (scan_files % 1024 == 0)
 			progress_totals(scan_prog, scan_files, scan_bytes, 0);
 	}
-	return 0;
+	return FTW_CONTINUE;
 }
 
 struct scanner {
@@ -819,8 +874,17 @@ static void *scan_main(void *arg)
 	struct scanner *s = arg;
 
 	scan_prog = s->o->progress;
-	for (size_t g = 0; g < s->o->ngroups; g++)
-		nftw(s->o->groups[g].path, scan_one, 64, FTW_PHYS);
+	scan_excl = s->o->excl;
+	for (size_t g = 0; g < s->o->ngroups; g++) {
+		char *abs = realpath(s->o->groups[g].path, NULL);
+
+		scan_abs = abs;
+		scan_plen = strlen(s->o->groups[g].path);
+		nftw(s->o->groups[g].path, scan_one, 64,
+		     FTW_PHYS | FTW_ACTIONRETVAL |
+			     (excl_is_one_fs(scan_excl) ? FTW_MOUNT : 0));
+		free(abs);
+	}
 	progress_totals(scan_prog, scan_files, scan_bytes, 1);
 	return NULL;
 }
@@ -833,8 +897,13 @@ static int backup_group(struct eng *e, const struct backup_group *g,
 	struct bdir *root;
 	int fd, rc;
 
-	if (stat(g->path, &st) == 0 && S_ISREG(st.st_mode))
+	if (stat(g->path, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (excl_any(e->o->excl))
+			return snap_seterr(SNAP_EINVAL, "group %s: %s is an "
+					   "archive; excludes apply to "
+					   "directories", g->name, g->path);
 		return backup_archive(e, g, mg);
+	}
 	fd = open(g->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return snap_syserr(errno, "group %s: %s", g->name, g->path);
@@ -847,6 +916,15 @@ static int backup_group(struct eng *e, const struct backup_group *g,
 	mg->uid = st.st_uid;
 	mg->gid = st.st_gid;
 	mg->mtime_ns = ts_ns(&st.st_mtim);
+	free(e->grp_abs);
+	e->grp_abs = NULL;
+	if (excl_any(e->o->excl) && !(e->grp_abs = realpath(g->path, NULL))) {
+		rc = snap_syserr(errno, "group %s: %s", g->name, g->path);
+		close(fd);
+		return rc;
+	}
+	e->grp_plen = strlen(g->path);
+	e->grp_dev = st.st_dev;
 	{
 		/* The group directory's own attributes go in the manifest. */
 		struct tent gt = {.name = (char *)g->name};
@@ -999,6 +1077,8 @@ static int write_manifest(struct bsession *s)
 	m->xattr_ns = ns;
 	m->ino_next = s->ino_next;
 	snprintf(m->stage_token, sizeof(m->stage_token), "%s", s->token);
+	free(m->excludes);
+	m->excludes = e->o ? excl_json(e->o->excl) : NULL;
 	for (int tries = 0;; tries++) {
 		uint32_t last = 0;
 
@@ -1634,6 +1714,7 @@ void bsession_free(struct bsession *s)
 	free(e->packs);
 	free(e->flying);
 	free(e->hl);
+	free(e->grp_abs);
 	free(e->rbuf);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->plock);

@@ -49,6 +49,9 @@ struct backup_opts {
 	/* Called (with warn_ctx) for news that is no warning: the
 	 * repository's format was upgraded (may be NULL). */
 	void (*info)(const char *msg, void *ctx);
+	/* What directory sources leave out (exclude.h; may be NULL);
+	 * recorded in the manifest.  Archive sources take none. */
+	const struct excl *excl;
 };
 
 struct backup_result {

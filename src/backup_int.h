@@ -81,6 +81,11 @@ struct eng {
 	int used_refs;
 
 	/* walker thread only */
+	/* The group being walked: its path as given, the absolute one that
+	 * exclude patterns match, and its filesystem (--one-file-system). */
+	size_t grp_plen;
+	char *grp_abs;
+	dev_t grp_dev;
 	struct hlink *hl;
 	size_t hlcap, nhl;
 	uint8_t *rbuf;

@@ -294,6 +294,17 @@ int manifest_encode(const struct manifest *m, const struct keys *k,
 		rc = json_failed(NULL);
 		goto out;
 	}
+	if (m->excludes) {
+		json_t *x = json_loads(m->excludes, 0, NULL);
+
+		if (!json_is_object(x) ||
+		    json_object_set_new(root, "excludes", x)) {
+			if (!json_is_object(x))
+				json_decref(x);
+			rc = json_failed(NULL);
+			goto out;
+		}
+	}
 	if (m->xattr_ns >= 0) {
 		ns = json_array();
 		for (size_t i = 0; ns && i < sizeof(xns) / sizeof(xns[0]); i++)
@@ -525,6 +536,13 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	if (s && strlen(s) >= sizeof(m->stage_token))
 		BAD("%s: bad stage_token", key);
 	snprintf(m->stage_token, sizeof(m->stage_token), "%s", s ? s : "");
+	v = json_object_get(root, "excludes");
+	if (v && !json_is_object(v))
+		BAD("%s: bad excludes", key);
+	if (v && !(m->excludes = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS))) {
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		goto out;
+	}
 
 	groups = json_object_get(root, "groups");
 	if (!json_is_array(groups))
@@ -637,7 +655,9 @@ void manifest_free(struct manifest *m)
 		mgroup_free(&m->groups[i]);
 	free(m->groups);
 	free(m->packs);
+	free(m->excludes);
 	m->groups = NULL;
 	m->packs = NULL;
+	m->excludes = NULL;
 	m->ngroups = m->npacks = 0;
 }

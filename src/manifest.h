@@ -85,6 +85,9 @@ struct manifest {
 	 * committed it ("" for other backups). */
 	uint64_t ino_next;
 	char stage_token[33];
+	/* What the backup left out, compact JSON (exclude.h's excl_json()),
+	 * malloc'd; NULL: nothing, or not recorded. */
+	char *excludes;
 };
 
 /* Label rule: 3-25 characters of [A-Za-z0-9_.-], not starting with "..".

@@ -27,6 +27,7 @@
 #include "backup.h"
 #include "check.h"
 #include "err.h"
+#include "exclude.h"
 #include "export.h"
 #include "helper.h"
 #include "metrics.h"
@@ -213,6 +214,11 @@ enum {
 	OPT_BACKUP_NUM,
 	OPT_OUTPUT,
 	OPT_FORMAT,
+	OPT_EXCLUDE,
+	OPT_EXCLUDE_FILE,
+	OPT_EXCLUDE_CACHES,
+	OPT_EXCLUDE_IF,
+	OPT_ONE_FS,
 };
 
 #define COMMON_OPTS                                                            \
@@ -436,16 +442,29 @@ static const char *backup_help =
 	"LABEL: 3-25 characters of [A-Za-z0-9_.-], not starting with '..'.\n"
 	"FIFOs and device nodes are backed up; sockets are skipped with a\n"
 	"warning that leaves the exit status 0; unreadable files are skipped\n"
-	"with a warning and exit status 3.\n";
+	"with a warning and exit status 3.\n"
+	"\n"
+	"Excludes (directory sources; recorded in the backup's manifest):\n"
+	"  --exclude PATTERN          leave out what matches (repeatable): fnmatch\n"
+	"                             per path component, ** for any number of\n"
+	"                             them, anchored at / when it starts with /,\n"
+	"                             else at any depth\n"
+	"  --exclude-file FILE        patterns from FILE, one per line (# comments)\n"
+	"  --exclude-caches           directories with a CACHEDIR.TAG\n"
+	"  --exclude-if-present NAME[:HEADER]\n"
+	"                             directories holding NAME (starting HEADER)\n"
+	"  --one-file-system          do not cross mount points (kept, empty)\n";
 
 struct backup_args {
 	const char *label, *group;
 	int full;
+	struct excl *excl;
 };
 
 static int backup_opt(int c, void *ctx)
 {
 	struct backup_args *a = ctx;
+	int rc = 0;
 
 	if (c == OPT_LABEL)
 		a->label = optarg;
@@ -453,8 +472,22 @@ static int backup_opt(int c, void *ctx)
 		a->group = optarg;
 	else if (c == OPT_FULL)
 		a->full = 1;
+	else if (c == OPT_EXCLUDE)
+		rc = excl_add(a->excl, optarg);
+	else if (c == OPT_EXCLUDE_FILE)
+		rc = excl_add_file(a->excl, optarg);
+	else if (c == OPT_EXCLUDE_IF)
+		rc = excl_add_tag(a->excl, optarg);
+	else if (c == OPT_EXCLUDE_CACHES)
+		excl_caches(a->excl);
+	else if (c == OPT_ONE_FS)
+		excl_one_fs(a->excl);
 	else
 		return -1;
+	if (rc) {
+		usage_error("backup", "%s", snap_errmsg());
+		return -2;
+	}
 	return 0;
 }
 
@@ -521,7 +554,13 @@ static int cmd_backup(int argc, char **argv)
 	static const struct option opts[] = {
 		{"label", required_argument, NULL, OPT_LABEL},
 		{"group", required_argument, NULL, OPT_GROUP},
-		{"full", no_argument, NULL, OPT_FULL}, {NULL, 0, NULL, 0}};
+		{"full", no_argument, NULL, OPT_FULL},
+		{"exclude", required_argument, NULL, OPT_EXCLUDE},
+		{"exclude-file", required_argument, NULL, OPT_EXCLUDE_FILE},
+		{"exclude-caches", no_argument, NULL, OPT_EXCLUDE_CACHES},
+		{"exclude-if-present", required_argument, NULL, OPT_EXCLUDE_IF},
+		{"one-file-system", no_argument, NULL, OPT_ONE_FS},
+		{NULL, 0, NULL, 0}};
 	struct backup_args a = {0};
 	struct backup_group *groups = NULL;
 	struct backup_opts bo = {0};
@@ -529,30 +568,39 @@ static int cmd_backup(int argc, char **argv)
 	struct progress prog;
 	struct repo *r = NULL;
 	char **names = NULL;
-	const char *label;
+	const char *label = NULL;
 	size_t ng = 0;
 	int rc, ex;
 
+	if (!(a.excl = excl_new()))
+		return die(SNAP_ENOMEM, "backup");
 	if ((ex = parse_args(argc, argv, "backup", backup_help, opts,
 			     backup_opt, &a)) >= 0)
-		return ex;
-	label = a.label;
-	if (!label)
-		return usage_error("backup", "--label is required");
-	if (label_check(label))
-		return die(SNAP_EINVAL, "backup");
-	if (optind >= argc)
-		return usage_error("backup", "give at least one directory");
-	if (a.group && optind + 1 != argc)
-		return usage_error("backup", "--group names one source: use "
-					     "NAME=SOURCE for several");
+		goto out;
+	if (!a.label) {
+		ex = usage_error("backup", "--label is required");
+		goto out;
+	}
+	if (label_check(a.label)) {
+		ex = die(SNAP_EINVAL, "backup");
+		goto out;
+	}
+	if (optind >= argc) {
+		ex = usage_error("backup", "give at least one directory");
+		goto out;
+	}
+	if (a.group && optind + 1 != argc) {
+		ex = usage_error("backup", "--group names one source: use "
+					   "NAME=SOURCE for several");
+		goto out;
+	}
 	ng = argc - optind;
 	groups = calloc(ng, sizeof(*groups));
 	names = calloc(ng, sizeof(*names));
 	if (!groups || !names) {
-		free(groups);
-		free(names);
-		return die(snap_seterr(SNAP_ENOMEM, "out of memory"), "backup");
+		ng = 0;
+		ex = die(snap_seterr(SNAP_ENOMEM, "out of memory"), "backup");
+		goto out;
 	}
 	for (size_t i = 0; i < ng; i++) {
 		char *arg = argv[optind + i], *eq = strchr(arg, '=');
@@ -570,6 +618,8 @@ static int cmd_backup(int argc, char **argv)
 		}
 		groups[i].name = names[i];
 	}
+	/* From here on the run counts, for --metrics-file. */
+	label = a.label;
 	if ((ex = open_repo("backup", &r)))
 		goto out;
 	bo.label = label;
@@ -582,6 +632,7 @@ static int cmd_backup(int argc, char **argv)
 		     : store_is_remote(r->st) ? 8 : 2;
 	bo.warn = warn_cb;
 	bo.info = info_cb;
+	bo.excl = a.excl;
 	progress_start(&prog, "backup", show_progress());
 	bo.progress = &prog;
 	rc = backup_run(r, &bo, &res);
@@ -633,12 +684,15 @@ out:
 			{"snapfs_bytes_added", res.bytes_new},
 			{"snapfs_files_reused", res.files_reused}};
 
-		run_metrics("backup", label, ex, m, res.series[0] ? 5 : 0);
+		if (label)
+			run_metrics("backup", label, ex, m,
+				    res.series[0] ? 5 : 0);
 	}
 	for (size_t i = 0; i < ng; i++)
 		free(names[i]);
 	free(names);
 	free(groups);
+	excl_free(a.excl);
 	repo_close(r);
 	return ex;
 }
@@ -803,6 +857,8 @@ static int cmd_show(int argc, char **argv)
 		       "(%" PRIu64 " files read, %" PRIu64 " unchanged)\n",
 		       m.encrypted ? "yes" : "no", b1, m.npacks, m.files_new,
 		       m.files_reused);
+		if (m.excludes)
+			printf("excluded:  %s\n", m.excludes);
 		printf("groups:\n");
 		for (size_t g = 0; g < m.ngroups; g++) {
 			human_bytes(m.groups[g].bytes, b2);

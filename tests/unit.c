@@ -22,6 +22,7 @@
 #include "cred.h"
 #include "crypto.h"
 #include "err.h"
+#include "exclude.h"
 #include "http.h"
 #include "index.h"
 #include "itab.h"
@@ -1451,6 +1452,47 @@ static void test_cred_cache(void **state)
 	cred_cache_free(c);
 }
 
+/* restic's pattern rules: any depth unless anchored, "*" within one
+ * component, "**" for none or more. */
+static void test_exclude(void **state)
+{
+	struct excl *x = excl_new();
+	char *j;
+
+	(void)state;
+	assert_non_null(x);
+	assert_int_equal(excl_any(x), 0);
+	assert_int_equal(excl_add(x, "*.tmp"), 0);
+	assert_int_equal(excl_add(x, "var/cache"), 0);
+	assert_int_equal(excl_add(x, "/srv/**/obj"), 0);
+	assert_int_equal(excl_add(x, "a/**/b/*.log"), 0);
+	assert_int_equal(excl_add(x, ""), SNAP_EINVAL);
+	assert_int_equal(excl_add(x, "//"), SNAP_EINVAL);
+	assert_int_equal(excl_path(x, "/home/u/x.tmp"), 1);
+	assert_int_equal(excl_path(x, "/x.tmp"), 1);
+	assert_int_equal(excl_path(x, "/home/u/x.tmpl"), 0);
+	assert_int_equal(excl_path(x, "/data/var/cache"), 1);
+	assert_int_equal(excl_path(x, "/data/var/cachex"), 0);
+	assert_int_equal(excl_path(x, "/data/var"), 0);
+	assert_int_equal(excl_path(x, "/srv/obj"), 1);
+	assert_int_equal(excl_path(x, "/srv/p/q/obj"), 1);
+	assert_int_equal(excl_path(x, "/data/srv/obj"), 0);
+	assert_int_equal(excl_path(x, "/r/a/b/x.log"), 1);
+	assert_int_equal(excl_path(x, "/r/a/1/2/b/x.log"), 1);
+	assert_int_equal(excl_path(x, "/r/a/1/2/c/x.log"), 0);
+	assert_int_equal(excl_add_tag(x, "a/b"), SNAP_EINVAL);
+	assert_int_equal(excl_add_tag(x, ":x"), SNAP_EINVAL);
+	assert_int_equal(excl_add_tag(x, ".nobackup"), 0);
+	excl_one_fs(x);
+	j = excl_json(x);
+	assert_string_equal(j, "{\"if_present\":[\".nobackup\"],"
+			       "\"one_file_system\":true,\"patterns\":"
+			       "[\"*.tmp\",\"var/cache\",\"/srv/**/obj\","
+			       "\"a/**/b/*.log\"]}");
+	free(j);
+	excl_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1480,6 +1522,7 @@ int main(void)
 		cmocka_unit_test(test_itab),
 		cmocka_unit_test(test_cred_time),
 		cmocka_unit_test(test_cred_cache),
+		cmocka_unit_test(test_exclude),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
