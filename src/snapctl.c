@@ -26,6 +26,7 @@
 
 #include "backup.h"
 #include "check.h"
+#include "diff.h"
 #include "err.h"
 #include "exclude.h"
 #include "export.h"
@@ -73,6 +74,7 @@ static const char *usage_text =
 	"                                    back up directories or archives\n"
 	"  list [LABEL]                      list backups\n"
 	"  show SERIES[/N]                   show one backup\n"
+	"  diff SERIES[/N] SERIES[/N]        what changed between two backups\n"
 	"  ls SERIES[/N[/GROUP[/PATH]]]      list a directory of a backup\n"
 	"  cat SERIES/N/GROUP/PATH           write a file of a backup to stdout\n"
 	"  restore SERIES[/N] --target DIR | --postings DIR | --zookeeper DIR\n"
@@ -869,6 +871,118 @@ static int cmd_show(int argc, char **argv)
 	manifest_free(&m);
 out:
 	buf_free(&text);
+	repo_close(r);
+	return ex;
+}
+
+/* --- diff ---------------------------------------------------------------*/
+
+static const char *diff_help =
+	"usage: snapctl -r REPO diff SERIES[/N] SERIES[/N] [--json]\n"
+	"\n"
+	"Lists what changed from the first backup to the second, one line per\n"
+	"entry, as restic diff does: '+' added, '-' removed, 'M' content\n"
+	"changed, 'U' metadata only (mode, owner, mtime, attributes), 'T' type\n"
+	"changed; directories end in '/'.  Directories that both backups share\n"
+	"are skipped unread, and no file data is read.  SERIES may be a label\n"
+	"(its newest series); N defaults to the latest.  --json prints\n"
+	"{\"changes\": [{\"kind\", \"path\", \"type\"}...], \"stats\": {...}}.\n";
+
+struct diff_out {
+	int n; /* changes printed, for the JSON commas */
+};
+
+static int diff_print(void *ctx, char kind, const char *path,
+		      const struct tent *a, const struct tent *b)
+{
+	struct diff_out *o = ctx;
+	const struct tent *e = b ? b : a;
+	int dir = e->type == ET_DIR;
+
+	if (G.json) {
+		static const char *const types[] = {"", "file", "dir", "symlink",
+						    "fifo", "chardev", "blockdev"};
+		json_t *j = json_pack("{s:s#,s:s,s:s}", "kind", &kind, 1, "path",
+				      path, "type",
+				      e->type < 7 ? types[e->type] : "");
+		char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+		json_decref(j);
+		if (!s)
+			return snap_seterr(SNAP_ENOMEM, "out of memory");
+		printf("%s\n    %s", o->n ? "," : "", s);
+		free(s);
+	} else {
+		printf("%c    %s%s\n", kind, path, dir ? "/" : "");
+	}
+	o->n++;
+	return ferror(stdout) ? snap_syserr(EIO, "standard output") : 0;
+}
+
+static int cmd_diff(int argc, char **argv)
+{
+	char series[2][SERIES_MAX];
+	struct manifest m[2] = {0};
+	struct diff_stats st;
+	struct diff_out o = {0};
+	struct repo *r = NULL;
+	uint32_t num[2];
+	int rc = 0, ex, loaded = 0;
+
+	if ((ex = parse_args(argc, argv, "diff", diff_help, NULL, NULL, NULL)) >= 0)
+		return ex;
+	if (optind + 2 != argc)
+		return usage_error("diff", "give two backups");
+	if ((ex = open_repo("diff", &r)))
+		return ex;
+	for (; rc == 0 && loaded < 2; loaded++) {
+		rc = repo_resolve_backup(r, argv[optind + loaded],
+					 series[loaded], &num[loaded]);
+		rc = rc ? rc : repo_load_manifest(r, series[loaded],
+						  num[loaded], &m[loaded]);
+		if (rc)
+			break;
+	}
+	if (rc == 0) {
+		if (G.json)
+			printf("{\n  \"changes\": [");
+		rc = diff_backups(r, series[0], &m[0], series[1], &m[1],
+				  diff_print, &o, &st);
+	}
+	if (rc) {
+		if (G.json && loaded == 2)
+			printf("\n");
+		ex = die(rc, "diff");
+	} else if (G.json) {
+		json_t *j = json_pack(
+			"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "added",
+			(json_int_t)st.added, "removed", (json_int_t)st.removed,
+			"changed", (json_int_t)st.changed, "metadata",
+			(json_int_t)st.meta, "type_changed", (json_int_t)st.type,
+			"bytes_added", (json_int_t)st.bytes_added,
+			"bytes_removed", (json_int_t)st.bytes_removed,
+			"trees_read", (json_int_t)st.trees_read, "trees_same",
+			(json_int_t)st.trees_same);
+		char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+		printf("%s],\n  \"stats\": %s\n}\n", o.n ? "\n  " : "",
+		       s ? s : "{}");
+		free(s);
+		json_decref(j);
+	} else if (!G.quiet) {
+		char ba[32], br[32];
+
+		human_bytes(st.bytes_added, ba);
+		human_bytes(st.bytes_removed, br);
+		printf("%" PRIu64 " added, %" PRIu64 " removed, %" PRIu64
+		       " changed, %" PRIu64 " metadata only, %" PRIu64
+		       " type changed (%s added, %s removed); %" PRIu64
+		       " directories read, %" PRIu64 " shared skipped unread\n",
+		       st.added, st.removed, st.changed, st.meta, st.type, ba,
+		       br, st.trees_read, st.trees_same);
+	}
+	for (int i = 0; i < loaded && i < 2; i++)
+		manifest_free(&m[i]);
 	repo_close(r);
 	return ex;
 }
@@ -1878,6 +1992,7 @@ static const struct {
 	{"init", cmd_init},       {"backup", cmd_backup},
 	{"list", cmd_list},       {"show", cmd_show},
 	{"ls", cmd_ls},           {"cat", cmd_cat},
+	{"diff", cmd_diff},
 	{"restore", cmd_restore}, {"export", cmd_export},
 	{"delete", cmd_delete},   {"commit", cmd_commit},
 	{"check", cmd_check},     {"stats", cmd_stats},
