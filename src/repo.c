@@ -13,12 +13,9 @@
 
 #include "blob.h"
 #include "err.h"
+#include "keyslot.h"
 #include "repo.h"
 
-#define SCRYPT_N 32768
-#define SCRYPT_R 8
-#define SCRYPT_P 1
-#define KEY_CHECK_MSG "snapfs key check"
 
 static json_t *hexj(const uint8_t *p, size_t n)
 {
@@ -35,18 +32,6 @@ static int hexget(json_t *o, const char *name, uint8_t *out, size_t n)
 	return s && strlen(s) == 2 * n && hex_decode(s, out, n) == 0 ? 0 : -1;
 }
 
-static const char *cipher_name(size_t keylen)
-{
-	return keylen == 16 ? "aes-128-gcm"
-	       : keylen == 24 ? "aes-192-gcm"
-			      : "aes-256-gcm";
-}
-
-static int wrap_aad(const char *repo_id, char *aad, size_t n)
-{
-	return snprintf(aad, n, "snapfs master key %s", repo_id);
-}
-
 /* The one encoding of a config: an upgrade changes nothing else, and two
  * writers upgrading at once write the same bytes. */
 static char *config_text(const json_t *cfg)
@@ -57,15 +42,12 @@ static char *config_text(const json_t *cfg)
 int repo_init(const char *location, const struct open_opts *ko)
 {
 	struct store *st = NULL;
-	struct keys k;
 	json_t *cfg = NULL, *enc = json_null(), *chunker;
-	uint8_t master[32], seed[32], kc[32];
-	size_t mlen = 0;
-	char id[37], *pass = NULL, *text = NULL, aad[80];
+	uint8_t seed[32];
+	char id[37], *text = NULL;
 	uint64_t size;
 	int rc;
 
-	keys_plain(&k);
 	rc = store_open(location, &ko->store, &st);
 	if (rc)
 		goto out;
@@ -87,51 +69,11 @@ int repo_init(const char *location, const struct open_opts *ko)
 	if (rc)
 		goto out;
 	if (!ko->no_encryption) {
-		struct scrypt_params sp = {SCRYPT_N, SCRYPT_R, SCRYPT_P, {0}};
-		uint8_t kek[32], wrapped[32 + SEAL_OVERHEAD];
-
-		if (keysrc_given(&ko->key)) {
-			rc = keysrc_key(&ko->key, master, &mlen);
-			if (rc)
-				goto out;
-			enc = json_pack("{s:s,s:s}", "cipher",
-					cipher_name(mlen), "key", "keyfile");
-		} else if (keysrc_given(&ko->pass)) {
-			rc = keysrc_pass(&ko->pass, &pass);
-			if (rc)
-				goto out;
-			mlen = 32;
-			rc = random_bytes(master, 32);
-			rc = rc ? rc : random_bytes(sp.salt, sizeof(sp.salt));
-			rc = rc ? rc : kdf_scrypt(pass, strlen(pass), &sp, kek);
-			wrap_aad(id, aad, sizeof(aad));
-			rc = rc ? rc
-				: gcm_seal(kek, 32, aad, strlen(aad), master,
-					   32, wrapped);
-			OPENSSL_cleanse(kek, sizeof(kek));
-			if (rc)
-				goto out;
-			enc = json_pack(
-				"{s:s,s:s,s:{s:s,s:I,s:i,s:i,s:o},s:o}",
-				"cipher", cipher_name(32), "key", "passphrase",
-				"kdf", "name", "scrypt", "N",
-				(json_int_t)sp.N, "r", (int)sp.r, "p",
-				(int)sp.p, "salt", hexj(sp.salt, 16),
-				"wrapped_key", hexj(wrapped, sizeof(wrapped)));
-		} else {
-			rc = snap_seterr(SNAP_EKEY,
-					 "an encrypted repository needs "
-					 "--encryption-key-file, --key-command, "
-					 "--password-file or --password-command "
-					 "(or --no-encryption)");
-			goto out;
-		}
-		rc = keys_derive(&k, master, mlen, id);
+		json_decref(enc);
+		enc = NULL;
+		rc = keyslot_create(id, ko, &enc);
 		if (rc)
 			goto out;
-		hmac_sha256(k.mac, 32, KEY_CHECK_MSG, strlen(KEY_CHECK_MSG),
-			    kc);
-		json_object_set_new(enc, "key_check", hexj(kc, 32));
 	}
 	chunker = json_pack("{s:s,s:i,s:i,s:i}", "algorithm", "fastcdc",
 			    "min_size", CHUNK_MIN, "avg_size", CHUNK_AVG,
@@ -147,7 +89,7 @@ int repo_init(const char *location, const struct open_opts *ko)
 
 		format_time(now_ns(), created);
 		cfg = json_pack("{s:s,s:i,s:s,s:s,s:o,s:i,s:o}", "format",
-				"snapfs", "version", FORMAT_VERSION, "id", id,
+				"snapfs", "version", FORMAT_INIT, "id", id,
 				"created", created, "chunker", chunker,
 				"pack_size", PACK_TARGET, "encryption", enc);
 	}
@@ -162,12 +104,6 @@ int repo_init(const char *location, const struct open_opts *ko)
 		snap_seterr(rc, "%s already holds a snapfs repository",
 			    st->url);
 out:
-	OPENSSL_cleanse(master, sizeof(master));
-	keys_wipe(&k);
-	if (pass) {
-		OPENSSL_cleanse(pass, strlen(pass));
-		free(pass);
-	}
 	free(text);
 	json_decref(cfg);
 	json_decref(enc);
@@ -177,94 +113,9 @@ out:
 
 static int unlock(struct repo *r, json_t *enc, const struct open_opts *ko)
 {
-	const char *kind = json_string_value(json_object_get(enc, "key"));
-	uint8_t master[32], kc[32], want[32];
-	size_t mlen = 0;
-	char *pass = NULL;
-	int rc;
-
-	if (hexget(enc, "key_check", want, 32) || !kind)
-		return snap_seterr(SNAP_ECORRUPT,
-				   "snapfs.json: bad encryption section");
-	if (strcmp(kind, "passphrase") == 0) {
-		json_t *kdf = json_object_get(enc, "kdf");
-		struct scrypt_params sp;
-		uint8_t kek[32], wrapped[32 + SEAL_OVERHEAD];
-		char aad[80];
-
-		if (!keysrc_given(&ko->pass))
-			return snap_seterr(
-				SNAP_EKEY,
-				"repository is encrypted with a passphrase: "
-				"give --password-file or --password-command "
-				"(SNAPFS_PASSWORD_FILE, SNAPFS_PASSWORD_COMMAND)");
-		if (!json_is_integer(json_object_get(kdf, "N")) ||
-		    !json_is_integer(json_object_get(kdf, "r")) ||
-		    !json_is_integer(json_object_get(kdf, "p")) ||
-		    hexget(kdf, "salt", sp.salt, 16) ||
-		    hexget(enc, "wrapped_key", wrapped, sizeof(wrapped)))
-			return snap_seterr(SNAP_ECORRUPT,
-					   "snapfs.json: bad kdf parameters");
-		sp.N = json_integer_value(json_object_get(kdf, "N"));
-		sp.r = json_integer_value(json_object_get(kdf, "r"));
-		sp.p = json_integer_value(json_object_get(kdf, "p"));
-		SNAP_TRY(keysrc_pass(&ko->pass, &pass));
-		rc = kdf_scrypt(pass, strlen(pass), &sp, kek);
-		OPENSSL_cleanse(pass, strlen(pass));
-		free(pass);
-		if (rc)
-			return rc;
-		wrap_aad(r->id, aad, sizeof(aad));
-		rc = gcm_open(kek, 32, aad, strlen(aad), wrapped,
-			      sizeof(wrapped), master);
-		OPENSSL_cleanse(kek, sizeof(kek));
-		if (rc)
-			return snap_seterr(SNAP_EKEY,
-					   "wrong passphrase for repository %s",
-					   r->st->url);
-		mlen = 32;
-	} else if (strcmp(kind, "keyfile") == 0) {
-		if (!keysrc_given(&ko->key))
-			return snap_seterr(
-				SNAP_EKEY,
-				"repository is encrypted with a key file: give "
-				"--encryption-key-file or --key-command "
-				"(SNAPFS_KEY_FILE, SNAPFS_KEY_COMMAND)");
-		uint8_t cand[2][32];
-		size_t clen[2];
-		int n;
-
-		SNAP_TRY(keysrc_keys(&ko->key, cand, clen, &n));
-		/* Two readings of one key file: the key check picks. */
-		rc = SNAP_EKEY;
-		for (int i = 0; i < n; i++) {
-			rc = keys_derive(&r->keys, cand[i], clen[i], r->id);
-			if (rc)
-				break;
-			hmac_sha256(r->keys.mac, 32, KEY_CHECK_MSG,
-				    strlen(KEY_CHECK_MSG), kc);
-			if (ct_equal(kc, want, 32))
-				break;
-			keys_wipe(&r->keys);
-			rc = snap_seterr(SNAP_EKEY, "wrong encryption key for "
-					 "repository %s", r->st->url);
-		}
-		OPENSSL_cleanse(cand, sizeof(cand));
-		return rc;
-	} else {
-		return snap_seterr(SNAP_EUNSUPP,
-				   "snapfs.json: unknown key kind '%s'", kind);
-	}
-	rc = keys_derive(&r->keys, master, mlen, r->id);
-	OPENSSL_cleanse(master, sizeof(master));
-	if (rc)
-		return rc;
-	hmac_sha256(r->keys.mac, 32, KEY_CHECK_MSG, strlen(KEY_CHECK_MSG), kc);
-	if (!ct_equal(kc, want, 32))
-		return snap_seterr(SNAP_EKEY,
-				   "wrong encryption key for repository %s",
-				   r->st->url);
-	return 0;
+	SNAP_TRY(keyslot_unlock(r->id, r->st->url, enc, ko, r->master,
+				&r->master_len, r->slot, &r->opened_by_pass));
+	return keys_derive(&r->keys, r->master, r->master_len, r->id);
 }
 
 int repo_open(const char *location, const struct open_opts *ko,
@@ -370,19 +221,82 @@ void repo_close(struct repo *r)
 	if (!r)
 		return;
 	keys_wipe(&r->keys);
+	OPENSSL_cleanse(r->master, sizeof(r->master));
 	store_close(r->st);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
 
-int repo_require_format(struct repo *r, int version, int *upgraded)
+int repo_update_config(struct repo *r, int (*fn)(json_t *cfg, void *ctx),
+		       void *ctx)
 {
 	struct buf text = BUF_INIT;
-	json_t *cfg = NULL, *v;
+	json_t *cfg = NULL;
 	json_error_t jerr;
 	const char *id;
 	char *out = NULL;
-	int rc = 0, cur;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	/* Read afresh: another writer may have changed it meanwhile. */
+	rc = store_get(r->st, CONFIG_KEY, 0, -1, &text);
+	if (rc)
+		goto out;
+	cfg = json_loadb((char *)text.p, text.len, 0, &jerr);
+	id = cfg ? json_string_value(json_object_get(cfg, "id")) : NULL;
+	if (!json_is_integer(json_object_get(cfg, "version")) || !id ||
+	    strcmp(id, r->id)) {
+		rc = snap_seterr(SNAP_ECORRUPT,
+				 "%s: %s changed since the repository was "
+				 "opened",
+				 r->st->url, CONFIG_KEY);
+		goto out;
+	}
+	rc = fn(cfg, ctx);
+	if (rc) {
+		rc = rc == 1 ? 0 : rc;
+		goto out;
+	}
+	if (!(out = config_text(cfg))) {
+		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = store_put(r->st, CONFIG_KEY, out, strlen(out), 0);
+	if (rc)
+		snap_preerr(rc, "writing %s", CONFIG_KEY);
+	else
+		r->format = (int)json_integer_value(
+			json_object_get(cfg, "version"));
+out:
+	pthread_mutex_unlock(&r->lock);
+	if (out)
+		OPENSSL_cleanse(out, strlen(out));
+	free(out);
+	json_decref(cfg);
+	buf_free(&text);
+	return rc;
+}
+
+struct upgrade {
+	int version, upgraded;
+};
+
+static int do_upgrade(json_t *cfg, void *ctx)
+{
+	struct upgrade *u = ctx;
+
+	if (json_integer_value(json_object_get(cfg, "version")) >= u->version)
+		return 1; /* another writer did it */
+	if (json_object_set_new(cfg, "version", json_integer(u->version)))
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	u->upgraded = 1;
+	return 0;
+}
+
+int repo_require_format(struct repo *r, int version, int *upgraded)
+{
+	struct upgrade u = {version, 0};
+	int rc;
 
 	*upgraded = 0;
 	if (__atomic_load_n(&r->format, __ATOMIC_ACQUIRE) >= version)
@@ -392,46 +306,19 @@ int repo_require_format(struct repo *r, int version, int *upgraded)
 				   "format version %d is not supported "
 				   "(this snapfs writes 1 to %d)",
 				   version, FORMAT_VERSION);
+	rc = repo_update_config(r, do_upgrade, &u);
+	if (rc) {
+		snap_preerr(rc, "upgrading %s to format %d", CONFIG_KEY,
+			    version);
+		return rc;
+	}
+	/* Whoever wrote it, the repository is at version now. */
 	pthread_mutex_lock(&r->lock);
-	if (r->format >= version)
-		goto out;
-	/* Read afresh: another writer may have upgraded it meanwhile. */
-	rc = store_get(r->st, CONFIG_KEY, 0, -1, &text);
-	if (rc)
-		goto out;
-	cfg = json_loadb((char *)text.p, text.len, 0, &jerr);
-	v = cfg ? json_object_get(cfg, "version") : NULL;
-	id = cfg ? json_string_value(json_object_get(cfg, "id")) : NULL;
-	if (!json_is_integer(v) || !id || strcmp(id, r->id)) {
-		rc = snap_seterr(SNAP_ECORRUPT,
-				 "%s: %s changed since the repository was "
-				 "opened",
-				 r->st->url, CONFIG_KEY);
-		goto out;
-	}
-	cur = json_integer_value(v) > version ? (int)json_integer_value(v)
-					       : version;
-	if (json_integer_value(v) < version) {
-		if (json_object_set_new(cfg, "version", json_integer(version)) ||
-		    !(out = config_text(cfg))) {
-			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-			goto out;
-		}
-		rc = store_put(r->st, CONFIG_KEY, out, strlen(out), 0);
-		if (rc) {
-			snap_preerr(rc, "upgrading %s to format %d", CONFIG_KEY,
-				    version);
-			goto out;
-		}
-		*upgraded = 1;
-	}
-	__atomic_store_n(&r->format, cur, __ATOMIC_RELEASE);
-out:
+	if (r->format < version)
+		r->format = version;
 	pthread_mutex_unlock(&r->lock);
-	free(out);
-	json_decref(cfg);
-	buf_free(&text);
-	return rc;
+	*upgraded = u.upgraded;
+	return 0;
 }
 
 struct listctx {

@@ -32,7 +32,8 @@
 /* The repository format (snapfs.json "version") of new repositories, and
  * the newest this snapfs reads.  1: snapfs 0.1; 2: directory objects may
  * be version 2 (FIFOs and devices, tree.h).  See snapfs(5). */
-#define FORMAT_VERSION 2
+#define FORMAT_VERSION 3 /* the newest read; see man/snapfs.5 VERSIONS */
+#define FORMAT_INIT 2    /* what init writes: 3 only comes with key slots */
 
 /* How to open (or create) a repository. */
 struct open_opts {
@@ -50,7 +51,13 @@ struct repo {
 	char id[37];
 	uint32_t pack_size;
 	int format;           /* snapfs.json "version"; see repo_require_format() */
-	pthread_mutex_t lock; /* format upgrades */
+	pthread_mutex_t lock; /* format upgrades, config changes */
+	/* What opened it (keyslot.h): the master key, which slot ("": the
+	 * primary secret), and whether a passphrase did. */
+	uint8_t master[32];
+	size_t master_len;
+	char slot[17];
+	int opened_by_pass;
 };
 
 struct backup_id {
@@ -66,6 +73,14 @@ int repo_init(const char *location, const struct open_opts *ko);
 int repo_open(const char *location, const struct open_opts *ko,
 	      struct repo **out);
 void repo_close(struct repo *r);
+
+/* Changes snapfs.json: reads it afresh (under r's lock; SNAP_ECORRUPT
+ * when it is another repository's now), lets fn change it, and writes it
+ * back in init's encoding unless fn returns 1 (nothing to write).  fn's
+ * error is returned as it is. */
+struct json_t;
+int repo_update_config(struct repo *r,
+		       int (*fn)(struct json_t *cfg, void *ctx), void *ctx);
 
 /* Makes sure the repository's format is at least version before a writer
  * stores an object that needs it (a version-2 directory object), so that

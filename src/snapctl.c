@@ -31,6 +31,7 @@
 #include "exclude.h"
 #include "export.h"
 #include "helper.h"
+#include "keyslot.h"
 #include "metrics.h"
 #include "repo.h"
 #include "restore.h"
@@ -86,6 +87,7 @@ static const char *usage_text =
 	"  check [--read-data[-subset N/M]] [SERIES]\n"
 	"                                    verify the repository\n"
 	"  stats                             objects and bytes the repository holds\n"
+	"  key list|add|passwd|remove        manage the secrets that open it\n"
 	"\n"
 	"Options (before or after COMMAND):\n"
 	"  -r, --repo LOCATION          repository (or SNAPFS_REPOSITORY): a path,\n"
@@ -221,6 +223,11 @@ enum {
 	OPT_EXCLUDE_CACHES,
 	OPT_EXCLUDE_IF,
 	OPT_ONE_FS,
+	OPT_NEW_PASS,
+	OPT_NEW_PASSCMD,
+	OPT_NEW_KEY,
+	OPT_NEW_KEYCMD,
+	OPT_NEW_KEYFMT,
 };
 
 #define COMMON_OPTS                                                            \
@@ -1983,6 +1990,159 @@ static int cmd_stats(int argc, char **argv)
 	return ex;
 }
 
+/* --- key ----------------------------------------------------------------*/
+
+static const char *key_help =
+	"usage: snapctl -r REPO key list [--json]\n"
+	"       snapctl -r REPO key add NEW\n"
+	"       snapctl -r REPO key passwd --new-password-file F|--new-password-command C\n"
+	"       snapctl -r REPO key remove SLOT\n"
+	"\n"
+	"Manages the secrets that open an encrypted repository, rewriting only\n"
+	"snapfs.json: data stays encrypted under the same master key.  The\n"
+	"repository is opened with the usual options (--password-file,\n"
+	"--encryption-key-file, ...); NEW is one of\n"
+	"  --new-password-file F, --new-password-command C   a passphrase\n"
+	"  --new-key-file F, --new-key-command C             a 16/24/32-byte key\n"
+	"  --new-key-format FMT                              auto, raw or base64\n"
+	"add gives the repository one more slot for NEW (a passphrase for a\n"
+	"key-file repository, a second key for another team) and checks that\n"
+	"NEW alone opens it; passwd replaces the passphrase that opened it;\n"
+	"remove takes a slot back.  The primary key file of a key-file\n"
+	"repository is its master key and cannot be taken back.  The first\n"
+	"slot raises the repository to format 3, which older snapfs refuses.\n";
+
+struct key_args {
+	struct key_source pass, key;
+	int format_set;
+};
+
+static int key_opt(int c, void *ctx)
+{
+	struct key_args *a = ctx;
+
+	switch (c) {
+	case OPT_NEW_PASS: a->pass.file = optarg; return 0;
+	case OPT_NEW_PASSCMD: a->pass.command = optarg; return 0;
+	case OPT_NEW_KEY: a->key.file = optarg; return 0;
+	case OPT_NEW_KEYCMD: a->key.command = optarg; return 0;
+	case OPT_NEW_KEYFMT:
+		if (keysrc_format(optarg, &a->key.format)) {
+			usage_error("key", "%s", snap_errmsg());
+			return -2;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* That the new secret alone opens the repository, as the next user of
+ * it will. */
+static int key_verify(const struct key_args *a)
+{
+	struct open_opts ko = G.ko;
+	struct repo *r = NULL;
+	int rc;
+
+	ko.pass = a->pass;
+	ko.key = a->key;
+	rc = repo_open(G.repo, &ko, &r);
+	repo_close(r);
+	return rc ? snap_preerr(rc, "the new secret does not open the "
+				"repository") : 0;
+}
+
+static int cmd_key(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"new-password-file", required_argument, NULL, OPT_NEW_PASS},
+		{"new-password-command", required_argument, NULL, OPT_NEW_PASSCMD},
+		{"new-key-file", required_argument, NULL, OPT_NEW_KEY},
+		{"new-key-command", required_argument, NULL, OPT_NEW_KEYCMD},
+		{"new-key-format", required_argument, NULL, OPT_NEW_KEYFMT},
+		{NULL, 0, NULL, 0}};
+	struct key_args a = {0};
+	struct repo *r = NULL;
+	const char *sub;
+	char id[SLOT_ID_LEN + 1];
+	int rc = 0, ex, npass, nkey;
+
+	if ((ex = parse_args(argc, argv, "key", key_help, opts, key_opt, &a)) >= 0)
+		return ex;
+	if (optind >= argc)
+		return usage_error("key", "give list, add, passwd or remove");
+	sub = argv[optind];
+	npass = keysrc_given(&a.pass);
+	nkey = keysrc_given(&a.key);
+	a.pass.warn = a.key.warn = key_warning;
+	if (!strcmp(sub, "list") || !strcmp(sub, "remove")) {
+		if (npass || nkey)
+			return usage_error("key", "%s takes no new secret", sub);
+		if (optind + 1 + !strcmp(sub, "remove") != argc)
+			return usage_error("key", strcmp(sub, "list")
+						  ? "remove takes one SLOT"
+						  : "list takes no argument");
+	} else if (!strcmp(sub, "add") || !strcmp(sub, "passwd")) {
+		if (optind + 1 != argc)
+			return usage_error("key", "%s takes no argument", sub);
+		if (npass + nkey != 1 || (!strcmp(sub, "passwd") && !npass))
+			return usage_error("key", !strcmp(sub, "passwd")
+						  ? "give --new-password-file or "
+						    "--new-password-command"
+						  : "give one new secret: a "
+						    "passphrase or a key");
+	} else {
+		return usage_error("key", "unknown subcommand '%s'", sub);
+	}
+	if ((ex = open_repo("key", &r)))
+		return ex;
+	if (!strcmp(sub, "list")) {
+		json_t *j = NULL;
+
+		rc = keyslot_list(r, &j);
+		if (rc == 0 && G.json) {
+			print_json(j);
+			j = NULL;
+		} else if (rc == 0) {
+			json_t *o;
+			size_t i;
+
+			printf("primary  %-10s%s\n",
+			       json_string_value(json_object_get(j, "primary")),
+			       r->slot[0] ? "" : "  (opened it)");
+			json_array_foreach(json_object_get(j, "slots"), i, o)
+				printf("%s  %-10s  added %s%s\n",
+				       json_string_value(json_object_get(o, "id")),
+				       json_string_value(json_object_get(o, "kind")),
+				       json_string_value(json_object_get(o, "created")),
+				       !strcmp(json_string_value(json_object_get(o, "id")),
+					       r->slot) ? "  (opened it)" : "");
+		}
+		json_decref(j);
+	} else if (!strcmp(sub, "add")) {
+		rc = keyslot_add(r, npass ? &a.pass : NULL, nkey ? &a.key : NULL,
+				 id);
+		rc = rc ? rc : key_verify(&a);
+		if (rc == 0 && !G.quiet)
+			printf("added key slot %s (%s)\n", id,
+			       npass ? "passphrase" : "key file");
+	} else if (!strcmp(sub, "passwd")) {
+		rc = keyslot_passwd(r, &a.pass);
+		rc = rc ? rc : key_verify(&a);
+		if (rc == 0 && !G.quiet)
+			printf("passphrase changed%s%s\n",
+			       r->slot[0] ? " for slot " : "", r->slot);
+	} else {
+		rc = keyslot_remove(r, argv[optind + 1]);
+		if (rc == 0 && !G.quiet)
+			printf("removed key slot %s\n", argv[optind + 1]);
+	}
+	if (rc)
+		ex = die(rc, "key");
+	repo_close(r);
+	return ex;
+}
+
 /* --- main ---------------------------------------------------------------*/
 
 static const struct {
@@ -1996,6 +2156,7 @@ static const struct {
 	{"restore", cmd_restore}, {"export", cmd_export},
 	{"delete", cmd_delete},   {"commit", cmd_commit},
 	{"check", cmd_check},     {"stats", cmd_stats},
+	{"key", cmd_key},
 };
 
 int main(int argc, char **argv)

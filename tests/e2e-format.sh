@@ -90,8 +90,8 @@ wait $b || fail "writer b failed: $(cat "$T/err.b")"
 snapctl -r "$T/race" check --read-data -q
 
 say "a format newer than this snapfs is refused, by its version"
-fresh "$T/v3"
-sed -i 's/"version": 1/"version": 3/' "$T/v3/snapfs.json"
-expect_fail 1 'repository format version 3 is not supported \(this snapfs reads 1 to 2\)' \
-	snapctl -r "$T/v3" list
+fresh "$T/v4"
+sed -i 's/"version": 1/"version": 4/' "$T/v4/snapfs.json"
+expect_fail 1 'repository format version 4 is not supported \(this snapfs reads 1 to 3\)' \
+	snapctl -r "$T/v4" list
 echo "e2e-format: all good"
