@@ -1052,10 +1052,14 @@ static int vnode_attr(struct control *c, struct clabel *l, int k,
 		virt_attr(c, l->ino + k, S_IFREG | 0200, a);
 		return 0;
 	default:
+		/* full and empty come and go with commits, which the kernel
+		 * does not see: nothing cached of them, present or absent. */
+		a->timeout = 0;
 		SNAP_TRY(label_tree(c, l));
 		if (!armed(l, k))
 			return snap_seterr(SNAP_ENOENT, "not armed");
 		virt_attr(c, l->ino + k, S_IFREG | 0600, a);
+		a->timeout = 0;
 		return 0;
 	}
 }

@@ -240,8 +240,10 @@ for i in 1 2 3 4; do
 	dd if="$T/src/h" of="$(hf $i)" bs=1M status=none &
 	pids="$pids $!"
 done
-# Until every writer is far enough ahead of its uploads to wait.
-for _ in $(seq 1 100); do
+# Until every writer is far enough ahead of its uploads to wait: a wait,
+# not a speed claim (320 MiB through the chunker; a loaded CI host is
+# slow), so a minute at most.
+for _ in $(seq 1 600); do
 	n=0
 	for i in 1 2 3 4; do
 		[ "$(stat -c %s "$(hf $i)" 2>/dev/null || echo 0)" -gt $((80 << 20)) ] && n=$((n + 1))
