@@ -37,6 +37,7 @@
 
 #include "cache.h"
 #include "err.h"
+#include "mountmetrics.h"
 #include "repo.h"
 #include "vfs.h"
 #include "loop.h"
@@ -48,6 +49,7 @@ struct options {
 	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
 	char *readahead, *stage_dir, *commit_wait, *commit_idle, *on_conflict;
 	char *stage_max, *limit_upload, *limit_download;
+	char *metrics_file, *metrics_interval;
 	int anonymous, no_disk_cache, no_writeback, no_stream;
 	int allow_other;
 	int dropped_suid, dropped_dev; /* asked for, and refused */
@@ -931,6 +933,9 @@ static const char usage[] =
 	"  on_conflict=error|next  a commit that finds its number taken by\n"
 	"                        another writer fails (error, the default) or\n"
 	"                        becomes the next number (next)\n"
+	"  metrics_file=FILE     a Prometheus textfile (node_exporter) of the\n"
+	"                        caches and control/'s labels (off)\n"
+	"  metrics_interval=SECONDS  how often it is rewritten (15)\n"
 	"  allow_other           let other users in (off; needs user_allow_other\n"
 	"                        in /etc/fuse.conf unless root); modes, owners\n"
 	"                        and POSIX ACLs are then checked by the kernel\n"
@@ -966,6 +971,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("no_disk_cache", no_disk_cache),
 	OPT("no_writeback", no_writeback),
 	OPT("no_stream", no_stream),
+	OPT("metrics_file=%s", metrics_file),
+	OPT("metrics_interval=%s", metrics_interval),
 	FUSE_OPT_END,
 };
 
@@ -1158,7 +1165,8 @@ int main(int argc, char **argv)
 	struct vfs_opts vo;
 	uint64_t mem, disk, ra, stage_max;
 	char warning[512], fsname[1200], *cache_dir = NULL, *stage_root = NULL;
-	double refresh = 30, commit_wait = 60, commit_idle = 0;
+	double refresh = 30, commit_wait = 60, commit_idle = 0, every = 15;
+	struct mountmetrics *mm = NULL;
 	int rc, ret = 1, mounted = 0, handlers = 0;
 	pthread_t stop_th;
 
@@ -1193,6 +1201,19 @@ int main(int argc, char **argv)
 			usage);
 		goto out_free;
 	}
+	/* Relative to where snapfs was started, as the user meant it. */
+	if (o.metrics_file && o.metrics_file[0] != '/') {
+		char cwd[PATH_MAX], *abs = NULL;
+
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    asprintf(&abs, "%s/%s", cwd, o.metrics_file) < 0) {
+			fprintf(stderr, "snapfs: metrics_file: %s\n",
+				strerror(errno));
+			goto out_free;
+		}
+		free(o.metrics_file);
+		o.metrics_file = abs;
+	}
 	if (!co.foreground) {
 		openlog("snapfs", LOG_PID, LOG_DAEMON);
 		daemonize_early();
@@ -1200,7 +1221,8 @@ int main(int argc, char **argv)
 
 	if (secs_opt("refresh", o.refresh, &refresh) ||
 	    secs_opt("commit_wait", o.commit_wait, &commit_wait) ||
-	    secs_opt("commit_idle", o.commit_idle, &commit_idle))
+	    secs_opt("commit_idle", o.commit_idle, &commit_idle) ||
+	    secs_opt("metrics_interval", o.metrics_interval, &every))
 		goto out;
 	if (o.on_conflict && strcmp(o.on_conflict, "error") &&
 	    strcmp(o.on_conflict, "next")) {
@@ -1316,6 +1338,12 @@ int main(int argc, char **argv)
 		startup_error("%s", snap_errmsg());
 		goto out;
 	}
+	if (o.metrics_file &&
+	    mountmetrics_start(o.metrics_file, every, co.mountpoint, c,
+			       vfs_control(G.v), core_log, NULL, &mm)) {
+		startup_error("%s", snap_errmsg());
+		goto out;
+	}
 
 	/* Backups hold other users' files: the kernel checks their modes
 	 * (and, with allow_other, their ACLs: sl_init). */
@@ -1376,6 +1404,7 @@ out:
 		stop_handlers_end(stop_th);
 	if (se)
 		fuse_session_destroy(se);
+	mountmetrics_stop(mm);
 	vfs_close(G.v);
 	cache_close(c);
 	repo_close(r);
@@ -1403,6 +1432,8 @@ out_free:
 	free(o.limit_download);
 	free(o.on_conflict);
 	free(o.parallel);
+	free(o.metrics_file);
+	free(o.metrics_interval);
 	free(o.repo);
 	fuse_opt_free_args(&args);
 	return ret;

@@ -62,6 +62,7 @@ struct clabel {
 	int have_last;
 	struct backup_result last;
 	double last_elapsed;
+	double last_end; /* wall clock */
 };
 
 struct control {
@@ -708,6 +709,7 @@ static int run_commit(struct control *c, struct clabel *l)
 		l->last = res;
 		l->have_last = 1;
 		l->last_elapsed = mono_sec() - t0;
+		l->last_end = (double)now_ns() / 1e9;
 		pthread_mutex_unlock(&l->lock);
 		ctl_log(c, "control/%s: committed %s/%u (%" PRIu64 " files, %" PRIu64
 			" bytes stored anew, %.1f s)",
@@ -928,22 +930,71 @@ static int drop_list(void *ctx, const char *path)
 	return json_array_append_new(ctx, json_string(path)) ? SNAP_ENOMEM : 0;
 }
 
+/* A label's state and figures, as status and the metrics give them;
+ * f's strings point into *m and l. */
+static int label_facts(struct clabel *l, struct stage_meta *m,
+		       struct control_label_info *f)
+{
+	int running;
+
+	memset(f, 0, sizeof(*f));
+	SNAP_TRY(get_meta(l, m));
+	ovl_counts(l->o, &f->staged_files, &f->staged_bytes);
+	pthread_mutex_lock(&l->lock);
+	running = l->running == J_COMMIT;
+	f->have_last = l->have_last;
+	f->last_end = l->last_end;
+	f->last_elapsed = l->last_elapsed;
+	f->last_files = l->last.files;
+	f->last_bytes_new = l->last.bytes_new;
+	f->uploaded_bytes = running ? __atomic_load_n(&l->uploaded,
+						      __ATOMIC_RELAXED)
+			    : l->have_last ? l->last.bytes_new : 0;
+	pthread_mutex_unlock(&l->lock);
+	/* A stage with nothing staged reports what its last commit did;
+	 * one with changes that is not committing is staging. */
+	if (!running && strcmp(m->state, "STATUS_ERROR") && ovl_dirty(l->o))
+		snprintf(m->state, sizeof(m->state), "STATUS_STAGING");
+	f->label = l->name;
+	f->state = running ? "STATUS_BACKING_UP" : m->state;
+	return 0;
+}
+
+int control_each_label(struct control *c,
+		       int (*fn)(void *ctx, const struct control_label_info *i),
+		       void *ctx)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (struct clabel *l = c->labels; l && rc == 0; l = l->next) {
+		struct control_label_info f;
+		struct stage_meta m;
+
+		if (!l->o)
+			continue;
+		rc = label_facts(l, &m, &f);
+		rc = rc ? rc : fn(ctx, &f);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 static int status_text(struct control *c, struct clabel *l, struct buf *out)
 {
+	struct control_label_info f;
 	struct stage_meta m;
 	json_t *j, *base = NULL, *dropped = json_array(), *last = NULL;
-	uint64_t files = 0, bytes = 0;
 	int running, rc;
 	char *s;
 
-	SNAP_TRY(get_meta(l, &m));
-	ovl_counts(l->o, &files, &bytes);
+	SNAP_TRY(label_facts(l, &m, &f));
+	running = !strcmp(f.state, "STATUS_BACKING_UP");
 	ovl_lock(l->o);
 	rc = dropped ? stage_dropped_each(ovl_stage(l->o), drop_list, dropped)
 		     : SNAP_ENOMEM;
 	ovl_unlock(l->o);
 	pthread_mutex_lock(&l->lock);
-	running = l->running == J_COMMIT;
 	if (l->have_last)
 		last = json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:f}", "series",
 				 l->last.series, "backup_num", (int)l->last.num,
@@ -956,23 +1007,16 @@ static int status_text(struct control *c, struct clabel *l, struct buf *out)
 	if (m.base_series[0])
 		base = json_pack("{s:s,s:i}", "series", m.base_series,
 				 "backup_num", (int)m.base_num);
-	/* A stage with nothing staged reports what its last commit did;
-	 * one with changes that is not committing is staging. */
-	if (!running && strcmp(m.state, "STATUS_ERROR") && ovl_dirty(l->o))
-		snprintf(m.state, sizeof(m.state), "STATUS_STAGING");
 	j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:i,s:b,s:b,s:I,s:I,s:I,s:s,s:o,"
 		      "s:I,s:b}",
-		      "label", l->name, "state", running ? "STATUS_BACKING_UP"
-							 : m.state,
+		      "label", l->name, "state", f.state,
 		      "stage", l->found, "stage_reason", l->reason, "base",
 		      base ? base : json_null(), "making",
 		      m.full || !m.base_series[0] ? 1 : (int)m.base_num + 1,
 		      "full", m.full, "empty", m.empty, "staged_files",
-		      (json_int_t)files, "staged_bytes", (json_int_t)bytes,
-		      "uploaded_bytes",
-		      (json_int_t)(running ? __atomic_load_n(&l->uploaded,
-							     __ATOMIC_RELAXED)
-				   : l->have_last ? l->last.bytes_new : 0),
+		      (json_int_t)f.staged_files, "staged_bytes",
+		      (json_int_t)f.staged_bytes, "uploaded_bytes",
+		      (json_int_t)f.uploaded_bytes,
 		      "last_error", m.last_error, "dropped", dropped,
 		      "dropped_count", (json_int_t)l->dropped, "read_only",
 		      l->ro);

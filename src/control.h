@@ -70,6 +70,27 @@ struct control_opts {
 	void *ctx;
 };
 
+/* What a label of control/ is doing (its status, in figures), for the
+ * mount's metrics.  The strings live until the callback returns. */
+struct control_label_info {
+	const char *label;
+	const char *state;  /* STATUS_READY, _STAGING, _BACKING_UP, _ERROR */
+	uint64_t staged_files, staged_bytes;
+	uint64_t uploaded_bytes; /* by the running or the last commit */
+	/* The last commit this mount made of it (have_last). */
+	int have_last;
+	double last_end;     /* wall clock, seconds since the epoch */
+	double last_elapsed; /* seconds */
+	uint64_t last_files, last_bytes_new;
+};
+
+/* Calls fn for each label in use (with its stage open), under control's
+ * lock: fn must not call back into control.  Stops at fn's first
+ * non-zero return, which it returns. */
+int control_each_label(struct control *c,
+		       int (*fn)(void *ctx, const struct control_label_info *i),
+		       void *ctx);
+
 int control_open(const struct control_opts *o, struct control **out);
 /* Waits for running commits, syncs and closes every stage. */
 void control_close(struct control *c);

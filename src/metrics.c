@@ -79,7 +79,8 @@ int metrics_write(const char *path, const char *command, const char *label,
 {
 	struct sample *v = NULL, s;
 	size_t nv = 0, cap = 0;
-	char mine[256], line[1024], *tmp = NULL, *lockp;
+	char mine[256], line[1024], *lockp;
+	struct buf text = BUF_INIT;
 	double success = -1;
 	FILE *f;
 	int rc = 0, lock;
@@ -87,15 +88,9 @@ int metrics_write(const char *path, const char *command, const char *label,
 	/* Label values as the format escapes them. */
 	{
 		size_t k = (size_t)snprintf(mine, sizeof(mine),
-					    "command=\"%s\",label=\"", command);
+					    "command=\"%s\",", command);
 
-		for (const char *p = label ? label : ""; *p && k + 4 < sizeof(mine);
-		     p++) {
-			if (*p == '"' || *p == '\\' || *p == '\n')
-				mine[k++] = '\\';
-			mine[k++] = *p == '\n' ? 'n' : *p;
-		}
-		snprintf(mine + k, sizeof(mine) - k, "\"");
+		metrics_label(mine + k, sizeof(mine) - k, "label", label);
 	}
 	/* Jobs that share the file take turns (their runs may end together). */
 	if (asprintf(&lockp, "%s.lock", path) < 0)
@@ -142,38 +137,95 @@ int metrics_write(const char *path, const char *command, const char *label,
 		rc = s.labels ? add(&v, &nv, &cap, s)
 			      : snap_seterr(SNAP_ENOMEM, "out of memory");
 	}
-	if (rc == 0 && asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0) {
-		tmp = NULL;
-		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-	}
-	f = rc == 0 ? fopen(tmp, "w") : NULL;
-	if (rc == 0 && !f)
-		rc = snap_syserr(errno, "metrics file %s", tmp);
 	/* Grouped by metric, as the format wants. */
-	for (size_t k = 0; f && k < NKNOWN; k++) {
+	for (size_t k = 0; rc == 0 && k < NKNOWN; k++) {
 		int head = 0;
 
-		for (size_t i = 0; i < nv; i++) {
+		for (size_t i = 0; rc == 0 && i < nv; i++) {
 			if (v[i].k != k)
 				continue;
 			if (!head++)
-				fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n",
-					known[k].name, known[k].help,
-					known[k].name);
-			fprintf(f, "%s{%s} %.17g\n", known[k].name, v[i].labels,
-				v[i].value);
+				rc = metrics_head(&text, known[k].name,
+						  known[k].help, "gauge");
+			rc = rc ? rc : metrics_sample(&text, known[k].name,
+						      v[i].labels, v[i].value);
 		}
 	}
-	if (f && (ferror(f) | fclose(f)))
-		rc = snap_syserr(errno ? errno : EIO, "metrics file %s", tmp);
-	if (rc == 0 && rename(tmp, path))
-		rc = snap_syserr(errno, "metrics file %s", path);
-	if (rc && tmp)
-		unlink(tmp);
+	rc = rc ? rc : metrics_replace(path, &text);
 	for (size_t i = 0; i < nv; i++)
 		free(v[i].labels);
 	free(v);
-	free(tmp);
+	buf_free(&text);
 	close(lock);
+	return rc;
+}
+
+int metrics_head(struct buf *out, const char *name, const char *help,
+		 const char *type)
+{
+	char line[512];
+
+	snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help,
+		 name, type);
+	return buf_addstr(out, line);
+}
+
+int metrics_sample(struct buf *out, const char *name, const char *labels,
+		   double value)
+{
+	char v[40];
+
+	snprintf(v, sizeof(v), "%.17g\n", value);
+	SNAP_TRY(buf_addstr(out, name));
+	if (labels && *labels) {
+		SNAP_TRY(buf_addc(out, '{'));
+		SNAP_TRY(buf_addstr(out, labels));
+		SNAP_TRY(buf_addc(out, '}'));
+	}
+	SNAP_TRY(buf_addc(out, ' '));
+	return buf_addstr(out, v);
+}
+
+void metrics_label(char *out, size_t n, const char *name, const char *value)
+{
+	size_t k = (size_t)snprintf(out, n, "%s=\"", name);
+
+	for (const char *p = value ? value : ""; *p && k + 4 < n; p++) {
+		if (*p == '"' || *p == '\\' || *p == '\n')
+			out[k++] = '\\';
+		out[k++] = *p == '\n' ? 'n' : *p;
+	}
+	if (k < n)
+		snprintf(out + k, n - k, "\"");
+}
+
+int metrics_replace(const char *path, const struct buf *text)
+{
+	char *tmp = NULL;
+	int fd, rc = 0;
+
+	if (asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		rc = snap_syserr(errno, "metrics file %s", path);
+	for (size_t off = 0; rc == 0 && off < text->len;) {
+		ssize_t w = write(fd, text->p + off, text->len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			rc = snap_syserr(errno, "metrics file %s", tmp);
+		else
+			off += (size_t)w;
+	}
+	if (fd >= 0 && close(fd) && rc == 0)
+		rc = snap_syserr(errno, "metrics file %s", tmp);
+	/* Rename: the collector never reads half a file. */
+	if (rc == 0 && rename(tmp, path))
+		rc = snap_syserr(errno, "metrics file %s", path);
+	if (rc && fd >= 0)
+		unlink(tmp);
+	free(tmp);
 	return rc;
 }

@@ -24,4 +24,16 @@ struct metric {
 int metrics_write(const char *path, const char *command, const char *label,
 		  int ok, const struct metric *m, size_t n);
 
+/* The pieces, for writers of files of their own (mountmetrics.h):
+ * "# HELP" and "# TYPE" lines; a sample name{labels} value; one label
+ * name="value" with the format's escapes, into out (truncated to n);
+ * and text put at path atomically (a temporary name, renamed over it). */
+struct buf;
+int metrics_head(struct buf *out, const char *name, const char *help,
+		 const char *type);
+int metrics_sample(struct buf *out, const char *name, const char *labels,
+		   double value);
+void metrics_label(char *out, size_t n, const char *name, const char *value);
+int metrics_replace(const char *path, const struct buf *text);
+
 #endif

@@ -1579,6 +1579,11 @@ fail:
 	return rc;
 }
 
+struct control *vfs_control(struct vfs *v)
+{
+	return v->ctl;
+}
+
 void vfs_drain(struct vfs *v)
 {
 	control_drain(v->ctl);

@@ -81,6 +81,8 @@ void vfs_tent_attr(const struct tent *e, struct vfs_attr *a);
 int vfs_open(struct repo *r, struct cache *c, const struct vfs_opts *o,
 	     struct vfs **out);
 void vfs_close(struct vfs *v);
+/* control/, for the mount's metrics (mountmetrics.h). */
+struct control *vfs_control(struct vfs *v);
 /* Waits until control/ runs no commit (see control_drain()). */
 void vfs_drain(struct vfs *v);
 
