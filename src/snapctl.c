@@ -1994,9 +1994,9 @@ static int cmd_stats(int argc, char **argv)
 
 static const char *key_help =
 	"usage: snapctl -r REPO key list [--json]\n"
-	"       snapctl -r REPO key add NEW\n"
+	"       snapctl -r REPO key add NEW [--json]\n"
 	"       snapctl -r REPO key passwd --new-password-file F|--new-password-command C\n"
-	"       snapctl -r REPO key remove SLOT\n"
+	"       snapctl -r REPO key remove SLOT [--json]\n"
 	"\n"
 	"Manages the secrets that open an encrypted repository, rewriting only\n"
 	"snapfs.json: data stays encrypted under the same master key.  The\n"
@@ -2123,18 +2123,26 @@ static int cmd_key(int argc, char **argv)
 		rc = keyslot_add(r, npass ? &a.pass : NULL, nkey ? &a.key : NULL,
 				 id);
 		rc = rc ? rc : key_verify(&a);
-		if (rc == 0 && !G.quiet)
+		if (rc == 0 && G.json)
+			print_json(json_pack("{s:s,s:s}", "slot", id, "kind",
+					     npass ? "passphrase" : "keyfile"));
+		else if (rc == 0 && !G.quiet)
 			printf("added key slot %s (%s)\n", id,
 			       npass ? "passphrase" : "key file");
 	} else if (!strcmp(sub, "passwd")) {
 		rc = keyslot_passwd(r, &a.pass);
 		rc = rc ? rc : key_verify(&a);
-		if (rc == 0 && !G.quiet)
+		if (rc == 0 && G.json)
+			print_json(json_pack("{s:s}", "slot", r->slot));
+		else if (rc == 0 && !G.quiet)
 			printf("passphrase changed%s%s\n",
 			       r->slot[0] ? " for slot " : "", r->slot);
 	} else {
 		rc = keyslot_remove(r, argv[optind + 1]);
-		if (rc == 0 && !G.quiet)
+		if (rc == 0 && G.json)
+			print_json(json_pack("{s:s}", "removed",
+					     argv[optind + 1]));
+		else if (rc == 0 && !G.quiet)
 			printf("removed key slot %s\n", argv[optind + 1]);
 	}
 	if (rc)

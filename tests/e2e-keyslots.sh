@@ -36,10 +36,12 @@ grep -q "^primary  keyfile *$" "$T/list" && grep -q "^$slot_p  passphrase .*(ope
 	fail "key list does not show the slots"
 
 say "a second key for another team, then taken back"
-snapctl -r "$r" key add -q --password-file "$T/p1" --new-key-file "$T/k2"
+added=$(snapctl -r "$r" key add --json --password-file "$T/p1" --new-key-file "$T/k2" |
+	python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["kind"] == "keyfile"; print(d["slot"])')
 slot_k=$(snapctl -r "$r" key list --json --encryption-key-file "$T/k2" |
 	python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["opened_with"]); assert d["primary"] == "keyfile"')
-[ -n "$slot_k" ] && [ "$slot_k" != "$slot_p" ] || fail "the second key did not open it by its slot"
+[ -n "$slot_k" ] && [ "$slot_k" != "$slot_p" ] && [ "$slot_k" = "$added" ] ||
+	fail "the second key did not open it by its slot"
 snapctl -r "$r" cat "slots/latest/src/f" --encryption-key-file "$T/k2" | grep -qx small ||
 	fail "the second key does not read data"
 snapctl -r "$r" key remove "$slot_k" --encryption-key-file "$T/k1"
