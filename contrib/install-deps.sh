@@ -15,7 +15,7 @@ BUILD="build-essential autoconf automake libtool pkg-config
 TEST="rsync attr acl xz-utils zstd valgrind python3 util-linux e2fsprogs
  ca-certificates curl openssl time radosgw ceph-mon ceph-osd nodejs
  libzookeeper-java libslf4j-java openjdk-17-jre-headless mandoc
- prometheus-node-exporter"
+ prometheus-node-exporter debhelper lintian"
 BENCH="restic rclone"
 AZURITE_DIR=/opt/snapfs-test
 AZURITE_VERSION=3.35.0
