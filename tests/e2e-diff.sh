@@ -93,7 +93,8 @@ snapctl -r "$repo" diff dif/2 dif/1 -q | grep -c '^+    src/gone' | grep -qx 4 |
 say "across series (a new full backup) and to a group that is gone"
 snapctl -r "$repo" backup --label dif --full -q "$S"
 snapctl -r "$repo" backup --label other -q "$T/src/chg"
-new=$(snapctl -r "$repo" list dif --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["series"])')
+new=$(snapctl -r "$repo" list dif --json |
+	python3 -c 'import json,sys; print([b["series"] for b in json.load(sys.stdin) if b["series"] != sys.argv[1]][0])' "$series")
 [ "$new" != "$series" ] || fail "no new series"
 snapctl -r "$repo" diff "$series/2" "$new/1" >"$T/cross"
 [ "$(wc -l <"$T/cross")" = 1 ] || { cat "$T/cross"; fail "the same tree in another series differs"; }
