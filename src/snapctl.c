@@ -33,6 +33,7 @@
 #include "helper.h"
 #include "keyslot.h"
 #include "metrics.h"
+#include "mirror.h"
 #include "repo.h"
 #include "restore.h"
 #include "workq.h"
@@ -88,6 +89,8 @@ static const char *usage_text =
 	"                                    verify the repository\n"
 	"  stats                             objects and bytes the repository holds\n"
 	"  key list|add|passwd|remove        manage the secrets that open it\n"
+	"  mirror SRC DST [--label L] [--series S] [--remove]\n"
+	"                                    copy a repository to another store\n"
 	"\n"
 	"Options (before or after COMMAND):\n"
 	"  -r, --repo LOCATION          repository (or SNAPFS_REPOSITORY): a path,\n"
@@ -228,6 +231,8 @@ enum {
 	OPT_NEW_KEY,
 	OPT_NEW_KEYCMD,
 	OPT_NEW_KEYFMT,
+	OPT_SERIES,
+	OPT_REMOVE,
 };
 
 #define COMMON_OPTS                                                            \
@@ -1691,7 +1696,7 @@ static const char *delete_help =
 
 static int cmd_delete(int argc, char **argv)
 {
-	char prefix[SERIES_MAX + 16], label[LABEL_MAX + 1];
+	char label[LABEL_MAX + 1];
 	const char *series;
 	struct repo *r = NULL;
 	uint32_t num, nb = 0;
@@ -1716,27 +1721,10 @@ static int cmd_delete(int argc, char **argv)
 				   series);
 	if ((ex = open_repo("delete", &r)))
 		return ex;
-	/* Newest manifest first: a partly deleted series still restores
-	 * its remaining (older) backups only if their packs remain, so data
-	 * goes last. */
 	rc = repo_latest_num(r, series, &num);
 	if (rc == SNAP_ENOENT)
 		rc = snap_seterr(rc, "no series %s", series);
-	if (rc == 0) {
-		for (; rc == 0 && num > 0; num--) {
-			char key[160];
-
-			manifest_key(series, num, key, sizeof(key));
-			rc = store_del(r->st, key);
-			nb += rc == 0;
-		}
-	}
-	if (rc == 0) {
-		snprintf(prefix, sizeof(prefix), "manifests/%s/", series);
-		rc = store_delete_prefix(r->st, prefix, &np);
-		snprintf(prefix, sizeof(prefix), "data/%s/", series);
-		rc = rc ? rc : store_delete_prefix(r->st, prefix, &np);
-	}
+	rc = rc ? rc : repo_store_delete_series(r->st, series, &nb, &np);
 	series_label(series, label);
 	if (rc)
 		ex = die(rc, "delete");
@@ -2151,6 +2139,127 @@ static int cmd_key(int argc, char **argv)
 	return ex;
 }
 
+/* --- mirror -------------------------------------------------------------*/
+
+static const char *mirror_help =
+	"usage: snapctl mirror SRC DST [--label L]... [--series S]... [--remove]\n"
+	"                      [--parallel N] [--json]\n"
+	"\n"
+	"Copies the repository at SRC to the location DST (any two stores):\n"
+	"series by series, the packs DST lacks, then the manifests DST lacks in\n"
+	"backupNum order, each only after the packs it needs, so DST never\n"
+	"holds a backup it cannot read.  Objects are never overwritten; a run\n"
+	"after an interruption copies what is missing.  DST must be empty or a\n"
+	"mirror of the same repository.  No key is needed: what is copied is\n"
+	"encrypted already.  --label and --series pick series (repeatable);\n"
+	"--remove deletes from DST the series SRC no longer has (of the picked\n"
+	"labels), after the copy succeeded.  Check DST with 'snapctl -r DST\n"
+	"check --read-data'.\n";
+
+struct mirror_args {
+	const char *series[64], *labels[64];
+	size_t nseries, nlabels;
+	int remove;
+};
+
+static int mirror_opt(int c, void *ctx)
+{
+	struct mirror_args *a = ctx;
+
+	if (c == OPT_SERIES || c == OPT_LABEL) {
+		const char **v = c == OPT_SERIES ? a->series : a->labels;
+		size_t *n = c == OPT_SERIES ? &a->nseries : &a->nlabels;
+
+		if (*n == 64) {
+			usage_error("mirror", "at most 64 --series and --label");
+			return -2;
+		}
+		if (c == OPT_SERIES ? series_check(optarg) : label_check(optarg)) {
+			usage_error("mirror", "%s", snap_errmsg());
+			return -2;
+		}
+		v[(*n)++] = optarg;
+	} else if (c == OPT_REMOVE) {
+		a->remove = 1;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_mirror(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"series", required_argument, NULL, OPT_SERIES},
+		{"label", required_argument, NULL, OPT_LABEL},
+		{"remove", no_argument, NULL, OPT_REMOVE},
+		{NULL, 0, NULL, 0}};
+	struct mirror_args a = {0};
+	struct mirror_opts mo = {0};
+	struct mirror_result res;
+	struct store *src = NULL, *dst = NULL;
+	struct progress prog;
+	int rc, ex;
+
+	if ((ex = parse_args(argc, argv, "mirror", mirror_help, opts,
+			     mirror_opt, &a)) >= 0)
+		return ex;
+	if (optind + 2 != argc)
+		return usage_error("mirror", "give SRC and DST");
+	if (!strcmp(argv[optind], argv[optind + 1]))
+		return usage_error("mirror", "SRC and DST are the same");
+	ex = EX_OK;
+	rc = store_open(argv[optind], &G.ko.store, &src);
+	rc = rc ? rc : store_open(argv[optind + 1], &G.ko.store, &dst);
+	if (rc) {
+		ex = die(rc, "mirror");
+		goto out;
+	}
+	mo.series = a.series;
+	mo.nseries = a.nseries;
+	mo.labels = a.labels;
+	mo.nlabels = a.nlabels;
+	mo.remove = a.remove;
+	mo.parallel = G.ko.store.parallel ? G.ko.store.parallel
+		      : store_is_remote(src) || store_is_remote(dst) ? 8 : 4;
+	progress_start(&prog, "mirror", show_progress());
+	mo.progress = &prog;
+	rc = mirror_run(src, dst, &mo, &res);
+	progress_stop(&prog);
+	if (rc) {
+		ex = die(rc, "mirror");
+	} else if (G.json) {
+		print_json(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:f}",
+				     "series", (json_int_t)res.series, "packs",
+				     (json_int_t)res.packs, "manifests",
+				     (json_int_t)res.manifests, "bytes",
+				     (json_int_t)res.bytes, "present",
+				     (json_int_t)res.present, "removed",
+				     (json_int_t)res.removed, "config",
+				     res.config, "elapsed", res.elapsed));
+	} else if (!G.quiet) {
+		char b[32];
+
+		human_bytes(res.bytes, b);
+		printf("mirrored %" PRIu64 " series: %" PRIu64 " packs and %" PRIu64
+		       " manifests copied (%s), %" PRIu64 " objects there "
+		       "already%s, %" PRIu64 " series removed; %.1f s\n",
+		       res.series, res.packs, res.manifests, b, res.present,
+		       res.config ? ", snapfs.json written" : "", res.removed,
+		       res.elapsed);
+	}
+	{
+		struct metric m[] = {{"snapfs_bytes", res.bytes},
+				     {"snapfs_files", res.packs + res.manifests}};
+
+		run_metrics("mirror", "", ex, m, rc ? 0 : 2);
+	}
+out:
+	store_close(src);
+	store_close(dst);
+	return ex;
+}
+
 /* --- main ---------------------------------------------------------------*/
 
 static const struct {
@@ -2164,7 +2273,7 @@ static const struct {
 	{"restore", cmd_restore}, {"export", cmd_export},
 	{"delete", cmd_delete},   {"commit", cmd_commit},
 	{"check", cmd_check},     {"stats", cmd_stats},
-	{"key", cmd_key},
+	{"key", cmd_key},         {"mirror", cmd_mirror},
 };
 
 int main(int argc, char **argv)
