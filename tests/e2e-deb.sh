@@ -6,13 +6,11 @@
 # restore with /usr/bin/snapctl, a mount with /usr/bin/snapfs, the manual
 # pages, the bash completion and the systemd units where they belong.
 # Removed again at the end; skipped where the package is installed
-# already (it is not ours to replace) or the tree is not a git checkout.
+# already (it is not ours to replace).
 . "$TESTLIB"
 
 command -v dpkg-buildpackage >/dev/null && command -v lintian >/dev/null ||
 	{ echo "SKIP: dpkg-buildpackage or lintian missing (contrib/install-deps.sh)"; exit 77; }
-git -C "$TOP_SRCDIR" rev-parse --git-dir >/dev/null 2>&1 ||
-	{ echo "SKIP: not a git checkout"; exit 77; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: installing the package needs root"; exit 77; }
 if dpkg-query -W -f='${Status}' snapfs 2>/dev/null | grep -q "install ok installed"; then
 	echo "SKIP: a snapfs package is installed on this machine"
@@ -21,10 +19,19 @@ fi
 
 say "dpkg-buildpackage -us -uc -b in a copy of the tree"
 mkdir -p "$T/deb/snapfs"
-# What git tracks, as it is in the work tree: build products of an
-# in-place build (CI configures the checkout) stay out.
-git -C "$TOP_SRCDIR" ls-files -z |
-	(cd "$TOP_SRCDIR" && rsync -a --from0 --files-from=- . "$T/deb/snapfs/")
+top=$(cd "$TOP_SRCDIR" && pwd -P)
+if [ "$(git -C "$top" rev-parse --show-toplevel 2>/dev/null)" = "$top" ]; then
+	# A checkout: what git tracks or would, as it is in the work tree;
+	# products of an in-place build stay out.
+	git -C "$top" ls-files -z -c -o --exclude-standard |
+		(cd "$top" && rsync -a --from0 --files-from=- . "$T/deb/snapfs/")
+elif [ ! -e "$top/config.status" ]; then
+	# A clean source copy (CI's _build/src, a distribution tree).
+	rsync -a --exclude autom4te.cache --exclude _build "$top/" "$T/deb/snapfs/"
+else
+	echo "SKIP: a source tree configured in place and not a git checkout"
+	exit 77
+fi
 (cd "$T/deb/snapfs" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" \
 	dpkg-buildpackage -us -uc -b >"$T/build.log" 2>&1) ||
 	{ tail -n 30 "$T/build.log" >&2; fail "dpkg-buildpackage failed"; }
