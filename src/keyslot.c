@@ -170,12 +170,11 @@ static int try_slots(const char *id, json_t *enc, const struct secrets *s,
 
 		if (!sid || strlen(sid) != SLOT_ID_LEN || !kind)
 			continue;
-		if (!strcmp(kind, "passphrase") && s->pass) {
+		/* A slot this snapfs cannot read (a malformed kdf) is no
+		 * reason not to try the others. */
+		if (!strcmp(kind, "passphrase") && s->pass)
 			ok = open_by_pass(id, sid, o, s->pass, want, master,
-					  mlen);
-			if (ok < 0)
-				return ok;
-		}
+					  mlen) > 0;
 		for (int k = 0; !ok && !strcmp(kind, "keyfile") &&
 				k < s->nkeys; k++) {
 			uint8_t kek[32];
@@ -281,54 +280,89 @@ out:
 
 /* --- changes -------------------------------------------------------------*/
 
-struct change {
-	struct repo *r;
-	const struct key_source *pass, *key;
-	const char *remove;
-	char id[SLOT_ID_LEN + 1];
+
+/* A new secret, read once: a command that prompts is asked once, and
+ * what is wrapped is what is then proved to open. */
+struct newsec {
+	char *pass;     /* or */
+	uint8_t key[32];
+	size_t klen;
 };
 
-/* Wraps master (mlen bytes) of repository id under a new secret, the
- * passphrase of pass or the key of key, into o's kdf and wrapped_key. */
-static int wrap_into(const char *id, const uint8_t *master, size_t mlen,
-		     const struct key_source *pass,
-		     const struct key_source *key, json_t *o, const char *slot)
+static int newsec_load(const struct key_source *pass,
+		       const struct key_source *key, struct newsec *n)
+{
+	memset(n, 0, sizeof(*n));
+	return pass ? keysrc_pass(pass, &n->pass)
+		    : keysrc_key(key, n->key, &n->klen);
+}
+
+static void newsec_wipe(struct newsec *n)
+{
+	free_secret(n->pass);
+	OPENSSL_cleanse(n, sizeof(*n));
+}
+
+/* The key encryption key of secret n for slot: scrypt under o's kdf (a
+ * new salt when fresh), or the HMAC of a key. */
+static int newsec_kek(const struct newsec *n, json_t *o, const char *slot,
+		      int fresh, uint8_t kek[32])
 {
 	struct scrypt_params sp = {SCRYPT_N, SCRYPT_R, SCRYPT_P, {0}};
-	uint8_t kek[32], wrapped[32 + SEAL_OVERHEAD], k[32];
-	size_t klen = 0;
-	char aad[128], *p = NULL;
+
+	if (!n->pass) {
+		slot_kek(n->key, n->klen, slot, kek);
+		return 0;
+	}
+	if (!fresh)
+		SNAP_TRY(read_kdf(o, &sp));
+	else if (random_bytes(sp.salt, sizeof(sp.salt)) ||
+		 json_object_set_new(o, "kdf", json_pack(
+			"{s:s,s:I,s:i,s:i,s:o}", "name", "scrypt", "N",
+			(json_int_t)sp.N, "r", (int)sp.r, "p", (int)sp.p,
+			"salt", hexj(sp.salt, 16))))
+		return snap_seterr(SNAP_ENOMEM, "cannot make a kdf salt");
+	return kdf_scrypt(n->pass, strlen(n->pass), &sp, kek);
+}
+
+/* Wraps master (mlen bytes) of repository id under secret n into o's kdf
+ * and wrapped_key, then proves that n opens o again: nothing is written
+ * that the new secret would not open. */
+static int wrap_into(const char *id, const uint8_t *master, size_t mlen,
+		     const struct newsec *n, json_t *o, const char *slot)
+{
+	uint8_t kek[32], wrapped[32 + SEAL_OVERHEAD], want[32], got[32];
+	size_t glen = 0;
+	char aad[128];
 	int rc;
 
-	if (pass) {
-		rc = keysrc_pass(pass, &p);
-		rc = rc ? rc : random_bytes(sp.salt, sizeof(sp.salt));
-		rc = rc ? rc : kdf_scrypt(p, strlen(p), &sp, kek);
-		if (rc == 0 &&
-		    json_object_set_new(o, "kdf", json_pack(
-				"{s:s,s:I,s:i,s:i,s:o}", "name", "scrypt",
-				"N", (json_int_t)sp.N, "r", (int)sp.r, "p",
-				(int)sp.p, "salt", hexj(sp.salt, 16))))
-			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-	} else {
-		rc = keysrc_key(key, k, &klen);
-		if (rc == 0)
-			slot_kek(k, klen, slot, kek);
+	rc = newsec_kek(n, o, slot, 1, kek);
+	if (rc == 0) {
+		slot_aad(id, slot, aad, sizeof(aad));
+		rc = gcm_seal(kek, 32, aad, strlen(aad), master, mlen, wrapped);
 	}
-	if (rc)
-		goto out;
-	slot_aad(id, slot, aad, sizeof(aad));
-	rc = gcm_seal(kek, 32, aad, strlen(aad), master, mlen, wrapped);
 	if (rc == 0 &&
 	    json_object_set_new(o, "wrapped_key",
 				hexj(wrapped, mlen + SEAL_OVERHEAD)))
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-out:
 	OPENSSL_cleanse(kek, sizeof(kek));
-	OPENSSL_cleanse(k, sizeof(k));
-	free_secret(p);
+	rc = rc ? rc : key_check(id, master, mlen, want);
+	rc = rc ? rc : newsec_kek(n, o, slot, 0, kek);
+	if (rc == 0 && !(unwrap(id, slot, o, kek, want, got, &glen) &&
+			 glen == mlen && ct_equal(got, master, mlen)))
+		rc = snap_seterr(SNAP_EIO, "the new secret does not open what "
+				 "was wrapped: nothing written");
+	OPENSSL_cleanse(kek, sizeof(kek));
+	OPENSSL_cleanse(got, sizeof(got));
 	return rc;
 }
+
+struct change {
+	struct repo *r;
+	struct newsec n;
+	const char *remove;
+	char id[SLOT_ID_LEN + 1];
+};
 
 static const char *cipher_name(size_t keylen)
 {
@@ -357,8 +391,13 @@ int keyslot_create(const char *id, const struct open_opts *ko, json_t **out)
 					 cipher_name(mlen), "key",
 					 pass ? "passphrase" : "keyfile")))
 		rc = snap_seterr(SNAP_ENOMEM, "out of memory");
-	if (rc == 0 && pass)
-		rc = wrap_into(id, master, mlen, &ko->pass, NULL, enc, "");
+	if (rc == 0 && pass) {
+		struct newsec n;
+
+		rc = newsec_load(&ko->pass, NULL, &n);
+		rc = rc ? rc : wrap_into(id, master, mlen, &n, enc, "");
+		newsec_wipe(&n);
+	}
 	if (rc == 0) {
 		rc = key_check(id, master, mlen, kc);
 		if (rc == 0 && json_object_set_new(enc, "key_check",
@@ -411,11 +450,11 @@ static int do_add(json_t *cfg, void *ctx)
 	hex_encode(rnd, sizeof(rnd), c->id);
 	format_time(now_ns(), created);
 	o = json_pack("{s:s,s:s,s:s}", "id", c->id, "kind",
-		      c->pass ? "passphrase" : "keyfile", "created", created);
+		      c->n.pass ? "passphrase" : "keyfile", "created", created);
 	if (!o)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	rc = wrap_into(c->r->id, c->r->master, c->r->master_len, c->pass,
-		       c->key, o, c->id);
+	rc = wrap_into(c->r->id, c->r->master, c->r->master_len, &c->n, o,
+		       c->id);
 	if (rc == 0 && json_array_append_new(slots, o))
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	if (rc)
@@ -434,12 +473,16 @@ static int encrypted(struct repo *r)
 int keyslot_add(struct repo *r, const struct key_source *pass,
 		const struct key_source *key, char id[SLOT_ID_LEN + 1])
 {
-	struct change c = {r, pass, key, NULL, ""};
+	struct change c = {.r = r};
+	int rc;
 
 	SNAP_TRY(encrypted(r));
-	SNAP_TRY(repo_update_config(r, do_add, &c));
-	memcpy(id, c.id, SLOT_ID_LEN + 1);
-	return 0;
+	SNAP_TRY(newsec_load(pass, key, &c.n));
+	rc = repo_update_config(r, do_add, &c);
+	newsec_wipe(&c.n);
+	if (rc == 0)
+		memcpy(id, c.id, SLOT_ID_LEN + 1);
+	return rc;
 }
 
 static json_t *find_slot(json_t *enc, const char *id, size_t *at)
@@ -468,20 +511,24 @@ static int do_passwd(json_t *cfg, void *ctx)
 	if (!o)
 		return snap_seterr(SNAP_ENOENT, "the slot that opened the "
 				   "repository is gone");
-	return wrap_into(c->r->id, c->r->master, c->r->master_len, c->pass,
-			 NULL, o, c->r->slot);
+	return wrap_into(c->r->id, c->r->master, c->r->master_len, &c->n, o,
+			 c->r->slot);
 }
 
 int keyslot_passwd(struct repo *r, const struct key_source *pass)
 {
-	struct change c = {r, pass, NULL, NULL, ""};
+	struct change c = {.r = r};
+	int rc;
 
 	SNAP_TRY(encrypted(r));
 	if (!r->opened_by_pass)
 		return snap_seterr(SNAP_EINVAL, "the repository was opened "
 				   "with a key file, not a passphrase: add a "
 				   "passphrase with 'snapctl key add'");
-	return repo_update_config(r, do_passwd, &c);
+	SNAP_TRY(newsec_load(pass, NULL, &c.n));
+	rc = repo_update_config(r, do_passwd, &c);
+	newsec_wipe(&c.n);
+	return rc;
 }
 
 static int do_remove(json_t *cfg, void *ctx)
@@ -500,7 +547,7 @@ static int do_remove(json_t *cfg, void *ctx)
 
 int keyslot_remove(struct repo *r, const char *id)
 {
-	struct change c = {r, NULL, NULL, id, ""};
+	struct change c = {.r = r, .remove = id};
 
 	SNAP_TRY(encrypted(r));
 	return repo_update_config(r, do_remove, &c);

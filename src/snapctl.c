@@ -2024,22 +2024,6 @@ static int key_opt(int c, void *ctx)
 	return -1;
 }
 
-/* That the new secret alone opens the repository, as the next user of
- * it will. */
-static int key_verify(const struct key_args *a)
-{
-	struct open_opts ko = G.ko;
-	struct repo *r = NULL;
-	int rc;
-
-	ko.pass = a->pass;
-	ko.key = a->key;
-	rc = repo_open(G.repo, &ko, &r);
-	repo_close(r);
-	return rc ? snap_preerr(rc, "the new secret does not open the "
-				"repository") : 0;
-}
-
 static int cmd_key(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -2110,7 +2094,6 @@ static int cmd_key(int argc, char **argv)
 	} else if (!strcmp(sub, "add")) {
 		rc = keyslot_add(r, npass ? &a.pass : NULL, nkey ? &a.key : NULL,
 				 id);
-		rc = rc ? rc : key_verify(&a);
 		if (rc == 0 && G.json)
 			print_json(json_pack("{s:s,s:s}", "slot", id, "kind",
 					     npass ? "passphrase" : "keyfile"));
@@ -2119,7 +2102,6 @@ static int cmd_key(int argc, char **argv)
 			       npass ? "passphrase" : "key file");
 	} else if (!strcmp(sub, "passwd")) {
 		rc = keyslot_passwd(r, &a.pass);
-		rc = rc ? rc : key_verify(&a);
 		if (rc == 0 && G.json)
 			print_json(json_pack("{s:s}", "slot", r->slot));
 		else if (rc == 0 && !G.quiet)

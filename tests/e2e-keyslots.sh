@@ -60,6 +60,14 @@ expect_fail 5 "wrong passphrase for repository" snapctl -r "$r" list --password-
 snapctl -r "$r" list -q --password-file "$T/p2" >/dev/null || fail "new passphrase"
 snapctl -r "$r" list -q --encryption-key-file "$T/k1" >/dev/null || fail "the primary key stopped working"
 
+say "a new passphrase from a command is read once: what it said first opens"
+echo 0 >"$T/asked"
+ask="n=\$(cat '$T/asked'); echo \$((n + 1)) >'$T/asked'; echo answer-\$n"
+snapctl -r "$r" key passwd -q --password-file "$T/p2" --new-password-command "$ask"
+[ "$(cat "$T/asked")" = 1 ] || fail "the new passphrase was asked $(cat "$T/asked") times"
+snapctl -r "$r" list -q --password-command "echo answer-0" >/dev/null || fail "the first answer does not open"
+snapctl -r "$r" key passwd -q --password-command "echo answer-0" --new-password-file "$T/p2"
+
 say "refusals that change nothing"
 cp "$T/slots/snapfs.json" "$T/cfg.before"
 expect_fail 5 "wrong encryption key" \
