@@ -272,6 +272,46 @@ static int mirror_series(struct mctx *m, const char *series,
 	return rc;
 }
 
+static int same_field(json_t *a, json_t *b, const char *name)
+{
+	return json_equal(json_object_get(a, name), json_object_get(b, name));
+}
+
+/* Whether DST's config may take SRC's: the same keys and chunking (a
+ * repository keeps them for life), and no key slot of DST's own that
+ * SRC's would drop (somebody's way in to the mirror). */
+static int config_follows(struct mctx *m, json_t *js, json_t *jd)
+{
+	json_t *es = json_object_get(js, "encryption");
+	json_t *ed = json_object_get(jd, "encryption"), *o;
+	size_t i;
+
+	if (!same_field(js, jd, "chunker") || json_is_null(es) != json_is_null(ed) ||
+	    (json_is_object(es) && (!same_field(es, ed, "key_check") ||
+				    !same_field(es, ed, "cipher") ||
+				    !same_field(es, ed, "key"))))
+		return snap_seterr(SNAP_EINVAL, "%s: %s has the repository's "
+				   "id but other keys or chunking: not a "
+				   "mirror of it", m->dst->url, CONFIG_KEY);
+	json_array_foreach(json_object_get(ed, "slots"), i, o) {
+		json_t *so;
+		size_t k;
+		int found = 0;
+
+		json_array_foreach(json_object_get(es, "slots"), k, so)
+			found |= same_field(o, so, "id");
+		if (!found)
+			return snap_seterr(SNAP_EINVAL, "%s has key slot %s, "
+					   "which %s does not: add the secret "
+					   "at the source (snapctl key add) or "
+					   "remove it at the mirror",
+					   m->dst->url,
+					   json_string_value(json_object_get(o, "id")),
+					   m->src->url);
+	}
+	return 0;
+}
+
 /* DST's snapfs.json: SRC's when DST is empty or holds an older copy of
  * the same repository; another repository is refused. */
 static int mirror_config(struct mctx *m)
@@ -316,7 +356,8 @@ static int mirror_config(struct mctx *m)
 				 m->dst->url, m->src->url);
 		goto out;
 	}
-	if (!json_equal(js, jd)) {
+	rc = config_follows(m, js, jd);
+	if (rc == 0 && !json_equal(js, jd)) {
 		rc = store_put(m->dst, CONFIG_KEY, s.p, s.len, 0);
 		m->res->config = rc == 0;
 	}
@@ -359,8 +400,10 @@ int mirror_run(struct store *src, struct store *dst,
 
 	memset(res, 0, sizeof(*res));
 	errstate_init(&m.es, NULL, NULL);
-	rc = mirror_config(&m);
-	rc = rc ? rc : repo_store_list(src, "manifests/", &sv, &ns);
+	/* The listing first: a backup that upgrades SRC's format after it
+	 * is not copied, and one before it has its format in the config. */
+	rc = repo_store_list(src, "manifests/", &sv, &ns);
+	rc = rc ? rc : mirror_config(&m);
 	rc = rc ? rc : repo_store_list(dst, "manifests/", &dv, &nd);
 	rc = rc ? rc : list_objs(dst, "manifests/", &dman);
 	rc = rc ? rc
@@ -372,6 +415,13 @@ int mirror_run(struct store *src, struct store *dst,
 			rc = mirror_series(&m, sv[i].series, sv + i, j - i, &dman);
 		}
 	}
+	/* A source that lists nothing (emptied, or the wrong prefix with the
+	 * right config) must not empty its mirror. */
+	if (rc == 0 && o->remove && ns == 0 && nd > 0)
+		rc = snap_seterr(SNAP_EINVAL, "%s lists no backups: --remove "
+				 "would delete every series of %s; delete them "
+				 "there with 'snapctl delete' if that is meant",
+				 src->url, dst->url);
 	/* Only after everything is copied: a failed run removes nothing. */
 	for (i = 0; rc == 0 && o->remove && next_series(dv, nd, &i, &j);
 	     i = j) {

@@ -12,14 +12,17 @@
  * A run after an interruption copies only what is missing.
  *
  * DST must be empty (snapfs.json is copied first) or hold the same
- * repository (its id); a different one is refused.  snapfs.json itself is
- * the one mutable object: when SRC's differs (a format upgrade, key slots
- * added), DST's takes SRC's before anything is copied, so DST opens with
- * the same secrets and no object of a newer format lands in an older one.
+ * repository (its id, keys and chunking); a different one is refused.
+ * snapfs.json itself is the one mutable object: when SRC's differs (a
+ * format upgrade, key slots added, a passphrase changed), DST's takes
+ * SRC's before anything is copied, so DST opens with the same secrets and
+ * no object of a newer format lands in an older one; SRC is listed before
+ * its config is read, so every backup listed is of that format or older.
+ * A key slot only DST has is never dropped: that is refused.
  *
  * remove deletes from DST the series SRC does not have (of the selected
  * labels, when some are), newest manifest first, only after the whole copy
- * succeeded.
+ * succeeded, and never all of them because SRC lists nothing.
  *
  * Memory: one listing of a series at a time, and one object per copy in
  * flight.

@@ -90,6 +90,20 @@ snapctl -r "$other" init -q --no-encryption
 n0=$(objects "$s3")
 expect_fail 2 "holds another repository \\(id " snapctl mirror "$other" "$s3"
 [ "$(objects "$s3")" = "$n0" ] || fail "a refused mirror wrote"
+say "a key slot only the mirror has is never dropped; an empty source never empties it"
+printf 'mirror team\n' >"$T/pass2"
+chmod 600 "$T/pass2"
+own=$(snapctl -r "$s3" key add --json --new-password-file "$T/pass2" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["slot"])')
+n0=$(objects "$s3")
+expect_fail 2 "has key slot $own, which .* does not" snapctl mirror "$src" "$s3"
+snapctl -r "$s3" key remove -q "$own"
+snapctl mirror "$src" "$s3" -q
+mkdir -p "$T/emptied"
+cp "$src/snapfs.json" "$T/emptied/"
+expect_fail 2 "lists no backups: --remove would delete every series" \
+	snapctl mirror "$T/emptied" "$s3" --remove
+[ "$(objects "$s3")" = "$n0" ] || fail "a refused mirror changed the objects"
 expect_fail 2 "give SRC and DST" snapctl mirror "$src"
 expect_fail 4 "is not a snapfs repository" snapctl mirror "$T/nothing" "$T/dst2"
 echo "mirror: all passed"
