@@ -679,7 +679,7 @@ static int dir_tagged(struct eng *e, int dfd, const char *name)
 	const char *why;
 	int fd, hit;
 
-	if (!excl_any(e->o->excl))
+	if (!excl_has_tags(e->o->excl))
 		return 0;
 	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -741,17 +741,19 @@ static int walk_entry(struct eng *e, struct bdir *d, size_t i, int dfd,
 		SNAP_TRY(read_file(e, d, i, dfd, cpath, &st));
 		progress_add(e->o->progress, 1, 0);
 		return 0;
-	case S_IFDIR:
-		if (dir_tagged(e, dfd, t->name))
+	case S_IFDIR: {
+		/* Another filesystem's mount point stays, empty, as restic
+		 * keeps it: a restore recreates the place to mount it.  It is
+		 * not entered, not even for a tag. */
+		int other = excl_is_one_fs(e->o->excl) && st.st_dev != e->grp_dev;
+
+		if (!other && dir_tagged(e, dfd, t->name))
 			return 0;
 		t->type = ET_DIR;
 		SNAP_TRY(read_xattrs(e, cpath, t));
 		add_stat(&e->res->dirs, 1);
-		/* Another filesystem's mount point stays, empty, as restic
-		 * keeps it: a restore recreates the place to mount it. */
-		return walk_subdir(e, d, i, dfd, cpath, pent,
-				   excl_is_one_fs(e->o->excl) &&
-					   st.st_dev != e->grp_dev);
+		return walk_subdir(e, d, i, dfd, cpath, pent, other);
+	}
 	case S_IFLNK:
 		n = readlinkat(dfd, t->name, target, sizeof(target) - 1);
 		if (n <= 0) {
@@ -845,7 +847,7 @@ static int scan_one(const char *p, const struct stat *st, int flag,
 {
 	if (ftw->level > 0 && excluded(scan_excl, scan_abs, scan_plen, p))
 		return flag == FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
-	if (flag == FTW_D && ftw->level > 0 && excl_any(scan_excl)) {
+	if (flag == FTW_D && ftw->level > 0 && excl_has_tags(scan_excl)) {
 		const char *why;
 		int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		int hit = fd >= 0 && excl_tagged(scan_excl, fd, &why);

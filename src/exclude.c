@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -147,6 +148,9 @@ int excl_add_tag(struct excl *x, const char *spec)
 	    (nl <= 2 && !strncmp(spec, "..", nl)))
 		return snap_seterr(SNAP_EINVAL, "--exclude-if-present '%s': "
 				   "want a file name, NAME[:HEADER]", spec);
+	if (colon && strlen(colon + 1) > 256)
+		return snap_seterr(SNAP_EINVAL, "--exclude-if-present '%s': a "
+				   "header of at most 256 bytes", spec);
 	for (size_t i = 0; i < x->ntag; i++)
 		if (!strcmp(x->tag[i].spec, spec))
 			return 0;
@@ -175,6 +179,11 @@ void excl_one_fs(struct excl *x)
 int excl_any(const struct excl *x)
 {
 	return x && (x->npat || x->ntag || x->one_fs);
+}
+
+int excl_has_tags(const struct excl *x)
+{
+	return x && x->ntag;
 }
 
 int excl_is_one_fs(const struct excl *x)
@@ -236,16 +245,26 @@ int excl_tagged(const struct excl *x, int fd, const char **why)
 {
 	for (size_t i = 0; x && i < x->ntag; i++) {
 		const struct tag *t = &x->tag[i];
-		int tf = openat(fd, t->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-						     O_NONBLOCK);
 		char head[256];
 		size_t hl = t->header ? strlen(t->header) : 0, got = 0;
-		int hit;
+		struct stat st;
+		int tf, hit;
 
+		/* A regular file, as restic has it; a FIFO or a device of that
+		 * name is never opened. */
+		if (fstatat(fd, t->name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (!t->header) {
+			*why = t->name;
+			return 1;
+		}
+		tf = openat(fd, t->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+						 O_NONBLOCK);
 		if (tf < 0)
 			continue;
-		hit = !t->header;
-		if (t->header && hl <= sizeof(head)) {
+		hit = 0;
+		if (hl <= sizeof(head)) {
 			while (got < hl) {
 				ssize_t r = read(tf, head + got, hl - got);
 

@@ -45,6 +45,7 @@ void excl_one_fs(struct excl *x);
 /* Whether anything is excluded at all. */
 int excl_any(const struct excl *x);
 int excl_is_one_fs(const struct excl *x);
+int excl_has_tags(const struct excl *x);
 /* Whether absolute path abs matches a pattern. */
 int excl_path(const struct excl *x, const char *abs);
 /* Whether directory fd holds an exclusion tag; its name into why. */

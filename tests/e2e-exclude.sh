@@ -32,6 +32,10 @@ echo "snapfs: skip me" >"$S/home/u/hdr-ok/.skip"
 echo gone >"$S/home/u/hdr-ok/f"
 echo "something else" >"$S/home/u/hdr-bad/.skip"
 echo keep >"$S/home/u/hdr-bad/f"
+# A FIFO of a tag's name is no tag (and is never opened).
+mkdir -p "$S/home/u/fifo-tag"
+mkfifo "$S/home/u/fifo-tag/.nobackup"
+echo keep >"$S/home/u/fifo-tag/f"
 echo gone >"$S/logs/2026/12/app.log"
 echo keep >"$S/logs/2026/12/app.txt"
 # "**" also stands for no component: logs/top.log matches logs/**/*.log.
