@@ -63,6 +63,7 @@ struct clabel {
 	struct backup_result last;
 	double last_elapsed;
 	double last_end; /* wall clock */
+	int pins; /* control_each_label() reads it without control's lock */
 };
 
 struct control {
@@ -964,19 +965,39 @@ int control_each_label(struct control *c,
 		       int (*fn)(void *ctx, const struct control_label_info *i),
 		       void *ctx)
 {
+	struct clabel **v = NULL;
+	size_t n = 0, cap = 0;
 	int rc = 0;
 
+	/* Counting a big stage takes a while: the labels are pinned (a
+	 * removal waits, EBUSY) and read without control's lock, so
+	 * lookups in control/ go on meanwhile. */
 	pthread_mutex_lock(&c->lock);
 	for (struct clabel *l = c->labels; l && rc == 0; l = l->next) {
+		if (!l->o)
+			continue;
+		rc = array_grow(&v, &cap, n, sizeof(*v), 8);
+		if (rc == 0) {
+			pthread_mutex_lock(&l->lock);
+			l->pins++;
+			pthread_mutex_unlock(&l->lock);
+			v[n++] = l;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
 		struct control_label_info f;
 		struct stage_meta m;
 
-		if (!l->o)
-			continue;
-		rc = label_facts(l, &m, &f);
-		rc = rc ? rc : fn(ctx, &f);
+		if (rc == 0)
+			rc = label_facts(v[i], &m, &f);
+		if (rc == 0)
+			rc = fn(ctx, &f);
+		pthread_mutex_lock(&v[i]->lock);
+		v[i]->pins--;
+		pthread_mutex_unlock(&v[i]->lock);
 	}
-	pthread_mutex_unlock(&c->lock);
+	free(v);
 	return rc;
 }
 
@@ -1427,11 +1448,16 @@ static int remove_label(struct control *c, const char *name)
 	if (rc)
 		return snap_seterr(rc, "control/%s is busy", name);
 	pthread_mutex_lock(&c->lock);
-	for (pp = &c->labels; *pp && *pp != l; pp = &(*pp)->next)
+	pthread_mutex_lock(&l->lock);
+	rc = l->pins ? SNAP_EBUSY : 0;
+	pthread_mutex_unlock(&l->lock);
+	for (pp = &c->labels; rc == 0 && *pp && *pp != l; pp = &(*pp)->next)
 		;
-	if (*pp)
+	if (rc == 0 && *pp)
 		*pp = l->next;
 	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		return snap_seterr(rc, "control/%s is busy", name);
 	stream_drop(l);
 	ovl_close(l->o);
 	rc = l->ro ? 0 : stage_remove(l->stage_dir);

@@ -84,9 +84,9 @@ struct control_label_info {
 	uint64_t last_files, last_bytes_new;
 };
 
-/* Calls fn for each label in use (with its stage open), under control's
- * lock: fn must not call back into control.  Stops at fn's first
- * non-zero return, which it returns. */
+/* Calls fn for each label in use (with its stage open); fn must not
+ * call back into control.  Stops at fn's first non-zero return, which it
+ * returns. */
 int control_each_label(struct control *c,
 		       int (*fn)(void *ctx, const struct control_label_info *i),
 		       void *ctx);
