@@ -265,8 +265,10 @@ int repo_update_config(struct repo *r, int (*fn)(json_t *cfg, void *ctx),
 	if (rc)
 		snap_preerr(rc, "writing %s", CONFIG_KEY);
 	else
-		r->format = (int)json_integer_value(
-			json_object_get(cfg, "version"));
+		__atomic_store_n(&r->format,
+				 (int)json_integer_value(
+					 json_object_get(cfg, "version")),
+				 __ATOMIC_RELEASE);
 out:
 	pthread_mutex_unlock(&r->lock);
 	if (out)
@@ -315,7 +317,7 @@ int repo_require_format(struct repo *r, int version, int *upgraded)
 	/* Whoever wrote it, the repository is at version now. */
 	pthread_mutex_lock(&r->lock);
 	if (r->format < version)
-		r->format = version;
+		__atomic_store_n(&r->format, version, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&r->lock);
 	*upgraded = u.upgraded;
 	return 0;

@@ -2082,13 +2082,20 @@ static int cmd_key(int argc, char **argv)
 			printf("primary  %-10s%s\n",
 			       json_string_value(json_object_get(j, "primary")),
 			       r->slot[0] ? "" : "  (opened it)");
-			json_array_foreach(json_object_get(j, "slots"), i, o)
-				printf("%s  %-10s  added %s%s\n",
-				       json_string_value(json_object_get(o, "id")),
-				       json_string_value(json_object_get(o, "kind")),
-				       json_string_value(json_object_get(o, "created")),
-				       !strcmp(json_string_value(json_object_get(o, "id")),
-					       r->slot) ? "  (opened it)" : "");
+			json_array_foreach(json_object_get(j, "slots"), i, o) {
+				const char *sid = json_string_value(
+					json_object_get(o, "id"));
+				const char *kind = json_string_value(
+					json_object_get(o, "kind"));
+				const char *when = json_string_value(
+					json_object_get(o, "created"));
+
+				printf("%s  %-10s  added %s%s\n", sid ? sid : "?",
+				       kind ? kind : "?", when ? when : "?",
+				       sid && !strcmp(sid, r->slot)
+					       ? "  (opened it)"
+					       : "");
+			}
 		}
 		json_decref(j);
 	} else if (!strcmp(sub, "add")) {
