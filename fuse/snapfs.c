@@ -39,6 +39,7 @@
 #include "err.h"
 #include "mountmetrics.h"
 #include "repo.h"
+#include "retention.h"
 #include "vfs.h"
 #include "loop.h"
 #include "wire.h"
@@ -49,7 +50,7 @@ struct options {
 	char *refresh, *cache_mem, *cache_dir, *cache_size, *parallel;
 	char *readahead, *stage_dir, *commit_wait, *commit_idle, *on_conflict;
 	char *stage_max, *limit_upload, *limit_download;
-	char *metrics_file, *metrics_interval;
+	char *metrics_file, *metrics_interval, *full_every, *full_after;
 	int anonymous, no_disk_cache, no_writeback, no_stream;
 	int allow_other;
 	int dropped_suid, dropped_dev; /* asked for, and refused */
@@ -933,6 +934,10 @@ static const char usage[] =
 	"  on_conflict=error|next  a commit that finds its number taken by\n"
 	"                        another writer fails (error, the default) or\n"
 	"                        becomes the next number (next)\n"
+	"  full_every=N          a commit starts a new series (a full backup)\n"
+	"                        when the label's series holds N backups (off)\n"
+	"  full_after=SPAN       ... or when its first backup is older than\n"
+	"                        SPAN: 7d, 2w, 1m, 36h (off)\n"
 	"  metrics_file=FILE     a Prometheus textfile (node_exporter) of the\n"
 	"                        caches and control/'s labels (off)\n"
 	"  metrics_interval=SECONDS  how often it is rewritten (15)\n"
@@ -973,6 +978,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("no_stream", no_stream),
 	OPT("metrics_file=%s", metrics_file),
 	OPT("metrics_interval=%s", metrics_interval),
+	OPT("full_every=%s", full_every),
+	OPT("full_after=%s", full_after),
 	FUSE_OPT_END,
 };
 
@@ -1166,6 +1173,7 @@ int main(int argc, char **argv)
 	uint64_t mem, disk, ra, stage_max;
 	char warning[512], fsname[1200], *cache_dir = NULL, *stage_root = NULL;
 	double refresh = 30, commit_wait = 60, commit_idle = 0, every = 15;
+	struct full_policy full = {0};
 	struct mountmetrics *mm = NULL;
 	int rc, ret = 1, mounted = 0, handlers = 0;
 	pthread_t stop_th;
@@ -1224,6 +1232,12 @@ int main(int argc, char **argv)
 	    secs_opt("commit_idle", o.commit_idle, &commit_idle) ||
 	    secs_opt("metrics_interval", o.metrics_interval, &every))
 		goto out;
+	if ((o.full_every && ret_parse_count("full_every", o.full_every, 0,
+					      &full.every)) ||
+	    (o.full_after && ret_parse_span(o.full_after, &full.after))) {
+		startup_error("bad %s", snap_errmsg());
+		goto out;
+	}
 	if (o.on_conflict && strcmp(o.on_conflict, "error") &&
 	    strcmp(o.on_conflict, "next")) {
 		startup_error("bad on_conflict '%s': error or next",
@@ -1323,6 +1337,7 @@ int main(int argc, char **argv)
 	vo.ctl.commit_idle = commit_idle;
 	vo.ctl.next_on_conflict = o.on_conflict && !strcmp(o.on_conflict, "next");
 	vo.ctl.no_stream = o.no_stream;
+	vo.ctl.full = full;
 	vo.ctl.stage_max = stage_max;
 	/* Half the loop's threads stay free of writers held back by
 	 * uploads (overlay.h: ovl_holds). */
@@ -1434,6 +1449,8 @@ out_free:
 	free(o.parallel);
 	free(o.metrics_file);
 	free(o.metrics_interval);
+	free(o.full_every);
+	free(o.full_after);
 	free(o.repo);
 	fuse_opt_free_args(&args);
 	return ret;

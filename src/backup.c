@@ -20,6 +20,8 @@
 #include "blob.h"
 #include "err.h"
 #include "index.h"
+#include "lease.h"
+#include "tombstone.h"
 #include "workq.h"
 
 void add_stat(uint64_t *p, uint64_t v)
@@ -966,38 +968,67 @@ static int backup_group(struct eng *e, const struct backup_group *g,
 	return rc;
 }
 
+/* Whether the full policy ends series at this base; says so through
+ * info.  The newest number stands for the count: numbers only grow. */
+static int policy_due(struct eng *e, const struct bsession_opts *o,
+		      uint32_t last, int *due)
+{
+	const struct full_policy *p = o->full_policy;
+	char msg[300];
+	int64_t first = 0;
+
+	*due = 0;
+	if (!p || (!p->every && ret_span_zero(&p->after)))
+		return 0;
+	if (!ret_span_zero(&p->after)) {
+		struct manifest m;
+
+		SNAP_TRY(repo_load_manifest(e->r, e->series, 1, &m));
+		first = m.created;
+		manifest_free(&m);
+	}
+	*due = ret_full_due(p->every, &p->after, last, first, now_ns());
+	if (*due && o->info) {
+		snprintf(msg, sizeof(msg),
+			 p->every && last >= p->every
+				 ? "series %s holds %u backups (full every %u): "
+				   "starting a new series"
+				 : "series %s began longer ago than full after "
+				   "allows: starting a new series",
+			 e->series, last, p->every);
+		o->info(msg, o->warn_ctx);
+	}
+	return 0;
+}
+
 /* Decides series and number: the next backup of the base (given, or the
  * label's newest series), or backupNum 1 of a new series. */
 static int choose_series(struct eng *e, const struct bsession_opts *o,
 			 struct manifest *parent, int *have_parent)
 {
 	char uuid[37];
-	uint32_t last;
-	int rc;
+	uint32_t last = 0;
+	int rc = SNAP_ENOENT, due = 0;
 
 	*have_parent = 0;
 	if (!o->full && o->base_series) {
 		snprintf(e->series, sizeof(e->series), "%s", o->base_series);
-		SNAP_TRY(repo_load_manifest(e->r, e->series, o->base_num,
-					    parent));
+		last = o->base_num;
+		rc = 0;
+	} else if (!o->full) {
+		rc = repo_newest_series(e->r, o->label, e->series);
+		rc = rc ? rc : repo_latest_num(e->r, e->series, &last);
+		if (rc && rc != SNAP_ENOENT)
+			return rc;
+	}
+	if (rc == 0)
+		SNAP_TRY(policy_due(e, o, last, &due));
+	if (rc == 0 && !due) {
+		SNAP_TRY(repo_load_manifest(e->r, e->series, last, parent));
 		*have_parent = 1;
-		e->res->num = o->base_num + 1;
+		e->res->num = last + 1;
 		e->res->full = 0;
 		return 0;
-	}
-	if (!o->full) {
-		rc = repo_newest_series(e->r, o->label, e->series);
-		if (rc == 0) {
-			SNAP_TRY(repo_latest_num(e->r, e->series, &last));
-			SNAP_TRY(repo_load_manifest(e->r, e->series, last,
-						    parent));
-			*have_parent = 1;
-			e->res->num = last + 1;
-			e->res->full = 0;
-			return 0;
-		}
-		if (rc != SNAP_ENOENT)
-			return rc;
 	}
 	if (o->new_series && o->new_series[0]) {
 		snprintf(e->series, sizeof(e->series), "%s", o->new_series);
@@ -1041,7 +1072,21 @@ struct bsession {
 	double t0;
 	int threads, uploads, scanning, committed, next_on_conflict;
 	struct scanner scan;
+	struct lease *lease; /* on e.series, from open to free (lease.h) */
 };
+
+/* 0 while e's series is not being deleted; else what it put is removed
+ * (its manifest num, 0: none yet) and the backup fails. */
+static int tombstoned(struct eng *e, uint32_t num)
+{
+	int rc = tomb_exists(e->r->st, e->series);
+
+	if (rc == 1)
+		rc = tomb_withdraw(e->r->st, e->series, num,
+				   (const uint8_t(*)[PACK_ID_LEN])e->packs,
+				   e->npacks);
+	return rc;
+}
 
 static int write_manifest(struct bsession *s)
 {
@@ -1089,8 +1134,13 @@ static int write_manifest(struct bsession *s)
 		if (rc)
 			break;
 		manifest_key(e->series, m->num, key, sizeof(key));
-		rc = store_put(e->r->st, key, text.p, text.len,
-			       STORE_CREATE_ONLY);
+		rc = s->lease ? lease_lapsed(s->lease) : 0;
+		rc = rc ? rc : tombstoned(e, 0);
+		rc = rc ? rc : store_put(e->r->st, key, text.p, text.len,
+					 STORE_CREATE_ONLY);
+		/* The series may have gone between the check and the put
+		 * (tombstone.h): then the manifest goes too. */
+		rc = rc ? rc : tombstoned(e, m->num);
 		if (rc != SNAP_EEXIST || !s->next_on_conflict || tries == 8)
 			break;
 		/* Another writer took the number: ours is a whole tree of
@@ -1161,6 +1211,10 @@ int bsession_open(struct repo *r, const struct bsession_opts *o,
 	if (rc)
 		goto fail;
 	snprintf(s->res.series, sizeof(s->res.series), "%s", e->series);
+	/* Before the first pack: check --repair must not take it. */
+	rc = lease_take(r->st, e->series, &s->lease);
+	if (rc)
+		goto fail;
 	/* The caller's index is its base's series, which the session then
 	 * continues. */
 	if (s->have_parent && o->index && o->base_series && !o->full) {
@@ -1713,6 +1767,7 @@ void bsession_free(struct bsession *s)
 	manifest_free(&s->m);
 	manifest_free(&s->parent);
 	index_free(&e->own_ix);
+	lease_drop(s->lease);
 	free(e->packs);
 	free(e->flying);
 	free(e->hl);
@@ -1730,7 +1785,8 @@ int backup_run(struct repo *r, const struct backup_opts *o,
 {
 	struct bsession_opts so = {
 		.label = o->label, .full = o->full, .max_groups = o->ngroups,
-		.threads = o->threads, .uploads = o->uploads, .warn = o->warn,
+		.full_policy = o->full_policy, .threads = o->threads,
+		.uploads = o->uploads, .warn = o->warn, .info = o->info,
 		.warn_ctx = o->warn_ctx};
 	struct bsession *s;
 	int rc;

@@ -28,6 +28,7 @@
 #include "manifest.h"
 #include "progress.h"
 #include "repo.h"
+#include "retention.h"
 
 struct backup_group {
 	const char *name; /* group name (one path component) */
@@ -52,6 +53,8 @@ struct backup_opts {
 	/* What directory sources leave out (exclude.h; may be NULL);
 	 * recorded in the manifest.  Archive sources take none. */
 	const struct excl *excl;
+	/* When to start a new series instead of continuing (may be NULL). */
+	const struct full_policy *full_policy;
 };
 
 struct backup_result {
@@ -103,6 +106,9 @@ struct bsession_opts {
 	int next_on_conflict;
 	/* The name a new series gets (NULL or "": "<label>-<uuid>"). */
 	const char *new_series;
+	/* A base (given or the newest) that policy finds due is not
+	 * continued: the session starts a new series (may be NULL). */
+	const struct full_policy *full_policy;
 	/* base_series' index, loaded already (ixkeep.h): the session uses it
 	 * and adds what it stores; the caller keeps it.  NULL: loaded at
 	 * open. */

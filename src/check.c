@@ -1,6 +1,8 @@
 /* check.c - repository verification; see check.h. */
 #include "config.h"
 
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +10,14 @@
 #include "check.h"
 #include "err.h"
 #include "index.h"
+#include "lease.h"
+#include "tombstone.h"
 
 struct packinfo {
 	uint8_t id[PACK_ID_LEN];
 	int state; /* 0 unknown, 1 good, -1 bad / missing */
 	int listed; /* named by a manifest */
+	int orphan; /* neither listed nor referenced (a repair candidate) */
 	struct pack_entry *ents;
 	size_t n;
 };
@@ -238,9 +243,175 @@ out:
 	return rc;
 }
 
+/* --- repair ---------------------------------------------------------- */
+
+static void note(struct cctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note(struct cctx *c, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	if (!c->o->note)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->o->note(msg, c->o->report_ctx);
+}
+
+/* Whether series may lose what nothing references: no live lease, no
+ * tombstone (the delete finishes it), and its backups are still the n
+ * the check walked (listed after the leases: a writer puts its manifest
+ * before it drops its lease, so one of the two is seen). */
+static int may_repair(struct cctx *c, const char *series,
+		      const struct backup_id *b, size_t n, const char *what)
+{
+	char who[300], prefix[SERIES_MAX + 16];
+	struct backup_id *v;
+	uint64_t live;
+	size_t nv, k = 0;
+	int rc, same;
+
+	SNAP_TRY(lease_scan(c->r->st, series, c->o->grace, who, sizeof(who),
+			    &live, &c->res->stale_leases));
+	if (live) {
+		c->res->leased++;
+		note(c, "series %s: %s kept: a writer holds a lease on it "
+			"(%s)", series, what, who);
+		return 0;
+	}
+	snprintf(prefix, sizeof(prefix), "manifests/%s/", series);
+	SNAP_TRY(repo_store_list(c->r->st, prefix, &v, &nv));
+	for (size_t i = 0; i < nv; i++)
+		k += !strcmp(v[i].series, series);
+	same = k == n;
+	for (size_t i = 0, j = 0; same && i < nv; i++)
+		if (!strcmp(v[i].series, series))
+			same = v[i].num == b[j++].num;
+	free(v);
+	if (!same) {
+		note(c, "series %s: %s kept: a backup landed in it during "
+			"the check", series, what);
+		return 0;
+	}
+	rc = tomb_exists(c->r->st, series);
+	return rc < 0 ? rc : !rc;
+}
+
+static int repair_series(struct cctx *c, const struct backup_id *b, size_t n)
+{
+	uint64_t gone = 0;
+	char key[160];
+	int rc = may_repair(c, c->series, b, n, "unreferenced packs");
+
+	for (size_t i = 0; rc == 1 && i < c->npacks; i++) {
+		if (!c->packs[i].orphan)
+			continue;
+		pack_key(c->series, c->packs[i].id, key, sizeof(key));
+		if ((rc = store_del(c->r->st, key)) == 0) {
+			gone++;
+			rc = 1;
+		}
+	}
+	c->res->removed_objects += gone;
+	if (gone)
+		note(c, "series %s: removed %" PRIu64 " unreferenced pack(s)",
+		     c->series, gone);
+	return rc < 0 ? rc : 0;
+}
+
+struct names {
+	char (*v)[SERIES_MAX];
+	size_t n, cap;
+};
+
+/* Collects the distinct series names of keys "PREFIX<series>/...". */
+static int name_cb(const char *key, uint64_t size, void *ctx)
+{
+	struct names *s = ctx;
+	const char *p = strchr(key, '/'), *e;
+	char name[SERIES_MAX];
+
+	(void)size;
+	if (!p || !(e = strchr(p + 1, '/')) || (size_t)(e - p - 1) >= SERIES_MAX)
+		return 0;
+	snprintf(name, sizeof(name), "%.*s", (int)(e - p - 1), p + 1);
+	if (series_check(name))
+		return 0;
+	if (s->n && !strcmp(s->v[s->n - 1], name))
+		return 0; /* listings come mostly sorted */
+	SNAP_TRY(array_grow(&s->v, &s->cap, s->n, sizeof(*s->v), 64));
+	memcpy(s->v[s->n++], name, SERIES_MAX);
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* What no series with backups owns: data of series without one (and of
+ * tombstoned ones: their delete is finished), and stale leases. */
+static int repair_rest(struct cctx *c, const struct backup_id *b, size_t n)
+{
+	struct names s = {0};
+	size_t k = 0;
+	int rc;
+
+	rc = store_list(c->r->st, "data/", name_cb, &s);
+	rc = rc ? rc : store_list(c->r->st, "leases/", name_cb, &s);
+	if (rc || !s.n)
+		goto out;
+	qsort(s.v, s.n, sizeof(*s.v), cmp_name);
+	for (size_t i = 0; i < s.n; i++)
+		if (!k || strcmp(s.v[k - 1], s.v[i]))
+			memmove(s.v[k++], s.v[i], SERIES_MAX);
+	for (size_t i = 0; rc == 0 && i < k; i++) {
+		const char *name = s.v[i];
+		char prefix[SERIES_MAX + 8];
+		int has = 0, ok;
+		uint64_t objs = 0, live;
+		uint32_t nb;
+		char who[8];
+
+		for (size_t j = 0; j < n && !has; j++)
+			has = !strcmp(b[j].series, name);
+		if (has) { /* only its stale leases */
+			rc = lease_scan(c->r->st, name, c->o->grace, who,
+					sizeof(who), &live,
+					&c->res->stale_leases);
+			continue;
+		}
+		rc = tomb_exists(c->r->st, name);
+		if (rc == 1) {
+			rc = tomb_delete_series(c->r->st, name, &nb, &objs);
+			if (rc == 0 && objs)
+				note(c, "series %s: finished its delete (%" PRIu64
+					" objects)", name, objs);
+			c->res->removed_series += rc == 0 && objs;
+			c->res->removed_objects += rc == 0 ? objs : 0;
+			continue;
+		}
+		ok = rc ? rc : may_repair(c, name, NULL, 0, "data without a backup");
+		snprintf(prefix, sizeof(prefix), "data/%s/", name);
+		rc = ok < 0 ? ok : ok ? store_delete_prefix(c->r->st, prefix, &objs) : 0;
+		if (rc == 0 && objs) {
+			c->res->removed_series++;
+			c->res->removed_objects += objs;
+			note(c, "series %s: removed %" PRIu64 " pack(s) of a "
+				"backup that never committed", name, objs);
+		}
+	}
+out:
+	free(s.v);
+	return rc;
+}
+
 static int check_series(struct cctx *c, const struct backup_id *b, size_t n)
 {
 	char prefix[SERIES_MAX + 8];
+	uint64_t before = c->res->unreferenced_packs;
 	int rc;
 
 	snprintf(prefix, sizeof(prefix), "data/%s/", c->series);
@@ -285,12 +456,16 @@ static int check_series(struct cctx *c, const struct backup_id *b, size_t n)
 	for (size_t i = 0; i < c->npacks && rc == 0; i++) {
 		struct packinfo *p = &c->packs[i];
 
-		if (!p->listed && p->state == 0)
+		if (!p->listed && p->state == 0) {
 			c->res->unreferenced_packs++;
+			p->orphan = 1;
+		}
 		if (c->o->read_data && in_subset(c->o, p->id) &&
 		    pack_load(c, p->id))
 			rc = read_pack(c, p);
 	}
+	if (rc == 0 && c->o->repair && c->res->unreferenced_packs > before)
+		rc = repair_series(c, b, n);
 	return rc;
 }
 
@@ -363,6 +538,8 @@ int check_run(struct repo *r, const struct check_opts *o,
 		}
 		i = j;
 	}
+	if (rc == 0 && o->repair && !o->series)
+		rc = repair_rest(&c, b, n);
 	free(b);
 	free(c.packs);
 	reset_series(&c);

@@ -14,6 +14,17 @@
  * temporary files that killed uploads left there go, those of an upload
  * still running stay.
  *
+ * With repair (`check --repair`), what no backup can reach goes: packs of
+ * a checked series that no manifest lists and no directory object of its
+ * backups references, and, when the whole repository is checked, the
+ * data of series that have no backup (a first backup that was killed) and
+ * what an interrupted delete left of a tombstoned series.  Never while a
+ * writer holds a lease on the series refreshed within the grace
+ * (lease.h), nor when a backup landed in the series during the check;
+ * stale leases go too.  On an undamaged repository whose writers all
+ * finished it deletes nothing.  Each step is told through opts->note.
+ * Writers older than leases take none: no repair while they run.
+ *
  * Problems are reported one line each through opts->report, naming the
  * object; the walk goes on after a problem so one run finds them all.
  * Memory grows with the number of packs and directories of one series
@@ -35,13 +46,19 @@ struct check_opts {
 	double share;
 	const char *series; /* only this series (NULL: all) */
 	struct progress *progress;
+	int repair;
+	int64_t grace; /* seconds; at least lease_grace_min() */
 	void (*report)(const char *msg, void *ctx);
+	void (*note)(const char *msg, void *ctx); /* repair's steps */
 	void *report_ctx;
 };
 
 struct check_result {
 	uint64_t series, backups, trees, packs, blobs, bytes_read;
 	uint64_t errors, unreferenced_packs;
+	/* repair: objects and abandoned series deleted, leases that kept a
+	 * series, stale leases removed */
+	uint64_t removed_objects, removed_series, leased, stale_leases;
 };
 
 /* "N/M" (1 <= N <= M) or "P%" (0 < P <= 100) into o's subset fields;

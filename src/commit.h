@@ -37,6 +37,7 @@ struct commit_opts {
 	const char *token; /* recorded in the manifest */
 	int next_on_conflict; /* see bsession_opts */
 	const char *new_series; /* see bsession_opts */
+	const struct full_policy *full_policy; /* see bsession_opts */
 	struct index *index;  /* see bsession_opts */
 	/* A session opened already (the one files streamed into,
 	 * ovl_stream_take()); commit_tree frees it.  NULL: it opens one. */

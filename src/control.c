@@ -19,6 +19,7 @@
 #include "control.h"
 #include "err.h"
 #include "ixkeep.h"
+#include "lease.h"
 
 #define SNAPFS_DIR ".snapfs"
 #define LABEL_SPAN 8 /* numbers per label: its directory and .snapfs/ */
@@ -64,6 +65,11 @@ struct clabel {
 	double last_elapsed;
 	double last_end; /* wall clock */
 	int pins; /* control_each_label() reads it without control's lock */
+	/* Held while the stage names packs no backup references yet and no
+	 * session holds them (after a failed commit, after a restart):
+	 * check --repair must leave them (lease.h).  Commit thread only. */
+	struct lease *lease;
+	size_t packs_lost; /* of the stage's, found gone from the store */
 };
 
 struct control {
@@ -226,6 +232,60 @@ static int find_token(struct control *c, const char *label,
 	return rc ? rc : found;
 }
 
+struct packcount {
+	struct store *st;
+	const char *series;
+	size_t n, missing;
+};
+
+static int pack_count(void *ctx, const uint8_t id[PACK_ID_LEN])
+{
+	struct packcount *p = ctx;
+	char key[200];
+	uint64_t size;
+	int rc;
+
+	p->n++;
+	if (!p->st)
+		return 0;
+	pack_key(p->series, id, key, sizeof(key));
+	rc = store_head(p->st, key, &size);
+	p->missing += rc == SNAP_ENOENT;
+	return rc == SNAP_ENOENT ? 0 : rc;
+}
+
+/* The series a stage's packs are in. */
+static const char *stage_series(const struct stage_meta *m)
+{
+	return m->stream_series[0] ? m->stream_series : m->base_series;
+}
+
+/* Holds l's lease while its stage names packs (dropping it otherwise);
+ * with verify, then counts those gone from the store in *missing. */
+static int hold_lease(struct control *c, struct clabel *l, struct stage *st,
+		      const struct stage_meta *m, int verify, size_t *missing)
+{
+	struct packcount p = {.series = stage_series(m)};
+	int rc;
+
+	if (missing)
+		*missing = 0;
+	SNAP_TRY(stage_pack_each(st, pack_count, &p));
+	lease_drop(l->lease);
+	l->lease = NULL;
+	if (!p.n || !p.series[0])
+		return 0;
+	rc = lease_take(c->o.r->st, p.series, &l->lease);
+	if (rc || !verify)
+		return rc;
+	/* Taken first: no repair can begin to delete them after this. */
+	p.st = c->o.r->st;
+	p.n = 0;
+	SNAP_TRY(stage_pack_each(st, pack_count, &p));
+	*missing = p.missing;
+	return 0;
+}
+
 static int meta_reset(struct control *c, struct clabel *l,
 		      struct stage_meta *m)
 {
@@ -274,6 +334,18 @@ static int resume(struct control *c, struct clabel *l, struct stage *st,
 			return rc;
 		}
 	}
+	if (!why) {
+		size_t missing;
+
+		SNAP_TRY(hold_lease(c, l, st, m, 1, &missing));
+		if (missing) {
+			snprintf(buf, sizeof(buf),
+				 "%zu of the packs its streamed files are in "
+				 "were removed from the store (check --repair "
+				 "while no daemon held the stage)", missing);
+			why = buf;
+		}
+	}
 	if (!why && m->committing) {
 		rc = find_token(c, l->name, m, series, &num);
 		if (rc < 0)
@@ -304,6 +376,8 @@ static int resume(struct control *c, struct clabel *l, struct stage *st,
 		ctl_log(c, "control/%s: stage discarded: %s", l->name, why);
 		SNAP_TRY(stage_clear(st));
 		SNAP_TRY(meta_reset(c, l, m));
+		lease_drop(l->lease);
+		l->lease = NULL;
 	} else if (f->recovered && f->dropped && !l->reason[0]) {
 		snprintf(l->reason, sizeof(l->reason),
 			 "the last daemon stopped with %" PRIu64 " file(s) "
@@ -426,6 +500,7 @@ static struct clabel *label_new(struct control *c, const char *name)
 
 static void label_free(struct clabel *l)
 {
+	lease_drop(l->lease);
 	ixkeep_close(l->ix);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cv);
@@ -568,6 +643,7 @@ static int stream_open(void *ctx, struct bsession **out)
 							  : NULL,
 		.base_num = m.base_num, .new_series = m.stream_series,
 		.next_on_conflict = c->o.cfg.next_on_conflict, .index = ix,
+		.full_policy = &c->o.cfg.full, .info = warn_cb,
 		.warn = warn_cb, .warn_ctx = l, .on_pack = pack_cb,
 		.pack_ctx = l};
 
@@ -639,7 +715,8 @@ static int run_commit(struct control *c, struct clabel *l)
 	struct commit_opts co = {.label = l->name, .warn = warn_cb,
 				 .warn_ctx = l, .on_pack = pack_cb,
 				 .pack_ctx = l,
-				 .next_on_conflict = c->o.cfg.next_on_conflict};
+				 .next_on_conflict = c->o.cfg.next_on_conflict,
+				 .full_policy = &c->o.cfg.full};
 	struct backup_result res;
 	struct stage_meta m;
 	uint8_t tok[16];
@@ -663,6 +740,24 @@ static int run_commit(struct control *c, struct clabel *l)
 	rc = rc ? rc : ovl_gate_close(l->o, c->o.cfg.commit_wait);
 	if (rc == 0 && (rc = ovl_lost_commit(l->o)))
 		ovl_gate_open(l->o);
+	/* A lease that lapsed (the daemon was stopped) may have let a
+	 * repair in: the stage's packs must all be there. */
+	if (rc == 0 && !l->packs_lost && l->lease && lease_lapsed(l->lease)) {
+		ovl_lock(l->o);
+		rc = hold_lease(c, l, ovl_stage(l->o), &m, 1, &l->packs_lost);
+		ovl_unlock(l->o);
+		if (rc)
+			ovl_gate_open(l->o);
+	}
+	if (rc == 0 && l->packs_lost) {
+		ovl_gate_open(l->o);
+		rc = snap_seterr(SNAP_ECORRUPT, "%zu of the packs this stage's "
+				 "streamed files are in were removed from the "
+				 "store (a 'check --repair' while this daemon "
+				 "was stopped): those files are lost; abort the "
+				 "stage (.snapfs/abort) and copy them again",
+				 l->packs_lost);
+	}
 	if (rc) {
 		snprintf(msg, sizeof(msg), "%s", snap_errmsg());
 		m.committing = 0;
@@ -704,6 +799,9 @@ static int run_commit(struct control *c, struct clabel *l)
 		m.base_num = res.num;
 		m.full = m.empty = m.committing = 0;
 		m.token[0] = m.stream_series[0] = 0;
+		lease_drop(l->lease);
+		l->lease = NULL;
+		l->packs_lost = 0;
 		rc = rc ? rc : put_state(l, &m, STATUS_READY, NULL);
 		rc = rc ? rc : restart_tree(c, l, &m);
 		pthread_mutex_lock(&l->lock);
@@ -723,6 +821,11 @@ static int run_commit(struct control *c, struct clabel *l)
 		ctl_log(c, "control/%s: commit failed: %s", l->name, msg);
 		m.committing = 0;
 		put_state(l, &m, "STATUS_ERROR", msg);
+		/* The session's lease went with it; the stage keeps packs. */
+		ovl_lock(l->o);
+		if (hold_lease(c, l, ovl_stage(l->o), &m, 1, &l->packs_lost))
+			ctl_log(c, "control/%s: %s", l->name, snap_errmsg());
+		ovl_unlock(l->o);
 		snap_seterr(rc, "%s", msg);
 	}
 	ovl_gate_open(l->o);
@@ -753,8 +856,7 @@ static int pack_collect(void *ctx, const uint8_t id[PACK_ID_LEN])
 static void delete_packs(struct control *c, struct clabel *l,
 			 const struct stage_meta *m, struct packdel *p)
 {
-	const char *series = m->stream_series[0] ? m->stream_series
-						  : m->base_series;
+	const char *series = stage_series(m);
 	uint32_t latest = 0;
 	char key[200];
 	int rc;
@@ -797,6 +899,9 @@ static int run_abort(struct control *c, struct clabel *l)
 	}
 	if (rc == 0) {
 		old = m;
+		lease_drop(l->lease);
+		l->lease = NULL;
+		l->packs_lost = 0;
 		rc = meta_reset(c, l, &m);
 		rc = rc ? rc : put_state(l, &m, "STATUS_IDLE", NULL);
 		rc = rc ? rc : restart_tree(c, l, &m);

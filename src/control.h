@@ -35,6 +35,7 @@
 #include <sys/statvfs.h>
 
 #include "overlay.h"
+#include "retention.h"
 
 struct control;
 struct cdir;
@@ -49,6 +50,7 @@ struct control_cfg {
 	int no_stream;        /* files are staged whole (overlay.h) */
 	uint64_t stage_max;   /* per label (overlay.h); 0: none */
 	int max_held; /* loop threads writers may hold (ovl_holds); 0: any */
+	struct full_policy full; /* when a commit starts a new series */
 };
 
 struct control_opts {

@@ -13,6 +13,7 @@
 #include "mirror.h"
 #include "pack.h"
 #include "repo.h"
+#include "tombstone.h"
 #include "util.h"
 #include "workq.h"
 
@@ -405,6 +406,11 @@ int mirror_run(struct store *src, struct store *dst,
 	rc = repo_store_list(src, "manifests/", &sv, &ns);
 	rc = rc ? rc : mirror_config(&m);
 	rc = rc ? rc : repo_store_list(dst, "manifests/", &dv, &nd);
+	/* A series being deleted is not copied, nor one deleted from DST
+	 * (it would not be seen there); tombstone.h. */
+	rc = rc ? rc : tomb_filter(src, sv, &ns);
+	rc = rc ? rc : tomb_filter(dst, sv, &ns);
+	rc = rc ? rc : tomb_filter(dst, dv, &nd);
 	rc = rc ? rc : list_objs(dst, "manifests/", &dman);
 	rc = rc ? rc
 		: workq_create(&m.q, o->parallel > 0 ? o->parallel : 4,
@@ -430,7 +436,7 @@ int mirror_run(struct store *src, struct store *dst,
 
 		if (!wanted(o, dv[i].series) || has_series(sv, ns, dv[i].series))
 			continue;
-		rc = repo_store_delete_series(dst, dv[i].series, &nb, &np);
+		rc = tomb_delete_series(dst, dv[i].series, &nb, &np);
 		res->removed += rc == 0;
 	}
 	if (m.q)

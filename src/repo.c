@@ -15,6 +15,7 @@
 #include "err.h"
 #include "keyslot.h"
 #include "repo.h"
+#include "tombstone.h"
 
 
 static json_t *hexj(const uint8_t *p, size_t n)
@@ -378,45 +379,25 @@ int repo_store_list(struct store *st, const char *prefix,
 	return 0;
 }
 
+/* What readers see: series being deleted or deleted are not there. */
 static int list_prefix(struct repo *r, const char *prefix,
 		       struct backup_id **out, size_t *n)
 {
-	return repo_store_list(r->st, prefix, out, n);
+	int rc;
+
+	SNAP_TRY(repo_store_list(r->st, prefix, out, n));
+	rc = *n ? tomb_filter(r->st, *out, n) : 0;
+	if (rc) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 int repo_list(struct repo *r, struct backup_id **out, size_t *n)
 {
 	return list_prefix(r, "manifests/", out, n);
-}
-
-int repo_store_delete_series(struct store *st, const char *series,
-			     uint32_t *backups, uint64_t *packs)
-{
-	char prefix[SERIES_MAX + 16], key[SERIES_MAX + 32];
-	struct backup_id *v;
-	size_t n;
-	int rc;
-
-	*backups = 0;
-	*packs = 0;
-	snprintf(prefix, sizeof(prefix), "manifests/%s/", series);
-	SNAP_TRY(repo_store_list(st, prefix, &v, &n));
-	/* Newest manifest first: a partly deleted series still restores
-	 * its remaining (older) backups only if their packs remain, so data
-	 * goes last. */
-	rc = 0;
-	for (size_t i = n; rc == 0 && i-- > 0;) {
-		if (strcmp(v[i].series, series))
-			continue;
-		manifest_key(series, v[i].num, key, sizeof(key));
-		rc = store_del(st, key);
-		*backups += rc == 0;
-	}
-	free(v);
-	if (rc == 0)
-		rc = store_delete_prefix(st, prefix, packs);
-	snprintf(prefix, sizeof(prefix), "data/%s/", series);
-	return rc ? rc : store_delete_prefix(st, prefix, packs);
 }
 
 int repo_latest_num(struct repo *r, const char *series, uint32_t *num)

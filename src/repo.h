@@ -93,18 +93,14 @@ int repo_update_config(struct repo *r,
  * store error (the repository is then unchanged). */
 int repo_require_format(struct repo *r, int version, int *upgraded);
 
-/* Every backup in the repository, sorted by series id then number.
- * *out is malloc'd. */
+/* Every backup in the repository, sorted by series id then number, but
+ * for tombstoned series (tombstone.h).  *out is malloc'd. */
 int repo_list(struct repo *r, struct backup_id **out, size_t *n);
-/* The backups whose manifests are under prefix of store st, sorted (for
- * tools that work on objects without opening the repository). */
+/* The backups whose manifests are under prefix of store st, sorted,
+ * tombstoned or not (for tools that work on objects without opening the
+ * repository). */
 int repo_store_list(struct store *st, const char *prefix,
 		    struct backup_id **out, size_t *n);
-/* Deletes series from st: manifests newest first, then its prefixes;
- * how many backups and other objects went. */
-int repo_store_delete_series(struct store *st, const char *series,
-			     uint32_t *backups, uint64_t *packs);
-
 /* Resolves a spec "SERIES[/N]"; *num is N, or 0 when no number was given.
  * SERIES is tried as, in this order:
  *   - a series id (LABEL-UUID): taken as is, without asking the store;

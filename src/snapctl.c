@@ -34,7 +34,10 @@
 #include "keyslot.h"
 #include "metrics.h"
 #include "mirror.h"
+#include "lease.h"
+#include "prune.h"
 #include "repo.h"
+#include "tombstone.h"
 #include "restore.h"
 #include "workq.h"
 
@@ -72,7 +75,8 @@ static const char *usage_text =
 	"Commands:\n"
 	"  init [--no-encryption] [--create-bucket]\n"
 	"                                    create a repository\n"
-	"  backup --label L [--full] [NAME=]DIR|ARCHIVE...\n"
+	"  backup --label L [--full|--full-every N|--full-after SPAN]\n"
+	"         [NAME=]DIR|ARCHIVE...\n"
 	"                                    back up directories or archives\n"
 	"  list [LABEL]                      list backups\n"
 	"  show SERIES[/N]                   show one backup\n"
@@ -84,6 +88,8 @@ static const char *usage_text =
 	"  export SERIES[/N] [--group G] -o FILE|-\n"
 	"                                    write a backup as a tar archive\n"
 	"  delete SERIES-ID                  delete a whole series\n"
+	"  prune --keep-last|daily|... N [--label L] [--dry-run]\n"
+	"                                    delete the series no rule keeps\n"
 	"  commit MOUNT/control/LABEL        commit what was copied into a mount\n"
 	"  check [--read-data[-subset N/M]] [SERIES]\n"
 	"                                    verify the repository\n"
@@ -233,6 +239,18 @@ enum {
 	OPT_NEW_KEYFMT,
 	OPT_SERIES,
 	OPT_REMOVE,
+	OPT_FULL_EVERY,
+	OPT_FULL_AFTER,
+	OPT_KEEP_LAST,
+	OPT_KEEP_HOURLY,
+	OPT_KEEP_DAILY,
+	OPT_KEEP_WEEKLY,
+	OPT_KEEP_MONTHLY,
+	OPT_KEEP_YEARLY,
+	OPT_KEEP_WITHIN,
+	OPT_DRY_RUN,
+	OPT_REPAIR,
+	OPT_GRACE,
 };
 
 #define COMMON_OPTS                                                            \
@@ -453,6 +471,9 @@ static const char *backup_help =
 	"without extracting it; archive members named absolutely or with '..'\n"
 	"are refused.  The backup continues the newest series of LABEL, storing only\n"
 	"what changed; --full (or a label without backups) starts a new series.\n"
+	"--full-every N starts one when the series holds N backups, --full-after\n"
+	"SPAN when its first backup is older than SPAN (7d, 2w, 1m, 36h): series\n"
+	"are what 'snapctl prune' deletes, so they must end.\n"
 	"LABEL: 3-25 characters of [A-Za-z0-9_.-], not starting with '..'.\n"
 	"FIFOs and device nodes are backed up; sockets are skipped with a\n"
 	"warning that leaves the exit status 0; unreadable files are skipped\n"
@@ -473,6 +494,7 @@ struct backup_args {
 	const char *label, *group;
 	int full;
 	struct excl *excl;
+	struct full_policy policy;
 };
 
 static int backup_opt(int c, void *ctx)
@@ -486,6 +508,10 @@ static int backup_opt(int c, void *ctx)
 		a->group = optarg;
 	else if (c == OPT_FULL)
 		a->full = 1;
+	else if (c == OPT_FULL_EVERY)
+		rc = ret_parse_count("--full-every", optarg, 0, &a->policy.every);
+	else if (c == OPT_FULL_AFTER)
+		rc = ret_parse_span(optarg, &a->policy.after);
 	else if (c == OPT_EXCLUDE)
 		rc = excl_add(a->excl, optarg);
 	else if (c == OPT_EXCLUDE_FILE)
@@ -569,6 +595,8 @@ static int cmd_backup(int argc, char **argv)
 		{"label", required_argument, NULL, OPT_LABEL},
 		{"group", required_argument, NULL, OPT_GROUP},
 		{"full", no_argument, NULL, OPT_FULL},
+		{"full-every", required_argument, NULL, OPT_FULL_EVERY},
+		{"full-after", required_argument, NULL, OPT_FULL_AFTER},
 		{"exclude", required_argument, NULL, OPT_EXCLUDE},
 		{"exclude-file", required_argument, NULL, OPT_EXCLUDE_FILE},
 		{"exclude-caches", no_argument, NULL, OPT_EXCLUDE_CACHES},
@@ -647,6 +675,7 @@ static int cmd_backup(int argc, char **argv)
 	bo.warn = warn_cb;
 	bo.info = info_cb;
 	bo.excl = a.excl;
+	bo.full_policy = &a.policy;
 	progress_start(&prog, "backup", show_progress());
 	bo.progress = &prog;
 	rc = backup_run(r, &bo, &res);
@@ -1688,9 +1717,12 @@ out:
 static const char *delete_help =
 	"usage: snapctl -r REPO delete SERIES-ID\n"
 	"\n"
-	"Deletes a whole series: its manifests (newest first, so it vanishes\n"
-	"from listings at once), then its packs.  Nothing outside the series'\n"
-	"own prefixes is touched; other series never share its data.\n"
+	"Deletes a whole series: first a tombstone (it vanishes from listings\n"
+	"at once, and a backup still running into it fails instead of\n"
+	"committing), then its manifests newest first, then its packs.  A\n"
+	"delete that was interrupted is finished by running it again.  Nothing\n"
+	"outside the series' own prefixes is touched; other series never share\n"
+	"its data.\n"
 	"SERIES-ID is the exact id (LABEL-UUID, as 'snapctl list' shows), never\n"
 	"a label or a prefix.\n";
 
@@ -1722,9 +1754,15 @@ static int cmd_delete(int argc, char **argv)
 	if ((ex = open_repo("delete", &r)))
 		return ex;
 	rc = repo_latest_num(r, series, &num);
-	if (rc == SNAP_ENOENT)
-		rc = snap_seterr(rc, "no series %s", series);
-	rc = rc ? rc : repo_store_delete_series(r->st, series, &nb, &np);
+	/* Tombstoned: a delete that stopped part way, to be finished. */
+	if (rc == SNAP_ENOENT) {
+		rc = tomb_exists(r->st, series);
+		if (rc == 0)
+			rc = snap_seterr(SNAP_ENOENT, "no series %s", series);
+		else if (rc == 1)
+			rc = 0;
+	}
+	rc = rc ? rc : tomb_delete_series(r->st, series, &nb, &np);
 	series_label(series, label);
 	if (rc)
 		ex = die(rc, "delete");
@@ -1736,6 +1774,164 @@ static int cmd_delete(int argc, char **argv)
 		printf("deleted series %s (label %s): %" PRIu32 " backups, %"
 		       PRIu64 " packs\n",
 		       series, label, nb, np);
+	repo_close(r);
+	return ex;
+}
+
+/* --- prune --------------------------------------------------------------*/
+
+static const char *prune_help =
+	"usage: snapctl -r REPO prune [--keep-last N] [--keep-hourly N]\n"
+	"         [--keep-daily N] [--keep-weekly N] [--keep-monthly N]\n"
+	"         [--keep-yearly N] [--keep-within SPAN] [--label L]...\n"
+	"         [--dry-run] [--json]\n"
+	"\n"
+	"Deletes the series no keep rule keeps, label by label (--label: only\n"
+	"these).  A series is timed by its newest backup; the rules are restic's\n"
+	"'forget' rules over series:\n"
+	"  --keep-last N        the N newest\n"
+	"  --keep-hourly N      the newest of each of the last N hours that\n"
+	"  --keep-daily N       have one (days, ISO weeks, months, years: the\n"
+	"  --keep-weekly N      same), in local time (TZ); N may be\n"
+	"  --keep-monthly N     'unlimited'\n"
+	"  --keep-yearly N\n"
+	"  --keep-within SPAN   every series less than SPAN (1y6m, 14d, 36h)\n"
+	"                       older than the label's newest\n"
+	"The newest series of a label, and the one its next backup continues,\n"
+	"are never deleted.  Every decision is printed first, with the rules\n"
+	"that keep a series; --dry-run stops there.  Deleting is as for\n"
+	"'snapctl delete'.  Give at least one rule.\n";
+
+struct prune_args {
+	struct ret_policy p;
+	const char *labels[64];
+	size_t nlabels;
+	int dry_run;
+};
+
+static int prune_opt(int c, void *ctx)
+{
+	static const char *const names[] = {
+		"--keep-last", "--keep-hourly", "--keep-daily",
+		"--keep-weekly", "--keep-monthly", "--keep-yearly"};
+	struct prune_args *a = ctx;
+	uint32_t *counts[] = {&a->p.last, &a->p.hourly, &a->p.daily,
+			      &a->p.weekly, &a->p.monthly, &a->p.yearly};
+	int rc = 0;
+
+	if (c >= OPT_KEEP_LAST && c <= OPT_KEEP_YEARLY)
+		rc = ret_parse_count(names[c - OPT_KEEP_LAST], optarg, 1,
+				     counts[c - OPT_KEEP_LAST]);
+	else if (c == OPT_KEEP_WITHIN)
+		rc = ret_parse_span(optarg, &a->p.within);
+	else if (c == OPT_DRY_RUN)
+		a->dry_run = 1;
+	else if (c != OPT_LABEL)
+		return -1;
+	else if (a->nlabels == 64)
+		rc = snap_seterr(SNAP_EINVAL, "at most 64 --label");
+	else if (!(rc = label_check(optarg)))
+		a->labels[a->nlabels++] = optarg;
+	if (rc) {
+		usage_error("prune", "%s", snap_errmsg());
+		return -2;
+	}
+	return 0;
+}
+
+struct prune_out {
+	json_t *series; /* --json: every decision */
+	char last_label[LABEL_MAX + 1];
+};
+
+static void prune_decided(void *ctx, const struct prune_series *s)
+{
+	struct prune_out *po = ctx;
+	char why[128], t[40];
+
+	prune_reasons(s->why, why, sizeof(why));
+	if (po->series) {
+		json_array_append_new(
+			po->series,
+			json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:o}", "series",
+				  s->series, "label", s->label, "time",
+				  (json_int_t)s->time, "first",
+				  (json_int_t)s->first, "backups",
+				  (json_int_t)s->backups, "action",
+				  s->why ? "keep" : "delete", "reasons",
+				  json_string(why)));
+		return;
+	}
+	if (G.quiet)
+		return;
+	if (strcmp(po->last_label, s->label))
+		printf("label %s:\n", s->label);
+	snprintf(po->last_label, sizeof(po->last_label), "%s", s->label);
+	format_time(s->time, t);
+	printf("  %-6s %-62s %-24s %5u  %s\n", s->why ? "keep" : "delete",
+	       s->series, t, s->backups, s->why ? why : "no rule keeps it");
+}
+
+static int cmd_prune(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"keep-last", required_argument, NULL, OPT_KEEP_LAST},
+		{"keep-hourly", required_argument, NULL, OPT_KEEP_HOURLY},
+		{"keep-daily", required_argument, NULL, OPT_KEEP_DAILY},
+		{"keep-weekly", required_argument, NULL, OPT_KEEP_WEEKLY},
+		{"keep-monthly", required_argument, NULL, OPT_KEEP_MONTHLY},
+		{"keep-yearly", required_argument, NULL, OPT_KEEP_YEARLY},
+		{"keep-within", required_argument, NULL, OPT_KEEP_WITHIN},
+		{"label", required_argument, NULL, OPT_LABEL},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{NULL, 0, NULL, 0}};
+	struct prune_args a = {0};
+	struct prune_opts o = {0};
+	struct prune_result res;
+	struct prune_out po = {0};
+	struct repo *r = NULL;
+	int rc, ex;
+
+	if ((ex = parse_args(argc, argv, "prune", prune_help, opts, prune_opt,
+			     &a)) >= 0)
+		return ex;
+	if (optind < argc)
+		return usage_error("prune", "unexpected argument '%s'",
+				   argv[optind]);
+	if (ret_policy_empty(&a.p))
+		return usage_error("prune", "give at least one --keep-* rule: "
+					    "without one every series but the "
+					    "newest would go");
+	if ((ex = open_repo("prune", &r)))
+		return ex;
+	o.policy = a.p;
+	o.labels = a.nlabels ? a.labels : NULL;
+	o.nlabels = a.nlabels;
+	o.dry_run = a.dry_run;
+	o.decided = prune_decided;
+	o.ctx = &po;
+	if (G.json)
+		po.series = json_array();
+	rc = prune_run(r, &o, &res);
+	if (rc) {
+		ex = die(rc, "prune");
+		json_decref(po.series);
+	} else if (G.json) {
+		print_json(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I}", "series",
+				     po.series, "dry_run", a.dry_run, "kept",
+				     (json_int_t)res.kept, "deleted",
+				     (json_int_t)res.deleted, "backups_deleted",
+				     (json_int_t)res.backups, "objects_deleted",
+				     (json_int_t)res.objects));
+	} else if (!G.quiet) {
+		printf("%s %zu series of %zu labels, kept %zu%s",
+		       a.dry_run ? "would delete" : "deleted", res.deleted,
+		       res.labels, res.kept,
+		       a.dry_run ? " (dry run: nothing deleted)\n" : "");
+		if (!a.dry_run)
+			printf(" (%" PRIu64 " backups, %" PRIu64 " objects)\n",
+			       res.backups, res.objects);
+	}
 	repo_close(r);
 	return ex;
 }
@@ -1816,14 +2012,18 @@ static int cmd_commit(int argc, char **argv)
 
 static const char *check_help =
 	"usage: snapctl -r REPO check [--read-data | --read-data-subset N/M|P%]\n"
-	"                             [SERIES]\n"
+	"                             [--repair [--grace SPAN]] [SERIES]\n"
 	"\n"
 	"Verifies manifests, pack indexes and every directory object, and that\n"
 	"every reference points at a listed blob.  --read-data also reads and\n"
 	"authenticates every blob; --read-data-subset those of slice N of M of\n"
 	"the packs (by pack id: 1/7 .. 7/7 read every pack once in a week), or\n"
 	"of a random P%.  Each problem is one line naming the object; exit\n"
-	"status 6 when any is found.\n";
+	"status 6 when any is found.\n"
+	"--repair deletes what no backup can reach: packs no backup lists or\n"
+	"references, data of series without a backup (killed first backups),\n"
+	"what interrupted deletes left; never while a writer's lease on the\n"
+	"series was refreshed within --grace (default 24h, at least 1h).\n";
 
 static void report_cb(const char *msg, void *ctx)
 {
@@ -1831,10 +2031,39 @@ static void report_cb(const char *msg, void *ctx)
 	fprintf(stderr, "%serror: %s\n", clear_line(), msg);
 }
 
+static void note_cb(const char *msg, void *ctx)
+{
+	(void)ctx;
+	if (!G.quiet)
+		fprintf(stderr, "%srepair: %s\n", clear_line(), msg);
+}
+
 static int check_opt(int c, void *ctx)
 {
 	struct check_opts *co = ctx;
 
+	if (c == OPT_REPAIR) {
+		co->repair = 1;
+		return 0;
+	}
+	if (c == OPT_GRACE) {
+		struct ret_span s;
+		int64_t now = now_ns();
+
+		if (ret_parse_span(optarg, &s)) {
+			usage_error("check", "--grace: %s", snap_errmsg());
+			return -2;
+		}
+		co->grace = (now - ret_before(now, &s)) / 1000000000LL;
+		if (co->grace < (int64_t)lease_grace_min()) {
+			usage_error("check", "--grace %s is shorter than %u s "
+				    "(six lease periods): a running backup "
+				    "could lose its packs", optarg,
+				    lease_grace_min());
+			return -2;
+		}
+		return 0;
+	}
 	if (c == OPT_READ_SUBSET && check_parse_subset(optarg, co)) {
 		usage_error("check", "%s", snap_errmsg());
 		return -2;
@@ -1850,8 +2079,10 @@ static int cmd_check(int argc, char **argv)
 	static const struct option opts[] = {
 		{"read-data", no_argument, NULL, OPT_READ_DATA},
 		{"read-data-subset", required_argument, NULL, OPT_READ_SUBSET},
+		{"repair", no_argument, NULL, OPT_REPAIR},
+		{"grace", required_argument, NULL, OPT_GRACE},
 		{NULL, 0, NULL, 0}};
-	struct check_opts co = {0};
+	struct check_opts co = {.grace = 86400};
 	struct check_result res = {0};
 	struct progress prog;
 	char series[SERIES_MAX];
@@ -1874,13 +2105,25 @@ static int cmd_check(int argc, char **argv)
 		}
 		co.series = series;
 	}
+	if (co.grace != 86400 && !co.repair) {
+		ex = usage_error("check", "--grace goes with --repair");
+		goto out;
+	}
 	co.report = report_cb;
+	co.note = note_cb;
 	progress_start(&prog, "check", show_progress());
 	co.progress = &prog;
 	rc = check_run(r, &co, &res);
 	progress_stop(&prog);
 	if (G.json) {
-		print_json(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		print_json(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+				     "s:I,s:I}",
+				     "removed_objects",
+				     (json_int_t)res.removed_objects,
+				     "removed_series",
+				     (json_int_t)res.removed_series, "leased",
+				     (json_int_t)res.leased, "stale_leases",
+				     (json_int_t)res.stale_leases,
 				     "series", (json_int_t)res.series,
 				     "backups", (json_int_t)res.backups,
 				     "trees", (json_int_t)res.trees, "packs",
@@ -1897,10 +2140,17 @@ static int cmd_check(int argc, char **argv)
 		if (co.read_data)
 			printf(", %" PRIu64 " blobs read", res.blobs);
 		printf(": %s\n", res.errors ? "PROBLEMS FOUND" : "no problems");
-		if (res.unreferenced_packs)
+		if (co.repair)
+			printf("repair: removed %" PRIu64 " object(s) (%" PRIu64
+			       " series without a backup), %" PRIu64
+			       " stale lease(s); %" PRIu64 " series kept for "
+			       "a writer\n",
+			       res.removed_objects, res.removed_series,
+			       res.stale_leases, res.leased);
+		else if (res.unreferenced_packs)
 			printf("%" PRIu64 " pack(s) not listed by any backup "
 			       "(left by an interrupted backup; reused by "
-			       "the next one)\n",
+			       "the next one, removed by --repair)\n",
 			       res.unreferenced_packs);
 	}
 	if (rc)
@@ -2260,7 +2510,8 @@ static const struct {
 	{"ls", cmd_ls},           {"cat", cmd_cat},
 	{"diff", cmd_diff},
 	{"restore", cmd_restore}, {"export", cmd_export},
-	{"delete", cmd_delete},   {"commit", cmd_commit},
+	{"delete", cmd_delete},   {"prune", cmd_prune},
+	{"commit", cmd_commit},
 	{"check", cmd_check},     {"stats", cmd_stats},
 	{"key", cmd_key},         {"mirror", cmd_mirror},
 };

@@ -28,6 +28,7 @@
 #include "itab.h"
 #include "manifest.h"
 #include "pack.h"
+#include "retention.h"
 #include "sigv4.h"
 #include "store.h"
 #include "tree.h"
@@ -1493,6 +1494,117 @@ static void test_exclude(void **state)
 	excl_free(x);
 }
 
+/* The keep rules on 400 days of daily series (newest Tuesday 2026-12-01
+ * 03:00 UTC); the expected sets were computed apart, with Python's
+ * datetime and ISO calendar. */
+static size_t kept(const struct ret_policy *p, const int64_t *t, size_t n,
+		   unsigned bit, size_t *idx)
+{
+	unsigned why[400];
+	size_t k = 0;
+
+	ret_evaluate(p, t, n, why);
+	for (size_t i = 0; i < n; i++)
+		if (bit ? (why[i] & bit) : why[i] != 0)
+			idx[k++] = i;
+	return k;
+}
+
+static void test_retention(void **state)
+{
+	static const size_t weekly[] = {0, 2, 9, 16};
+	static const size_t monthly[] = {0,   1,   31,  62,  92,  123,
+					 154, 184, 215, 245, 276, 304};
+	static const size_t all[] = {0,  1,   2,   3,   4,   5,   6,
+				     9,  16,  31,  62,  92,  123, 154,
+				     184, 215, 245, 276, 304, 335};
+	const int64_t day = 86400LL * 1000000000LL;
+	int64_t t[400];
+	size_t idx[400], n;
+	struct ret_policy p;
+	struct ret_span s;
+	char why[128];
+
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	for (size_t i = 0; i < 400; i++)
+		t[i] = 1796094000LL * 1000000000LL - (int64_t)i * day;
+	memset(&p, 0, sizeof(p));
+	assert_true(ret_policy_empty(&p));
+	assert_int_equal(kept(&p, t, 400, 0, idx), 1); /* the newest only */
+	p.daily = 7;
+	assert_int_equal(kept(&p, t, 400, RET_DAILY, idx), 7);
+	assert_int_equal(idx[6], 6);
+	memset(&p, 0, sizeof(p));
+	p.weekly = 4;
+	n = kept(&p, t, 400, RET_WEEKLY, idx);
+	assert_int_equal(n, 4);
+	assert_memory_equal(idx, weekly, sizeof(weekly));
+	memset(&p, 0, sizeof(p));
+	p.monthly = 12;
+	n = kept(&p, t, 400, RET_MONTHLY, idx);
+	assert_int_equal(n, 12);
+	assert_memory_equal(idx, monthly, sizeof(monthly));
+	memset(&p, 0, sizeof(p));
+	p.yearly = 5; /* only two years have series */
+	assert_int_equal(kept(&p, t, 400, RET_YEARLY, idx), 2);
+	assert_int_equal(idx[1], 335);
+	p.yearly = 2;
+	p.daily = 7;
+	p.weekly = 4;
+	p.monthly = 12;
+	n = kept(&p, t, 400, 0, idx);
+	assert_int_equal(n, 20);
+	assert_memory_equal(idx, all, sizeof(all));
+	memset(&p, 0, sizeof(p));
+	p.weekly = RET_UNLIMITED;
+	assert_int_equal(kept(&p, t, 400, RET_WEEKLY, idx), 58);
+	memset(&p, 0, sizeof(p));
+	p.last = 3;
+	assert_int_equal(kept(&p, t, 400, 0, idx), 3);
+	assert_int_equal(ret_parse_span("10d", &p.within), 0);
+	p.last = 0;
+	assert_int_equal(kept(&p, t, 400, RET_WITHIN, idx), 10);
+	/* several series in one hour: the newest of them is the hour's */
+	memset(&p, 0, sizeof(p));
+	p.hourly = 2;
+	{
+		int64_t h[4] = {t[0] + 120LL * 1000000000LL, t[0],
+				t[0] - 3600LL * 1000000000LL, t[1]};
+		unsigned w[4];
+
+		ret_evaluate(&p, h, 4, w);
+		assert_int_equal(w[0], RET_NEWEST | RET_HOURLY);
+		assert_int_equal(w[1], 0);
+		assert_int_equal(w[2], RET_HOURLY);
+		assert_int_equal(w[3], 0);
+	}
+	ret_reasons(RET_NEWEST | RET_DAILY | RET_WITHIN, why, sizeof(why));
+	assert_string_equal(why, "newest, daily, within");
+	assert_int_equal(ret_parse_span("1y6m2w36h", &s), 0);
+	assert_int_equal(s.years, 1);
+	assert_int_equal(s.months, 6);
+	assert_int_equal(s.days, 14);
+	assert_int_equal(s.hours, 36);
+	assert_int_equal(ret_parse_span("", &s), SNAP_EINVAL);
+	assert_int_equal(ret_parse_span("0d", &s), SNAP_EINVAL);
+	assert_int_equal(ret_parse_span("5", &s), SNAP_EINVAL);
+	assert_int_equal(ret_parse_span("-5d", &s), SNAP_EINVAL);
+	assert_int_equal(ret_parse_span("5x", &s), SNAP_EINVAL);
+	assert_int_equal(ret_parse_span("999999999999d", &s), SNAP_EINVAL);
+	/* a month back from 31 March is 3 March (normalised), as in Go */
+	assert_int_equal(ret_parse_span("1m", &s), 0);
+	assert_true(ret_before(1774926000LL * 1000000000LL, &s) ==
+		    1772506800LL * 1000000000LL);
+	/* --full-every 3: backup 4 starts a new series; --full-after 7d */
+	assert_int_equal(ret_full_due(3, &(struct ret_span){0}, 2, 0, 0), 0);
+	assert_int_equal(ret_full_due(3, &(struct ret_span){0}, 3, 0, 0), 1);
+	assert_int_equal(ret_parse_span("7d", &s), 0);
+	assert_int_equal(ret_full_due(0, &s, 99, t[6], t[0]), 0);
+	assert_int_equal(ret_full_due(0, &s, 99, t[7], t[0]), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1523,6 +1635,7 @@ int main(void)
 		cmocka_unit_test(test_cred_time),
 		cmocka_unit_test(test_cred_cache),
 		cmocka_unit_test(test_exclude),
+		cmocka_unit_test(test_retention),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
