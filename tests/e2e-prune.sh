@@ -164,15 +164,7 @@ sleep 2
 kill -STOP "$bpid"
 snapctl -r "$repo" delete "$s" >/dev/null
 snapctl -r "$repo" list race | grep -q "no backups" || fail "a deleted series is listed"
-kill -CONT "$bpid"
-set +e
-wait "$bpid"
-brc=$?
-set -e
-[ "$brc" != 0 ] || fail "the backup into a deleted series succeeded"
-grep -q "series $s was deleted while this backup ran: nothing was committed" "$T/race.err" ||
-	{ cat "$T/race.err" >&2; fail "the backup's message"; }
-echo "backup exited $brc: $(tail -n 1 "$T/race.err")"
+cont_fails "$bpid" "$T/race.err" "series $s was deleted while this backup ran: nothing was committed"
 snapctl -r "$repo" list race | grep -q "no backups" || fail "the series came back"
 if [ "$STORE" = file ]; then
 	left=$(find "$repo/data/$s" "$repo/manifests/$s" -type f 2>/dev/null | wc -l)

@@ -87,15 +87,7 @@ kill -STOP "$bpid"
 sleep 9
 repair
 grep -q "removed [1-9]" "$T/rep.out" || fail "repair kept the packs of a stopped writer"
-kill -CONT "$bpid"
-set +e
-wait "$bpid"
-brc=$?
-set -e
-[ "$brc" != 0 ] || fail "a backup whose lease lapsed committed"
-grep -q "lease on series $S1 went [0-9]* s without a refresh" "$T/b.err" ||
-	fail "the backup's message: $(cat "$T/b.err")"
-echo "backup exited $brc: $(tail -n 1 "$T/b.err")"
+cont_fails "$bpid" "$T/b.err" "lease on series $S1 went [0-9]* s without a refresh"
 repair
 objs | cmp -s - "$T/before" || fail "what the stopped backup left"
 snapctl -r "$r" check --read-data | grep -q "no problems" || fail "check after the stopped backup"

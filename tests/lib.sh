@@ -97,6 +97,19 @@ same_tree() {
 # (e2e-s3.sh, e2e-azure.sh) start the servers and export what these need.
 STORE=${SNAPFS_TEST_STORE:-file}
 
+# cont_fails PID ERR PATTERN: resumes the stopped background command PID,
+# which must then fail, saying PATTERN (grep) in its stderr file ERR.
+cont_fails() {
+	kill -CONT "$1"
+	set +e
+	wait "$1"
+	cf_rc=$?
+	set -e
+	[ "$cf_rc" != 0 ] || fail "the stopped command succeeded once resumed"
+	grep -q "$3" "$2" || { cat "$2" >&2; fail "its message is not '$3'"; }
+	echo "exited $cf_rc: $(tail -n 1 "$2")"
+}
+
 # repo_url NAME: a fresh repository location on the store under test.
 repo_url() {
 	case "$STORE" in
