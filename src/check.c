@@ -524,7 +524,10 @@ int check_run(struct repo *r, const struct check_opts *o,
 	index_init(&c.blobs);
 	index_init(&c.seen);
 	errstate_init(&c.es, o->report, o->report_ctx);
-	rc = repo_list(r, &b, &n);
+	/* Repair deletes on what it read: the store must be one that keeps
+	 * writers from overwriting each other (store.h). */
+	rc = o->repair ? store_check_create_only(r->st) : 0;
+	rc = rc ? rc : repo_list(r, &b, &n);
 	for (size_t i = 0; i < n && rc == 0;) {
 		size_t j = i;
 

@@ -23,6 +23,8 @@
  * (lease.h), nor when a backup landed in the series during the check;
  * stale leases go too.  On an undamaged repository whose writers all
  * finished it deletes nothing.  Each step is told through opts->note.
+ * It first verifies that the store refuses a second create-only put
+ * (store_check_create_only()), as init does.
  * Writers older than leases take none: no repair while they run.
  *
  * Problems are reported one line each through opts->report, naming the

@@ -66,6 +66,9 @@ int repo_init(const char *location, const struct open_opts *ko)
 	}
 	if (rc != SNAP_ENOENT)
 		goto out;
+	rc = store_check_create_only(st);
+	if (rc)
+		goto out;
 	rc = uuid_v4(id);
 	if (rc)
 		goto out;

@@ -1,6 +1,7 @@
 /* store.c - location parsing and helpers shared by all backends. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,35 @@ int store_read_exact(struct store *s, const char *key, uint64_t off,
 				   "%llu, got %zu)",
 				   key, len, (unsigned long long)off, out->len);
 	return 0;
+}
+
+int store_check_create_only(struct store *s)
+{
+	char key[64], hex[17], msg[1024];
+	uint8_t r[8];
+	int rc;
+
+	SNAP_TRY(random_bytes(r, sizeof(r)));
+	hex_encode(r, sizeof(r), hex);
+	snprintf(key, sizeof(key), "snapfs-probe-%s", hex);
+	SNAP_TRY(store_put(s, key, "1", 1, STORE_CREATE_ONLY));
+	/* Other bytes: a retried put finding its own object succeeds. */
+	rc = store_put(s, key, "2", 1, STORE_CREATE_ONLY);
+	if (rc == 0)
+		rc = snap_seterr(SNAP_EUNSUPP,
+				 "%s does not honour create-only writes: a "
+				 "second put of %s with If-None-Match: * was "
+				 "accepted; snapfs needs them so that writers "
+				 "never overwrite each other's backups (MinIO "
+				 "and Ceph releases have shipped this bug: "
+				 "upgrade the server)",
+				 s->url, key);
+	else if (rc == SNAP_EEXIST)
+		rc = 0;
+	snprintf(msg, sizeof(msg), "%s", snap_errmsg());
+	(void)store_del(s, key);
+	snap_errset_msg(msg);
+	return rc;
 }
 
 int store_holds(struct store *s, const char *key, const void *p, size_t n)

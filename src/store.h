@@ -129,6 +129,13 @@ int store_read_exact(struct store *s, const char *key, uint64_t off,
  * after a lost reply finds its own object there, which is success. */
 int store_holds(struct store *s, const char *key, const void *p, size_t n);
 
+/* Verifies that s refuses a second create-only put of a key (snapfs
+ * needs it so that two writers never overwrite each other's manifest):
+ * puts a probe object twice, then deletes it (best effort).  0 when the
+ * second put was refused; SNAP_EUNSUPP naming the problem when it was
+ * accepted; a store error otherwise. */
+int store_check_create_only(struct store *s);
+
 /* Deletes every object under prefix, then sweeps it (store_sweep), so
  * that a deleted prefix leaves nothing behind but what a put still running
  * writes; returns the count of objects in *n. */

@@ -45,6 +45,19 @@ expect_fail 11 "no credentials for" env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCES
 	HOME="$T" "$SNAPCTL" -r "$good" list
 [ "$(objects "$good")" = "$n0" ] || fail "a failed command wrote to the repository"
 
+say "a store that lets a create-only put overwrite is refused by init and check --repair"
+start_proxy "$S3_PORT" --rate 0 --lose-create-only
+lp=$PROXY_PORT
+expect_fail 1 "does not honour create-only writes" \
+	snapctl -r "$(u "$lp" lossy)" init --no-encryption
+# No repository was written; the gateway itself honours create-only puts.
+expect_fail 4 "not a snapfs repository" snapctl -r "$(u "$S3_PORT" lossy)" list
+snapctl -r "$(u "$S3_PORT" lossy)" init -q --no-encryption || fail "init on the gateway itself"
+expect_fail 1 "does not honour create-only writes" \
+	snapctl -r "$(u "$lp" errs)" check --repair
+stop_proxy
+grep -q "^lost [1-9]" "$T/proxy.stats" || fail "the proxy lost no put"
+
 say "HTTPS: verified against a private CA, never downgraded"
 tls="s3://127.0.0.1:$S3_TLS_PORT/snapfs-test/errs"
 expect_fail 12 "TLS verification failed: .*use \?ca=FILE" snapctl -r "$tls" list

@@ -4,7 +4,7 @@
 usage: faultproxy.py --upstream HOST:PORT [--rate 0.1] [--stall 5]
                      [--kinds error,drop,stall,reset] [--expired-token]
                      [--seed N] [--stats FILE] [--delay MS] [--fail-parts]
-                     [--list-fault no-next|no-name]
+                     [--list-fault no-next|no-name] [--lose-create-only]
 
 Listens on 127.0.0.1 on a free port and prints the port.  For each request
 it picks, with probability --rate, one fault:
@@ -26,6 +26,10 @@ ListObjectsV2, Azure List Blobs) the way a broken or hostile server might:
   no-next  drop NextContinuationToken / NextMarker (S3 still says
            IsTruncated=true: "more pages, but no way to ask for them")
   no-name  drop the Key / Name of the second entry of each page
+--lose-create-only plays a server with the bug MinIO and Ceph have both
+shipped: a create-only PUT (If-None-Match: *) of a key it has already
+seen stored is answered 200 without reaching the server (so the client
+believes its object went in, and another writer's stays).
 Fault counts go to --stats at exit (SIGTERM).
 """
 import argparse, random, re, signal, socket, socketserver, sys, threading, time
@@ -41,13 +45,15 @@ ap.add_argument("--delay", type=float, default=0,
                 help="milliseconds added to every request (WAN latency)")
 ap.add_argument("--fail-parts", action="store_true")
 ap.add_argument("--list-fault", choices=["no-next", "no-name"])
+ap.add_argument("--lose-create-only", action="store_true")
 ap.add_argument("--stats")
 a = ap.parse_args()
 uhost, uport = a.upstream.rsplit(":", 1)
 kinds = a.kinds.split(",")
 rng = random.Random(a.seed)
 lock = threading.Lock()
-counts = {k: 0 for k in kinds + ["ok", "expired", "part", "listing"]}
+counts = {k: 0 for k in kinds + ["ok", "expired", "part", "listing", "lost"]}
+stored = set()  # --lose-create-only: paths PUT create-only
 part_re = re.compile(rb"[?&]partNumber=(\d+)")
 list_re = re.compile(rb"[?&](list-type=2|comp=list)(&|$)")
 next_re = re.compile(rb"<(NextContinuationToken|NextMarker)>[^<]*</\1>")
@@ -109,7 +115,7 @@ class Handler(socketserver.BaseRequestHandler):
         line = f.readline()
         if not line:
             return
-        headers, length, token = [], 0, False
+        headers, length, token, create_only = [], 0, False, False
         while True:
             h = f.readline()
             if h in (b"\r\n", b"\n", b""):
@@ -119,6 +125,8 @@ class Handler(socketserver.BaseRequestHandler):
                 length = int(h.split(b":", 1)[1])
             if name == b"x-amz-security-token":
                 token = True
+            if name == b"if-none-match":
+                create_only = True
             if name in (b"connection", b"keep-alive"):
                 continue
             headers.append(h)
@@ -136,6 +144,16 @@ class Handler(socketserver.BaseRequestHandler):
                   b"<Error><Code>InternalError</Code><Message>part refused"
                   b"</Message></Error>")
             return
+        path = line.split(b" ")[1].split(b"?")[0]
+        if a.lose_create_only and create_only and line.startswith(b"PUT "):
+            with lock:
+                seen = path in stored
+                stored.add(path)
+            if seen:
+                bump("lost")
+                conn.sendall(b"HTTP/1.1 200 OK\r\nETag: \"0\"\r\n"
+                             b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                return
         if a.delay:
             time.sleep(a.delay / 1000)
         fault = pick()
