@@ -20,6 +20,7 @@
 #include "blob.h"
 #include "err.h"
 #include "index.h"
+#include "ixobj.h"
 #include "lease.h"
 #include "tombstone.h"
 #include "workq.h"
@@ -1129,12 +1130,14 @@ static int write_manifest(struct bsession *s)
 	for (int tries = 0;; tries++) {
 		uint32_t last = 0;
 
-		text.len = 0;
-		rc = manifest_encode(m, &e->r->keys, &text);
-		if (rc)
-			break;
 		manifest_key(e->series, m->num, key, sizeof(key));
 		rc = s->lease ? lease_lapsed(s->lease) : 0;
+		/* Before the manifest, which names it (ixobj.h). */
+		rc = rc ? rc : ixobj_put(e->r, e->series, m->num, e->ix,
+					 (const uint8_t(*)[PACK_ID_LEN])e->packs,
+					 e->npacks, m->index_token);
+		text.len = 0;
+		rc = rc ? rc : manifest_encode(m, &e->r->keys, &text);
 		rc = rc ? rc : tombstoned(e, 0);
 		rc = rc ? rc : store_put(e->r->st, key, text.p, text.len,
 					 STORE_CREATE_ONLY);
@@ -1168,7 +1171,6 @@ int bsession_open(struct repo *r, const struct bsession_opts *o,
 {
 	struct bsession *s = calloc(1, sizeof(*s));
 	struct eng *e;
-	size_t npacks = 0, bad = 0;
 	int rc;
 
 	*out = NULL;
@@ -1220,15 +1222,17 @@ int bsession_open(struct repo *r, const struct bsession_opts *o,
 	if (s->have_parent && o->index && o->base_series && !o->full) {
 		e->ix = o->index;
 	} else if (s->have_parent) {
-		rc = index_load_series(e->ix, r, e->series, 4 * s->threads,
-				       &npacks, &bad);
+		struct index_load il;
+
+		rc = index_load_backups(e->ix, r, e->series, &s->parent,
+					4 * s->threads, &il);
 		if (rc)
 			goto fail;
-		if (bad)
-			warn(e, "%zu pack(s) of series %s fail authentication; "
-				"their chunks are stored again (run "
-				"'snapctl check')",
-			     bad, e->series);
+		if (il.bad)
+			warn(e, "%zu pack(s) of series %s are missing or fail "
+				"authentication; their chunks are stored again "
+				"(run 'snapctl check')",
+			     il.bad, e->series);
 	}
 	s->m.groups = calloc(o->max_groups ? o->max_groups : 1,
 			     sizeof(*s->m.groups));

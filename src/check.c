@@ -10,6 +10,7 @@
 #include "check.h"
 #include "err.h"
 #include "index.h"
+#include "ixobj.h"
 #include "lease.h"
 #include "tombstone.h"
 
@@ -183,6 +184,45 @@ static int walk_tree(struct cctx *c, const struct ref *ref, const char *path)
 	return rc;
 }
 
+/* A backup's index object (ixobj.h): the next backups take its refs as
+ * they are, so each must be a blob its pack's trailer lists. */
+static int check_ixobj(struct cctx *c, const struct manifest *m)
+{
+	struct index ix;
+	char key[SERIES_MAX + 32];
+	size_t bad = 0;
+	int rc;
+
+	index_init(&ix);
+	ixobj_key(c->series, m->num, key, sizeof(key));
+	rc = ixobj_load(c->r, c->series, m->num, m->index_token, &ix, NULL);
+	if (rc == SNAP_ENOENT || rc == SNAP_ECORRUPT) {
+		/* Readers fall back to the trailers: damage, not a loss. */
+		report(c, "%s", snap_errmsg());
+		rc = 0;
+	}
+	for (size_t i = 0; rc == 0 && i < ix.cap; i++) {
+		const struct ref *e = &ix.slots[i];
+		struct ref b;
+		uint8_t k[ID_LEN];
+		int found = 0;
+
+		if (e->raw == UINT32_MAX || !pack_load(c, e->pack))
+			continue; /* a missing pack is reported already */
+		for (uint8_t t = BT_DATA; t <= BT_TREE && !found; t++) {
+			blob_hkey(e->id, e->pack, e->off, t, k);
+			found = index_get(&c->blobs, k, &b) && b.len == e->len &&
+				b.raw == e->raw;
+		}
+		bad += !found;
+	}
+	if (bad)
+		report(c, "%s: %zu entr%s name no blob of their pack", key, bad,
+		       bad == 1 ? "y" : "ies");
+	index_free(&ix);
+	return rc;
+}
+
 /* Is the pack in the subset to read? */
 static int in_subset(const struct check_opts *o, const uint8_t *id)
 {
@@ -299,12 +339,57 @@ static int may_repair(struct cctx *c, const char *series,
 	return rc < 0 ? rc : !rc;
 }
 
-static int repair_series(struct cctx *c, const struct backup_id *b, size_t n)
-{
-	uint64_t gone = 0;
-	char key[160];
-	int rc = may_repair(c, c->series, b, n, "unreferenced packs");
+struct stray {
+	const struct backup_id *b;
+	size_t n;
+	char **keys;
+	size_t nkeys, cap;
+};
 
+/* Index objects (ixobj.h) of numbers the series has no manifest for. */
+static int stray_cb(const char *key, uint64_t size, void *ctx)
+{
+	struct stray *s = ctx;
+	const char *p = strrchr(key, '/');
+	unsigned long num;
+	char *end, *d;
+
+	(void)size;
+	if (!p)
+		return 0;
+	num = strtoul(p + 1, &end, 10);
+	if (*end || !num)
+		return 0;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->b[i].num == num)
+			return 0;
+	SNAP_TRY(array_grow(&s->keys, &s->cap, s->nkeys, sizeof(*s->keys), 8));
+	if (!(d = strdup(key)))
+		return snap_seterr(SNAP_ENOMEM, "out of memory");
+	s->keys[s->nkeys++] = d;
+	return 0;
+}
+
+static int repair_series(struct cctx *c, const struct backup_id *b, size_t n,
+			 int orphans)
+{
+	struct stray s = {.b = b, .n = n};
+	char key[160];
+	uint64_t gone = 0;
+	int rc;
+
+	snprintf(key, sizeof(key), "index/%s/", c->series);
+	rc = store_list(c->r->st, key, stray_cb, &s);
+	if (rc == 0 && (orphans || s.nkeys))
+		rc = may_repair(c, c->series, b, n, "unreferenced packs");
+	for (size_t i = 0; rc == 1 && i < s.nkeys; i++)
+		if ((rc = store_del(c->r->st, s.keys[i])) == 0) {
+			gone++;
+			rc = 1;
+		}
+	for (size_t i = 0; i < s.nkeys; i++)
+		free(s.keys[i]);
+	free(s.keys);
 	for (size_t i = 0; rc == 1 && i < c->npacks; i++) {
 		if (!c->packs[i].orphan)
 			continue;
@@ -316,7 +401,8 @@ static int repair_series(struct cctx *c, const struct backup_id *b, size_t n)
 	}
 	c->res->removed_objects += gone;
 	if (gone)
-		note(c, "series %s: removed %" PRIu64 " unreferenced pack(s)",
+		note(c, "series %s: removed %" PRIu64 " object(s) no backup "
+			"references (packs, index objects)",
 		     c->series, gone);
 	return rc < 0 ? rc : 0;
 }
@@ -360,6 +446,7 @@ static int repair_rest(struct cctx *c, const struct backup_id *b, size_t n)
 	int rc;
 
 	rc = store_list(c->r->st, "data/", name_cb, &s);
+	rc = rc ? rc : store_list(c->r->st, "index/", name_cb, &s);
 	rc = rc ? rc : store_list(c->r->st, "leases/", name_cb, &s);
 	if (rc || !s.n)
 		goto out;
@@ -394,8 +481,15 @@ static int repair_rest(struct cctx *c, const struct backup_id *b, size_t n)
 			continue;
 		}
 		ok = rc ? rc : may_repair(c, name, NULL, 0, "data without a backup");
-		snprintf(prefix, sizeof(prefix), "data/%s/", name);
-		rc = ok < 0 ? ok : ok ? store_delete_prefix(c->r->st, prefix, &objs) : 0;
+		rc = ok < 0 ? ok : 0;
+		for (int pk = 0; rc == 0 && ok == 1 && pk < 2; pk++) {
+			uint64_t o;
+
+			snprintf(prefix, sizeof(prefix), "%s/%s/",
+				 pk ? "index" : "data", name);
+			rc = store_delete_prefix(c->r->st, prefix, &o);
+			objs += o;
+		}
 		if (rc == 0 && objs) {
 			c->res->removed_series++;
 			c->res->removed_objects += objs;
@@ -451,6 +545,8 @@ static int check_series(struct cctx *c, const struct backup_id *b, size_t n)
 				 m.num, m.groups[g].name);
 			rc = walk_tree(c, &m.groups[g].root, where);
 		}
+		if (rc == 0 && m.index_token[0])
+			rc = check_ixobj(c, &m);
 		manifest_free(&m);
 	}
 	for (size_t i = 0; i < c->npacks && rc == 0; i++) {
@@ -464,8 +560,9 @@ static int check_series(struct cctx *c, const struct backup_id *b, size_t n)
 		    pack_load(c, p->id))
 			rc = read_pack(c, p);
 	}
-	if (rc == 0 && c->o->repair && c->res->unreferenced_packs > before)
-		rc = repair_series(c, b, n);
+	if (rc == 0 && c->o->repair)
+		rc = repair_series(c, b, n,
+				   c->res->unreferenced_packs > before);
 	return rc;
 }
 

@@ -8,6 +8,8 @@
 
 #include "err.h"
 #include "index.h"
+#include "ixobj.h"
+#include "manifest.h"
 #include "workq.h"
 
 #define EMPTY UINT32_MAX
@@ -91,9 +93,6 @@ int index_put(struct index *ix, const struct ref *r)
 struct loadctx {
 	struct index *ix;
 	struct repo *r;
-	const char *series;
-	const uint8_t (*only)[PACK_ID_LEN];
-	size_t nonly;
 	pthread_mutex_t lock;
 	size_t npacks, bad;
 	int err;
@@ -117,7 +116,9 @@ static void load_one(void *arg)
 
 	rc = pack_read_index(lc->r->st, &lc->r->keys, j->key, &e, &n, &size);
 	pthread_mutex_lock(&lc->lock);
-	if (rc == SNAP_ECORRUPT) {
+	/* A pack a manifest names and that is gone is damage check reports;
+	 * the backup stores those chunks again. */
+	if (rc == SNAP_ECORRUPT || rc == SNAP_ENOENT) {
 		lc->bad++;
 	} else if (rc) {
 		if (!lc->err) {
@@ -144,62 +145,40 @@ static void load_one(void *arg)
 	free(j);
 }
 
-struct listjobs {
-	struct loadctx *lc;
-	struct workq *q;
-};
-
 static int cmp_pack(const void *a, const void *b)
 {
 	return memcmp(a, b, PACK_ID_LEN);
 }
 
-static int on_pack(const char *key, uint64_t size, void *ctx)
+/* Loads the trailers of packs[0..n) (sorted in place; repeats once), in
+ * parallel, threads at a time. */
+static int load_packs(struct index *ix, struct repo *r, const char *series,
+		      uint8_t (*packs)[PACK_ID_LEN], size_t n, int threads,
+		      size_t *npacks, size_t *bad)
 {
-	struct listjobs *lj = ctx;
-	const char *slash = strrchr(key, '/');
-	struct loadjob *j;
-	uint8_t id[PACK_ID_LEN];
-
-	(void)size;
-	if (!slash || hex_decode(slash + 1, id, PACK_ID_LEN))
-		return 0; /* not a pack name */
-	if (lj->lc->only && !bsearch(id, lj->lc->only, lj->lc->nonly,
-				     PACK_ID_LEN, cmp_pack))
-		return 0;
-	j = malloc(sizeof(*j));
-	if (!j)
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	j->lc = lj->lc;
-	snprintf(j->key, sizeof(j->key), "%s", key);
-	return workq_submit(lj->q, load_one, j);
-}
-
-int index_load_series(struct index *ix, struct repo *r, const char *series,
-		      int threads, size_t *npacks, size_t *bad)
-{
-	return index_load_packs(ix, r, series, NULL, 0, threads, npacks, bad);
-}
-
-int index_load_packs(struct index *ix, struct repo *r, const char *series,
-		     uint8_t (*only)[PACK_ID_LEN], size_t nonly,
-		     int threads, size_t *npacks, size_t *bad)
-{
-	struct loadctx lc = {.ix = ix, .r = r, .series = series,
-			     .only = only, .nonly = nonly};
-	struct listjobs lj = {.lc = &lc};
-	char prefix[SERIES_MAX + 8];
+	struct loadctx lc = {.ix = ix, .r = r};
+	struct workq *q = NULL;
 	int rc;
 
-	if (nonly)
-		qsort(only, nonly, sizeof(*only), cmp_pack);
+	qsort(packs, n, sizeof(*packs), cmp_pack);
 	pthread_mutex_init(&lc.lock, NULL);
-	snprintf(prefix, sizeof(prefix), "data/%s/", series);
-	rc = workq_create(&lj.q, threads, 4 * threads);
-	if (rc == 0) {
-		rc = store_list(r->st, prefix, on_pack, &lj);
-		workq_destroy(lj.q);
+	rc = workq_create(&q, threads, 4 * (size_t)threads);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct loadjob *j;
+
+		if (i && !memcmp(packs[i], packs[i - 1], PACK_ID_LEN))
+			continue;
+		if (!(j = malloc(sizeof(*j)))) {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+			break;
+		}
+		j->lc = &lc;
+		pack_key(series, packs[i], j->key, sizeof(j->key));
+		if ((rc = workq_submit(q, load_one, j)))
+			free(j);
 	}
+	if (q)
+		workq_destroy(q);
 	pthread_mutex_destroy(&lc.lock);
 	if (rc == 0 && lc.err) {
 		rc = lc.err;
@@ -207,5 +186,115 @@ int index_load_packs(struct index *ix, struct repo *r, const char *series,
 	}
 	*npacks = lc.npacks;
 	*bad = lc.bad;
+	return rc;
+}
+
+/* --- from the backups' index objects (ixobj.h) ---------------------------- */
+
+struct bload {
+	struct index *ix;
+	struct repo *r;
+	const char *series;
+	const struct manifest *have; /* read already (or NULL) */
+	pthread_mutex_t lock;
+	uint8_t (*fall)[PACK_ID_LEN]; /* packs of backups without an object */
+	size_t nfall, cap, objs;
+	int err;
+	char msg[1024];
+};
+
+struct bjob {
+	struct bload *b;
+	uint32_t num;
+};
+
+static void load_backup(void *arg)
+{
+	struct bjob *j = arg;
+	struct bload *b = j->b;
+	struct manifest m;
+	const struct manifest *mp = &m;
+	int rc = 0;
+
+	memset(&m, 0, sizeof(m));
+	if (b->have && b->have->num == j->num)
+		mp = b->have;
+	else
+		rc = repo_load_manifest(b->r, b->series, j->num, &m);
+	if (rc == 0 && mp->index_token[0]) {
+		rc = ixobj_load(b->r, b->series, j->num, mp->index_token, b->ix,
+				&b->lock);
+		if (rc == 0) {
+			pthread_mutex_lock(&b->lock);
+			b->objs++;
+			pthread_mutex_unlock(&b->lock);
+			goto out;
+		}
+		/* No object, or not the one named: the trailers then. */
+		if (rc == SNAP_ENOENT || rc == SNAP_ECORRUPT)
+			rc = 0;
+	}
+	pthread_mutex_lock(&b->lock);
+	for (size_t i = 0; rc == 0 && i < mp->npacks; i++) {
+		rc = array_grow(&b->fall, &b->cap, b->nfall, sizeof(*b->fall),
+				64);
+		if (rc == 0)
+			memcpy(b->fall[b->nfall++], mp->packs[i], PACK_ID_LEN);
+	}
+	/* A manifest deleted meanwhile (its series going) adds nothing. */
+	if (rc && rc != SNAP_ENOENT && !b->err) {
+		b->err = rc;
+		snprintf(b->msg, sizeof(b->msg), "%s", snap_errmsg());
+	}
+	pthread_mutex_unlock(&b->lock);
+out:
+	manifest_free(&m);
+	free(j);
+}
+
+int index_load_backups(struct index *ix, struct repo *r, const char *series,
+		       const struct manifest *have, int threads,
+		       struct index_load *st)
+{
+	struct bload b = {.ix = ix, .r = r, .series = series, .have = have};
+	struct backup_id *v = NULL;
+	char prefix[SERIES_MAX + 16];
+	struct workq *q = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_init(&b.lock, NULL);
+	snprintf(prefix, sizeof(prefix), "manifests/%s/", series);
+	rc = repo_store_list(r->st, prefix, &v, &n);
+	rc = rc ? rc : workq_create(&q, threads, 2 * (size_t)threads);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct bjob *j;
+
+		if (strcmp(v[i].series, series))
+			continue;
+		if (!(j = malloc(sizeof(*j)))) {
+			rc = snap_seterr(SNAP_ENOMEM, "out of memory");
+			break;
+		}
+		j->b = &b;
+		j->num = v[i].num;
+		if ((rc = workq_submit(q, load_backup, j)))
+			free(j);
+		st->backups++;
+	}
+	if (q)
+		workq_destroy(q);
+	if (rc == 0 && b.err) {
+		rc = b.err;
+		snap_errset_msg(b.msg);
+	}
+	st->objects = b.objs;
+	if (rc == 0 && b.nfall)
+		rc = load_packs(ix, r, series, b.fall, b.nfall, threads,
+				&st->packs, &st->bad);
+	pthread_mutex_destroy(&b.lock);
+	free(b.fall);
+	free(v);
 	return rc;
 }

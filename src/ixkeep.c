@@ -39,64 +39,27 @@ int ixkeep_open(struct repo *r, struct ixkeep **out)
 	return 0;
 }
 
-/* The packs the series' manifests name.  Only they are kept: a
- * pack of a failed backup (named by none) may be deleted by an abort or
- * a repair while the index lives, and a later commit must not take
- * chunks from it. */
-static int named_packs(struct repo *r, const char *series,
-		       uint8_t (**out)[PACK_ID_LEN], size_t *nout)
-{
-	uint8_t (*v)[PACK_ID_LEN] = NULL;
-	size_t n = 0, cap = 0;
-	uint32_t last = 0;
-	int rc = repo_latest_num(r, series, &last);
-
-	for (uint32_t num = 1; rc == 0 && num <= last; num++) {
-		struct manifest m;
-
-		memset(&m, 0, sizeof(m));
-		rc = repo_load_manifest(r, series, num, &m);
-		if (rc == SNAP_ENOENT) { /* deleted */
-			rc = 0;
-			continue;
-		}
-		for (size_t i = 0; rc == 0 && i < m.npacks; i++) {
-			rc = array_grow(&v, &cap, n, sizeof(*v), 64);
-			if (rc == 0)
-				memcpy(v[n++], m.packs[i], PACK_ID_LEN);
-		}
-		manifest_free(&m);
-	}
-	if (rc) {
-		free(v);
-		return rc;
-	}
-	*out = v;
-	*nout = n;
-	return 0;
-}
-
 static void *loader(void *arg)
 {
 	struct ixkeep *k = arg;
 	struct index ix;
+	struct index_load il;
 	char series[SERIES_MAX];
-	uint8_t (*packs)[PACK_ID_LEN] = NULL;
-	size_t npacks = 0, bad = 0, n = 0;
 	int rc;
 
 	pthread_mutex_lock(&k->lock);
 	memcpy(series, k->series, sizeof(series));
 	pthread_mutex_unlock(&k->lock);
 	index_init(&ix);
-	rc = named_packs(k->r, series, &packs, &n);
-	rc = rc ? rc : index_load_packs(&ix, k->r, series, packs, n,
-					4 * cpu_count(), &npacks, &bad);
-	free(packs);
+	/* Only what committed backups name (index.h): a pack of a failed
+	 * backup may be deleted by an abort or a repair while the index
+	 * lives, and a later commit must not take chunks from it. */
+	rc = index_load_backups(&ix, k->r, series, NULL, 4 * cpu_count(),
+				&il);
 	pthread_mutex_lock(&k->lock);
 	/* Packs that failed authentication are not in it: the commit's own
 	 * load would warn of them, so it makes that load instead. */
-	if (rc == 0 && !bad && strcmp(series, k->series) == 0) {
+	if (rc == 0 && !il.bad && strcmp(series, k->series) == 0) {
 		index_free(&k->ix);
 		k->ix = ix;
 		k->have = 1;

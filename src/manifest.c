@@ -290,7 +290,10 @@ int manifest_encode(const struct manifest *m, const struct keys *k,
 				 json_integer((json_int_t)m->ino_next))) ||
 	    (m->stage_token[0] &&
 	     json_object_set_new(root, "stage_token",
-				 json_string(m->stage_token)))) {
+				 json_string(m->stage_token))) ||
+	    (m->index_token[0] &&
+	     json_object_set_new(root, "index_token",
+				 json_string(m->index_token)))) {
 		rc = json_failed(NULL);
 		goto out;
 	}
@@ -536,6 +539,10 @@ int manifest_parse(const char *text, size_t n, const struct keys *k,
 	if (s && strlen(s) >= sizeof(m->stage_token))
 		BAD("%s: bad stage_token", key);
 	snprintf(m->stage_token, sizeof(m->stage_token), "%s", s ? s : "");
+	s = json_string_value(json_object_get(root, "index_token"));
+	if (s && strlen(s) >= sizeof(m->index_token))
+		BAD("%s: bad index_token", key);
+	snprintf(m->index_token, sizeof(m->index_token), "%s", s ? s : "");
 	v = json_object_get(root, "excludes");
 	if (v && !json_is_object(v))
 		BAD("%s: bad excludes", key);

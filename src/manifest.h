@@ -85,6 +85,9 @@ struct manifest {
 	 * committed it ("" for other backups). */
 	uint64_t ino_next;
 	char stage_token[33];
+	/* The token of the backup's index object (ixobj.h), 32 hex digits;
+	 * "": it has none (an older writer, or its put lost a race). */
+	char index_token[33];
 	/* What the backup left out, compact JSON (exclude.h's excl_json()),
 	 * malloc'd; NULL: nothing, or not recorded. */
 	char *excludes;

@@ -195,33 +195,29 @@ static int manifest_packs(struct mctx *m, const char *series,
 	return rc;
 }
 
-static int mirror_series(struct mctx *m, const char *series,
-			 const struct backup_id *b, size_t nb,
-			 const struct objs *dst_manifests)
+/* Copies, in parallel, the objects of sp (SRC's listing) that dp (DST's)
+ * lacks; one DST holds under the same key must have the same size. */
+static int copy_missing(struct mctx *m, const struct objs *sp,
+			const struct objs *dp)
 {
-	struct objs sp = {0}, dp = {0};
-	char prefix[KEY_MAX], key[KEY_MAX];
-	int rc;
+	int rc = 0;
 
-	snprintf(prefix, sizeof(prefix), "data/%s/", series);
-	rc = list_objs(m->src, prefix, &sp);
-	rc = rc ? rc : list_objs(m->dst, prefix, &dp);
-	for (size_t i = 0; rc == 0 && i < sp.n && !errstate_failed(&m->es);
+	for (size_t i = 0; rc == 0 && i < sp->n && !errstate_failed(&m->es);
 	     i++) {
-		const struct obj *d = find_obj(&dp, sp.v[i].key);
+		const struct obj *d = find_obj(dp, sp->v[i].key);
 		struct cjob *j;
 
-		if (d && d->size == sp.v[i].size) {
+		if (d && d->size == sp->v[i].size) {
 			add_stat(&m->res->present, 1);
-			progress_add(m->o->progress, 1, sp.v[i].size);
+			progress_add(m->o->progress, 1, sp->v[i].size);
 			continue;
 		}
 		if (d) {
 			rc = snap_seterr(SNAP_EEXIST, "%s: %s holds %" PRIu64
 					 " bytes, %s %" PRIu64 ": not the "
-					 "same object", sp.v[i].key,
+					 "same object", sp->v[i].key,
 					 m->dst->url, d->size, m->src->url,
-					 sp.v[i].size);
+					 sp->v[i].size);
 			break;
 		}
 		j = malloc(sizeof(*j));
@@ -230,8 +226,8 @@ static int mirror_series(struct mctx *m, const char *series,
 			break;
 		}
 		j->m = m;
-		j->size = sp.v[i].size;
-		snprintf(j->key, sizeof(j->key), "%s", sp.v[i].key);
+		j->size = sp->v[i].size;
+		snprintf(j->key, sizeof(j->key), "%s", sp->v[i].key);
 		rc = workq_submit(m->q, copy_job, j);
 		if (rc)
 			free(j);
@@ -239,6 +235,28 @@ static int mirror_series(struct mctx *m, const char *series,
 	workq_wait(m->q);
 	if (rc == 0)
 		rc = errstate_failed(&m->es) ? errstate_result(&m->es) : 0;
+	return rc;
+}
+
+static int mirror_series(struct mctx *m, const char *series,
+			 const struct backup_id *b, size_t nb,
+			 const struct objs *dst_manifests)
+{
+	struct objs sp = {0}, dp = {0}, si = {0}, di = {0};
+	char prefix[KEY_MAX], key[KEY_MAX];
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "data/%s/", series);
+	rc = list_objs(m->src, prefix, &sp);
+	rc = rc ? rc : list_objs(m->dst, prefix, &dp);
+	rc = rc ? rc : copy_missing(m, &sp, &dp);
+	/* Index objects before the manifests that name them (ixobj.h). */
+	snprintf(prefix, sizeof(prefix), "index/%s/", series);
+	rc = rc ? rc : list_objs(m->src, prefix, &si);
+	rc = rc ? rc : list_objs(m->dst, prefix, &di);
+	rc = rc ? rc : copy_missing(m, &si, &di);
+	objs_free(&si);
+	objs_free(&di);
 	/* Manifests in order, so DST's newest backup is always whole. */
 	for (size_t i = 0; rc == 0 && i < nb; i++) {
 		struct buf text = BUF_INIT, theirs = BUF_INIT;

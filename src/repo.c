@@ -182,7 +182,7 @@ int repo_open(const char *location, const struct open_opts *ko,
 	memcpy(r->id, s, 37);
 	v = json_object_get(cfg, "pack_size");
 	r->pack_size = json_is_integer(v) ? json_integer_value(v) : PACK_TARGET;
-	if (r->pack_size < (1u << 20) || r->pack_size > (256u << 20))
+	if (r->pack_size < (64u << 10) || r->pack_size > (256u << 20))
 		r->pack_size = PACK_TARGET;
 	enc = json_object_get(cfg, "encryption");
 	if (json_is_object(enc)) {

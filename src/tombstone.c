@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "manifest.h"
+#include "ixobj.h"
 #include "tombstone.h"
 #include "util.h"
 
@@ -126,7 +127,8 @@ static int delete_manifests(struct store *st, const char *series,
 int tomb_delete_series(struct store *st, const char *series,
 		       uint32_t *backups, uint64_t *objects)
 {
-	static const char *const prefixes[] = {"manifests", "data", "leases"};
+	static const char *const prefixes[] = {"manifests", "index", "data",
+					       "leases"};
 	char prefix[SERIES_MAX + 16];
 	uint64_t n;
 	int rc;
@@ -163,6 +165,10 @@ int tomb_withdraw(struct store *st, const char *series, uint32_t num,
 
 	if (num) {
 		manifest_key(series, num, key, sizeof(key));
+		rc = store_del(st, key);
+	}
+	if (num && rc == 0) {
+		ixobj_key(series, num, key, sizeof(key));
 		rc = store_del(st, key);
 	}
 	for (size_t i = 0; rc == 0 && i < npacks; i++) {

@@ -5,6 +5,7 @@ usage: faultproxy.py --upstream HOST:PORT [--rate 0.1] [--stall 5]
                      [--kinds error,drop,stall,reset] [--expired-token]
                      [--seed N] [--stats FILE] [--delay MS] [--fail-parts]
                      [--list-fault no-next|no-name] [--lose-create-only]
+                     [--log FILE]
 
 Listens on 127.0.0.1 on a free port and prints the port.  For each request
 it picks, with probability --rate, one fault:
@@ -30,6 +31,8 @@ ListObjectsV2, Azure List Blobs) the way a broken or hostile server might:
 shipped: a create-only PUT (If-None-Match: *) of a key it has already
 seen stored is answered 200 without reaching the server (so the client
 believes its object went in, and another writer's stays).
+--log appends "METHOD PATH" of every request to FILE (what a command
+costs, request by request).
 Fault counts go to --stats at exit (SIGTERM).
 """
 import argparse, random, re, signal, socket, socketserver, sys, threading, time
@@ -46,6 +49,7 @@ ap.add_argument("--delay", type=float, default=0,
 ap.add_argument("--fail-parts", action="store_true")
 ap.add_argument("--list-fault", choices=["no-next", "no-name"])
 ap.add_argument("--lose-create-only", action="store_true")
+ap.add_argument("--log")
 ap.add_argument("--stats")
 a = ap.parse_args()
 uhost, uport = a.upstream.rsplit(":", 1)
@@ -131,6 +135,9 @@ class Handler(socketserver.BaseRequestHandler):
                 continue
             headers.append(h)
         body = f.read(length) if length else b""
+        if a.log:
+            with lock, open(a.log, "ab") as lf:
+                lf.write(b" ".join(line.split(b" ")[:2]) + b"\n")
         if a.expired_token and token:
             bump("expired")
             reply(conn, 400, b"Bad Request",

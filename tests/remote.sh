@@ -27,6 +27,16 @@ start_rgw() {
 	echo "   RADOS Gateway on 127.0.0.1:$S3_PORT"
 }
 
+# s3_curl BODY METHOD PATH AK SK: one request to the gateway that snapctl
+# does not make, signed by curl (which the gateway wants to sign the
+# payload hash, as curl 7.88 does not by itself).
+s3_curl() {
+	h=$(sha256sum "$1" | cut -d' ' -f1)
+	curl -sS --fail-with-body --aws-sigv4 "aws:amz:us-east-1:s3" --user "$4:$5" \
+		-H "x-amz-content-sha256: $h" -X "$2" --data-binary @"$1" \
+		"http://127.0.0.1:$S3_PORT/$3"
+}
+
 start_azurite() {
 	AZ_PORT=$(sh "$TESTS_DIR/servers/azurite.sh" start "$T/azurite") || {
 		rc=$?
