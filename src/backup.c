@@ -1034,7 +1034,7 @@ static int choose_series(struct eng *e, const struct bsession_opts *o,
 	if (o->new_series && o->new_series[0]) {
 		snprintf(e->series, sizeof(e->series), "%s", o->new_series);
 	} else {
-		SNAP_TRY(uuid_v4(uuid));
+		SNAP_TRY(uuid_v7(uuid));
 		snprintf(e->series, sizeof(e->series), "%s-%s", o->label,
 			 uuid);
 	}

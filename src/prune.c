@@ -81,6 +81,7 @@ int prune_run(struct repo *r, const struct prune_opts *o,
 	for (i = 0; rc == 0 && i < n; i = j) {
 		struct prune_series *p;
 		char label[LABEL_MAX + 1];
+		int64_t ms;
 
 		for (j = i + 1; j < n && !strcmp(v[j].series, v[i].series); j++)
 			;
@@ -95,9 +96,13 @@ int prune_run(struct repo *r, const struct prune_opts *o,
 		memcpy(p->series, v[i].series, SERIES_MAX);
 		memcpy(p->label, label, sizeof(label));
 		p->backups = (uint32_t)(j - i);
-		rc = created(r, p->series, v[i].num, &p->first);
-		p->time = p->first;
-		if (rc == 0 && j - i > 1)
+		/* The start as repo_newest_series() sees it. */
+		ms = uuid_v7_ms(p->series + strlen(p->series) - 36);
+		if (ms >= 0)
+			p->first = ms * 1000000;
+		else
+			rc = created(r, p->series, v[i].num, &p->first);
+		if (rc == 0)
 			rc = created(r, p->series, v[j - 1].num, &p->time);
 	}
 	free(v);

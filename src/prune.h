@@ -4,14 +4,15 @@
  * Per label: the label's series (tombstoned ones are gone already), each
  * timed by its newest backup, go through ret_evaluate() (retention.h).
  * Two series are never deleted: the newest by that time, and the one the
- * label's next backup continues (repo_newest_series(): the latest first
- * backup; usually the same series).  Every decision is reported before
+ * label's next backup continues (repo_newest_series(): the latest start;
+ * usually the same series).  Every decision is reported before
  * anything is deleted, so a failed run has said what it meant to do;
  * deletion is tomb_delete_series() (tombstone.h), series by series, the
  * oldest first.
  *
- * Cost: one LIST of manifests/, two manifest reads per series (its first
- * and newest backups), and the deletes.  Memory: one record per series listed.
+ * Cost: one LIST of manifests/, one manifest read per series (its newest
+ * backup; and backup 1 of a series with an older, version-4 id), and the
+ * deletes.  Memory: one record per series listed.
  * On failure the first error is returned; series deleted before it stay
  * deleted, the one it stopped in is finished by the next run.
  */
@@ -27,7 +28,9 @@
 struct prune_series {
 	char series[SERIES_MAX];
 	char label[LABEL_MAX + 1];
-	int64_t first, time; /* backup 1's and the newest backup's */
+	/* Its start (a version-7 id's time, else backup 1's) and its newest
+	 * backup's time. */
+	int64_t first, time;
 	uint32_t backups;    /* how many it holds */
 	unsigned why;        /* RET_* bits keeping it; 0: deleted */
 };

@@ -436,6 +436,7 @@ int repo_newest_series(struct repo *r, const char *label,
 	SNAP_TRY(list_prefix(r, prefix, &v, &n));
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct manifest m;
+		int64_t t, ms;
 
 		/* The first listed number of each series is its oldest. */
 		if (i && strcmp(v[i].series, v[i - 1].series) == 0)
@@ -443,14 +444,21 @@ int repo_newest_series(struct repo *r, const char *label,
 		series_label(v[i].series, lbl);
 		if (strcmp(lbl, label) != 0)
 			continue;
-		rc = repo_load_manifest(r, v[i].series, v[i].num, &m);
-		if (rc)
-			break;
-		if (m.created > best) {
-			best = m.created;
+		/* A version-7 id carries the series' start: no read. */
+		ms = uuid_v7_ms(v[i].series + strlen(v[i].series) - 36);
+		if (ms >= 0) {
+			t = ms * 1000000;
+		} else {
+			rc = repo_load_manifest(r, v[i].series, v[i].num, &m);
+			if (rc)
+				break;
+			t = m.created;
+			manifest_free(&m);
+		}
+		if (t > best) {
+			best = t;
 			memcpy(series, v[i].series, SERIES_MAX);
 		}
-		manifest_free(&m);
 	}
 	free(v);
 	if (rc == 0 && !series[0])

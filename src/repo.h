@@ -119,8 +119,9 @@ int repo_resolve(struct repo *r, const char *spec, char series[SERIES_MAX],
 int repo_resolve_backup(struct repo *r, const char *spec,
 			char series[SERIES_MAX], uint32_t *num);
 
-/* Newest series of a label (by creation of its first backup); SNAP_ENOENT
- * when the label has none. */
+/* Newest series of a label (by creation of its first backup, which a
+ * version-7 series id tells without a read: uuid_v7()); SNAP_ENOENT when
+ * the label has none. */
 int repo_newest_series(struct repo *r, const char *label,
 		       char series[SERIES_MAX]);
 

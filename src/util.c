@@ -272,12 +272,18 @@ int random_bytes(void *p, size_t n)
 	return 0;
 }
 
-int uuid_v4(char out[37])
+static int uuid_make(char out[37], int version)
 {
 	uint8_t u[16];
 
 	SNAP_TRY(random_bytes(u, sizeof(u)));
-	u[6] = (u[6] & 0x0f) | 0x40;
+	if (version == 7) {
+		uint64_t ms = (uint64_t)(now_ns() / 1000000);
+
+		for (int i = 0; i < 6; i++)
+			u[i] = (uint8_t)(ms >> (8 * (5 - i)));
+	}
+	u[6] = (uint8_t)((u[6] & 0x0f) | (version << 4));
 	u[8] = (u[8] & 0x3f) | 0x80;
 	snprintf(out, 37,
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
@@ -285,6 +291,31 @@ int uuid_v4(char out[37])
 		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
 		 u[10], u[11], u[12], u[13], u[14], u[15]);
 	return 0;
+}
+
+int uuid_v4(char out[37])
+{
+	return uuid_make(out, 4);
+}
+
+int uuid_v7(char out[37])
+{
+	return uuid_make(out, 7);
+}
+
+int64_t uuid_v7_ms(const char *u)
+{
+	char hex[13];
+	char *end;
+	int64_t ms;
+
+	if (strlen(u) != 36 || u[14] != '7' || u[8] != '-')
+		return -1;
+	memcpy(hex, u, 8);
+	memcpy(hex + 8, u + 9, 4);
+	hex[12] = 0;
+	ms = (int64_t)strtoll(hex, &end, 16);
+	return *end ? -1 : ms;
 }
 
 int64_t now_ns(void)

@@ -66,6 +66,12 @@ int hex_decode(const char *in, uint8_t *out, size_t n);
 int random_bytes(void *p, size_t n);
 /* Random RFC 4122 version 4 UUID in canonical form (37 bytes). */
 int uuid_v4(char out[37]);
+/* RFC 9562 version 7: the first 48 bits are the Unix time in ms, so ids
+ * made later sort later (series ids: repo_newest_series() reads no
+ * manifest for them). */
+int uuid_v7(char out[37]);
+/* The ms timestamp of a version-7 uuid string; -1 for another version. */
+int64_t uuid_v7_ms(const char *u);
 
 /* Wall clock in nanoseconds, monotonic clock in seconds. */
 int64_t now_ns(void);

@@ -1605,6 +1605,26 @@ static void test_retention(void **state)
 	assert_int_equal(ret_full_due(0, &s, 99, t[7], t[0]), 1);
 }
 
+/* Version-7 series ids sort by time and carry it; version 4 carry none. */
+static void test_uuid_v7(void **state)
+{
+	char a[37], b[37];
+	int64_t now = now_ns() / 1000000, ms;
+
+	(void)state;
+	assert_int_equal(uuid_v7(a), 0);
+	ms = uuid_v7_ms(a);
+	assert_true(ms >= now && ms <= now + 1000);
+	assert_int_equal(a[14], '7');
+	assert_true(strchr("89ab", a[19]) != NULL);
+	assert_int_equal(uuid_v4(b), 0);
+	assert_int_equal(uuid_v7_ms(b), -1);
+	assert_true(uuid_v7_ms("017f22e2-79b0-7cc3-98c4-dc0c0c07398f") ==
+		    0x017f22e279b0LL);
+	assert_int_equal(uuid_v7_ms("017f22e2-79b0-7cc3-98c4"), -1);
+	assert_int_equal(uuid_v7_ms("017f22eX-79b0-7cc3-98c4-dc0c0c07398f"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1636,6 +1656,7 @@ int main(void)
 		cmocka_unit_test(test_cred_cache),
 		cmocka_unit_test(test_exclude),
 		cmocka_unit_test(test_retention),
+		cmocka_unit_test(test_uuid_v7),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
