@@ -339,57 +339,46 @@ static int may_repair(struct cctx *c, const char *series,
 	return rc < 0 ? rc : !rc;
 }
 
-struct stray {
-	const struct backup_id *b;
-	size_t n;
-	char **keys;
-	size_t nkeys, cap;
-};
-
-/* Index objects (ixobj.h) of numbers the series has no manifest for. */
-static int stray_cb(const char *key, uint64_t size, void *ctx)
+/* Whether key names the index object (ixobj.h) of a number b lacks. */
+static int stray_index(const char *key, const struct backup_id *b, size_t n)
 {
-	struct stray *s = ctx;
 	const char *p = strrchr(key, '/');
 	unsigned long num;
-	char *end, *d;
+	char *end;
 
-	(void)size;
 	if (!p)
 		return 0;
 	num = strtoul(p + 1, &end, 10);
 	if (*end || !num)
 		return 0;
-	for (size_t i = 0; i < s->n; i++)
-		if (s->b[i].num == num)
+	for (size_t i = 0; i < n; i++)
+		if (b[i].num == num)
 			return 0;
-	SNAP_TRY(array_grow(&s->keys, &s->cap, s->nkeys, sizeof(*s->keys), 8));
-	if (!(d = strdup(key)))
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	s->keys[s->nkeys++] = d;
-	return 0;
+	return 1;
 }
 
 static int repair_series(struct cctx *c, const struct backup_id *b, size_t n,
 			 int orphans)
 {
-	struct stray s = {.b = b, .n = n};
+	struct keylist k = {0};
 	char key[160];
 	uint64_t gone = 0;
+	size_t strays = 0;
 	int rc;
 
 	snprintf(key, sizeof(key), "index/%s/", c->series);
-	rc = store_list(c->r->st, key, stray_cb, &s);
-	if (rc == 0 && (orphans || s.nkeys))
+	rc = store_keys(c->r->st, key, &k);
+	for (size_t i = 0; i < k.n; i++)
+		strays += stray_index(k.keys[i], b, n);
+	if (rc == 0 && (orphans || strays))
 		rc = may_repair(c, c->series, b, n, "unreferenced packs");
-	for (size_t i = 0; rc == 1 && i < s.nkeys; i++)
-		if ((rc = store_del(c->r->st, s.keys[i])) == 0) {
+	for (size_t i = 0; rc == 1 && i < k.n; i++)
+		if (stray_index(k.keys[i], b, n) &&
+		    (rc = store_del(c->r->st, k.keys[i])) == 0) {
 			gone++;
 			rc = 1;
 		}
-	for (size_t i = 0; i < s.nkeys; i++)
-		free(s.keys[i]);
-	free(s.keys);
+	keylist_free(&k);
 	for (size_t i = 0; rc == 1 && i < c->npacks; i++) {
 		if (!c->packs[i].orphan)
 			continue;
@@ -407,54 +396,17 @@ static int repair_series(struct cctx *c, const struct backup_id *b, size_t n,
 	return rc < 0 ? rc : 0;
 }
 
-struct names {
-	char (*v)[SERIES_MAX];
-	size_t n, cap;
-};
-
-/* Collects the distinct series names of keys "PREFIX<series>/...". */
-static int name_cb(const char *key, uint64_t size, void *ctx)
-{
-	struct names *s = ctx;
-	const char *p = strchr(key, '/'), *e;
-	char name[SERIES_MAX];
-
-	(void)size;
-	if (!p || !(e = strchr(p + 1, '/')) || (size_t)(e - p - 1) >= SERIES_MAX)
-		return 0;
-	snprintf(name, sizeof(name), "%.*s", (int)(e - p - 1), p + 1);
-	if (series_check(name))
-		return 0;
-	if (s->n && !strcmp(s->v[s->n - 1], name))
-		return 0; /* listings come mostly sorted */
-	SNAP_TRY(array_grow(&s->v, &s->cap, s->n, sizeof(*s->v), 64));
-	memcpy(s->v[s->n++], name, SERIES_MAX);
-	return 0;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
 /* What no series with backups owns: data of series without one (and of
  * tombstoned ones: their delete is finished), and stale leases. */
 static int repair_rest(struct cctx *c, const struct backup_id *b, size_t n)
 {
-	struct names s = {0};
-	size_t k = 0;
+	struct series_set s = {0};
 	int rc;
 
-	rc = store_list(c->r->st, "data/", name_cb, &s);
-	rc = rc ? rc : store_list(c->r->st, "index/", name_cb, &s);
-	rc = rc ? rc : store_list(c->r->st, "leases/", name_cb, &s);
-	if (rc || !s.n)
-		goto out;
-	qsort(s.v, s.n, sizeof(*s.v), cmp_name);
-	for (size_t i = 0; i < s.n; i++)
-		if (!k || strcmp(s.v[k - 1], s.v[i]))
-			memmove(s.v[k++], s.v[i], SERIES_MAX);
-	for (size_t i = 0; rc == 0 && i < k; i++) {
+	rc = series_set_list(c->r->st, "data/", &s);
+	rc = rc ? rc : series_set_list(c->r->st, "index/", &s);
+	rc = rc ? rc : series_set_list(c->r->st, "leases/", &s);
+	for (size_t i = 0; rc == 0 && i < s.n; i++) {
 		const char *name = s.v[i];
 		char prefix[SERIES_MAX + 8];
 		int has = 0, ok;
@@ -497,8 +449,7 @@ static int repair_rest(struct cctx *c, const struct backup_id *b, size_t n)
 				"backup that never committed", name, objs);
 		}
 	}
-out:
-	free(s.v);
+	series_set_free(&s);
 	return rc;
 }
 

@@ -51,16 +51,10 @@ static int put_lease(struct lease *l)
 	json_t *j;
 	int rc;
 
-	if (gethostname(host, sizeof(host) - 1))
-		host[0] = 0;
+	host_name(host, sizeof(host));
 	j = json_pack("{s:s,s:s,s:I,s:I,s:I}", "series", l->series, "host",
 		      host, "pid", (json_int_t)getpid(), "started",
 		      (json_int_t)l->started, "refreshed", (json_int_t)now);
-	if (!j) /* a host name that is not UTF-8 */
-		j = json_pack("{s:s,s:I,s:I,s:I}", "series", l->series, "pid",
-			      (json_int_t)getpid(), "started",
-			      (json_int_t)l->started, "refreshed",
-			      (json_int_t)now);
 	if (j)
 		text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
@@ -179,28 +173,10 @@ void lease_drop(struct lease *l)
 	free(l);
 }
 
-struct keys_ctx {
-	char **v;
-	size_t n, cap;
-};
-
-static int key_cb(const char *key, uint64_t size, void *ctx)
-{
-	struct keys_ctx *k = ctx;
-	char *d;
-
-	(void)size;
-	SNAP_TRY(array_grow(&k->v, &k->cap, k->n, sizeof(*k->v), 8));
-	if (!(d = strdup(key)))
-		return snap_seterr(SNAP_ENOMEM, "out of memory");
-	k->v[k->n++] = d;
-	return 0;
-}
-
 int lease_scan(struct store *st, const char *series, int64_t grace_s,
 	       char *who, size_t n, uint64_t *live, uint64_t *stale)
 {
-	struct keys_ctx k = {0};
+	struct keylist k = {0};
 	struct buf b = BUF_INIT;
 	char prefix[SERIES_MAX + 16];
 	int64_t now = now_ns();
@@ -209,13 +185,13 @@ int lease_scan(struct store *st, const char *series, int64_t grace_s,
 	*live = 0;
 	who[0] = 0;
 	snprintf(prefix, sizeof(prefix), "leases/%s/", series);
-	rc = store_list(st, prefix, key_cb, &k);
+	rc = store_keys(st, prefix, &k);
 	for (size_t i = 0; rc == 0 && i < k.n; i++) {
 		json_t *j, *h;
 		json_int_t t = 0, pid = 0;
 
 		b.len = 0;
-		rc = store_get(st, k.v[i], 0, -1, &b);
+		rc = store_get(st, k.keys[i], 0, -1, &b);
 		if (rc == SNAP_ENOENT) { /* dropped meanwhile */
 			rc = 0;
 			continue;
@@ -237,14 +213,12 @@ int lease_scan(struct store *st, const char *series, int64_t grace_s,
 		} else {
 			/* Stale, or not a lease we can read: a writer's
 			 * lease is always readable, so it is no writer's. */
-			rc = store_del(st, k.v[i]);
+			rc = store_del(st, k.keys[i]);
 			*stale += rc == 0;
 		}
 		json_decref(j);
 	}
-	for (size_t i = 0; i < k.n; i++)
-		free(k.v[i]);
-	free(k.v);
+	keylist_free(&k);
 	buf_free(&b);
 	return rc;
 }

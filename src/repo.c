@@ -382,6 +382,65 @@ int repo_store_list(struct store *st, const char *prefix,
 	return 0;
 }
 
+struct setctx {
+	struct series_set *s;
+	size_t skip; /* the prefix */
+};
+
+static int set_cb(const char *key, uint64_t size, void *ctx)
+{
+	struct setctx *sc = ctx;
+	struct series_set *s = sc->s;
+	const char *p = key + sc->skip, *e = strchr(p, '/');
+	size_t len = e ? (size_t)(e - p) : strlen(p);
+
+	(void)size;
+	if (len >= SERIES_MAX)
+		return 0;
+	/* Listings come mostly sorted: skip the run of one series. */
+	if (s->n && !strncmp(s->v[s->n - 1], p, len) && !s->v[s->n - 1][len])
+		return 0;
+	SNAP_TRY(array_grow(&s->v, &s->cap, s->n, sizeof(*s->v), 64));
+	memcpy(s->v[s->n], p, len);
+	s->v[s->n][len] = 0;
+	if (series_check(s->v[s->n]) == 0)
+		s->n++; /* else not ours */
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+int series_set_list(struct store *st, const char *prefix,
+		    struct series_set *s)
+{
+	struct setctx sc = {s, strlen(prefix)};
+	size_t k = 0;
+	int rc = store_list(st, prefix, set_cb, &sc);
+
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_name);
+	for (size_t i = 0; i < s->n; i++)
+		if (!k || strcmp(s->v[k - 1], s->v[i]))
+			memmove(s->v[k++], s->v[i], SERIES_MAX);
+	s->n = k;
+	return rc;
+}
+
+int series_set_has(const struct series_set *s, const char *series)
+{
+	return s->n &&
+	       bsearch(series, s->v, s->n, sizeof(*s->v), cmp_name) != NULL;
+}
+
+void series_set_free(struct series_set *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
 /* What readers see: series being deleted or deleted are not there. */
 static int list_prefix(struct repo *r, const char *prefix,
 		       struct backup_id **out, size_t *n)

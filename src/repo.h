@@ -101,6 +101,19 @@ int repo_list(struct repo *r, struct backup_id **out, size_t *n);
  * repository). */
 int repo_store_list(struct store *st, const char *prefix,
 		    struct backup_id **out, size_t *n);
+/* Distinct series ids, sorted: those that name the first path component
+ * after a prefix of a store's keys ("data/" finds data/<series>/...,
+ * "tombstones/" tombstones/<series>).  series_set_list() adds a prefix's
+ * (one listing); the set is sorted and without repeats after each call. */
+struct series_set {
+	char (*v)[SERIES_MAX];
+	size_t n, cap;
+};
+int series_set_list(struct store *st, const char *prefix,
+		    struct series_set *s);
+int series_set_has(const struct series_set *s, const char *series);
+void series_set_free(struct series_set *s);
+
 /* Resolves a spec "SERIES[/N]"; *num is N, or 0 when no number was given.
  * SERIES is tried as, in this order:
  *   - a series id (LABEL-UUID): taken as is, without asking the store;

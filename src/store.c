@@ -124,11 +124,6 @@ int store_holds(struct store *s, const char *key, const void *p, size_t n)
 	return same;
 }
 
-struct keylist {
-	char **keys;
-	size_t n, cap;
-};
-
 static int collect(const char *key, uint64_t size, void *ctx)
 {
 	struct keylist *kl = ctx;
@@ -148,6 +143,19 @@ static int collect(const char *key, uint64_t size, void *ctx)
 		return snap_seterr(SNAP_ENOMEM, "out of memory");
 	kl->n++;
 	return 0;
+}
+
+int store_keys(struct store *s, const char *prefix, struct keylist *kl)
+{
+	return store_list(s, prefix, collect, kl);
+}
+
+void keylist_free(struct keylist *kl)
+{
+	for (size_t i = 0; i < kl->n; i++)
+		free(kl->keys[i]);
+	free(kl->keys);
+	memset(kl, 0, sizeof(*kl));
 }
 
 int store_delete_prefix(struct store *s, const char *prefix, uint64_t *n)
@@ -171,8 +179,6 @@ int store_delete_prefix(struct store *s, const char *prefix, uint64_t *n)
 	}
 	if (rc == 0)
 		rc = store_sweep(s, prefix);
-	for (size_t i = 0; i < kl.n; i++)
-		free(kl.keys[i]);
-	free(kl.keys);
+	keylist_free(&kl);
 	return rc;
 }

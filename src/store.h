@@ -136,6 +136,16 @@ int store_holds(struct store *s, const char *key, const void *p, size_t n);
  * accepted; a store error otherwise. */
 int store_check_create_only(struct store *s);
 
+/* Every key under prefix, collected (malloc'd; keylist_free()): for
+ * callers that act on a listing after it ended, which is also safer than
+ * deleting while a backend pages through it. */
+struct keylist {
+	char **keys;
+	size_t n, cap;
+};
+int store_keys(struct store *s, const char *prefix, struct keylist *kl);
+void keylist_free(struct keylist *kl);
+
 /* Deletes every object under prefix, then sweeps it (store_sweep), so
  * that a deleted prefix leaves nothing behind but what a put still running
  * writes; returns the count of objects in *n. */

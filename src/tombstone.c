@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "err.h"
 #include "manifest.h"
@@ -33,45 +32,18 @@ int tomb_exists(struct store *st, const char *series)
 	return rc ? rc : 1;
 }
 
-struct names {
-	char (*v)[SERIES_MAX];
-	size_t n, cap;
-};
-
-static int name_cb(const char *key, uint64_t size, void *ctx)
-{
-	struct names *t = ctx;
-	const char *s = key + strlen(TOMB_PREFIX);
-
-	(void)size;
-	if (strlen(s) >= SERIES_MAX || series_check(s))
-		return 0; /* not ours */
-	SNAP_TRY(array_grow(&t->v, &t->cap, t->n, sizeof(*t->v), 16));
-	snprintf(t->v[t->n++], SERIES_MAX, "%s", s);
-	return 0;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
 int tomb_filter(struct store *st, struct backup_id *v, size_t *n)
 {
-	struct names t = {0};
+	struct series_set t = {0};
 	size_t k = 0;
-	int rc;
+	int rc = series_set_list(st, TOMB_PREFIX, &t);
 
-	rc = store_list(st, TOMB_PREFIX, name_cb, &t);
-	if (rc || t.n == 0)
-		goto out;
-	qsort(t.v, t.n, sizeof(*t.v), cmp_name);
-	for (size_t i = 0; i < *n; i++)
-		if (!bsearch(v[i].series, t.v, t.n, sizeof(*t.v), cmp_name))
+	for (size_t i = 0; rc == 0 && t.n && i < *n; i++)
+		if (!series_set_has(&t, v[i].series))
 			v[k++] = v[i];
-	*n = k;
-out:
-	free(t.v);
+	if (rc == 0 && t.n)
+		*n = k;
+	series_set_free(&t);
 	return rc;
 }
 
@@ -83,13 +55,9 @@ static int put_tombstone(struct store *st, const char *series)
 	int rc;
 
 	tomb_key(series, key, sizeof(key));
-	if (gethostname(host, sizeof(host) - 1))
-		host[0] = 0;
+	host_name(host, sizeof(host));
 	j = json_pack("{s:s,s:I,s:s}", "series", series, "deleted",
 		      (json_int_t)now_ns(), "host", host);
-	if (!j) /* a host name that is not UTF-8 */
-		j = json_pack("{s:s,s:I}", "series", series, "deleted",
-			      (json_int_t)now_ns());
 	if (j)
 		text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -270,6 +271,18 @@ int random_bytes(void *p, size_t n)
 	if (RAND_bytes(p, (int)n) != 1)
 		return snap_seterr(SNAP_EIO, "random number generator failed");
 	return 0;
+}
+
+void host_name(char *out, size_t n)
+{
+	if (!n)
+		return;
+	if (gethostname(out, n - 1))
+		out[0] = 0;
+	out[n - 1] = 0;
+	for (char *p = out; *p; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			*p = '?';
 }
 
 static int uuid_make(char out[37], int version)

@@ -65,6 +65,11 @@ int hex_decode(const char *in, uint8_t *out, size_t n);
 /* Cryptographically strong random bytes; SNAP_EIO if the RNG fails. */
 int random_bytes(void *p, size_t n);
 /* Random RFC 4122 version 4 UUID in canonical form (37 bytes). */
+/* This host's name, for records others read (tombstones, leases): bytes
+ * outside printable ASCII become '?', so it is always valid JSON text;
+ * "" when the system has none. */
+void host_name(char *out, size_t n);
+
 int uuid_v4(char out[37]);
 /* RFC 9562 version 7: the first 48 bits are the Unix time in ms, so ids
  * made later sort later (series ids: repo_newest_series() reads no
